@@ -1,0 +1,272 @@
+"""The ``hpsearch`` command line.
+
+Exit codes: 0 success, 1 failure at run time, 2 bad usage or bad input, 130 interrupted by Ctrl-C.
+Errors are one sentence on stderr; ``--debug`` adds the traceback. Query commands import only storage,
+so they answer without loading TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+DEFAULT_STORAGE = "sqlite:///hpsearch.db"
+EXIT_INTERRUPTED = 130
+
+
+def _storage_default() -> str:
+    return os.environ.get("HPSEARCH_STORAGE") or DEFAULT_STORAGE
+
+
+def _add_storage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage", default=None, metavar="URL",
+        help="SQLAlchemy URL or SQLite file path (default: $HPSEARCH_STORAGE or sqlite:///hpsearch.db)",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got '{text}'") from None
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from search.engines.base import available_engines
+
+    parser = argparse.ArgumentParser(
+        prog="hpsearch",
+        description="Hyperparameter search for Keras models: one search space, one trial store.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    run = commands.add_parser("run", help="start a study (or --resume one)",
+                              description="Start a search. With no arguments: the bundled default space "
+                              "on the bundled digits data, Optuna TPE, 10 trials.")
+    run.add_argument("space", nargs="?", default=None,
+                     help="space file (YAML/JSON) or bundled preset name (default: the 'default' preset)")
+    run.add_argument("--engine", default="optuna", choices=available_engines())
+    run.add_argument("--algorithm", default=None,
+                     help="optuna: tpe (default), random, grid, cmaes")
+    run.add_argument("--data", default="digits",
+                     help="bundled dataset (digits, breast_cancer, iris, wine, diabetes), a CSV path "
+                     "(with --target) or an .npz with X and y (default: digits)")
+    run.add_argument("--target", default=None, help="target column of a CSV file")
+    run.add_argument("--task", default=None, choices=("auto", "binary", "multiclass", "regression"),
+                     help="override the space's task (default: the space's, usually auto)")
+    run.add_argument("--study", default=None, help="study name (default: DATA-ENGINE-ALGORITHM-TIME)")
+    run.add_argument("--trials", type=int, default=None, help="trial budget (default 10 without --timeout)")
+    run.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
+                     help="stop starting trials after this many seconds")
+    run.add_argument("--seed", type=int, default=0, help="seed for data split, sampler and weights")
+    run.add_argument("--pruner", default="median", help="optuna: median (default), hyperband, none")
+    run.add_argument("--class-weight", default=None, choices=("balanced",),
+                     help="weight classes inversely to their frequency")
+    run.add_argument("--max-failures", type=int, default=5,
+                     help="stop after this many consecutive failed trials (default 5)")
+    run.add_argument("--resume", action="store_true", help="continue the study if it already exists")
+    run.add_argument("--dry-run", action="store_true",
+                     help="validate space and data, show the plan and candidate count, train nothing")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_storage(run)
+
+    resume = commands.add_parser("resume", help="continue an interrupted study to its budget")
+    resume.add_argument("study")
+    resume.add_argument("--trials", type=int, default=None, help="new total trial budget")
+    resume.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS")
+    resume.add_argument("--space", default=None, help="refuse to resume unless the study used this space")
+    resume.add_argument("--engine", default=None, help="refuse to resume unless the study used this engine")
+    resume.add_argument("--data", default=None, help="refuse to resume unless the study used this data")
+    resume.add_argument("--target", default=None)
+    resume.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_storage(resume)
+
+    studies = commands.add_parser("studies", help="list studies with trial counts and best values")
+    studies.add_argument("--json", action="store_true")
+    _add_storage(studies)
+
+    trials = commands.add_parser("trials", help="list a study's trials")
+    trials.add_argument("study")
+    trials.add_argument("--state", action="append", default=[],
+                        help="only trials in this state (complete, pruned, failed, running); repeatable")
+    trials.add_argument("--sort", default="number", help="number (default), value, duration, started")
+    trials.add_argument("--desc", action="store_true", help="sort descending")
+    trials.add_argument("--limit", type=int, default=None)
+    trials.add_argument("--json", action="store_true", help="JSON with per-epoch curves")
+    _add_storage(trials)
+
+    best = commands.add_parser("best", help="show the best trial(s) of a study")
+    best.add_argument("study")
+    best.add_argument("--top", type=int, default=1)
+    best.add_argument("--json", action="store_true")
+    _add_storage(best)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION")
+    db_commands.required = True
+    upgrade = db_commands.add_parser("upgrade", help="upgrade the database schema to this version")
+    _add_storage(upgrade)
+    return parser
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("hpsearch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _print_json(data: Any, out: TextIO) -> None:
+    from search.queries import json_safe
+
+    json.dump(json_safe(data), out, indent=2, allow_nan=False)
+    out.write("\n")
+
+
+# -- commands ---------------------------------------------------------------------------------------
+def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from search.study import RunOptions, run_study
+
+    options = RunOptions(
+        space=args.space, engine=args.engine, algorithm=args.algorithm, data=args.data, target=args.target,
+        task=args.task, study=args.study, trials=args.trials, timeout_s=args.timeout, storage=args.storage,
+        seed=args.seed, pruner=args.pruner, class_weight=args.class_weight, max_failures=args.max_failures,
+        resume=args.resume, dry_run=args.dry_run, progress=not args.quiet,
+    )
+    run_study(options, out=out)
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:
+    from search.study import resume_study
+
+    resume_study(
+        args.study, args.storage, trials=args.trials, timeout_s=args.timeout, space=args.space,
+        engine=args.engine, data=args.data, target=args.target, progress=not args.quiet, out=out,
+    )
+    return 0
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from storage import normalize_url, open_storage
+
+    return open_storage(normalize_url(args.storage), create=False)
+
+
+def _cmd_studies(args: argparse.Namespace, out: TextIO) -> int:
+    from search.queries import studies_table, study_dict
+
+    summaries = _open(args).list_studies()
+    if args.json:
+        _print_json([study_dict(summary) for summary in summaries], out)
+    elif summaries:
+        print(studies_table(summaries), file=out)
+    else:
+        print(f"no studies in {args.storage}", file=out)
+    return 0
+
+
+def _cmd_trials(args: argparse.Namespace, out: TextIO) -> int:
+    from search.queries import list_trials, trial_dict, trials_table
+
+    storage = _open(args)
+    study = storage.get_study(args.study)
+    trials = list_trials(storage, study, states=args.state, sort=args.sort, descending=args.desc,
+                         limit=args.limit, with_epochs=args.json)
+    if args.json:
+        _print_json([trial_dict(trial) for trial in trials], out)
+    elif trials:
+        print(trials_table(trials), file=out)
+    else:
+        print(f"study '{study.name}' has no trials matching that", file=out)
+    return 0
+
+
+def _cmd_best(args: argparse.Namespace, out: TextIO) -> int:
+    from search.queries import best_text, best_trials, trial_dict
+
+    storage = _open(args)
+    study = storage.get_study(args.study)
+    trials = best_trials(storage, study, args.top)
+    if args.json:
+        best = trial_dict(trials[0], curves=False)
+        _print_json(
+            {
+                "study": study.name,
+                "engine": study.engine,
+                "algorithm": study.algorithm,
+                "objective": study.objective,
+                "direction": study.direction,
+                **{key: best[key] for key in ("number", "value", "params", "metrics")},
+                "top": [trial_dict(trial, curves=False) for trial in trials],
+            },
+            out,
+        )
+    else:
+        print(best_text(study, trials), file=out)
+    return 0
+
+
+def _cmd_db(args: argparse.Namespace, out: TextIO) -> int:
+    from storage import normalize_url, upgrade_database
+
+    before, after = upgrade_database(normalize_url(args.storage))
+    if before == after:
+        print(f"{args.storage} is already at schema revision {after}", file=out)
+    else:
+        print(f"upgraded {args.storage} from schema revision {before or '(none)'} to {after}", file=out)
+    return 0
+
+
+_COMMANDS = {
+    "run": _cmd_run, "resume": _cmd_resume, "studies": _cmd_studies, "trials": _cmd_trials,
+    "best": _cmd_best, "db": _cmd_db,
+}
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run one command; returns the exit code (the console script passes it to ``sys.exit``)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    # TensorFlow's C++ start-up chatter is noise for users; they can still override it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse already printed the usage error
+        return int(exit_.code or 0)
+    if getattr(args, "storage", "unset") is None:
+        args.storage = _storage_default()
+    try:
+        return _COMMANDS[args.command](args, out)
+    except KeyboardInterrupt as interrupt:
+        resume = getattr(interrupt, "resume_command", None)
+        message = "interrupted; completed trials are saved"
+        print(f"\n{message}; resume with: {resume}" if resume else f"\n{message}", file=err)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - every error ends as one sentence and an exit code
+        code = getattr(error, "exit_code", None)
+        if args.debug:
+            traceback.print_exc(file=err)
+        if code is None:
+            print(f"error: unexpected {type(error).__name__}: {error} (rerun with --debug for details)",
+                  file=err)
+            return 1
+        print(f"error: {error}", file=err)
+        return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Engine adapters: each drives one search library and reports every trial through the recorder."""

@@ -1,0 +1,178 @@
+"""The engine interface and what every engine shares: budget accounting and failure limits.
+
+An engine adapter compiles the space into its library's own form, drives the library, and reports every
+trial through the recorder. It decides *what* to try; the shared code here decides *when to stop*, so a
+budget means the same thing whichever engine runs.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from search.errors import SearchFailedError, UsageError
+from storage import Storage, StudyRecord, TrialRecord, TrialState
+
+if TYPE_CHECKING:
+    from search.data import Dataset
+    from search.recorder import TrialRecorder
+    from spaces import SearchSpace
+
+
+def counts_toward_budget(trial: TrialRecord) -> bool:
+    """A trial spends budget once it ended on its own; an interrupted one is retried instead."""
+    return trial.state is not TrialState.RUNNING and not trial.interrupted
+
+
+@dataclass
+class Budget:
+    """How much search to do: a trial count, a wall-clock limit, or both (whichever ends first).
+
+    ``trials`` counts trials that ended on their own (complete, pruned, or failed by their own error);
+    trials cut short by a crash or Ctrl-C are retried and do not use budget.
+    """
+
+    trials: int | None
+    timeout_s: float | None = None
+    max_consecutive_failures: int = 5
+    started_at: float = field(default_factory=time.monotonic)
+
+    def time_left(self) -> float | None:
+        if self.timeout_s is None:
+            return None
+        return max(0.0, self.timeout_s - (time.monotonic() - self.started_at))
+
+
+class BudgetTracker:
+    """Follows finished trials and says when the search must stop."""
+
+    def __init__(self, storage: Storage, study: StudyRecord, budget: Budget) -> None:
+        self.storage = storage
+        self.study = study
+        self.budget = budget
+        self.consecutive_failures = 0
+        self.session_failures: list[TrialRecord] = []
+        self.session_successes = 0
+
+    def spent(self) -> int:
+        trials = self.storage.list_trials(self.study.id)
+        return sum(1 for trial in trials if counts_toward_budget(trial))
+
+    def remaining(self) -> int | None:
+        if self.budget.trials is None:
+            return None
+        return max(0, self.budget.trials - self.spent())
+
+    def trial_finished(self, trial: TrialRecord) -> None:
+        if trial.state is TrialState.FAILED and not trial.interrupted:
+            self.consecutive_failures += 1
+            self.session_failures.append(trial)
+        elif trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            self.consecutive_failures = 0
+            self.session_successes += 1
+
+    def should_stop(self) -> bool:
+        if self.consecutive_failures >= self.budget.max_consecutive_failures:
+            return True
+        if self.budget.time_left() == 0.0:
+            return True
+        remaining = self.remaining()
+        return remaining is not None and remaining <= 0
+
+    def raise_if_search_failed(self) -> None:
+        """One message summarising the first errors when the search could not make progress."""
+        stopped_by_failures = self.consecutive_failures >= self.budget.max_consecutive_failures
+        if not self.session_failures or (self.session_successes and not stopped_by_failures):
+            return
+        errors: list[str] = []
+        for trial in self.session_failures:
+            if trial.error and trial.error not in errors:
+                errors.append(trial.error)
+        shown = "; ".join(errors[:3])
+        if stopped_by_failures:
+            head = f"the search stopped after {self.consecutive_failures} consecutive failed trials"
+        else:
+            head = f"every trial failed ({len(self.session_failures)} of {len(self.session_failures)})"
+        raise SearchFailedError(f"{head}; first errors: {shown}")
+
+
+@dataclass
+class RunContext:
+    """Everything an engine needs for one run (or resume) of a study."""
+
+    storage: Storage
+    study: StudyRecord
+    space: SearchSpace
+    dataset: Dataset
+    recorder: TrialRecorder
+    tracker: BudgetTracker
+    settings: Mapping[str, Any]
+    #: Interrupted trials whose configuration must be tried once more before new proposals.
+    retries: list[TrialRecord] = field(default_factory=list)
+
+    @property
+    def seed(self) -> int:
+        return int(self.settings.get("seed", 0))
+
+
+class Engine(ABC):
+    """One search library behind hpsearch's interface.
+
+    Contract: ``check`` refuses a space or settings the engine cannot run, before any training, with a
+    ``UsageError`` or ``SpaceError``; ``describe`` gives the dry-run lines (candidate counts, plans);
+    ``run`` proposes and trains configurations until ``ctx.tracker.should_stop()``, reports every trial
+    through ``ctx.recorder``, tries ``ctx.retries`` first, and leaves no trial RUNNING when it returns or
+    raises. An exception from one trial must never end ``run``.
+    """
+
+    name: str
+    algorithms: tuple[str, ...]
+    default_algorithm: str
+
+    def resolve_algorithm(self, algorithm: str | None) -> str:
+        chosen = algorithm or self.default_algorithm
+        if chosen not in self.algorithms:
+            raise UsageError(
+                f"--algorithm must be one of {', '.join(self.algorithms)} for engine '{self.name}', "
+                f"but got '{chosen}'"
+            )
+        return chosen
+
+    @abstractmethod
+    def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None: ...
+
+    @abstractmethod
+    def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]: ...
+
+    @abstractmethod
+    def run(self, ctx: RunContext) -> None: ...
+
+    def recover(self, ctx: RunContext, interrupted: list[TrialRecord]) -> None:  # noqa: B027
+        """Bring the engine's own state in line after ``interrupted`` trials were failed by resume."""
+
+
+def available_engines() -> tuple[str, ...]:
+    return tuple(_ENGINE_FACTORIES)
+
+
+def get_engine(name: str) -> Engine:
+    try:
+        factory = _ENGINE_FACTORIES[name]
+    except KeyError:
+        raise UsageError(
+            f"--engine must be one of {', '.join(available_engines())}, but got '{name}'"
+        ) from None
+    return factory()
+
+
+def _optuna_engine() -> Engine:
+    from search.engines.optuna_engine import OptunaEngine
+
+    return OptunaEngine()
+
+
+# Engines are built lazily: choosing one must not import the others' libraries.
+_ENGINE_FACTORIES = {"optuna": _optuna_engine}

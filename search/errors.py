@@ -1,0 +1,44 @@
+"""Errors raised by hpsearch's run-time layer.
+
+Every error meant for a user carries ``exit_code``: 2 for bad usage or bad input (the user must change
+what they typed or the file they gave), 1 for a failure at run time. The CLI prints ``str(error)`` as one
+sentence and exits with that code; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+
+class HpsearchError(Exception):
+    """Base of the errors the CLI reports as one sentence."""
+
+    exit_code: int = 1
+
+
+class UsageError(HpsearchError):
+    """The command line asks for something that cannot be done as stated."""
+
+    exit_code = 2
+
+
+class DataError(HpsearchError):
+    """The data source is missing, malformed or unusable for the task; names file and column."""
+
+    exit_code = 2
+
+
+class StudyMismatchError(HpsearchError):
+    """A resume was asked with a space, engine or data different from what the study was created with."""
+
+    exit_code = 2
+
+
+class SearchFailedError(HpsearchError):
+    """The search could not go on (for example every trial failed)."""
+
+    exit_code = 1
+
+
+class NoResultError(HpsearchError):
+    """A query found nothing to report (for example ``best`` on a study with no completed trial)."""
+
+    exit_code = 1

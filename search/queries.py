@@ -1,0 +1,193 @@
+"""Listings of studies and trials, as plain dicts for ``--json`` and as aligned text tables.
+
+Imports only storage: these answer without loading TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from search.errors import NoResultError, UsageError
+from storage import Storage, StudyRecord, StudySummary, TrialRecord, TrialState
+
+SORT_KEYS = ("number", "value", "duration", "started")
+
+
+def json_safe(value: Any) -> Any:
+    """Strict JSON: NaN/inf become null, datetimes ISO strings, enums their value."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, TrialState):
+        return value.value
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def study_dict(summary: StudySummary) -> dict[str, Any]:
+    study = summary.study
+    return json_safe(
+        {
+            "name": study.name,
+            "engine": study.engine,
+            "algorithm": study.algorithm,
+            "objective": study.objective,
+            "direction": study.direction,
+            "data": study.dataset.get("source"),
+            "trials": summary.n_trials,
+            "states": {state.value: summary.counts.get(state, 0) for state in TrialState},
+            "best_value": summary.best_value,
+            "epochs_total": summary.epochs_total,
+            "seconds_total": summary.seconds_total,
+            "created_at": study.created_at,
+            "updated_at": study.updated_at,
+        }
+    )
+
+
+def trial_dict(trial: TrialRecord, *, curves: bool = True) -> dict[str, Any]:
+    data = {
+        "number": trial.number,
+        "state": trial.state,
+        "value": trial.value,
+        "params": trial.params,
+        "metrics": trial.metrics,
+        "epochs_run": trial.epochs_run,
+        "duration_s": trial.duration_s,
+        "started_at": trial.started_at,
+        "ended_at": trial.ended_at,
+        "error": trial.error,
+        "interrupted": trial.interrupted,
+        "retry_of": trial.retry_of,
+        "parent_number": trial.parent_number,
+        "engine_trial_id": trial.engine_trial_id,
+        "worker": trial.worker,
+        "peak_memory_mb": trial.peak_memory_mb,
+    }
+    if curves:
+        data["curves"] = trial.curves
+    return json_safe(data)
+
+
+def list_trials(
+    storage: Storage,
+    study: StudyRecord,
+    *,
+    states: Sequence[str] = (),
+    sort: str = "number",
+    descending: bool = False,
+    limit: int | None = None,
+    with_epochs: bool = True,
+) -> list[TrialRecord]:
+    if sort not in SORT_KEYS:
+        raise UsageError(f"--sort must be one of {', '.join(SORT_KEYS)}, but got '{sort}'")
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be at least 1, but got {limit}")
+    wanted: list[TrialState] = []
+    for state in states:
+        try:
+            wanted.append(TrialState(state.upper()))
+        except ValueError:
+            accepted = ", ".join(s.value.lower() for s in TrialState)
+            raise UsageError(f"--state must be one of {accepted}, but got '{state}'") from None
+    return storage.list_trials(
+        study.id, states=wanted or None, order=sort, descending=descending, limit=limit,
+        with_epochs=with_epochs,
+    )
+
+
+def best_trials(storage: Storage, study: StudyRecord, top: int = 1) -> list[TrialRecord]:
+    if top < 1:
+        raise UsageError(f"--top must be at least 1, but got {top}")
+    best = storage.best_trials(study.id, top)
+    if not best:
+        counts = storage.count_trials(study.id)
+        total = sum(counts.values())
+        if total == 0:
+            raise NoResultError(f"study '{study.name}' has no trials yet; run or resume it first")
+        failed = counts[TrialState.FAILED]
+        raise NoResultError(
+            f"study '{study.name}' has no completed trial ({total} trials: {failed} failed, "
+            f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.RUNNING]} running)"
+        )
+    return best
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    cells = [[format_value(cell) for cell in row] for row in rows]
+    widths = [len(header) for header in headers]
+    for row in cells:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+    lines = ["  ".join(header.ljust(width) for header, width in zip(headers, widths, strict=True))]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def studies_table(summaries: Sequence[StudySummary]) -> str:
+    rows = [
+        (
+            s.study.name,
+            s.study.engine,
+            s.study.algorithm,
+            f"{s.study.objective} ({'min' if s.study.direction == 'minimize' else 'max'})",
+            s.n_trials,
+            s.counts[TrialState.COMPLETE],
+            s.counts[TrialState.PRUNED],
+            s.counts[TrialState.FAILED],
+            s.counts[TrialState.RUNNING],
+            s.best_value,
+            s.study.updated_at.strftime("%Y-%m-%d %H:%M"),
+        )
+        for s in summaries
+    ]
+    headers = ("study", "engine", "algorithm", "objective", "trials", "complete", "pruned", "failed",
+               "running", "best", "updated")
+    return table(headers, rows)
+
+
+def trials_table(trials: Sequence[TrialRecord]) -> str:
+    rows = [
+        (
+            t.number,
+            t.state.value.lower(),
+            t.value,
+            t.epochs_run,
+            None if t.duration_s is None else f"{t.duration_s:.1f}",
+            ", ".join(f"{k}={format_value(v)}" for k, v in t.params.items()),
+            (t.error or "")[:60],
+        )
+        for t in trials
+    ]
+    return table(("#", "state", "value", "epochs", "seconds", "params", "error"), rows)
+
+
+def best_text(study: StudyRecord, trials: Sequence[TrialRecord], models: Sequence[Any] = ()) -> str:
+    lines = [f"study '{study.name}' ({study.engine}/{study.algorithm}), objective {study.objective} "
+             f"({study.direction})"]
+    for rank, trial in enumerate(trials, start=1):
+        prefix = "best trial" if rank == 1 else f"#{rank}"
+        duration = "-" if trial.duration_s is None else f"{trial.duration_s:.1f} s"
+        lines.append(f"{prefix} #{trial.number}: {study.objective} = {format_value(trial.value)} "
+                     f"({trial.epochs_run} epochs, {duration})")
+        width = max((len(name) for name in trial.params), default=0)
+        for name, value in trial.params.items():
+            lines.append(f"  {name.ljust(width)}  {format_value(value)}")
+        shown = {k: v for k, v in trial.metrics.items() if k != study.objective}
+        if shown:
+            lines.append("  final epoch: " + ", ".join(f"{k}={format_value(v)}" for k, v in shown.items()))
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""The trial recorder: the only path from an engine to storage.
+
+An engine calls ``start`` when it proposes a configuration, lets the Keras callback from
+``keras_callback`` write every epoch as it ends, and closes the trial with ``complete``, ``prune`` or
+``fail``. Each call is its own short transaction, so a ``kill -9`` at any instant loses at most the epoch
+being written, never a finished trial.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from storage import Storage, StudyRecord, TrialRecord, TrialState
+
+
+def current_worker() -> str:
+    """``host:pid`` of this process, stored on every trial so that ``resume`` can tell a dead worker's
+    trial (safe to fail and retry) from one that another live process is still training."""
+    # Recomputed rather than cached: a forked worker process has a different pid.
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def resident_memory_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def plain_metrics(logs: Mapping[str, Any] | None) -> dict[str, float]:
+    """Keras logs hold numpy/tensor scalars; storage wants plain floats."""
+    return {str(name): float(value) for name, value in (logs or {}).items()}
+
+
+class TrialRecorder:
+    """Writes one study's trials through the storage repository.
+
+    ``on_finish`` listeners (progress bar, budget checks) are told of every finished trial, whichever
+    engine ran it.
+    """
+
+    def __init__(self, storage: Storage, study: StudyRecord) -> None:
+        self.storage = storage
+        self.study = study
+        self._listeners: list[Callable[[TrialRecord], None]] = []
+        self._peak_mb: dict[int, float] = {}
+
+    def on_finish(self, listener: Callable[[TrialRecord], None]) -> None:
+        self._listeners.append(listener)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(
+        self,
+        params: Mapping[str, Any],
+        *,
+        engine_trial_id: str | None = None,
+        retry_of: int | None = None,
+        parent_number: int | None = None,
+    ) -> TrialRecord:
+        trial = self.storage.start_trial(
+            self.study.id,
+            dict(params),
+            engine_trial_id=engine_trial_id,
+            worker=current_worker(),
+            retry_of=retry_of,
+            parent_number=parent_number,
+        )
+        self._peak_mb[trial.id] = resident_memory_mb()
+        return trial
+
+    def epoch(self, trial: TrialRecord, epoch: int, logs: Mapping[str, Any] | None) -> None:
+        self.storage.record_epoch(trial.id, epoch, plain_metrics(logs))
+        self._peak_mb[trial.id] = max(self._peak_mb.get(trial.id, 0.0), resident_memory_mb())
+
+    def complete(self, trial: TrialRecord, value: float, metrics: Mapping[str, float]) -> TrialRecord:
+        return self._finish(trial, TrialState.COMPLETE, value=value, metrics=metrics)
+
+    def prune(self, trial: TrialRecord, value: float | None, metrics: Mapping[str, float]) -> TrialRecord:
+        return self._finish(trial, TrialState.PRUNED, value=value, metrics=metrics)
+
+    def fail(
+        self,
+        trial: TrialRecord,
+        error: str,
+        *,
+        interrupted: bool = False,
+        metrics: Mapping[str, float] | None = None,
+    ) -> TrialRecord:
+        return self._finish(trial, TrialState.FAILED, error=error, interrupted=interrupted, metrics=metrics)
+
+    def _finish(
+        self,
+        trial: TrialRecord,
+        state: TrialState,
+        *,
+        value: float | None = None,
+        metrics: Mapping[str, float] | None = None,
+        error: str | None = None,
+        interrupted: bool = False,
+    ) -> TrialRecord:
+        if value is not None and not math.isfinite(value):
+            value = None
+        peak = max(self._peak_mb.pop(trial.id, 0.0), resident_memory_mb())
+        finished = self.storage.finish_trial(
+            trial.id,
+            state,
+            value=value,
+            metrics=dict(metrics or {}),
+            error=error,
+            interrupted=interrupted,
+            peak_memory_mb=round(peak, 1),
+        )
+        for listener in self._listeners:
+            listener(finished)
+        return finished
+
+    # -- Keras ------------------------------------------------------------------------------------
+    def keras_callback(self, trial: TrialRecord) -> Any:
+        """A Keras callback writing each epoch's logs to this trial and stopping on a non-finite loss."""
+        from search.training import EpochRecorderCallback
+
+        return EpochRecorderCallback(lambda epoch, logs: self.epoch(trial, epoch, logs))

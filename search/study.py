@@ -1,0 +1,395 @@
+"""Running and resuming studies: the one place that ties space, data, storage and engine together.
+
+``run_study`` creates a study (or refuses an existing name unless asked to resume), ``resume_study``
+continues one after checking that nothing it depends on changed, and both hand the engine a context in
+which every trial goes through the recorder. Whatever stops a run (budget, Ctrl-C, a crash), completed
+trials are already committed; the in-flight trial is failed as interrupted and retried on resume.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, TextIO
+
+from search.engines.base import Budget, BudgetTracker, Engine, RunContext, get_engine
+from search.errors import StudyMismatchError, UsageError
+from search.recorder import TrialRecorder, current_worker
+from search.recovery import fail_abandoned_trials, trials_to_retry
+from spaces import SearchSpace, check_objective, load_space, space_from_dict
+from storage import Storage, StudyExistsError, StudyRecord, TrialState, normalize_url, open_storage
+
+if TYPE_CHECKING:
+    from search.data import Dataset
+
+DEFAULT_SPACE = "default"
+DEFAULT_DATA = "digits"
+DEFAULT_TRIALS = 10
+DEFAULT_STORAGE = "sqlite:///hpsearch.db"
+
+_VERSIONED_PACKAGES = (
+    "hpsearch", "tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "scikeras", "scikit-learn",
+    "optuna", "sqlalchemy", "numpy",
+)
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a search, carrying the command that resumes it."""
+
+    def __init__(self, resume_command: str) -> None:
+        super().__init__(resume_command)
+        self.resume_command = resume_command
+
+
+@dataclass
+class RunOptions:
+    """What ``hpsearch run`` was asked to do; ``None`` means the documented default."""
+
+    space: str | None = None
+    engine: str = "optuna"
+    algorithm: str | None = None
+    data: str = DEFAULT_DATA
+    target: str | None = None
+    task: str | None = None
+    study: str | None = None
+    trials: int | None = None
+    timeout_s: float | None = None
+    storage: str = DEFAULT_STORAGE
+    seed: int = 0
+    pruner: str = "median"
+    class_weight: str | None = None
+    max_failures: int = 5
+    resume: bool = False
+    dry_run: bool = False
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _load_data(source: str, target: str | None, task: str, seed: int, class_weight: str | None) -> Dataset:
+    from search.data import load_dataset
+
+    return load_dataset(source, target=target, task=task, seed=seed, class_weight=class_weight)
+
+
+def _storage_flag(url: str) -> str:
+    return "" if url == DEFAULT_STORAGE else f" --storage {url}"
+
+
+def _budget(trials: int | None, timeout_s: float | None, max_failures: int) -> Budget:
+    if trials is not None and trials < 1:
+        raise UsageError(f"--trials must be at least 1, but got {trials}")
+    if timeout_s is not None and timeout_s <= 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, but got {timeout_s}")
+    if max_failures < 1:
+        raise UsageError(f"--max-failures must be at least 1, but got {max_failures}")
+    if trials is None and timeout_s is None:
+        trials = DEFAULT_TRIALS
+    return Budget(trials=trials, timeout_s=timeout_s, max_consecutive_failures=max_failures)
+
+
+def space_summary(space: SearchSpace) -> str:
+    from spaces import SpaceError
+
+    try:
+        grid = f"{space.grid_size()} grid candidates"
+    except SpaceError:
+        grid = "not finite, so not grid-able (give `step` or `grid` to every float)"
+    return f"space {space.source}: {len(space.params)} tuned parameters, {grid}"
+
+
+def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | None:
+    """Create and run a study, or with ``options.resume`` continue an existing one of that name.
+
+    Returns None for a dry run (nothing is trained or written).
+    """
+    space = load_space(options.space or DEFAULT_SPACE)
+    engine = get_engine(options.engine)
+    settings: dict[str, Any] = {
+        "algorithm": engine.resolve_algorithm(options.algorithm),
+        "pruner": options.pruner,
+        "seed": options.seed,
+        "trials": options.trials,
+        "timeout_s": options.timeout_s,
+        "max_failures": options.max_failures,
+        "class_weight": options.class_weight,
+        **options.extra,
+    }
+    budget = _budget(options.trials, options.timeout_s, options.max_failures)
+    settings["trials"] = budget.trials
+    engine.check(space, settings)
+    task = options.task or space.task
+    url = normalize_url(options.storage)
+
+    if options.dry_run:
+        dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight)
+        check_objective(space, dataset.task)
+        print("dry run: nothing is trained or written", file=out)
+        print(space_summary(space), file=out)
+        for line in engine.describe(space, settings):
+            print(line, file=out)
+        print(f"data {dataset.summary()}", file=out)
+        limits = [f"{budget.trials} trials"] if budget.trials else []
+        limits += [f"{budget.timeout_s:g} s"] if budget.timeout_s else []
+        print(f"budget: {' or '.join(limits)}, objective {space.objective} ({space.direction})", file=out)
+        return None
+
+    # Bad data is refused before the database is even created; a resume reloads data from the study.
+    dataset = None
+    if not options.resume:
+        dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight)
+        check_objective(space, dataset.task)
+    storage = open_storage(url)
+    name = options.study or _default_study_name(options.data, engine.name, settings["algorithm"])
+    existing = _find_study(storage, name)
+    if existing is not None:
+        if not options.resume:
+            raise StudyExistsError(name, url)
+        _refuse_changes(
+            existing, space=space, engine=engine.name, algorithm=settings["algorithm"], data=options.data,
+            target=options.target,
+        )
+        return _resume(storage, existing, trials=options.trials, timeout_s=options.timeout_s,
+                       progress=options.progress, out=out)
+
+    if dataset is None:
+        dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight)
+        check_objective(space, dataset.task)
+    study = storage.create_study(
+        name,
+        engine=engine.name,
+        algorithm=settings["algorithm"],
+        objective=space.objective,
+        direction=space.direction,
+        space=space.to_dict(),
+        dataset={**dataset.reference, "fingerprint": dataset.fingerprint, "summary": dataset.summary()},
+        settings={**settings, "space_source": space.source},
+        versions=package_versions(),
+    )
+    print(f"study '{name}' created in {url}: {dataset.summary()}", file=out)
+    return _execute(storage, study, space, dataset, engine, budget, [], options.progress, out)
+
+
+def resume_study(
+    name: str,
+    storage_url: str = DEFAULT_STORAGE,
+    *,
+    trials: int | None = None,
+    timeout_s: float | None = None,
+    space: str | None = None,
+    engine: str | None = None,
+    data: str | None = None,
+    target: str | None = None,
+    progress: bool = True,
+    out: TextIO = sys.stdout,
+) -> StudyRecord:
+    """Continue a study to its budget (or a new ``trials`` total), refusing if its inputs changed."""
+    storage = open_storage(normalize_url(storage_url), create=False)
+    study = storage.get_study(name)
+    _refuse_changes(
+        study, space=load_space(space) if space else None, engine=engine, algorithm=None, data=data,
+        target=target,
+    )
+    return _resume(storage, study, trials=trials, timeout_s=timeout_s, progress=progress, out=out)
+
+
+def _resume(
+    storage: Storage,
+    study: StudyRecord,
+    *,
+    trials: int | None,
+    timeout_s: float | None,
+    progress: bool,
+    out: TextIO,
+) -> StudyRecord:
+    space = space_from_dict(study.space, study.settings.get("space_source", f"study '{study.name}'"))
+    engine = get_engine(study.engine)
+    reference = study.dataset
+    dataset = _load_data(
+        reference["source"], reference.get("target"), reference.get("task", "auto"),
+        int(reference.get("seed", 0)), reference.get("class_weight"),
+    )
+    if dataset.fingerprint != reference.get("fingerprint"):
+        was, now = str(reference.get("fingerprint"))[:12], dataset.fingerprint[:12]
+        raise StudyMismatchError(
+            f"cannot resume study '{study.name}': the data at {reference['source']} changed since the study "
+            f"was created (fingerprint {was} is now {now})"
+        )
+    settings = dict(study.settings)
+    if trials is not None:
+        settings["trials"] = trials
+    if timeout_s is not None:
+        settings["timeout_s"] = timeout_s
+    if trials is not None or timeout_s is not None:
+        study = storage.update_study_settings(study.id, {"trials": settings["trials"],
+                                                         "timeout_s": settings["timeout_s"]})
+    # A stored timeout is a per-session limit: a resumed run gets the same again, not what is left.
+    budget = _budget(settings.get("trials"), settings.get("timeout_s"), int(settings.get("max_failures", 5)))
+
+    interrupted = fail_abandoned_trials(storage, study)
+    probe = _context(storage, study, space, dataset, budget, [])
+    if interrupted:
+        engine.recover(probe, interrupted)
+        numbers = ", ".join(f"#{trial.number}" for trial in interrupted)
+        print(f"marked {len(interrupted)} interrupted trial(s) as FAILED: {numbers}", file=out)
+    retries = trials_to_retry(storage, study)
+    if retries:
+        print(f"retrying the configuration of trial(s) {', '.join(f'#{t.number}' for t in retries)}",
+              file=out)
+    remaining = probe.tracker.remaining()
+    print(f"resuming study '{study.name}' ({study.engine}/{study.algorithm}): "
+          f"{probe.tracker.spent()} trials done, {remaining if remaining is not None else 'unbounded'} to go",
+          file=out)
+    return _execute(storage, study, space, dataset, engine, budget, retries, progress, out)
+
+
+def _context(
+    storage: Storage,
+    study: StudyRecord,
+    space: SearchSpace,
+    dataset: Dataset,
+    budget: Budget,
+    retries: list,
+) -> RunContext:
+    recorder = TrialRecorder(storage, study)
+    tracker = BudgetTracker(storage, study, budget)
+    recorder.on_finish(tracker.trial_finished)
+    return RunContext(
+        storage=storage, study=study, space=space, dataset=dataset, recorder=recorder, tracker=tracker,
+        settings=study.settings, retries=retries,
+    )
+
+
+def _execute(
+    storage: Storage,
+    study: StudyRecord,
+    space: SearchSpace,
+    dataset: Dataset,
+    engine: Engine,
+    budget: Budget,
+    retries: list,
+    progress: bool,
+    out: TextIO,
+) -> StudyRecord:
+    from search.progress import ProgressBar
+
+    ctx = _context(storage, study, space, dataset, budget, retries)
+    bar = ProgressBar(
+        total=budget.trials, initial=ctx.tracker.spent(), objective=study.objective,
+        direction=study.direction, best=_best_value(storage, study), enabled=progress,
+    )
+    ctx.recorder.on_finish(bar.trial_finished)
+    started = time.monotonic()
+    try:
+        engine.run(ctx)
+    except KeyboardInterrupt:
+        raise SearchInterrupted(f"hpsearch resume {study.name}{_storage_flag(storage.url)}") from None
+    finally:
+        bar.close()
+        _fail_own_running_trials(storage, study)
+        storage.touch_study(study.id)
+    ctx.tracker.raise_if_search_failed()
+    _print_summary(storage, study, time.monotonic() - started, out)
+    return storage.get_study(study.name)
+
+
+def _fail_own_running_trials(storage: Storage, study: StudyRecord) -> None:
+    """Safety net: a trial this process started must not stay RUNNING once the run is over."""
+    me = current_worker()
+    for trial in storage.running_trials(study.id):
+        if trial.worker == me:
+            storage.finish_trial(trial.id, TrialState.FAILED, error="interrupted: the run stopped",
+                                 interrupted=True)
+
+
+def _best_value(storage: Storage, study: StudyRecord) -> float | None:
+    best = storage.best_trials(study.id, 1)
+    return best[0].value if best else None
+
+
+def _print_summary(storage: Storage, study: StudyRecord, seconds: float, out: TextIO) -> None:
+    counts = storage.count_trials(study.id)
+    states = ", ".join(f"{counts[state]} {state.value.lower()}" for state in TrialState if counts[state])
+    print(f"study '{study.name}': {sum(counts.values())} trials ({states}) after {seconds:.1f} s", file=out)
+    best = storage.best_trials(study.id, 1)
+    if best:
+        print(f"best trial #{best[0].number}: {study.objective} = {best[0].value:.6g}", file=out)
+        print(f"show it with: hpsearch best {study.name}{_storage_flag(storage.url)}", file=out)
+
+
+def _find_study(storage: Storage, name: str) -> StudyRecord | None:
+    from storage import StudyNotFoundError
+
+    try:
+        return storage.get_study(name)
+    except StudyNotFoundError:
+        return None
+
+
+def _default_study_name(data: str, engine: str, algorithm: str) -> str:
+    from pathlib import Path
+
+    stem = Path(data).stem or data
+    return f"{stem}-{engine}-{algorithm}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+
+
+def _refuse_changes(
+    study: StudyRecord,
+    *,
+    space: SearchSpace | None,
+    engine: str | None,
+    algorithm: str | None,
+    data: str | None,
+    target: str | None,
+) -> None:
+    """Resuming with other inputs would mix incomparable trials: name what changed and refuse."""
+    changed: list[str] = []
+    if engine is not None and engine != study.engine:
+        changed.append(f"engine (study: {study.engine}, given: {engine})")
+    if algorithm is not None and algorithm != study.algorithm:
+        changed.append(f"algorithm (study: {study.algorithm}, given: {algorithm})")
+    if space is not None and space.to_dict() != study.space:
+        changed.append(f"search space ({_space_difference(study.space, space.to_dict())})")
+    if data is not None and not _same_data_source(data, study.dataset):
+        changed.append(f"data (study: {study.dataset.get('source')}, given: {data})")
+    if target is not None and target != study.dataset.get("target"):
+        changed.append(f"target (study: {study.dataset.get('target')}, given: {target})")
+    if changed:
+        raise StudyMismatchError(
+            f"cannot resume study '{study.name}' with a different {'; '.join(changed)}; "
+            "start a new study under another name instead"
+        )
+
+
+def _same_data_source(given: str, reference: dict) -> bool:
+    from pathlib import Path
+
+    source = str(reference.get("source"))
+    if reference.get("kind") == "builtin":
+        return given == source
+    return Path(given).expanduser().resolve() == Path(source)
+
+
+def _space_difference(old: dict, new: dict) -> str:
+    differences = []
+    for section in ("task", "objective"):
+        if old.get(section) != new.get(section):
+            differences.append(f"{section} {old.get(section)!r} -> {new.get(section)!r}")
+    for section in ("params", "fixed"):
+        before, after = old.get(section) or {}, new.get(section) or {}
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                differences.append(f"{section[:-1] if section == 'params' else section} '{key}'")
+    return ", ".join(differences) or "changed"

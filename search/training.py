@@ -1,0 +1,145 @@
+"""Training one configuration: the step every engine shares.
+
+Whichever engine proposed a configuration, it is built by the one model builder and trained here, so one
+config gives one architecture and one training procedure across engines.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from search.data import Dataset
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite: the trial fails with this reason, the search goes on."""
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What one training run produced: per-epoch history and the objective read from it."""
+
+    history: dict[str, list[float]]
+    value: float | None
+    best_epoch: int | None
+    epochs_run: int
+
+    @property
+    def final_metrics(self) -> dict[str, float]:
+        return {name: values[-1] for name, values in self.history.items() if values}
+
+
+def objective_value(
+    history: Mapping[str, Sequence[float]], objective: str, direction: str
+) -> tuple[float | None, int | None]:
+    """The best epoch's objective value (as KerasTuner scores trials) and that epoch's index.
+
+    Non-finite epochs never count as best.
+    """
+    values = history.get(objective)
+    if not values:
+        return None, None
+    finite = [(value, epoch) for epoch, value in enumerate(values) if math.isfinite(value)]
+    if not finite:
+        return None, None
+    pick = min if direction == "minimize" else max
+    value, epoch = pick(finite, key=lambda pair: pair[0])
+    return float(value), epoch
+
+
+def _keras_callback_base() -> type:
+    import keras
+
+    return keras.callbacks.Callback
+
+
+def EpochRecorderCallback(write_epoch: Callable[[int, Mapping[str, Any]], None]) -> Any:  # noqa: N802
+    """Build the Keras callback that hands each epoch's logs to ``write_epoch``.
+
+    A factory rather than a module-level class so that importing this module does not import Keras.
+    It stops training on a non-finite loss (like ``TerminateOnNaN``) and remembers why, so the caller
+    can fail the trial with that reason.
+    """
+
+    class _EpochRecorder(_keras_callback_base()):
+        def __init__(self) -> None:
+            super().__init__()
+            self.non_finite: str | None = None
+
+        def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+            logs = logs or {}
+            write_epoch(epoch, logs)
+            loss = logs.get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.non_finite = f"loss became {float(loss)} at epoch {epoch + 1}"
+                self.model.stop_training = True
+
+    return _EpochRecorder()
+
+
+def seed_everything(seed: int) -> None:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def fit_config(
+    config: Mapping[str, Any],
+    dataset: Dataset,
+    *,
+    objective: str,
+    direction: str,
+    callbacks: Sequence[Any] = (),
+    seed: int = 0,
+    epochs: int | None = None,
+    initial_epoch: int = 0,
+) -> FitResult:
+    """Build ``config`` with the shared model builder and train it on the dataset's train split.
+
+    Validation uses the dataset's validation split; the test split is never seen during search.
+    Raises ``NonFiniteLossError`` when the loss diverges.
+    """
+    import keras
+
+    from spaces import TaskInfo, build_model
+
+    seed_everything(seed)
+    task = TaskInfo(kind=dataset.task, n_features=dataset.n_features, n_classes=dataset.n_classes)
+    try:
+        model = build_model(config, task)
+        callback_list = list(callbacks)
+        history = model.fit(
+            dataset.x_train,
+            dataset.y_train,
+            validation_data=(dataset.x_val, dataset.y_val),
+            epochs=int(epochs if epochs is not None else config["epochs"]),
+            initial_epoch=initial_epoch,
+            batch_size=int(config["batch_size"]),
+            class_weight=dataset.class_weight,
+            callbacks=callback_list,
+            verbose=0,
+        )
+        for callback in callback_list:
+            reason = getattr(callback, "non_finite", None)
+            if reason:
+                raise NonFiniteLossError(reason)
+        curves = {name: [float(v) for v in values] for name, values in history.history.items()}
+    finally:
+        # Frees the graph and layer-name counters between trials; memory still grows a few MB per
+        # trial inside one process, which is why long searches recycle worker processes.
+        keras.backend.clear_session()
+    value, best_epoch = objective_value(curves, objective, direction)
+    epochs_run = len(next(iter(curves.values()), []))
+    return FitResult(history=curves, value=value, best_epoch=best_epoch, epochs_run=epochs_run)
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for the trial's error column: the exception type and its first line."""
+    text = str(error).strip().splitlines()
+    first = text[0] if text else ""
+    name = type(error).__name__
+    return f"{name}: {first}" if first else name

@@ -1,0 +1,35 @@
+"""What may be tuned: search spaces, their validation, their compilers and the one model builder.
+
+Importing this package and loading a space import neither TensorFlow nor any engine: Keras,
+KerasTuner, Optuna and scikit-learn are imported inside the functions that need them, so commands
+that only read spaces stay fast.
+
+The engine compilers live in submodules (``spaces.compile_sklearn``, ``spaces.compile_keras_tuner``,
+``spaces.compile_optuna``) and are imported by the engine that needs them.
+"""
+
+from spaces.builder import TaskInfo, build_model
+from spaces.errors import SpaceError
+from spaces.hyperparameters import DEFAULTS
+from spaces.objectives import check_objective, direction_of, objective_names
+from spaces.params import CategoricalParam, FloatParam, IntParam, Param
+from spaces.space import SearchSpace, list_presets, load_space, resolve_config, space_from_dict
+
+__all__ = [
+    "DEFAULTS",
+    "CategoricalParam",
+    "FloatParam",
+    "IntParam",
+    "Param",
+    "SearchSpace",
+    "SpaceError",
+    "TaskInfo",
+    "build_model",
+    "check_objective",
+    "direction_of",
+    "list_presets",
+    "load_space",
+    "objective_names",
+    "resolve_config",
+    "space_from_dict",
+]

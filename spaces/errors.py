@@ -1,0 +1,42 @@
+"""The one error type of ``spaces``: a space file (or a config built from one) that cannot be used."""
+
+from __future__ import annotations
+
+
+class SpaceError(ValueError):
+    """A search space, a value in it, or a config derived from it is invalid.
+
+    The message is one sentence naming the file (the space's ``source``), the parameter or field, and
+    what must hold. Code deep in the validation often does not know which file it is reading, so the
+    error carries ``source`` and ``param`` separately and the loader fills ``source`` in on the way
+    out (``with_source``); ``str(error)`` assembles the sentence.
+    """
+
+    # Bad input, not a run-time failure: the CLI maps this to exit status 2 like search.errors.UsageError.
+    exit_code = 2
+
+    def __init__(self, detail: str, *, param: str | None = None, source: str | None = None,
+                 label: str = "parameter") -> None:
+        self.detail = detail
+        self.param = param
+        self.source = source
+        self.label = label
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        parts = []
+        if self.source:
+            parts.append(self.source)
+        if self.param is not None:
+            parts.append(f"{self.label} '{self.param}'")
+        parts.append(self.detail)
+        return ": ".join(parts)
+
+    def with_source(self, source: str) -> SpaceError:
+        """The same error, attributed to ``source`` unless it already names a file."""
+        if self.source:
+            return self
+        return SpaceError(self.detail, param=self.param, source=source, label=self.label)
+
+    def __str__(self) -> str:
+        return self._message()

@@ -1,0 +1,329 @@
+"""The search space: what a study tunes, what it fixes, and what it optimises.
+
+A space is read from a YAML or JSON file (or a bundled preset) and validated completely when loaded,
+so a typo fails in a second, before any training, with one sentence naming the file, the parameter
+and what must hold.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from spaces.errors import SpaceError
+from spaces.hyperparameters import DEFAULTS, KNOBS, Knob, check_value, in_range
+from spaces.objectives import all_objective_names, direction_of, objective_names
+from spaces.params import CategoricalParam, FloatParam, IntParam, Param
+
+TASKS = ("auto", "binary", "multiclass", "regression")
+TOP_LEVEL_KEYS = ("task", "objective", "params", "fixed")
+DEFAULT_OBJECTIVE = "val_loss"
+_SPACE_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+_NUMERIC_KEYS = {"type", "low", "high", "log", "step", "grid"}
+_CATEGORICAL_KEYS = {"type", "choices"}
+# PyYAML reads 1e-4 (no dot) as a string; numbers are what such a string always means in a space file.
+_NUMBER_TEXT = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+
+
+def _unknown(name: str, known: Iterable[str], what: str) -> SpaceError:
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return SpaceError(f"unknown {what} {name!r}{hint}; known {what}s: {', '.join(known)}")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search space.
+
+    ``params`` keeps the order of the file. ``source`` names where the space came from (a path, or
+    ``preset:NAME``) for error messages; it takes no part in equality, so the same space read from two
+    places compares equal. ``to_dict()`` is the stable, JSON-able identity callers store and compare.
+    """
+
+    task: str = "auto"
+    objective: str = DEFAULT_OBJECTIVE
+    params: dict[str, Param] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)
+    source: str = field(default="<space>", compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            params, fixed = _validate(self)
+        except SpaceError as error:
+            raise error.with_source(self.source) from None
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "fixed", fixed)
+
+    @property
+    def direction(self) -> Literal["minimize", "maximize"]:
+        return direction_of(self.objective)
+
+    @property
+    def tuned_names(self) -> list[str]:
+        return list(self.params)
+
+    def grid_size(self) -> int:
+        """Number of grid-search candidates; raises :class:`SpaceError` naming a continuous parameter."""
+        try:
+            return math.prod(len(param.grid_values()) for param in self.params.values())
+        except SpaceError as error:
+            raise error.with_source(self.source) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form; ``space_from_dict(space.to_dict(), space.source) == space``."""
+        return {
+            "task": self.task,
+            "objective": self.objective,
+            "params": {name: param.to_spec() for name, param in self.params.items()},
+            "fixed": dict(self.fixed),
+        }
+
+
+def _validate(space: SearchSpace) -> tuple[dict[str, Param], dict[str, Any]]:
+    if space.task not in TASKS:
+        raise SpaceError(f"`task` must be one of {', '.join(TASKS)}, but got {space.task!r}")
+    if not isinstance(space.objective, str) or not space.objective:
+        raise SpaceError(f"`objective` must be a metric name, but got {space.objective!r}")
+    accepted = all_objective_names() if space.task == "auto" else objective_names(space.task)
+    if space.objective not in accepted:
+        where = "any task" if space.task == "auto" else f"a {space.task} task"
+        raise SpaceError(
+            f"`objective` {space.objective!r} is not a metric the model reports for {where}; "
+            f"accepted objectives: {', '.join(accepted)}"
+        )
+    params: dict[str, Param] = {}
+    for name, param in space.params.items():
+        if name not in KNOBS:
+            raise _unknown(name, KNOBS, "parameter")
+        if not isinstance(param, IntParam | FloatParam | CategoricalParam):
+            raise SpaceError(f"must be an IntParam, FloatParam or CategoricalParam, but got {param!r}",
+                             param=name)
+        if param.name != name:
+            raise SpaceError(f"is declared under a different name ({param.name!r})", param=name)
+        params[name] = _check_domain(KNOBS[name], param)
+    fixed: dict[str, Any] = {}
+    for name, value in space.fixed.items():
+        if name not in KNOBS:
+            raise _unknown(name, KNOBS, "parameter")
+        if name in params:
+            raise SpaceError("is both tuned (under `params`) and fixed (under `fixed`); keep only one",
+                             param=name)
+        try:
+            fixed[name] = check_value(name, value)
+        except SpaceError as error:
+            raise SpaceError(error.detail, param=name, label="fixed value") from None
+    return params, fixed
+
+
+def _check_domain(knob: Knob, param: Param) -> Param:
+    """Check a parameter against what the builder accepts for it; return it with choices normalised."""
+    if isinstance(param, CategoricalParam):
+        # Choices become the knob's own type (dropout [0, 0.1] -> [0.0, 0.1]) so engines that insist on
+        # one value type (KerasTuner's Choice) and stored configs agree.
+        choices = tuple(check_value(knob.name, choice) for choice in param.choices)
+        return CategoricalParam(param.name, choices)
+    wanted = {"int": IntParam, "float": FloatParam}.get(knob.kind)
+    if wanted is None:
+        example = json.dumps(knob.default) if knob.kind == "bool" else knob.default
+        raise SpaceError(f"takes only `type: categorical` (values must be {knob.domain()}, "
+                         f"for example {example})", param=knob.name)
+    if not isinstance(param, wanted):
+        raise SpaceError(f"must be `type: {knob.kind}` or `type: categorical`, not "
+                         f"`type: {'int' if isinstance(param, IntParam) else 'float'}`", param=knob.name)
+    for field_name in ("low", "high"):
+        value = getattr(param, field_name)
+        if not in_range(knob, value):
+            raise SpaceError(f"`{field_name}` must keep the parameter within its domain ({knob.domain()}), "
+                             f"but got {field_name}={value!r}", param=knob.name)
+    for value in param.grid or ():
+        if not in_range(knob, value):
+            raise SpaceError(f"`grid` values must be {knob.domain()}, but got {value!r}", param=knob.name)
+    return param
+
+
+def _number_from_text(value: Any) -> Any:
+    if isinstance(value, str) and _NUMBER_TEXT.match(value):
+        number = float(value)
+        return int(number) if re.fullmatch(r"\s*[+-]?\d+\s*", value) else number
+    return value
+
+
+def _param_from_spec(name: Any, spec: Any) -> Param:
+    if not isinstance(name, str):
+        raise SpaceError(f"parameter names must be strings, but got {name!r}")
+    if name not in KNOBS:
+        raise _unknown(name, KNOBS, "parameter")
+    if not isinstance(spec, Mapping):
+        raise SpaceError(f"must be a mapping with `type` (int, float or categorical), but got {spec!r}",
+                         param=name)
+    kind = spec.get("type")
+    if kind not in ("int", "float", "categorical"):
+        raise SpaceError(f"`type` must be one of int, float, categorical, but got {kind!r}", param=name)
+    allowed = _CATEGORICAL_KEYS if kind == "categorical" else _NUMERIC_KEYS
+    for key in spec:
+        if key not in allowed:
+            # Suggest only keys not already given: `type` is always there and would otherwise win.
+            close = difflib.get_close_matches(str(key), sorted(allowed - set(spec)), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SpaceError(f"unknown key {key!r} for `type: {kind}`{hint}; allowed keys: "
+                             f"{', '.join(sorted(allowed))}", param=name)
+    if kind == "categorical":
+        if "choices" not in spec:
+            raise SpaceError("`type: categorical` needs `choices: [...]`", param=name)
+        choices = spec["choices"]
+        if isinstance(choices, list) and KNOBS[name].kind in ("int", "float"):
+            choices = [_number_from_text(choice) for choice in choices]
+        return CategoricalParam(name, tuple(choices) if isinstance(choices, list) else choices)
+    values = {key: _number_from_text(spec[key]) for key in ("low", "high", "step") if key in spec}
+    grid = spec.get("grid")
+    if isinstance(grid, list):
+        grid = tuple(_number_from_text(value) for value in grid)
+    cls = IntParam if kind == "int" else FloatParam
+    return cls(name, values.get("low"), values.get("high"), log=spec.get("log", False),
+               step=values.get("step"), grid=grid)
+
+
+def space_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> SearchSpace:
+    """Build and validate a space from its plain form (a parsed YAML/JSON document or ``to_dict()``)."""
+    try:
+        if not isinstance(data, Mapping):
+            raise SpaceError(f"a space must be a mapping with keys {', '.join(TOP_LEVEL_KEYS)}, "
+                             f"but got {type(data).__name__}")
+        for key in data:
+            if key not in TOP_LEVEL_KEYS:
+                close = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise SpaceError(
+                    f"unknown top-level key {key!r}{hint}; allowed keys: {', '.join(TOP_LEVEL_KEYS)}"
+                )
+        raw_params = data.get("params") or {}
+        raw_fixed = data.get("fixed") or {}
+        for key, raw in (("params", raw_params), ("fixed", raw_fixed)):
+            if not isinstance(raw, Mapping):
+                raise SpaceError(f"`{key}` must be a mapping of parameter names, but got {raw!r}")
+        params = {name: _param_from_spec(name, spec) for name, spec in raw_params.items()}
+        fixed = {}
+        for name, value in raw_fixed.items():
+            knob = KNOBS.get(name)
+            fixed[name] = _number_from_text(value) if knob and knob.kind in ("int", "float") else value
+        return SearchSpace(
+            task=data.get("task", "auto"),
+            objective=data.get("objective", DEFAULT_OBJECTIVE),
+            params=params,
+            fixed=fixed,
+            source=source,
+        )
+    except SpaceError as error:
+        raise error.with_source(source) from None
+
+
+def _presets_dir() -> Any:
+    return resources.files("spaces") / "presets"
+
+
+def _preset_files() -> dict[str, Any]:
+    found = {}
+    for entry in _presets_dir().iterdir():
+        suffix = Path(entry.name).suffix
+        if suffix in _SPACE_SUFFIXES:
+            found[Path(entry.name).stem] = entry
+    return dict(sorted(found.items()))
+
+
+def list_presets() -> list[str]:
+    """Names of the bundled spaces, usable wherever a space file is asked for."""
+    return list(_preset_files())
+
+
+def _unique_key_loader() -> Any:
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        """A repeated key would silently replace an earlier parameter; refuse it instead."""
+
+    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark
+                )
+            seen.add(key)
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return UniqueKeyLoader
+
+
+def _parse(text: str, fmt: str, source: str) -> Any:
+    if fmt == "json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise SpaceError(f"is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}",
+                             source=source) from None
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_unique_key_loader())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise SpaceError(f"is not valid YAML: {problem}{where}", source=source) from None
+
+
+def load_space(path_or_preset: str | os.PathLike[str]) -> SearchSpace:
+    """Load and validate a space file (``.yaml``, ``.yml``, ``.json``) or a bundled preset by name."""
+    path = Path(path_or_preset)
+    name = os.fspath(path_or_preset)
+    if path.exists():
+        if not path.is_file():
+            raise SpaceError(f"space file {name!r} is not a file")
+        fmt = _SPACE_SUFFIXES.get(path.suffix.lower())
+        if fmt is None:
+            raise SpaceError(f"space file {name!r} must end in .yaml, .yml or .json")
+        text = path.read_text(encoding="utf-8")
+        source = name
+    else:
+        presets = _preset_files()
+        if name not in presets:
+            raise SpaceError(f"space file {name!r} does not exist and is not a bundled preset "
+                             f"(presets: {', '.join(presets)})")
+        entry = presets[name]
+        fmt = _SPACE_SUFFIXES[Path(entry.name).suffix]
+        text = entry.read_text(encoding="utf-8")
+        source = f"preset:{name}"
+    data = _parse(text, fmt, source)
+    if data is None:
+        raise SpaceError("is empty; a space needs at least `params` or `fixed`", source=source)
+    return space_from_dict(data, source)
+
+
+def resolve_config(space: SearchSpace, point: Mapping[str, Any]) -> dict[str, Any]:
+    """The full builder config for one trial: defaults, then the space's fixed values, then ``point``.
+
+    Values come back as plain Python types in each parameter's canonical form, so the same point gives
+    an equal, JSON-able dict whichever engine proposed it.
+    """
+    try:
+        config: dict[str, Any] = {**DEFAULTS, **space.fixed}
+        for name, value in point.items():
+            if name not in KNOBS:
+                raise _unknown(name, KNOBS, "parameter")
+            param = space.params.get(name)
+            config[name] = param.normalise(value) if param is not None else value
+        return {name: check_value(name, value) for name, value in config.items()}
+    except SpaceError as error:
+        raise error.with_source(space.source) from None

@@ -1,0 +1,48 @@
+"""What happened: hpsearch's trial store.
+
+SQLAlchemy tables prefixed ``hp_`` (next to Optuna's own tables in the same database), Alembic
+migrations shipped in this package, and a small repository API, :class:`Storage`, that takes ids and
+plain values and returns frozen records. Imports nothing from ``search``/``spaces`` and no machine
+learning library, so the CLI's query commands load quickly.
+
+    storage = open_storage("runs/hpsearch.db")
+    study = storage.create_study("demo", engine="optuna", algorithm="tpe", objective="val_accuracy",
+                                 direction="maximize", space={...}, dataset={...}, settings={},
+                                 versions={})
+    trial = storage.start_trial(study.id, {"n_hidden": 2}, worker="host:123")
+    storage.record_epoch(trial.id, 0, {"val_accuracy": 0.91})
+    storage.finish_trial(trial.id, TrialState.COMPLETE, value=0.91, metrics={"val_accuracy": 0.91})
+"""
+
+from __future__ import annotations
+
+from .connection import normalize_url
+from .errors import (
+    DatabaseNotFoundError,
+    SchemaError,
+    StorageError,
+    StudyExistsError,
+    StudyNotFoundError,
+    TrialNotFoundError,
+)
+from .records import ModelRecord, StudyRecord, StudySummary, TrialRecord, TrialState
+from .repository import Storage, open_storage
+from .schema import upgrade_database
+
+__all__ = [
+    "DatabaseNotFoundError",
+    "ModelRecord",
+    "SchemaError",
+    "Storage",
+    "StorageError",
+    "StudyExistsError",
+    "StudyNotFoundError",
+    "StudyRecord",
+    "StudySummary",
+    "TrialNotFoundError",
+    "TrialRecord",
+    "TrialState",
+    "normalize_url",
+    "open_storage",
+    "upgrade_database",
+]

@@ -1,0 +1,157 @@
+"""Engines: URL handling, SQLite connection settings and translation of driver errors.
+
+SQLite is used by several processes at once (parallel workers, a CLI query during a run), so every
+connection gets WAL (readers never block the writer), a 30 s busy timeout (a writer waits for the
+lock instead of failing), foreign keys and ``synchronous=NORMAL`` (durable at checkpoints, and WAL
+stays consistent after a crash). Write transactions start with ``BEGIN IMMEDIATE``: a deferred
+transaction that reads and then writes can fail with "database is locked" when another process
+wrote in between, and the busy timeout cannot help it; taking the write lock up front can only wait.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from .errors import StorageError
+
+WRITE_OPTION = "hpsearch_write"
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def normalize_url(url_or_path: str) -> str:
+    """Turn a plain file path into an SQLite URL; anything with ``://`` passes through unchanged."""
+    if "://" in url_or_path:
+        return url_or_path
+    # "sqlite:///" + "/abs/x.db" gives the four slashes SQLAlchemy expects for an absolute path.
+    return "sqlite:///" + url_or_path
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of an SQLite URL, or None for other backends and in-memory databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if parsed.query.get("uri") in ("true", "1"):
+        database = database.removeprefix("file:")
+        if database.startswith("//"):  # file://host/path form; only the local host is meaningful
+            database = database[2:].partition("/")[2]
+            database = "/" + database
+    if database in ("", ":memory:") or parsed.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
+def display_name(url: str) -> str:
+    """What messages call the database: the file for SQLite, the URL without password otherwise."""
+    path = sqlite_path(url)
+    if path is not None:
+        return str(path)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def check_sqlite_file(url: str, *, create: bool) -> None:
+    """Refuse, before SQLite sees it, a file that cannot become or already is not our database."""
+    from .errors import DatabaseNotFoundError, SchemaError
+
+    path = sqlite_path(url)
+    if path is None:
+        return
+    if not path.exists():
+        if not create:
+            raise DatabaseNotFoundError(
+                f"no database at {path}; run `hpsearch run` first or pass --storage"
+            )
+        # A typo in --storage should not leave a new directory tree behind.
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.is_dir():
+            raise StorageError(f"cannot create {path}: directory {parent} does not exist")
+        return
+    if path.is_dir():
+        raise StorageError(f"{path} is a directory, not an SQLite database")
+    try:
+        with path.open("rb") as f:
+            header = f.read(len(_SQLITE_HEADER))
+    except OSError as e:
+        raise StorageError(f"cannot read {path}: {e.strerror}") from e
+    # An empty file is a valid empty database (SQLite writes the header on the first table).
+    if header and header != _SQLITE_HEADER:
+        raise SchemaError(f"{path} is not an SQLite database")
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine with the SQLite settings above; other backends get pre-ping only."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as e:
+        raise StorageError(f"invalid storage URL {url!r}: {e}") from e
+    if parsed.get_backend_name() != "sqlite":
+        try:
+            return create_engine(url, pool_pre_ping=True)
+        except (ImportError, ArgumentError) as e:  # e.g. psycopg2 not installed
+            raise StorageError(f"cannot use storage {display_name(url)}: {e}") from e
+
+    engine = create_engine(url, connect_args={"timeout": 30.0})
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    # pysqlite's own implicit BEGIN is deferred and skipped before DDL; we emit BEGIN ourselves.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()
+        if not mode or str(mode[0]).lower() != "wal":
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            except Exception as e:
+                # A read-only database still answers queries without WAL; its writes fail later
+                # with a clear "cannot write" instead of the read failing here.
+                if "readonly" not in str(e) and "read-only" not in str(e):
+                    raise
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    if conn.get_execution_options().get(WRITE_OPTION):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+_WRITE_FAILURES = ("readonly", "read-only", "disk is full", "disk i/o error", "unable to open")
+
+
+def translate_error(error: DBAPIError, url: str, *, writing: bool) -> StorageError:
+    """One clear sentence for driver errors users can cause (permissions, full disk, locks, garbage)."""
+    from .errors import SchemaError
+
+    where = display_name(url)
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    lowered = reason.lower()
+    if "file is not a database" in lowered or "file is encrypted" in lowered:
+        return SchemaError(f"{where} is not an SQLite database")
+    path = sqlite_path(url)
+    if path is not None and any(token in lowered for token in _WRITE_FAILURES):
+        directory = path.parent
+        if not os.access(directory, os.W_OK | os.X_OK):
+            # In WAL mode even readers need to create x.db-shm next to the database.
+            return StorageError(f"cannot open {where}: directory {directory} is not writable ({reason})")
+    if writing or any(token in lowered for token in _WRITE_FAILURES):
+        return StorageError(f"cannot write to {where}: {reason}")
+    return StorageError(f"cannot read {where}: {reason}")

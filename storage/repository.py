@@ -1,0 +1,627 @@
+"""The trial store: a small repository API over the hp_ tables.
+
+Every method is one short transaction on its own connection, takes ids and plain values and returns
+frozen records, so it is safe to call from several processes (and threads) on one database. Writes
+use ``BEGIN IMMEDIATE`` on SQLite (see :mod:`storage.connection`); numbers and names are protected by
+unique constraints, so a race ends in a retry or a clear error, never in a duplicate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Engine, Select, func, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from .connection import (
+    WRITE_OPTION,
+    check_sqlite_file,
+    display_name,
+    make_engine,
+    normalize_url,
+    translate_error,
+)
+from .errors import StorageError, StudyExistsError, StudyNotFoundError, TrialNotFoundError
+from .records import ModelRecord, StudyRecord, StudySummary, TrialRecord, TrialState
+from .schema import ensure_schema
+from .tables import ModelRow, StudyRow, TrialEpochRow, TrialRow, utcnow
+
+DIRECTIONS = ("minimize", "maximize")
+TRIAL_ORDERS = ("number", "value", "duration", "started")
+
+# PostgreSQL can hand two writers the same next number; each retry sees the winner's row.
+_NUMBER_RETRIES = 20
+
+_TRIAL_COLUMNS = tuple(TrialRow.__table__.columns)
+
+
+def open_storage(url: str, *, create: bool = True) -> Storage:
+    """Open (and, for a new or empty database, create) the trial store at ``url``.
+
+    ``url`` is an SQLAlchemy URL or a plain SQLite file path. With ``create=False`` a missing SQLite
+    file is an error instead of a new database (for query commands, where a typo should not create
+    one). A database with only Optuna's tables gets ours added next to them.
+
+    Raises SchemaError for a file that is not SQLite or a schema newer or older than this code's,
+    StorageError when the database cannot be opened or written.
+    """
+    url = normalize_url(url)
+    check_sqlite_file(url, create=create)
+    engine = make_engine(url)
+    try:
+        ensure_schema(engine, url, upgrade_older=False)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Storage(engine, url)
+
+
+class Storage:
+    """Repository of studies, trials, per-epoch metrics and retrained models.
+
+    Build it with :func:`open_storage`, which checks the schema first.
+    """
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.url = url
+        self._engine = engine
+        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        self._where = display_name(url)
+
+    def __repr__(self) -> str:
+        return f"Storage({self._where!r})"
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- sessions ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        try:
+            with Session(self._engine, expire_on_commit=False) as session:
+                yield session
+        except DBAPIError as e:
+            raise translate_error(e, self.url, writing=False) from e
+
+    @contextmanager
+    def _read_rows(self) -> Iterator[Connection]:
+        # Core rows, not a Session: listing 100k trials should not pay for ORM row processing.
+        try:
+            with self._engine.connect() as connection:
+                yield connection
+        except DBAPIError as e:
+            raise translate_error(e, self.url, writing=False) from e
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        try:
+            with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except IntegrityError:
+            raise  # callers turn constraint violations into their own errors
+        except DBAPIError as e:
+            raise translate_error(e, self.url, writing=True) from e
+
+    # -- studies ----------------------------------------------------------------------------------
+
+    def create_study(
+        self,
+        name: str,
+        *,
+        engine: str,
+        algorithm: str,
+        objective: str,
+        direction: str,
+        space: dict[str, Any],
+        dataset: dict[str, Any],
+        settings: dict[str, Any],
+        versions: dict[str, Any],
+    ) -> StudyRecord:
+        """Create a study; StudyExistsError if the name is taken (also when another process wins a race)."""
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, but got {direction!r}")
+        now = utcnow()
+        row = StudyRow(
+            name=name,
+            engine=engine,
+            algorithm=algorithm,
+            objective=objective,
+            direction=direction,
+            space=space,
+            dataset=dataset,
+            settings=settings,
+            versions=versions,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            with self._write() as session:
+                session.add(row)
+                session.flush()
+                return _study_record(row)
+        except IntegrityError as e:
+            raise StudyExistsError(name, self._where) from e
+
+    def get_study(self, name: str) -> StudyRecord:
+        with self._read() as session:
+            row = session.scalars(select(StudyRow).where(StudyRow.name == name)).one_or_none()
+            if row is None:
+                existing = session.scalars(select(StudyRow.name).order_by(StudyRow.name)).all()
+                raise StudyNotFoundError(name, self._where, existing)
+            return _study_record(row)
+
+    def list_studies(self) -> list[StudySummary]:
+        """Every study with trial counts and totals, oldest first (two queries whatever the size)."""
+        with self._read() as session:
+            studies = session.scalars(select(StudyRow).order_by(StudyRow.id)).all()
+            stats = session.execute(
+                select(
+                    TrialRow.study_id,
+                    TrialRow.state,
+                    func.count(),
+                    func.coalesce(func.sum(TrialRow.epochs_run), 0),
+                    func.coalesce(func.sum(TrialRow.duration_s), 0.0),
+                    func.min(TrialRow.value),
+                    func.max(TrialRow.value),
+                ).group_by(TrialRow.study_id, TrialRow.state)
+            ).all()
+        per_study: dict[int, list[Any]] = {}
+        for study_id, state, count, epochs, seconds, low, high in stats:
+            per_study.setdefault(study_id, []).append((TrialState(state), count, epochs, seconds, low, high))
+        summaries = []
+        for row in studies:
+            counts = {state: 0 for state in TrialState}
+            best: float | None = None
+            epochs_total = 0
+            seconds_total = 0.0
+            for state, count, epochs, seconds, low, high in per_study.get(row.id, []):
+                counts[state] = int(count)
+                epochs_total += int(epochs)
+                seconds_total += float(seconds)
+                if state is TrialState.COMPLETE:
+                    best = low if row.direction == "minimize" else high
+            summaries.append(
+                StudySummary(
+                    study=_study_record(row),
+                    counts=counts,
+                    best_value=best,
+                    n_trials=sum(counts.values()),
+                    epochs_total=epochs_total,
+                    seconds_total=seconds_total,
+                )
+            )
+        return summaries
+
+    def update_study_settings(self, study_id: int, settings: dict[str, Any]) -> StudyRecord:
+        """Merge ``settings`` into the study's settings (keys given win) and return the study."""
+        with self._write() as session:
+            row = self._study_row(session, study_id)
+            row.settings = {**row.settings, **settings}
+            row.updated_at = utcnow()
+            session.flush()
+            return _study_record(row)
+
+    def touch_study(self, study_id: int) -> None:
+        with self._write() as session:
+            result = session.execute(
+                update(StudyRow).where(StudyRow.id == study_id).values(updated_at=utcnow())
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise self._study_id_missing(session, study_id)
+
+    # -- trials -----------------------------------------------------------------------------------
+
+    def start_trial(
+        self,
+        study_id: int,
+        params: dict[str, Any],
+        *,
+        engine_trial_id: str | None = None,
+        worker: str,
+        retry_of: int | None = None,
+        parent_number: int | None = None,
+    ) -> TrialRecord:
+        """Insert a RUNNING trial numbered max+1 in its study; numbers never repeat across processes."""
+        for attempt in range(_NUMBER_RETRIES):
+            try:
+                with self._write() as session:
+                    # FOR UPDATE serialises trial creation per study on PostgreSQL (no-op on SQLite,
+                    # where BEGIN IMMEDIATE already serialised every writer).
+                    study = session.scalars(
+                        select(StudyRow).where(StudyRow.id == study_id).with_for_update()
+                    ).one_or_none()
+                    if study is None:
+                        raise self._study_id_missing(session, study_id)
+                    last = session.scalar(
+                        select(func.max(TrialRow.number)).where(TrialRow.study_id == study_id)
+                    )
+                    now = utcnow()
+                    row = TrialRow(
+                        study_id=study_id,
+                        number=0 if last is None else last + 1,
+                        engine_trial_id=engine_trial_id,
+                        state=TrialState.RUNNING.value,
+                        params=params,
+                        value=None,
+                        metrics={},
+                        started_at=now,
+                        ended_at=None,
+                        duration_s=None,
+                        epochs_run=0,
+                        error=None,
+                        interrupted=False,
+                        retry_of=retry_of,
+                        worker=worker,
+                        heartbeat_at=now,
+                        peak_memory_mb=None,
+                        parent_number=parent_number,
+                    )
+                    session.add(row)
+                    study.updated_at = now
+                    session.flush()
+                    return _trial_record_of(row)
+            except IntegrityError as e:
+                if attempt == _NUMBER_RETRIES - 1:
+                    raise StorageError(
+                        f"cannot number a new trial of study {study_id} in {self._where}: {e.orig}"
+                    ) from e
+        raise AssertionError("unreachable")
+
+    def record_epoch(self, trial_id: int, epoch: int, metrics: dict[str, float]) -> None:
+        """Append one epoch's metrics (0-based ``epoch``); also the trial's heartbeat."""
+        now = utcnow()
+        try:
+            with self._write() as session:
+                result = session.execute(
+                    update(TrialRow)
+                    .where(TrialRow.id == trial_id)
+                    .values(epochs_run=epoch + 1, heartbeat_at=now)
+                )
+                if result.rowcount == 0:  # type: ignore[attr-defined]
+                    raise TrialNotFoundError(f"no trial with id {trial_id} in {self._where}")
+                session.add(TrialEpochRow(trial_id=trial_id, epoch=epoch, metrics=metrics, recorded_at=now))
+        except IntegrityError as e:
+            raise StorageError(f"epoch {epoch} of trial id {trial_id} is already recorded") from e
+
+    def finish_trial(
+        self,
+        trial_id: int,
+        state: TrialState,
+        *,
+        value: float | None = None,
+        metrics: dict[str, Any] | None = None,
+        error: str | None = None,
+        interrupted: bool = False,
+        peak_memory_mb: float | None = None,
+    ) -> TrialRecord:
+        """Close a trial in a final state; sets ended_at and duration_s.
+
+        A non-finite ``value`` is stored as None (it must never rank as best); keep it visible by
+        passing it in ``metrics`` too.
+        """
+        state = TrialState(state)
+        if state is TrialState.RUNNING:
+            raise ValueError("finish_trial needs a final state (COMPLETE, PRUNED or FAILED), not RUNNING")
+        if value is not None:
+            value = float(value)
+            if not math.isfinite(value):
+                value = None
+        with self._write() as session:
+            row = session.get(TrialRow, trial_id)
+            if row is None:
+                raise TrialNotFoundError(f"no trial with id {trial_id} in {self._where}")
+            now = utcnow()
+            row.state = state.value
+            row.value = value
+            if metrics is not None:
+                row.metrics = dict(metrics)
+            row.error = error
+            row.interrupted = interrupted
+            row.peak_memory_mb = peak_memory_mb
+            row.ended_at = now
+            row.heartbeat_at = now
+            row.duration_s = max(0.0, (now - row.started_at).total_seconds())
+            session.execute(update(StudyRow).where(StudyRow.id == row.study_id).values(updated_at=now))
+            session.flush()
+            return _trial_record_of(row)
+
+    def set_engine_trial_id(self, trial_id: int, engine_trial_id: str) -> None:
+        with self._write() as session:
+            result = session.execute(
+                update(TrialRow).where(TrialRow.id == trial_id).values(engine_trial_id=engine_trial_id)
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise TrialNotFoundError(f"no trial with id {trial_id} in {self._where}")
+
+    def get_trial(self, study_id: int, number: int, *, with_epochs: bool = False) -> TrialRecord:
+        query = _trial_select().where(TrialRow.study_id == study_id, TrialRow.number == number)
+        rows = self._rows(query, None)
+        if not rows:
+            with self._read() as session:
+                study = session.get(StudyRow, study_id)
+                if study is None:
+                    raise self._study_id_missing(session, study_id)
+                count, last = session.execute(
+                    select(func.count(), func.max(TrialRow.number)).where(TrialRow.study_id == study_id)
+                ).one()
+            have = f"trials 0..{last}" if count else "no trials yet"
+            raise TrialNotFoundError(f"study '{study.name}' has no trial {number} ({have})")
+        curves = self._curves_for(rows, study_id, None) if with_epochs else {}
+        return _trial_record(rows[0], curves.get(rows[0][0]))
+
+    def list_trials(
+        self,
+        study_id: int,
+        *,
+        states: Iterable[TrialState] | None = None,
+        order: str = "number",
+        descending: bool = False,
+        limit: int | None = None,
+        with_epochs: bool = False,
+    ) -> list[TrialRecord]:
+        """Trials of a study, filtered by state and sorted; ``value`` order puts missing values last."""
+        if order not in TRIAL_ORDERS:
+            raise ValueError(f"order must be one of {TRIAL_ORDERS}, but got {order!r}")
+        if states is not None:
+            states = [TrialState(state) for state in states]
+        query = _trial_select().where(TrialRow.study_id == study_id)
+        if states is not None:
+            query = query.where(TrialRow.state.in_([state.value for state in states]))
+        if order == "value":
+            # Non-null values first through the (study_id, value) index, then the trials without one:
+            # a single ORDER BY "value IS NULL" would sort every trial of the study to return ten.
+            valued = query.where(TrialRow.value.is_not(None)).order_by(
+                TrialRow.value.desc() if descending else TrialRow.value.asc(), TrialRow.number
+            )
+            rows = self._rows(valued, limit)
+            if limit is None or len(rows) < limit:
+                missing = query.where(TrialRow.value.is_(None)).order_by(TrialRow.number)
+                rows += self._rows(missing, None if limit is None else limit - len(rows))
+        else:
+            key = {
+                "number": TrialRow.number,
+                "duration": TrialRow.duration_s,
+                "started": TrialRow.started_at,
+            }[order]
+            if order == "duration":
+                # Backends disagree on where NULLs sort; running trials (no duration) go last either way.
+                query = query.order_by(key.is_(None))
+            query = query.order_by(key.desc() if descending else key.asc(), TrialRow.number)
+            rows = self._rows(query, limit)
+        curves = self._curves_for(rows, study_id, states) if with_epochs else {}
+        return [_trial_record(row, curves.get(row[0])) for row in rows]
+
+    def best_trials(self, study_id: int, k: int = 1) -> list[TrialRecord]:
+        """The ``k`` best COMPLETE trials with a value, by the study's direction; ties by number."""
+        with self._read() as session:
+            direction = session.scalar(select(StudyRow.direction).where(StudyRow.id == study_id))
+            if direction is None:
+                raise self._study_id_missing(session, study_id)
+        key = TrialRow.value.asc() if direction == "minimize" else TrialRow.value.desc()
+        query = (
+            _trial_select()
+            .where(
+                TrialRow.study_id == study_id,
+                TrialRow.state == TrialState.COMPLETE.value,
+                TrialRow.value.is_not(None),
+            )
+            .order_by(key, TrialRow.number)
+            .limit(k)
+        )
+        return [_trial_record(row) for row in self._rows(query, None)]
+
+    def count_trials(self, study_id: int) -> dict[TrialState, int]:
+        counts = {state: 0 for state in TrialState}
+        with self._read() as session:
+            rows = session.execute(
+                select(TrialRow.state, func.count())
+                .where(TrialRow.study_id == study_id)
+                .group_by(TrialRow.state)
+            ).all()
+        for state, count in rows:
+            counts[TrialState(state)] = int(count)
+        return counts
+
+    def running_trials(self, study_id: int) -> list[TrialRecord]:
+        return self.list_trials(study_id, states=[TrialState.RUNNING])
+
+    def _rows(self, query: Select[Any], limit: int | None) -> list[Any]:
+        if limit is not None:
+            query = query.limit(max(limit, 0))
+        with self._read_rows() as connection:
+            return list(connection.execute(query))
+
+    def _curves_for(
+        self, rows: Sequence[Any], study_id: int, states: Iterable[TrialState] | None
+    ) -> dict[int, dict[str, list[float | None]]]:
+        """Curves of the listed trials in one query, however many there are."""
+        if not rows:
+            return {}
+        ids = [row[0] for row in rows]
+        condition: ColumnElement[bool]
+        if len(ids) <= 500:
+            condition = TrialEpochRow.trial_id.in_(ids)
+        else:
+            # Too many ids for bound parameters: select every trial of the study (a superset of the
+            # listed ones when limited) and keep what was listed.
+            of_study = select(TrialRow.id).where(TrialRow.study_id == study_id)
+            if states is not None:
+                of_study = of_study.where(TrialRow.state.in_([TrialState(s).value for s in states]))
+            condition = TrialEpochRow.trial_id.in_(of_study.scalar_subquery())
+        with self._read_rows() as connection:
+            return _curves_from(
+                connection.execute(
+                    select(TrialEpochRow.trial_id, TrialEpochRow.metrics)
+                    .where(condition)
+                    .order_by(TrialEpochRow.trial_id, TrialEpochRow.epoch)
+                )
+            )
+
+    # -- models -----------------------------------------------------------------------------------
+
+    def add_model(
+        self,
+        study_id: int,
+        *,
+        trial_number: int,
+        path: str,
+        sha256: str,
+        test_metrics: dict[str, Any],
+        settings: dict[str, Any],
+        epochs_run: int,
+        stop_reason: str | None,
+    ) -> ModelRecord:
+        """Record a retrained, exported model of trial ``trial_number``'s configuration."""
+        try:
+            with self._write() as session:
+                row = ModelRow(
+                    study_id=study_id,
+                    trial_number=trial_number,
+                    path=str(path),
+                    sha256=sha256,
+                    test_metrics=test_metrics,
+                    settings=settings,
+                    epochs_run=epochs_run,
+                    stop_reason=stop_reason,
+                    created_at=utcnow(),
+                )
+                session.add(row)
+                session.flush()
+                return _model_record(row)
+        except IntegrityError as e:  # the foreign key: no such study
+            with self._read() as session:
+                raise self._study_id_missing(session, study_id) from e
+
+    def list_models(self, study_id: int) -> list[ModelRecord]:
+        with self._read() as session:
+            query = select(ModelRow).where(ModelRow.study_id == study_id).order_by(ModelRow.id)
+            rows = session.scalars(query)
+            return [_model_record(row) for row in rows]
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _study_row(self, session: Session, study_id: int) -> StudyRow:
+        row = session.get(StudyRow, study_id)
+        if row is None:
+            raise self._study_id_missing(session, study_id)
+        return row
+
+    def _study_id_missing(self, session: Session, study_id: int) -> StudyNotFoundError:
+        existing = session.scalars(select(StudyRow.name).order_by(StudyRow.name)).all()
+        return StudyNotFoundError(f"#{study_id}", self._where, existing)
+
+
+def _trial_select() -> Select[Any]:
+    # Columns, not ORM entities: listing 100k trials should not build 100k identity-mapped objects.
+    return select(*_TRIAL_COLUMNS)
+
+
+def _curves_from(rows: Iterable[Any]) -> dict[int, dict[str, list[float | None]]]:
+    """Per-trial curves from (trial_id, metrics) rows ordered by trial and epoch."""
+    per_trial: dict[int, list[dict[str, Any]]] = {}
+    for trial_id, metrics in rows:
+        per_trial.setdefault(trial_id, []).append(metrics)
+    curves: dict[int, dict[str, list[float | None]]] = {}
+    for trial_id, epochs in per_trial.items():
+        names: dict[str, None] = {}
+        for metrics in epochs:
+            names.update(dict.fromkeys(metrics))
+        curves[trial_id] = {name: [m.get(name) for m in epochs] for name in names}
+    return curves
+
+
+def _study_record(row: StudyRow) -> StudyRecord:
+    return StudyRecord(
+        id=row.id,
+        name=row.name,
+        engine=row.engine,
+        algorithm=row.algorithm,
+        objective=row.objective,
+        direction=row.direction,
+        space=row.space,
+        dataset=row.dataset,
+        settings=row.settings,
+        versions=row.versions,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+_STATES = {state.value: state for state in TrialState}
+
+
+def _trial_record(row: Sequence[Any], curves: dict[str, list[float | None]] | None = None) -> TrialRecord:
+    """Record from a row of :func:`_trial_select` (columns in table order); the hot path of listings."""
+    (
+        id_,
+        study_id,
+        number,
+        engine_trial_id,
+        state,
+        params,
+        value,
+        metrics,
+        started_at,
+        ended_at,
+        duration_s,
+        epochs_run,
+        error,
+        interrupted,
+        retry_of,
+        worker,
+        heartbeat_at,
+        peak_memory_mb,
+        parent_number,
+    ) = row
+    return TrialRecord(
+        id=id_,
+        study_id=study_id,
+        number=number,
+        engine_trial_id=engine_trial_id,
+        state=_STATES[state],
+        params=params,
+        value=value,
+        metrics=metrics,
+        started_at=started_at,
+        ended_at=ended_at,
+        duration_s=duration_s,
+        epochs_run=epochs_run,
+        error=error,
+        interrupted=bool(interrupted),
+        retry_of=retry_of,
+        worker=worker,
+        heartbeat_at=heartbeat_at,
+        peak_memory_mb=peak_memory_mb,
+        parent_number=parent_number,
+        curves=curves or {},
+    )
+
+
+def _trial_record_of(row: TrialRow) -> TrialRecord:
+    return _trial_record([getattr(row, column.key) for column in _TRIAL_COLUMNS])
+
+
+def _model_record(row: ModelRow) -> ModelRecord:
+    return ModelRecord(
+        id=row.id,
+        study_id=row.study_id,
+        trial_number=row.trial_number,
+        path=row.path,
+        sha256=row.sha256,
+        test_metrics=row.test_metrics,
+        settings=row.settings,
+        epochs_run=row.epochs_run,
+        stop_reason=row.stop_reason,
+        created_at=row.created_at,
+    )

@@ -1,0 +1,101 @@
+"""Shared fixtures: the CLI run in-process against a fresh SQLite file, and small, fast spaces."""
+
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: A space small enough that a trial trains in well under a second on two cores.
+TINY_SPACE = """\
+task: auto
+objective: val_accuracy
+params:
+  n_neurons: {type: int, low: 4, high: 16}
+  learning_rate: {type: float, low: 1.0e-3, high: 3.0e-2, log: true}
+  activation: {type: categorical, choices: [relu, tanh]}
+fixed:
+  n_hidden: 1
+  epochs: 3
+  batch_size: 64
+"""
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'hp.db'}"
+
+
+@pytest.fixture
+def cli(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch):
+    """Run ``hpsearch ARGS`` in this process against the test's own database."""
+    from search.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HPSEARCH_STORAGE", db_url)
+
+    def run(*args: str) -> CliResult:
+        out, err = io.StringIO(), io.StringIO()
+        code = main([str(arg) for arg in args], out=out, err=err)
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+    return run
+
+
+@pytest.fixture
+def tiny_space(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+def hpsearch_command(*args: str) -> list[str]:
+    """The installed console script, as a user would type it."""
+    script = Path(sys.executable).with_name("hpsearch")
+    return [str(script), *map(str, args)]
+
+
+def spawn_hpsearch(*args: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        hpsearch_command(*args), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def query(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    """Read our tables with the sqlite3 module, independently of hpsearch's own code."""
+    connection = sqlite3.connect(db_path, timeout=30)
+    try:
+        return connection.execute(sql, params).fetchall()
+    finally:
+        connection.close()
+
+
+def wait_for(condition, timeout_s: float = 180.0, interval_s: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except sqlite3.OperationalError:
+            pass  # tables not created yet
+        time.sleep(interval_s)
+    raise AssertionError(f"condition not met within {timeout_s} s")

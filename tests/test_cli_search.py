@@ -1,0 +1,158 @@
+"""End-to-end searches through the CLI with the Optuna engine on bundled data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import hpsearch_command, query
+
+
+def test_optuna_search_records_every_trial_with_curves(cli, tiny_space):
+    result = cli("run", tiny_space, "--engine", "optuna", "--data", "breast_cancer", "--trials", "8",
+                 "--study", "s", "--quiet")
+    assert result.code == 0, result.err
+    assert "best trial #" in result.out
+
+    trials = json.loads(cli("trials", "s", "--json").out)
+    assert [t["number"] for t in trials] == list(range(8))
+    assert {t["state"] for t in trials} <= {"COMPLETE", "PRUNED"}
+    for trial in trials:
+        assert set(trial["params"]) == {"n_neurons", "learning_rate", "activation"}
+        assert len(trial["curves"]["val_accuracy"]) == trial["epochs_run"] >= 1
+        assert len(trial["curves"]["loss"]) == trial["epochs_run"]
+        assert trial["duration_s"] > 0
+
+    best = json.loads(cli("best", "s", "--json").out)
+    completed = [t for t in trials if t["state"] == "COMPLETE"]
+    top = max(completed, key=lambda t: (t["value"], -t["number"]))
+    assert best["number"] == top["number"]
+    assert best["value"] == pytest.approx(top["value"])
+    assert best["params"] == top["params"]
+    # The value is the best epoch's objective, as recorded in the curve.
+    assert best["value"] == pytest.approx(max(top["curves"]["val_accuracy"]))
+    assert best["objective"] == "val_accuracy" and best["direction"] == "maximize"
+
+
+def test_listings_as_text_and_json(cli, tiny_space):
+    assert cli("run", tiny_space, "--data", "iris", "--trials", "3", "--study", "iris-s", "--quiet",
+               "--pruner", "none").code == 0
+    studies = json.loads(cli("studies", "--json").out)
+    assert [s["name"] for s in studies] == ["iris-s"]
+    assert studies[0]["states"]["COMPLETE"] == 3 and studies[0]["engine"] == "optuna"
+    text = cli("studies").out
+    assert "iris-s" in text and "optuna" in text
+
+    table = cli("trials", "iris-s", "--sort", "value", "--desc", "--limit", "2").out.splitlines()
+    assert len(table) == 3  # header + 2 rows
+    values = [float(line.split()[2]) for line in table[1:]]
+    assert values == sorted(values, reverse=True)
+    assert cli("trials", "iris-s", "--state", "failed").out.startswith("study 'iris-s' has no trials")
+
+    best_text = cli("best", "iris-s", "--top", "2").out
+    assert "best trial #" in best_text and "learning_rate" in best_text
+
+
+@pytest.mark.parametrize("algorithm", ["random", "grid", "cmaes"])
+def test_other_samplers(cli, tmp_path, algorithm):
+    space = tmp_path / "grid.yaml"
+    space.write_text(
+        "objective: val_loss\n"
+        "params:\n"
+        "  n_neurons: {type: int, low: 4, high: 8, step: 4}\n"
+        "  learning_rate: {type: float, low: 0.005, high: 0.01, step: 0.005}\n"
+        "fixed: {n_hidden: 1, epochs: 2}\n"
+    )
+    result = cli("run", space, "--algorithm", algorithm, "--data", "wine", "--trials", "4", "--study", "x",
+                 "--quiet", "--pruner", "none")
+    assert result.code == 0, result.err
+    trials = json.loads(cli("trials", "x", "--json").out)
+    assert len(trials) == 4
+    if algorithm == "grid":  # the grid has exactly 4 points: each tried once
+        points = {(t["params"]["n_neurons"], t["params"]["learning_rate"]) for t in trials}
+        assert points == {(4, 0.005), (4, 0.01), (8, 0.005), (8, 0.01)}
+    study = json.loads(cli("studies", "--json").out)[0]
+    assert study["algorithm"] == algorithm and study["direction"] == "minimize"
+
+
+def test_hyperband_pruner_and_regression(cli, tmp_path, db_url):
+    space = tmp_path / "reg.yaml"
+    space.write_text(
+        "objective: val_mae\n"
+        "params:\n"
+        "  learning_rate: {type: float, low: 1.0e-4, high: 5.0e-2, log: true}\n"
+        "fixed: {n_hidden: 1, n_neurons: 8, epochs: 4}\n"
+    )
+    result = cli("run", space, "--data", "diabetes", "--trials", "6", "--study", "r", "--quiet",
+                 "--pruner", "hyperband")
+    assert result.code == 0, result.err
+    trials = json.loads(cli("trials", "r", "--json").out)
+    assert len(trials) == 6
+    assert all("val_mae" in t["curves"] for t in trials)
+    pruned = [t for t in trials if t["state"] == "PRUNED"]
+    for trial in pruned:
+        assert trial["epochs_run"] <= 4 and len(trial["curves"]["val_mae"]) == trial["epochs_run"]
+    # Optuna's own record agrees with ours on which trials were pruned.
+    optuna_pruned = query(tmp_path / "hp.db", "SELECT COUNT(*) FROM trials WHERE state = 'PRUNED'")
+    assert optuna_pruned == [(len(pruned),)]
+    assert json.loads(cli("best", "r", "--json").out)["direction"] == "minimize"
+
+
+def test_csv_data_with_categorical_column_and_class_weights(cli, tmp_path, tiny_space):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = ["size,colour,label"]
+    for _ in range(160):
+        size = rng.normal()
+        colour = rng.choice(["red", "green", "blue"])
+        label = "yes" if size + (colour == "red") > 0.8 else "no"
+        rows.append(f"{size:.3f},{colour},{label}")
+    csv = tmp_path / "data.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    result = cli("run", tiny_space, "--data", csv, "--target", "label", "--trials", "2", "--study", "c",
+                 "--class-weight", "balanced", "--quiet")
+    assert result.code == 0, result.err
+    study = json.loads(cli("studies", "--json").out)[0]
+    assert study["data"] == str(csv) and study["states"]["COMPLETE"] == 2
+
+
+def test_optuna_cli_opens_our_database(cli, tiny_space, db_url):
+    assert cli("run", tiny_space, "--data", "iris", "--trials", "2", "--study", "shared", "--quiet").code == 0
+    optuna = hpsearch_command()[0].replace("hpsearch", "optuna")
+    listed = subprocess.run([optuna, "studies", "--storage", db_url, "-f", "json"], capture_output=True,
+                            text=True, check=True)
+    studies = json.loads(listed.stdout)
+    assert [s["name"] for s in studies] == ["shared"]
+    assert studies[0]["n_trials"] == 2
+
+
+def test_dry_run_counts_grid_candidates_and_writes_nothing(cli, tmp_path):
+    result = cli("run", "absenteeism-grid", "--data", "breast_cancer", "--dry-run")
+    assert result.code == 0, result.err
+    assert "768 grid candidates" in result.out
+    assert not (tmp_path / "hp.db").exists()
+
+
+def test_default_run_uses_bundled_space_and_digits(cli):
+    result = cli("run", "--dry-run")
+    assert result.code == 0, result.err
+    assert "preset:default" in result.out and "digits" in result.out and "tpe" in result.out
+
+
+def test_query_commands_do_not_import_tensorflow(cli, tiny_space, db_url):
+    assert cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", "q", "--quiet").code == 0
+    code = (
+        "import sys; from search.cli import main\n"
+        f"for args in (['studies'], ['best', 'q'], ['trials', 'q', '--json']):\n"
+        f"    assert main(args + ['--storage', {db_url!r}]) == 0\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'optuna', 'sklearn') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in done.stdout
+    helped = subprocess.run(hpsearch_command("--help"), capture_output=True, text=True, check=True)
+    assert "resume" in helped.stdout

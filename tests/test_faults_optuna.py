@@ -1,0 +1,152 @@
+"""Faults users rely on hpsearch to survive: kill -9, Ctrl-C, diverging and failing trials."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+
+import pytest
+
+from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
+
+pytestmark = pytest.mark.slow
+
+#: Enough epochs that a trial is still training when the test kills the process.
+SLOW_SPACE = """\
+objective: val_accuracy
+params:
+  n_neurons: {type: int, low: 8, high: 32}
+  learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+fixed: {n_hidden: 1, epochs: 12, batch_size: 32}
+"""
+
+
+def _trials(db) -> list[tuple]:
+    return query(db, "SELECT t.number, t.state, t.interrupted, t.retry_of, t.params, t.value, t.ended_at "
+                     "FROM hp_trials t ORDER BY t.number")
+
+
+def _mid_trial(db, completed: int) -> bool:
+    rows = query(db, "SELECT t.state, t.epochs_run FROM hp_trials t")
+    done = sum(1 for state, _ in rows if state == "COMPLETE")
+    return done >= completed and any(state == "RUNNING" and epochs >= 1 for state, epochs in rows)
+
+
+def _assert_budget_reached_cleanly(db, budget: int) -> list[tuple]:
+    rows = _trials(db)
+    numbers = [row[0] for row in rows]
+    assert numbers == list(range(len(numbers))), "trial numbers must be unique and gap-free"
+    assert not [row for row in rows if row[1] == "RUNNING"], "no trial may stay RUNNING"
+    counted = [row for row in rows if not row[2]]
+    assert len(counted) == budget
+    # Optuna's own table agrees: nothing left running there either.
+    assert query(db, "SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'") == [(0,)]
+    return rows
+
+
+def test_kill_9_mid_trial_then_resume_reaches_budget(tmp_path):
+    space = tmp_path / "slow.yaml"
+    space.write_text(SLOW_SPACE)
+    db = tmp_path / "k.db"
+    url = f"sqlite:///{db}"
+    process = spawn_hpsearch("run", space, "--data", "digits", "--trials", "5", "--study", "k",
+                             "--storage", url, "--quiet", "--pruner", "none", cwd=tmp_path)
+    try:
+        wait_for(lambda: _mid_trial(db, completed=2))
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    before = _trials(db)
+    killed = [row for row in before if row[1] == "RUNNING"]
+    assert len(killed) == 1
+    completed_before = {row[0]: row for row in before if row[1] == "COMPLETE"}
+
+    resumed = subprocess.run(hpsearch_command("resume", "k", "--storage", url, "--quiet"), cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "marked 1 interrupted trial(s) as FAILED" in resumed.stdout
+
+    rows = _assert_budget_reached_cleanly(db, budget=5)
+    by_number = {row[0]: row for row in rows}
+    number = killed[0][0]
+    assert by_number[number][1] == "FAILED" and by_number[number][2]
+    retries = [row for row in rows if row[3] == number]
+    assert len(retries) == 1, "the interrupted config is retried exactly once"
+    assert json.loads(retries[0][4]) == json.loads(killed[0][4])
+    for completed_number, row in completed_before.items():
+        assert by_number[completed_number] == row, "completed trials are kept as they were"
+
+
+def test_ctrl_c_marks_trial_and_prints_resume_command(tmp_path):
+    space = tmp_path / "slow.yaml"
+    space.write_text(SLOW_SPACE)
+    db = tmp_path / "c.db"
+    url = f"sqlite:///{db}"
+    process = spawn_hpsearch("run", space, "--data", "digits", "--trials", "4", "--study", "c",
+                             "--storage", url, "--quiet", "--pruner", "none", cwd=tmp_path)
+    wait_for(lambda: _mid_trial(db, completed=1))
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert f"resume with: hpsearch resume c --storage {url}" in err
+    assert "Traceback" not in err
+    rows = _trials(db)
+    assert not [row for row in rows if row[1] == "RUNNING"]
+    interrupted = [row for row in rows if row[2]]
+    assert len(interrupted) == 1 and interrupted[0][1] == "FAILED"
+
+    resumed = subprocess.run(hpsearch_command("resume", "c", "--storage", url, "--quiet"), cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = _assert_budget_reached_cleanly(db, budget=4)
+    assert [row[3] for row in rows].count(interrupted[0][0]) == 1
+
+
+DIVERGING_SPACE = """\
+objective: val_loss
+params:
+  n_neurons: {type: int, low: 4, high: 8}
+fixed: {n_hidden: 1, epochs: 3, optimizer: sgd, learning_rate: 1.0e+8}
+"""
+
+
+def test_every_trial_diverging_fails_the_search_with_one_message(cli, tmp_path):
+    space = tmp_path / "nan.yaml"
+    space.write_text(DIVERGING_SPACE)
+    result = cli("run", space, "--data", "diabetes", "--trials", "3", "--study", "n", "--quiet")
+    assert result.code == 1
+    assert result.err.count("\n") == 1 and result.err.startswith("error: every trial failed (3 of 3)")
+    assert "loss became" in result.err
+    trials = json.loads(cli("trials", "n", "--json").out)
+    assert [t["state"] for t in trials] == ["FAILED"] * 3
+    assert all("loss became" in t["error"] for t in trials)
+    best = cli("best", "n")
+    assert best.code == 1 and "no completed trial" in best.err
+
+
+def test_consecutive_failures_stop_the_search_early(cli, tmp_path):
+    space = tmp_path / "nan.yaml"
+    space.write_text(DIVERGING_SPACE)
+    result = cli("run", space, "--data", "diabetes", "--trials", "20", "--max-failures", "2", "--study", "m",
+                 "--quiet")
+    assert result.code == 1
+    assert "stopped after 2 consecutive failed trials" in result.err
+    assert len(json.loads(cli("trials", "m", "--json").out)) == 2
+
+
+def test_nan_trial_fails_but_search_continues_and_is_never_best(cli, tmp_path):
+    space = tmp_path / "mixed.yaml"
+    space.write_text(
+        "objective: val_loss\n"
+        "params:\n"
+        "  learning_rate: {type: categorical, choices: [1.0e+8, 3.0e-3]}\n"
+        "fixed: {n_hidden: 1, n_neurons: 8, epochs: 2, optimizer: sgd}\n"
+    )
+    result = cli("run", space, "--algorithm", "grid", "--data", "diabetes", "--trials", "2", "--study", "g",
+                 "--quiet")
+    assert result.code == 0, result.err
+    trials = {t["params"]["learning_rate"]: t for t in json.loads(cli("trials", "g", "--json").out)}
+    assert trials[1.0e8]["state"] == "FAILED" and "loss became" in trials[1.0e8]["error"]
+    assert trials[3.0e-3]["state"] == "COMPLETE"
+    assert json.loads(cli("best", "g", "--json").out)["params"]["learning_rate"] == 3.0e-3

@@ -1,0 +1,249 @@
+"""Opening databases: schema versions, files that are not ours, permissions, Optuna's tables, imports."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from storage import (
+    SchemaError,
+    StorageError,
+    TrialState,
+    normalize_url,
+    open_storage,
+    upgrade_database,
+)
+from storage import schema as schema_module
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _new_study(storage, name: str = "s"):
+    return storage.create_study(
+        name,
+        engine="optuna",
+        algorithm="tpe",
+        objective="val_loss",
+        direction="minimize",
+        space={},
+        dataset={},
+        settings={},
+        versions={},
+    )
+
+
+def _tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _version(path: Path, table: str) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        return [row[0] for row in conn.execute(f"SELECT version_num FROM {table}")]
+
+
+def test_normalize_url() -> None:
+    assert normalize_url("x.db") == "sqlite:///x.db"
+    assert normalize_url("runs/x.db") == "sqlite:///runs/x.db"
+    assert normalize_url("/abs/x.db") == "sqlite:////abs/x.db"
+    assert normalize_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert normalize_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_new_database_is_migrated_with_sqlite_settings(tmp_path: Path) -> None:
+    path = tmp_path / "hp.db"
+    storage = open_storage(str(path))
+    assert storage.url == f"sqlite:///{path}"
+    assert {"hp_studies", "hp_trials", "hp_trial_epochs", "hp_models", "hp_alembic_version"} <= _tables(path)
+    head, _ = schema_module.known_revisions()
+    assert _version(path, "hp_alembic_version") == [head]
+    with storage._engine.connect() as conn:  # the settings each connection must carry
+        pragma = {
+            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "busy_timeout", "foreign_keys", "synchronous")
+        }
+    assert pragma == {"journal_mode": "wal", "busy_timeout": 30000, "foreign_keys": 1, "synchronous": 1}
+    storage.close()
+    reopened = open_storage(str(path))  # an up-to-date database opens without migrating again
+    reopened.close()
+
+
+def test_migration_matches_the_models(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from storage.tables import Base
+
+    storage = open_storage(str(tmp_path / "hp.db"))
+    with storage._engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": False})
+        diffs = [d for d in compare_metadata(context, Base.metadata) if "hp_alembic_version" not in str(d)]
+    storage.close()
+    assert diffs == []
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    open_storage(str(path)).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE hp_alembic_version SET version_num = 'f00dcafe'")
+    message = (
+        f"{path} was written by a newer version of hpsearch (schema revision f00dcafe); "
+        "upgrade hpsearch to open it"
+    )
+    with pytest.raises(SchemaError) as e:
+        open_storage(str(path))
+    assert str(e.value) == message and e.value.exit_code == 2
+    with pytest.raises(SchemaError, match="newer version"):
+        upgrade_database(str(path))
+
+
+def test_older_schema_asks_for_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "x.db"
+    open_storage(str(path)).close()
+    # Pretend this code ships a later revision than the one the file has.
+    monkeypatch.setattr(schema_module, "known_revisions", lambda: ("0099", frozenset({"0001", "0099"})))
+    with pytest.raises(SchemaError) as e:
+        open_storage(str(path))
+    assert str(e.value) == (
+        f"{path} uses an older schema (0001); run `hpsearch db upgrade --storage sqlite:///{path}`"
+    )
+
+
+def test_upgrade_database(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.db"
+    path.touch()  # an empty file is an empty SQLite database
+    head, _ = schema_module.known_revisions()
+    assert upgrade_database(str(path)) == (None, head)
+    assert upgrade_database(str(path)) == (head, head)
+    with pytest.raises(StorageError, match="no database at"):
+        upgrade_database(str(tmp_path / "missing.db"))
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    path.write_bytes(os.urandom(4096))
+    with pytest.raises(SchemaError) as e:
+        open_storage(str(path))
+    assert str(e.value) == f"{path} is not an SQLite database" and e.value.exit_code == 2
+    # A correct header over garbage is caught by SQLite itself.
+    path.write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
+    with pytest.raises(SchemaError, match="is not an SQLite database"):
+        open_storage(str(path))
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    with pytest.raises(StorageError) as e:
+        open_storage(str(missing), create=False)
+    assert str(e.value) == f"no database at {missing}; run `hpsearch run` first or pass --storage"
+    assert e.value.exit_code == 1 and not missing.exists()
+    with pytest.raises(StorageError, match="directory .*nowhere does not exist"):
+        open_storage(str(tmp_path / "nowhere" / "x.db"))
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_optuna_tables_coexist(tmp_path: Path) -> None:
+    optuna = pytest.importorskip("optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path = tmp_path / "shared.db"
+    url = f"sqlite:///{path}"
+    optuna.create_study(storage=url, study_name="before").optimize(lambda t: t.suggest_float("x", 0, 1), 2)
+
+    storage = open_storage(url)
+    study = _new_study(storage, "ours")
+    trial = storage.start_trial(study.id, {"x": 1}, worker="h:1")
+    storage.finish_trial(trial.id, TrialState.COMPLETE, value=1.0)
+
+    optuna.create_study(storage=url, study_name="after").optimize(lambda t: t.suggest_float("x", 0, 1), 2)
+    assert len(optuna.load_study(study_name="before", storage=url).trials) == 2
+    assert {s.study_name for s in optuna.get_all_study_summaries(url)} == {"before", "after"}
+    assert [s.study.name for s in storage.list_studies()] == ["ours"]
+    storage.close()
+
+    tables = _tables(path)
+    assert {"studies", "trials", "alembic_version", "hp_studies", "hp_trials", "hp_alembic_version"} <= tables
+    head, _ = schema_module.known_revisions()
+    assert _version(path, "hp_alembic_version") == [head]
+    assert _version(path, "alembic_version") != [head]
+    open_storage(url).close()  # still opens after Optuna touched the file again
+
+
+def _assert_cannot_write(error: StorageError, path: Path) -> None:
+    message = str(error)
+    assert message.startswith((f"cannot write to {path}: ", f"cannot open {path}: ")), message
+    assert "readonly" in message or "not writable" in message
+    assert "\n" not in message and error.exit_code == 1
+
+
+def test_read_only_database(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    storage = open_storage(str(path))
+    study = _new_study(storage)
+    storage.close()
+
+    path.chmod(0o444)
+    try:
+        if os.access(path, os.W_OK):
+            # root ignores permission bits; SQLite's read-only open mode gives the same failure.
+            url = f"sqlite:///file:{path}?mode=ro&uri=true"
+        else:
+            url = f"sqlite:///{path}"
+        readonly = open_storage(url, create=False)
+        assert readonly.get_study("s").id == study.id  # reads still work
+        with pytest.raises(StorageError) as e:
+            readonly.start_trial(study.id, {}, worker="h:1")
+        assert str(e.value) == f"cannot write to {path}: attempt to write a readonly database"
+        readonly.close()
+
+        tmp_path.chmod(0o555)
+        if os.access(tmp_path, os.W_OK):
+            return
+        # SQLite cannot create x.db-shm/-wal here: opening may fail already, writing must.
+        with pytest.raises(StorageError) as e:
+            store = open_storage(str(path), create=False)
+            try:
+                store.start_trial(study.id, {}, worker="h:1")
+            finally:
+                store.close()
+        _assert_cannot_write(e.value, path)
+    finally:
+        tmp_path.chmod(0o755)
+        path.chmod(0o644)
+
+
+def test_import_does_not_load_heavy_libraries() -> None:
+    code = (
+        "import sys, storage\n"
+        "heavy = [m for m in ('optuna', 'tensorflow', 'keras', 'sklearn', 'alembic', 'search', 'spaces')"
+        " if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_known_revisions_agree_with_alembic() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(schema_module.alembic_config())
+    head, known = schema_module.known_revisions()
+    assert head == script.get_current_head()
+    assert known == {rev.revision for rev in script.walk_revisions()}
+
+
+def test_trial_rows_unpack_in_record_field_order() -> None:
+    # storage.repository builds TrialRecords from rows positionally, in table column order.
+    from dataclasses import fields
+
+    from storage.records import TrialRecord
+    from storage.tables import TrialRow
+
+    columns = [column.key for column in TrialRow.__table__.columns]
+    assert columns == [f.name for f in fields(TrialRecord) if f.name != "curves"]
