@@ -60,9 +60,12 @@ def test_objective_must_fit_the_task(cli, tmp_path):
     assert "val_accuracy" in _one_sentence(result)
 
 
-def test_unknown_dataset_and_study(cli):
+def test_unknown_dataset_and_study(cli, db_url):
+    from storage import open_storage
+
     result = cli("run", "--data", "mnist", "--dry-run")
     assert result.code == 2 and "digits" in _one_sentence(result)
+    open_storage(db_url).close()
     result = cli("best", "nope")
     assert result.code == 2 and "nope" in _one_sentence(result)
 

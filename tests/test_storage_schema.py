@@ -142,7 +142,7 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
     with pytest.raises(StorageError) as e:
         open_storage(str(missing), create=False)
     assert str(e.value) == f"no database at {missing}; run `hpsearch run` first or pass --storage"
-    assert e.value.exit_code == 1 and not missing.exists()
+    assert e.value.exit_code == 2 and not missing.exists()
     with pytest.raises(StorageError, match="directory .*nowhere does not exist"):
         open_storage(str(tmp_path / "nowhere" / "x.db"))
     assert not (tmp_path / "nowhere").exists()
