@@ -17,6 +17,8 @@ from typing import Any, TextIO
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 EXIT_INTERRUPTED = 130
+#: ``run`` options that only some engines read; passed through to the study's settings when given.
+ENGINE_OPTIONS = ("cv", "jobs", "max_epochs", "factor")
 
 
 def _storage_default() -> str:
@@ -72,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pruner", default="median", help="optuna: median (default), hyperband, none")
     run.add_argument("--class-weight", default=None, choices=("balanced",),
                      help="weight classes inversely to their frequency")
+    run.add_argument("--cv", type=int, default=None, metavar="K",
+                     help="sklearn: cross-validation folds (default 3)")
+    run.add_argument("--jobs", type=int, default=None, metavar="N",
+                     help="sklearn: folds fitted in parallel (default 1)")
+    run.add_argument("--max-epochs", type=int, default=None,
+                     help="keras-tuner hyperband: most epochs a model trains (default: the space's epochs)")
+    run.add_argument("--factor", type=int, default=None,
+                     help="keras-tuner hyperband: reduction factor between rounds (default 3)")
     run.add_argument("--max-failures", type=int, default=5,
                      help="stop after this many consecutive failed trials (default 5)")
     run.add_argument("--resume", action="store_true", help="continue the study if it already exists")
@@ -144,6 +154,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         task=args.task, study=args.study, trials=args.trials, timeout_s=args.timeout, storage=args.storage,
         seed=args.seed, pruner=args.pruner, class_weight=args.class_weight, max_failures=args.max_failures,
         resume=args.resume, dry_run=args.dry_run, progress=not args.quiet,
+        # Engine-specific settings, stored with the study; each engine reads the ones it knows.
+        extra={key: value for key in ENGINE_OPTIONS if (value := getattr(args, key)) is not None},
     )
     run_study(options, out=out)
     return 0
