@@ -127,6 +127,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         "class_weight": options.class_weight,
         **options.extra,
     }
+    engine.refuse_foreign_options(options.extra)
     budget = _budget(options.trials, options.timeout_s, options.max_failures)
     settings["trials"] = budget.trials
     engine.check(space, settings)

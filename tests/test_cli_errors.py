@@ -144,3 +144,8 @@ def test_debug_shows_traceback(cli, tmp_path):
     space.write_text("params: [")
     result = cli("--debug", "run", space)
     assert result.code == 2 and "Traceback" in result.err
+
+
+def test_options_of_another_engine_are_refused(cli):
+    result = cli("run", "--engine", "optuna", "--cv", "5", "--dry-run")
+    assert result.code == 2 and "--cv does not apply to engine 'optuna'" in _one_sentence(result)

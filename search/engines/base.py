@@ -131,6 +131,15 @@ class Engine(ABC):
     name: str
     algorithms: tuple[str, ...]
     default_algorithm: str
+    #: Engine-specific ``run`` options (settings keys such as ``cv`` or ``max_epochs``) this engine reads.
+    options: tuple[str, ...] = ()
+
+    def refuse_foreign_options(self, given: Mapping[str, Any]) -> None:
+        """An option another engine reads would be silently ignored here: refuse it instead."""
+        foreign = [key for key in given if key not in self.options]
+        if foreign:
+            flags = ", ".join("--" + key.replace("_", "-") for key in foreign)
+            raise UsageError(f"{flags} does not apply to engine '{self.name}'")
 
     def resolve_algorithm(self, algorithm: str | None) -> str:
         chosen = algorithm or self.default_algorithm
