@@ -32,6 +32,36 @@ fixed:
 """
 
 
+_POSTGRES_DIR: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start a real PostgreSQL server for the session unless one is given or explicitly declined.
+
+    ``HPSEARCH_TEST_POSTGRES_URL`` points at an existing server; ``HPSEARCH_TEST_POSTGRES=0`` skips the
+    PostgreSQL cases (a quick local run). ``make test`` sets neither, so CI always runs them.
+    """
+    global _POSTGRES_DIR
+    if os.environ.get("HPSEARCH_TEST_POSTGRES_URL") or os.environ.get("HPSEARCH_TEST_POSTGRES") == "0":
+        return
+    import tempfile
+
+    _POSTGRES_DIR = tempfile.mkdtemp(prefix="hpsearch-pg-")
+    started = subprocess.run(
+        ["bash", str(REPO / "scripts" / "postgres.sh"), "start", _POSTGRES_DIR],
+        capture_output=True, text=True,
+    )
+    if started.returncode != 0:
+        raise pytest.UsageError(f"could not start the test PostgreSQL server: {started.stderr.strip()}")
+    os.environ["HPSEARCH_TEST_POSTGRES_URL"] = started.stdout.strip().splitlines()[-1]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _POSTGRES_DIR is not None:
+        subprocess.run(["bash", str(REPO / "scripts" / "postgres.sh"), "stop", _POSTGRES_DIR],
+                       capture_output=True)
+
+
 @dataclass
 class CliResult:
     code: int
