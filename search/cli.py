@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -38,6 +39,31 @@ def _seconds(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got '{text}'") from None
     return value
+
+
+def _add_isolation(parser: argparse.ArgumentParser, *, in_process: bool = True) -> None:
+    parser.add_argument("--workers", type=int, default=1, metavar="K",
+                        help="worker processes training at once (optuna only for K > 1; default 1)")
+    parser.add_argument("--recycle-after", type=int, default=None, metavar="N",
+                        help="replace a worker after N trials to shed leaked memory (default 50)")
+    parser.add_argument("--max-worker-memory", type=float, default=None, metavar="MB",
+                        help="replace a worker once its resident memory passes MB MiB (default 4096)")
+    if in_process:
+        parser.add_argument("--in-process", action="store_true",
+                            help="train in this process instead of supervised workers (for debugging)")
+
+
+def _isolation(args: argparse.Namespace) -> Any:
+    from search.study import DEFAULT_MAX_WORKER_MEMORY_MB, DEFAULT_RECYCLE_AFTER, Isolation
+
+    return Isolation(
+        workers=args.workers,
+        recycle_after=DEFAULT_RECYCLE_AFTER if args.recycle_after is None else args.recycle_after,
+        memory_limit_mb=(
+            DEFAULT_MAX_WORKER_MEMORY_MB if args.max_worker_memory is None else args.max_worker_memory
+        ),
+        in_process=getattr(args, "in_process", False),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="validate space and data, show the plan and candidate count, train nothing")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_isolation(run)
     _add_storage(run)
 
     resume = commands.add_parser("resume", help="continue an interrupted study to its budget")
@@ -99,7 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--data", default=None, help="refuse to resume unless the study used this data")
     resume.add_argument("--target", default=None)
     resume.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_isolation(resume)
     _add_storage(resume)
+
+    worker = commands.add_parser(
+        "worker", help="join a running study from another process or machine (optuna engine)",
+        description="Train trials of an existing Optuna study alongside its other workers, for example "
+        "from a second machine sharing a PostgreSQL database, until the study's budget is reached.",
+    )
+    worker.add_argument("study")
+    worker.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_isolation(worker, in_process=False)
+    _add_storage(worker)
 
     studies = commands.add_parser("studies", help="list studies with trial counts and best values")
     studies.add_argument("--json", action="store_true")
@@ -120,6 +158,61 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("--top", type=int, default=1)
     best.add_argument("--json", action="store_true")
     _add_storage(best)
+
+    retrain = commands.add_parser(
+        "retrain", help="retrain the best config with callbacks, test it on held-out data, export it",
+        description="Train the best trial's config (or --trial N) on the study's train split with early "
+        "stopping, learning-rate reduction, a best-only checkpoint, TensorBoard and CSV logs, evaluate it "
+        "on the test split the search never saw, and export a self-contained .keras model with a model "
+        "card. Output: DIR/model.keras, model.json, checkpoint.keras, training.csv, tensorboard/ "
+        "(default DIR: models/STUDY/trial-N-TIME/).")
+    retrain.add_argument("study")
+    retrain.add_argument("--trial", type=int, default=None, metavar="N",
+                         help="retrain trial N's config instead of the best trial's")
+    retrain.add_argument("--epochs", type=int, default=1000,
+                         help="upper bound on epochs; early stopping cuts it short (default 1000)")
+    retrain.add_argument("--patience", type=int, default=20,
+                         help="early stopping: epochs without improvement before stopping (default 20)")
+    retrain.add_argument("--no-restore-best", dest="restore_best", action="store_false",
+                         help="keep the last epoch's weights instead of the best epoch's")
+    retrain.add_argument("--lr-factor", type=float, default=0.5,
+                         help="multiply the learning rate by this on a plateau (default 0.5)")
+    retrain.add_argument("--lr-patience", type=int, default=10,
+                         help="epochs without improvement before reducing the learning rate (default 10)")
+    retrain.add_argument("--seeds", type=int, default=1, metavar="K",
+                         help="train K times with seeds S..S+K-1, report test mean and std, export the "
+                         "seed with the best validation score (default 1)")
+    retrain.add_argument("--seed", type=int, default=0, metavar="S", help="first seed (default 0)")
+    retrain.add_argument("--out", default=None, metavar="DIR",
+                         help="output directory (default models/STUDY/trial-N-TIME/)")
+    retrain.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_storage(retrain)
+
+    predict = commands.add_parser(
+        "predict", help="predict the rows of a CSV file with an exported model",
+        description="Predict with a model written by `hpsearch retrain`, using only the .keras file and "
+        "its model card: class label and per-class probabilities, or the predicted value.")
+    predict.add_argument("model", help="model.keras (or the directory holding it and model.json)")
+    predict.add_argument("data", help="CSV file with the feature columns (extra columns are ignored)")
+    predict.add_argument("--out", default=None, metavar="FILE",
+                         help="write the predictions CSV here (default: standard output)")
+
+    compare = commands.add_parser(
+        "compare", help="put studies side by side, whichever engine ran them",
+        description="Engine, algorithm, trials by state, epochs and seconds spent, best search score and, "
+        "where retrained, the test metrics of the best config. Search scores (validation or CV) and test "
+        "scores are not directly comparable.")
+    compare.add_argument("studies", nargs="+", metavar="STUDY")
+    compare.add_argument("--json", action="store_true")
+    _add_storage(compare)
+
+    plot = commands.add_parser(
+        "plot", help="write PNG plots of a study: optimization history, learning curves, retrain curves")
+    plot.add_argument("study")
+    plot.add_argument("--out", default=None, metavar="DIR", help="output directory (default plots/STUDY/)")
+    plot.add_argument("--top", type=int, default=5,
+                      help="learning curves of this many best trials (default 5)")
+    _add_storage(plot)
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION")
@@ -153,7 +246,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         space=args.space, engine=args.engine, algorithm=args.algorithm, data=args.data, target=args.target,
         task=args.task, study=args.study, trials=args.trials, timeout_s=args.timeout, storage=args.storage,
         seed=args.seed, pruner=args.pruner, class_weight=args.class_weight, max_failures=args.max_failures,
-        resume=args.resume, dry_run=args.dry_run, progress=not args.quiet,
+        resume=args.resume, dry_run=args.dry_run, progress=not args.quiet, isolation=_isolation(args),
         # Engine-specific settings, stored with the study; each engine reads the ones it knows.
         extra={key: value for key in ENGINE_OPTIONS if (value := getattr(args, key)) is not None},
     )
@@ -166,8 +259,16 @@ def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:
 
     resume_study(
         args.study, args.storage, trials=args.trials, timeout_s=args.timeout, space=args.space,
-        engine=args.engine, data=args.data, target=args.target, progress=not args.quiet, out=out,
+        engine=args.engine, data=args.data, target=args.target, progress=not args.quiet,
+        isolation=_isolation(args), out=out,
     )
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
+    from search.study import join_study
+
+    join_study(args.study, args.storage, isolation=_isolation(args), progress=not args.quiet, out=out)
     return 0
 
 
@@ -207,11 +308,12 @@ def _cmd_trials(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_best(args: argparse.Namespace, out: TextIO) -> int:
-    from search.queries import best_text, best_trials, trial_dict
+    from search.queries import best_text, best_trials, model_dict, trial_dict
 
     storage = _open(args)
     study = storage.get_study(args.study)
     trials = best_trials(storage, study, args.top)
+    models = list(reversed(storage.list_models(study.id)))  # newest first
     if args.json:
         best = trial_dict(trials[0], curves=False)
         _print_json(
@@ -223,11 +325,57 @@ def _cmd_best(args: argparse.Namespace, out: TextIO) -> int:
                 "direction": study.direction,
                 **{key: best[key] for key in ("number", "value", "params", "metrics")},
                 "top": [trial_dict(trial, curves=False) for trial in trials],
+                "models": [model_dict(model) for model in models],
             },
             out,
         )
     else:
-        print(best_text(study, trials), file=out)
+        print(best_text(study, trials, models), file=out)
+    return 0
+
+
+def _cmd_retrain(args: argparse.Namespace, out: TextIO) -> int:
+    from search.retrain import RetrainOptions, retrain_study
+
+    options = RetrainOptions(
+        trial=args.trial, epochs=args.epochs, patience=args.patience, restore_best=args.restore_best,
+        lr_factor=args.lr_factor, lr_patience=args.lr_patience, seeds=args.seeds, seed=args.seed,
+        out=args.out, progress=not args.quiet,
+    )
+    options.check()  # bad numbers are refused before TensorFlow loads or the data is read
+    retrain_study(args.study, args.storage, options, out=out)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
+    from search.export import predict_file, write_predictions
+
+    predictions, _card = predict_file(args.model, args.data)
+    if args.out is None:
+        predictions.to_csv(out, index=False)
+    else:
+        write_predictions(predictions, args.out)
+        print(f"wrote {len(predictions)} predictions to {args.out}", file=out)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
+    from search.compare import compare_studies, compare_text
+
+    rows = compare_studies(_open(args), args.studies)
+    if args.json:
+        _print_json(rows, out)
+    else:
+        print(compare_text(rows), file=out)
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
+    from search.plots import plot_study
+
+    storage = _open(args)
+    for path in plot_study(storage, storage.get_study(args.study), args.out, top=args.top):
+        print(f"wrote {path}", file=out)
     return 0
 
 
@@ -243,8 +391,9 @@ def _cmd_db(args: argparse.Namespace, out: TextIO) -> int:
 
 
 _COMMANDS = {
-    "run": _cmd_run, "resume": _cmd_resume, "studies": _cmd_studies, "trials": _cmd_trials,
-    "best": _cmd_best, "db": _cmd_db,
+    "run": _cmd_run, "resume": _cmd_resume, "worker": _cmd_worker,
+    "studies": _cmd_studies, "trials": _cmd_trials, "best": _cmd_best, "db": _cmd_db,
+    "retrain": _cmd_retrain, "predict": _cmd_predict, "compare": _cmd_compare, "plot": _cmd_plot,
 }
 
 
@@ -261,6 +410,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         return int(exit_.code or 0)
     if getattr(args, "storage", "unset") is None:
         args.storage = _storage_default()
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return _COMMANDS[args.command](args, out)
     except KeyboardInterrupt as interrupt:
@@ -278,7 +428,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return 1
         print(f"error: {error}", file=err)
         return int(code)
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
 
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM stops a search like Ctrl-C: the trial is recorded as interrupted, then we exit 130."""
+    raise KeyboardInterrupt
 
 if __name__ == "__main__":
     sys.exit(main())

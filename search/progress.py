@@ -54,6 +54,22 @@ class ProgressBar:
             self._bar.update(1)
         self._show(last=trial)
 
+    def show(self, done: int, best: float | None) -> None:
+        """Jump to what the database says (the supervisor's view of all its workers)."""
+        self.best = best
+        if self._bar is None:
+            return
+        if done != self._bar.n:
+            self._bar.n = done
+        self._show(last=None)
+
+    def write(self, message: str) -> None:
+        """A message above the bar without breaking it."""
+        if self._bar is None:
+            print(message, file=sys.stderr)
+        else:
+            self._bar.write(message, file=sys.stderr)
+
     def _show(self, last: TrialRecord | None) -> None:
         best = "-" if self.best is None else f"{self.best:.4g}"
         postfix = {f"best {self.objective}": best}

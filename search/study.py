@@ -29,6 +29,10 @@ DEFAULT_SPACE = "default"
 DEFAULT_DATA = "digits"
 DEFAULT_TRIALS = 10
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
+#: A worker is replaced after this many trials: Keras leaks 7-8 MB per trial inside one process.
+DEFAULT_RECYCLE_AFTER = 50
+#: ... or once its resident memory passes this many MiB.
+DEFAULT_MAX_WORKER_MEMORY_MB = 4096.0
 
 _VERSIONED_PACKAGES = (
     "hpsearch", "tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "scikeras", "scikit-learn",
@@ -65,7 +69,34 @@ class RunOptions:
     resume: bool = False
     dry_run: bool = False
     progress: bool = True
+    isolation: Isolation = field(default_factory=lambda: Isolation())
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Isolation:
+    """How trials are run: in K supervised worker processes (default) or in this process."""
+
+    workers: int = 1
+    recycle_after: int | None = DEFAULT_RECYCLE_AFTER
+    memory_limit_mb: float | None = DEFAULT_MAX_WORKER_MEMORY_MB
+    in_process: bool = False
+
+    def check(self, engine: Engine) -> None:
+        if self.workers < 1:
+            raise UsageError(f"--workers must be at least 1, but got {self.workers}")
+        if self.workers > 1 and not engine.parallel_workers:
+            raise UsageError(
+                f"--workers {self.workers} needs an engine that coordinates several workers (optuna); "
+                f"engine '{engine.name}' runs one worker at a time"
+            )
+        if self.workers > 1 and self.in_process:
+            raise UsageError("--in-process runs one trial at a time; it cannot be combined with --workers")
+        if self.recycle_after is not None and self.recycle_after < 1:
+            raise UsageError(f"--recycle-after must be at least 1, but got {self.recycle_after}")
+        if self.memory_limit_mb is not None and self.memory_limit_mb <= 0:
+            raise UsageError(f"--max-worker-memory must be a positive number of MiB, but got "
+                             f"{self.memory_limit_mb}")
 
 
 def package_versions() -> dict[str, str]:
@@ -82,6 +113,26 @@ def _load_data(source: str, target: str | None, task: str, seed: int, class_weig
     from search.data import load_dataset
 
     return load_dataset(source, target=target, task=task, seed=seed, class_weight=class_weight)
+
+
+def load_study_dataset(study: StudyRecord) -> Dataset:
+    """Reload a study's data from its stored reference, refusing data that changed since."""
+    reference = study.dataset
+    dataset = _load_data(
+        reference["source"], reference.get("target"), reference.get("task", "auto"),
+        int(reference.get("seed", 0)), reference.get("class_weight"),
+    )
+    if dataset.fingerprint != reference.get("fingerprint"):
+        was, now = str(reference.get("fingerprint"))[:12], dataset.fingerprint[:12]
+        raise StudyMismatchError(
+            f"cannot resume study '{study.name}': the data at {reference['source']} changed since the study "
+            f"was created (fingerprint {was} is now {now})"
+        )
+    return dataset
+
+
+def study_space(study: StudyRecord) -> SearchSpace:
+    return space_from_dict(study.space, study.settings.get("space_source", f"study '{study.name}'"))
 
 
 def _storage_flag(url: str) -> str:
@@ -128,6 +179,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         **options.extra,
     }
     engine.refuse_foreign_options(options.extra)
+    options.isolation.check(engine)
     budget = _budget(options.trials, options.timeout_s, options.max_failures)
     settings["trials"] = budget.trials
     engine.check(space, settings)
@@ -163,7 +215,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
             target=options.target,
         )
         return _resume(storage, existing, trials=options.trials, timeout_s=options.timeout_s,
-                       progress=options.progress, out=out)
+                       progress=options.progress, isolation=options.isolation, out=out)
 
     if dataset is None:
         dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight)
@@ -180,7 +232,8 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         versions=package_versions(),
     )
     print(f"study '{name}' created in {url}: {dataset.summary()}", file=out)
-    return _execute(storage, study, space, dataset, engine, budget, [], options.progress, out)
+    return _launch(storage, study, space, dataset, engine, budget, [], options.progress, options.isolation,
+                   out)
 
 
 def resume_study(
@@ -194,6 +247,7 @@ def resume_study(
     data: str | None = None,
     target: str | None = None,
     progress: bool = True,
+    isolation: Isolation | None = None,
     out: TextIO = sys.stdout,
 ) -> StudyRecord:
     """Continue a study to its budget (or a new ``trials`` total), refusing if its inputs changed."""
@@ -203,7 +257,28 @@ def resume_study(
         study, space=load_space(space) if space else None, engine=engine, algorithm=None, data=data,
         target=target,
     )
-    return _resume(storage, study, trials=trials, timeout_s=timeout_s, progress=progress, out=out)
+    return _resume(storage, study, trials=trials, timeout_s=timeout_s, progress=progress,
+                   isolation=isolation or Isolation(), out=out)
+
+
+def join_study(
+    name: str,
+    storage_url: str = DEFAULT_STORAGE,
+    *,
+    isolation: Isolation | None = None,
+    progress: bool = True,
+    out: TextIO = sys.stdout,
+) -> StudyRecord:
+    """Add workers to a study that others may be running (engines that coordinate workers only)."""
+    storage = open_storage(normalize_url(storage_url), create=False)
+    study = storage.get_study(name)
+    if not get_engine(study.engine).parallel_workers:
+        raise UsageError(
+            f"study '{name}' uses engine '{study.engine}', which runs one worker at a time; "
+            f"continue it with `hpsearch resume {name}` once no other process runs it"
+        )
+    return _resume(storage, study, trials=None, timeout_s=None, progress=progress,
+                   isolation=isolation or Isolation(), out=out)
 
 
 def _resume(
@@ -213,21 +288,13 @@ def _resume(
     trials: int | None,
     timeout_s: float | None,
     progress: bool,
+    isolation: Isolation,
     out: TextIO,
 ) -> StudyRecord:
-    space = space_from_dict(study.space, study.settings.get("space_source", f"study '{study.name}'"))
+    space = study_space(study)
     engine = get_engine(study.engine)
-    reference = study.dataset
-    dataset = _load_data(
-        reference["source"], reference.get("target"), reference.get("task", "auto"),
-        int(reference.get("seed", 0)), reference.get("class_weight"),
-    )
-    if dataset.fingerprint != reference.get("fingerprint"):
-        was, now = str(reference.get("fingerprint"))[:12], dataset.fingerprint[:12]
-        raise StudyMismatchError(
-            f"cannot resume study '{study.name}': the data at {reference['source']} changed since the study "
-            f"was created (fingerprint {was} is now {now})"
-        )
+    isolation.check(engine)
+    dataset = load_study_dataset(study)
     settings = dict(study.settings)
     if trials is not None:
         settings["trials"] = trials
@@ -253,7 +320,66 @@ def _resume(
     print(f"resuming study '{study.name}' ({study.engine}/{study.algorithm}): "
           f"{probe.tracker.spent()} trials done, {remaining if remaining is not None else 'unbounded'} to go",
           file=out)
-    return _execute(storage, study, space, dataset, engine, budget, retries, progress, out)
+    return _launch(storage, study, space, dataset, engine, budget, retries, progress, isolation, out)
+
+
+def _launch(
+    storage: Storage,
+    study: StudyRecord,
+    space: SearchSpace,
+    dataset: Dataset,
+    engine: Engine,
+    budget: Budget,
+    retries: list,
+    progress: bool,
+    isolation: Isolation,
+    out: TextIO,
+) -> StudyRecord:
+    """Train in supervised worker processes, or in this one with ``--in-process``."""
+    engine.prepare(_context(storage, study, space, dataset, budget, []))
+    if isolation.in_process:
+        return _execute(storage, study, space, dataset, engine, budget, retries, progress, out)
+    from search.supervisor import Supervisor
+
+    supervisor = Supervisor(
+        storage, study, engine, budget, workers=isolation.workers, recycle_after=isolation.recycle_after,
+        memory_limit_mb=isolation.memory_limit_mb, progress=progress, retries_pending=bool(retries),
+    )
+    started = time.monotonic()
+    try:
+        supervisor.run()
+    except KeyboardInterrupt:
+        raise SearchInterrupted(f"hpsearch resume {study.name}{_storage_flag(storage.url)}") from None
+    finally:
+        storage.touch_study(study.id)
+    _print_summary(storage, study, time.monotonic() - started, out)
+    return storage.get_study(study.name)
+
+
+def work_on_study(
+    name: str,
+    storage_url: str,
+    *,
+    session_trials: int | None,
+    memory_limit_mb: float | None,
+    timeout_s: float | None,
+    retries: bool,
+) -> None:
+    """The body of a worker process: train the study's trials until told to stop (no output)."""
+    storage = open_storage(storage_url, create=False)
+    study = storage.get_study(name)
+    settings = study.settings
+    budget = _budget(settings.get("trials"), timeout_s, int(settings.get("max_failures", 5)))
+    budget.session_trials = session_trials
+    budget.memory_limit_mb = memory_limit_mb
+    engine = get_engine(study.engine)
+    ctx = _context(storage, study, study_space(study), load_study_dataset(study), budget,
+                   trials_to_retry(storage, study) if retries else [])
+    try:
+        engine.run(ctx)
+    finally:
+        _fail_own_running_trials(storage, study)
+    ctx.tracker.raise_if_search_failed()
 
 
 def _context(

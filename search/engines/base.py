@@ -22,11 +22,6 @@ if TYPE_CHECKING:
     from spaces import SearchSpace
 
 
-def counts_toward_budget(trial: TrialRecord) -> bool:
-    """A trial spends budget once it ended on its own; an interrupted one is retried instead."""
-    return trial.state is not TrialState.RUNNING and not trial.interrupted
-
-
 @dataclass
 class Budget:
     """How much search to do: a trial count, a wall-clock limit, or both (whichever ends first).
@@ -38,6 +33,10 @@ class Budget:
     trials: int | None
     timeout_s: float | None = None
     max_consecutive_failures: int = 5
+    #: This process stops after this many trials (a worker recycled to shed leaked memory).
+    session_trials: int | None = None
+    #: This process stops once its resident memory passes this many MiB (checked between trials).
+    memory_limit_mb: float | None = None
     started_at: float = field(default_factory=time.monotonic)
 
     def time_left(self) -> float | None:
@@ -56,17 +55,26 @@ class BudgetTracker:
         self.consecutive_failures = 0
         self.session_failures: list[TrialRecord] = []
         self.session_successes = 0
+        self.session_trials = 0
+        #: Why this process stopped early, if it did: "recycle" or "memory".
+        self.stopped_for: str | None = None
 
     def spent(self) -> int:
-        trials = self.storage.list_trials(self.study.id)
-        return sum(1 for trial in trials if counts_toward_budget(trial))
+        counts = self.storage.count_trials(self.study.id)
+        failed = self.storage.list_trials(self.study.id, states=[TrialState.FAILED])
+        interrupted = sum(1 for trial in failed if trial.interrupted)
+        finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] + counts[TrialState.FAILED]
+        return finished - interrupted
 
     def remaining(self) -> int | None:
+        """Trials still to start: budget minus trials spent and those other workers are running now."""
         if self.budget.trials is None:
             return None
-        return max(0, self.budget.trials - self.spent())
+        running = self.storage.count_trials(self.study.id)[TrialState.RUNNING]
+        return max(0, self.budget.trials - self.spent() - running)
 
     def trial_finished(self, trial: TrialRecord) -> None:
+        self.session_trials += 1
         if trial.state is TrialState.FAILED and not trial.interrupted:
             self.consecutive_failures += 1
             self.session_failures.append(trial)
@@ -77,6 +85,15 @@ class BudgetTracker:
     def should_stop(self) -> bool:
         if self.consecutive_failures >= self.budget.max_consecutive_failures:
             return True
+        if self.budget.session_trials is not None and self.session_trials >= self.budget.session_trials:
+            self.stopped_for = "recycle"
+            return True
+        if self.budget.memory_limit_mb is not None and self.session_trials:
+            from search.recorder import resident_memory_mb
+
+            if resident_memory_mb() > self.budget.memory_limit_mb:
+                self.stopped_for = "memory"
+                return True
         if self.budget.time_left() == 0.0:
             return True
         remaining = self.remaining()
@@ -131,6 +148,8 @@ class Engine(ABC):
     name: str
     algorithms: tuple[str, ...]
     default_algorithm: str
+    #: Whether several worker processes (and machines) may run trials of one study at once.
+    parallel_workers: bool = False
     #: Engine-specific ``run`` options (settings keys such as ``cv`` or ``max_epochs``) this engine reads.
     options: tuple[str, ...] = ()
 
@@ -158,6 +177,10 @@ class Engine(ABC):
 
     @abstractmethod
     def run(self, ctx: RunContext) -> None: ...
+
+    def prepare(self, ctx: RunContext) -> None:  # noqa: B027
+        """Create the engine's own persistent state once, before any worker starts (workers racing to
+        create it would collide)."""
 
     def recover(self, ctx: RunContext, interrupted: list[TrialRecord]) -> None:  # noqa: B027
         """Bring the engine's own state in line after ``interrupted`` trials were failed by resume."""

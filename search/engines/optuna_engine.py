@@ -35,6 +35,8 @@ class OptunaEngine(Engine):
     name = "optuna"
     algorithms = ("tpe", "random", "grid", "cmaes")
     default_algorithm = "tpe"
+    # Optuna's RDB storage coordinates workers: each asks the shared study for its next trial.
+    parallel_workers = True
 
     def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
         pruner = settings.get("pruner", "median")
@@ -118,6 +120,11 @@ class OptunaEngine(Engine):
             direction=ctx.study.direction,
             load_if_exists=True,
         )
+
+    def prepare(self, ctx: RunContext) -> None:
+        # Optuna creates its tables and the study on first use; doing it here, in the supervisor,
+        # keeps two workers starting together from both trying to create them.
+        self._study(ctx)
 
     # -- resume -----------------------------------------------------------------------------------
     def recover(self, ctx: RunContext, interrupted: list[TrialRecord]) -> None:

@@ -1,0 +1,241 @@
+"""The supervisor: keeps K worker processes training one study, and survives whatever happens to them.
+
+It holds no TensorFlow state. A worker that exits on its own (budget reached, recycled) is replaced while
+budget is left; one that dies (out-of-memory kill, segfault, ``kill -9``) costs only its in-flight
+trial, which is failed with the cause and whose configuration the next worker retries once. Progress is
+read from the database, so the bar counts every worker's trials.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from search.engines.base import Budget, BudgetTracker, Engine, RunContext
+from search.errors import HpsearchError, SearchFailedError
+from storage import Storage, StudyRecord, TrialRecord, TrialState
+
+#: Seconds a worker gets to record its interrupted trial after SIGINT before it is killed.
+STOP_GRACE_S = 30.0
+#: Workers dying this many times in a row without finishing a trial end the search.
+MAX_DEATHS_WITHOUT_PROGRESS = 3
+POLL_S = 0.5
+
+
+class WorkerError(HpsearchError):
+    """A worker stopped with an error meant for the user; carries the worker's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen
+    stderr: IO[str]
+    finished_at_start: int
+
+    @property
+    def id(self) -> str:
+        return f"{socket.gethostname()}:{self.process.pid}"
+
+    def error_line(self) -> str | None:
+        self.stderr.seek(0)
+        lines = [line.strip() for line in self.stderr.read().splitlines() if line.startswith("error: ")]
+        return lines[-1].removeprefix("error: ") if lines else None
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def describe_death(returncode: int) -> str:
+    if returncode < 0:
+        name = _signal_name(returncode)
+        hint = " (the out-of-memory killer or kill -9)" if name == "SIGKILL" else ""
+        return f"killed by {name}{hint}"
+    return f"exited with code {returncode}"
+
+
+class Supervisor:
+    def __init__(
+        self,
+        storage: Storage,
+        study: StudyRecord,
+        engine: Engine,
+        budget: Budget,
+        *,
+        workers: int,
+        recycle_after: int | None,
+        memory_limit_mb: float | None,
+        progress: bool,
+        retries_pending: bool,
+    ) -> None:
+        self.storage = storage
+        self.study = study
+        self.engine = engine
+        self.budget = budget
+        self.workers = workers
+        self.recycle_after = recycle_after
+        self.memory_limit_mb = memory_limit_mb
+        self.progress = progress
+        self.retries_pending = retries_pending
+        self.tracker = BudgetTracker(storage, study, budget)
+        self.live: list[Worker] = []
+        self.deaths_without_progress = 0
+        self.threads = max(1, _cpu_count() // workers)
+        self._bar = None
+
+    # -- workers ----------------------------------------------------------------------------------
+    def _spawn(self) -> Worker:
+        command = [
+            sys.executable, "-m", "search.worker", self.study.name, "--storage", self.storage.url,
+            "--threads", str(self.threads),
+        ]
+        if self.recycle_after:
+            command += ["--recycle-after", str(self.recycle_after)]
+        if self.memory_limit_mb:
+            command += ["--max-memory-mb", str(self.memory_limit_mb)]
+        time_left = self.budget.time_left()
+        if time_left is not None:
+            command += ["--timeout", f"{time_left:.3f}"]
+        if self.retries_pending:
+            command.append("--retries")
+            self.retries_pending = False
+        # stderr goes to a file, not a pipe: TensorFlow can write more than a pipe buffers.
+        stderr = tempfile.TemporaryFile(mode="w+", prefix="hpsearch-worker-")
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+            env={**os.environ, "PYTHONPATH": _pythonpath()},
+            # Own session: a Ctrl-C in the terminal reaches the supervisor, which stops workers in order.
+            start_new_session=True,
+        )
+        return Worker(process, stderr, self._finished())
+
+    def _finished(self) -> int:
+        counts = self.storage.count_trials(self.study.id)
+        return counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] + counts[TrialState.FAILED]
+
+    def _fail_trials_of(self, worker: Worker, cause: str) -> list[TrialRecord]:
+        failed = []
+        for trial in self.storage.running_trials(self.study.id):
+            if trial.worker == worker.id:
+                failed.append(self.storage.finish_trial(
+                    trial.id, TrialState.FAILED, interrupted=True, metrics=trial.metrics,
+                    error=f"interrupted: worker {worker.id} {cause} during epoch {trial.epochs_run + 1}",
+                ))
+        if failed:
+            ctx = RunContext(storage=self.storage, study=self.study, space=None, dataset=None,  # type: ignore[arg-type]
+                             recorder=None, tracker=self.tracker, settings=self.study.settings)  # type: ignore[arg-type]
+            self.engine.recover(ctx, failed)
+        return failed
+
+    def _reap(self, worker: Worker) -> None:
+        returncode = worker.process.returncode
+        self.live.remove(worker)
+        progressed = self._finished() > worker.finished_at_start
+        if returncode == 0:
+            worker.stderr.close()
+            return
+        if returncode in (1, 2):
+            message = worker.error_line() or f"a worker failed (exit code {returncode})"
+            worker.stderr.close()
+            self.stop_workers()
+            raise WorkerError(message, returncode)
+        cause = describe_death(returncode)
+        worker.stderr.close()
+        failed = self._fail_trials_of(worker, cause)
+        self.retries_pending = True
+        self.deaths_without_progress = 0 if progressed else self.deaths_without_progress + 1
+        if failed:
+            numbers = ", ".join(f"#{trial.number}" for trial in failed)
+            self._note(f"worker {worker.id} {cause}; trial {numbers} marked FAILED and will be retried once")
+        if self.deaths_without_progress >= MAX_DEATHS_WITHOUT_PROGRESS:
+            self.stop_workers()
+            raise SearchFailedError(
+                f"{self.deaths_without_progress} workers in a row died before finishing a trial "
+                f"(last: {cause}); see `hpsearch trials {self.study.name} --state failed`"
+            )
+
+    def stop_workers(self) -> None:
+        """Ask every worker to stop (SIGINT: it records its trial as interrupted), then make sure."""
+        for worker in self.live:
+            if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for worker in list(self.live):
+            try:
+                worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+            self._fail_trials_of(worker, describe_death(worker.process.returncode or -signal.SIGKILL))
+            worker.stderr.close()
+        self.live.clear()
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def _note(self, message: str) -> None:
+        if self._bar is not None:
+            self._bar.write(message)
+        else:
+            print(message, file=sys.stderr)
+
+    def _refresh(self) -> None:
+        if self._bar is not None:
+            best = self.storage.best_trials(self.study.id, 1)
+            self._bar.show(self.tracker.spent(), best[0].value if best else None)
+
+    def run(self) -> None:
+        from search.progress import ProgressBar
+
+        best = self.storage.best_trials(self.study.id, 1)
+        bar = ProgressBar(
+            total=self.budget.trials, initial=self.tracker.spent(), objective=self.study.objective,
+            direction=self.study.direction, best=best[0].value if best else None, enabled=self.progress,
+        )
+        self._bar = bar
+        try:
+            while True:
+                done = self.tracker.should_stop()
+                while not done and len(self.live) < self.workers:
+                    self.live.append(self._spawn())
+                if not self.live:
+                    return
+                time.sleep(POLL_S)
+                self._refresh()
+                for worker in list(self.live):
+                    if worker.process.poll() is not None:
+                        self._reap(worker)
+        except KeyboardInterrupt:
+            self.stop_workers()
+            raise
+        finally:
+            self._refresh()
+            bar.close()
+            self._bar = None
+
+
+def _pythonpath() -> str:
+    """Workers import this very checkout, also when it is not installed (tests, scripts)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    existing = os.environ.get("PYTHONPATH")
+    return root if not existing else f"{root}{os.pathsep}{existing}"

@@ -1,0 +1,92 @@
+"""A worker process: trains trials of one study until the budget is reached or it is told to recycle.
+
+The supervisor (``hpsearch run``/``resume``/``worker``) starts workers as ``python -m search.worker``;
+only workers import TensorFlow, so a leak, an out-of-memory kill or a segfault costs one worker and its
+in-flight trial, never the search. A worker exits 0 when it stopped on its own (budget reached, or
+recycled after ``--recycle-after`` trials or past ``--max-memory-mb``), 1 or 2 with one ``error:`` line
+on stderr when the search cannot go on, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+#: prctl option asking the kernel to signal us when our parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """A ``kill -9`` of the supervisor must not leave orphan workers training on their own."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def configure_threads(threads: int | None) -> None:
+    """Size TensorFlow's thread pools so K workers share the cores instead of oversubscribing them.
+
+    Must run before TensorFlow executes anything; the environment variables cover libraries that read
+    them at import.
+    """
+    if not threads:
+        return
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1" if threads == 1 else "2"
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1 if threads == 1 else 2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("study")
+    parser.add_argument("--storage", required=True)
+    parser.add_argument("--recycle-after", type=int, default=None)
+    parser.add_argument("--max-memory-mb", type=float, default=None)
+    parser.add_argument("--timeout", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--retries", action="store_true", help="retry interrupted trials' configs first")
+    args = parser.parse_args(argv)
+
+    die_with_parent()
+    # The supervisor stops workers with SIGINT; SIGTERM (from a job scheduler) ends them the same way.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        configure_threads(args.threads)
+        from search.study import work_on_study
+
+        work_on_study(
+            args.study, args.storage, session_trials=args.recycle_after, memory_limit_mb=args.max_memory_mb,
+            timeout_s=args.timeout, retries=args.retries,
+        )
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # noqa: BLE001 - the supervisor relays this one line
+        code = getattr(error, "exit_code", None)
+        if code is None:
+            import traceback
+
+            traceback.print_exc()
+            print(f"error: unexpected {type(error).__name__} in a worker: {error}", file=sys.stderr)
+            return 1
+        print(f"error: {error}", file=sys.stderr)
+        return int(code)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""Worker isolation: dying, recycled and parallel workers never lose, duplicate or strand a trial."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+
+import pytest
+
+from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
+
+pytestmark = pytest.mark.slow
+
+SLOW_SPACE = """\
+objective: val_accuracy
+params:
+  n_neurons: {type: int, low: 8, high: 32}
+  learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+fixed: {n_hidden: 1, epochs: 12, batch_size: 32}
+"""
+
+QUICK_SPACE = """\
+objective: val_accuracy
+params:
+  n_neurons: {type: int, low: 4, high: 16}
+fixed: {n_hidden: 1, epochs: 2, batch_size: 64}
+"""
+
+
+def _space(tmp_path, text: str):
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return path
+
+
+def _rows(db):
+    return query(db, "SELECT number, state, interrupted, retry_of, params, worker, error, peak_memory_mb "
+                     "FROM hp_trials ORDER BY number")
+
+
+def _running_with_epoch(db) -> list[tuple]:
+    return query(db, "SELECT number, worker FROM hp_trials WHERE state = 'RUNNING' AND epochs_run >= 1")
+
+
+def _assert_clean(db, budget: int) -> list[tuple]:
+    rows = _rows(db)
+    assert [row[0] for row in rows] == list(range(len(rows)))
+    assert not [row for row in rows if row[1] == "RUNNING"]
+    assert len([row for row in rows if not row[2]]) == budget
+    assert query(db, "SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'") == [(0,)]
+    return rows
+
+
+def _run(tmp_path, *args, check=True, timeout=600, **popen):
+    done = subprocess.run(hpsearch_command(*args), cwd=tmp_path, capture_output=True, text=True,
+                          timeout=timeout, **popen)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_kill_9_of_a_worker_costs_only_its_trial(tmp_path):
+    db = tmp_path / "w.db"
+    process = spawn_hpsearch("run", _space(tmp_path, SLOW_SPACE), "--data", "digits", "--trials", "4",
+                             "--study", "w", "--storage", db, "--quiet", "--pruner", "none", cwd=tmp_path)
+    wait_for(lambda: query(db, "SELECT COUNT(*) FROM hp_trials WHERE state = 'COMPLETE'")[0][0] >= 1
+             and _running_with_epoch(db))
+    number, worker = _running_with_epoch(db)[0]
+    os.kill(int(worker.rpartition(":")[2]), signal.SIGKILL)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+    assert "killed by SIGKILL" in err
+    rows = _assert_clean(db, budget=4)
+    killed = rows[number]
+    assert killed[1] == "FAILED" and killed[2] and "killed by SIGKILL" in killed[6]
+    retry = [row for row in rows if row[3] == number]
+    assert len(retry) == 1 and json.loads(retry[0][4]) == json.loads(killed[4])
+    assert retry[0][5] != worker, "a new worker process took over"
+    assert all(row[7] and row[7] > 50 for row in rows if row[1] == "COMPLETE"), "peak memory recorded"
+
+
+def test_kill_9_of_the_supervisor_takes_its_workers_then_resume(tmp_path):
+    db = tmp_path / "s.db"
+    process = spawn_hpsearch("run", _space(tmp_path, SLOW_SPACE), "--data", "digits", "--trials", "3",
+                             "--study", "s", "--storage", db, "--quiet", "--pruner", "none", cwd=tmp_path)
+    wait_for(lambda: _running_with_epoch(db))
+    _, worker = _running_with_epoch(db)[0]
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    worker_pid = int(worker.rpartition(":")[2])
+    wait_for(lambda: not _pid_alive(worker_pid), timeout_s=30)
+    assert query(db, "SELECT COUNT(*) FROM hp_trials WHERE state = 'RUNNING'") == [(1,)]
+    resumed = _run(tmp_path, "resume", "s", "--storage", db, "--quiet")
+    assert "marked 1 interrupted trial(s) as FAILED" in resumed.stdout
+    _assert_clean(db, budget=3)
+    studies = json.loads(_run(tmp_path, "studies", "--storage", db, "--json").stdout)
+    assert studies[0]["states"]["RUNNING"] == 0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (dead, not yet reaped) is not alive for our purpose.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_sigterm_stops_cleanly_with_resume_command(tmp_path):
+    db = tmp_path / "t.db"
+    process = spawn_hpsearch("run", _space(tmp_path, SLOW_SPACE), "--data", "digits", "--trials", "3",
+                             "--study", "t", "--storage", db, "--quiet", "--pruner", "none", cwd=tmp_path)
+    wait_for(lambda: _running_with_epoch(db))
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "resume with: hpsearch resume t --storage" in err and "Traceback" not in err
+    rows = _rows(db)
+    assert [row[1] for row in rows] == ["FAILED"] and rows[0][2], "the in-flight trial is interrupted"
+    assert "interrupted" in rows[0][6]
+
+
+def test_recycling_replaces_workers_and_keeps_every_trial(tmp_path):
+    db = tmp_path / "r.db"
+    _run(tmp_path, "run", _space(tmp_path, QUICK_SPACE), "--data", "iris", "--trials", "5", "--study", "r",
+         "--storage", db, "--quiet", "--recycle-after", "2")
+    rows = _assert_clean(db, budget=5)
+    workers = [row[5] for row in rows]
+    assert len(set(workers)) == 3 and workers[0] == workers[1] != workers[2] == workers[3] != workers[4]
+    assert {row[1] for row in rows} <= {"COMPLETE", "PRUNED"}
+
+
+def test_memory_ceiling_recycles_after_each_trial(tmp_path):
+    db = tmp_path / "m.db"
+    _run(tmp_path, "run", _space(tmp_path, QUICK_SPACE), "--data", "iris", "--trials", "2", "--study", "m",
+         "--storage", db, "--quiet", "--max-worker-memory", "1")
+    rows = _assert_clean(db, budget=2)
+    assert len({row[5] for row in rows}) == 2
+
+
+def test_two_workers_on_sqlite_share_one_study(tmp_path):
+    db = tmp_path / "p.db"
+    done = _run(tmp_path, "run", _space(tmp_path, QUICK_SPACE), "--data", "iris", "--trials", "8",
+                "--study", "p", "--storage", db, "--quiet", "--workers", "2")
+    assert "locked" not in done.stderr
+    rows = _rows(db)
+    assert [row[0] for row in rows] == list(range(len(rows)))
+    assert not [row for row in rows if row[1] == "RUNNING"]
+    assert 8 <= len(rows) <= 9, "the budget counts trials other workers are running"
+    assert len({row[5] for row in rows}) == 2
+    optuna_numbers = query(db, "SELECT number FROM trials ORDER BY number")
+    assert [n for (n,) in optuna_numbers] == list(range(len(rows)))
+
+
+def test_workers_on_postgresql_from_two_commands(tmp_path):
+    url = os.environ.get("HPSEARCH_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("HPSEARCH_TEST_POSTGRES=0 declined the PostgreSQL server")
+    import sqlalchemy
+
+    space = _space(tmp_path, QUICK_SPACE)
+    first = spawn_hpsearch("run", space, "--data", "iris", "--trials", "10", "--study", "pg-shared",
+                           "--storage", url, "--quiet", "--workers", "2", cwd=tmp_path)
+    engine = sqlalchemy.create_engine(url)
+
+    def count(sql: str) -> int:
+        try:
+            with engine.connect() as connection:
+                return connection.execute(sqlalchemy.text(sql)).scalar_one()
+        except sqlalchemy.exc.ProgrammingError:  # tables not created yet
+            return 0
+
+    wait_for(lambda: count("SELECT COUNT(*) FROM hp_studies WHERE name = 'pg-shared'") == 1)
+    second = _run(tmp_path, "worker", "pg-shared", "--storage", url, "--quiet", "--workers", "1")
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    with engine.connect() as connection:
+        rows = connection.execute(sqlalchemy.text(
+            "SELECT t.number, t.state, t.worker FROM hp_trials t JOIN hp_studies s ON s.id = t.study_id "
+            "WHERE s.name = 'pg-shared' ORDER BY t.number")).all()
+    assert [row[0] for row in rows] == list(range(len(rows)))
+    assert {row[1] for row in rows} <= {"COMPLETE", "PRUNED"}
+    # A worker never starts a trial the budget has no room for; only a race at the very same instant
+    # (two workers reading the count together) could add one.
+    assert 10 <= len(rows) <= 11
+    assert len({row[2] for row in rows}) >= 2
+    assert "error" not in second.stderr
+    engine.dispose()
+
+
+def test_build_error_fails_that_trial_only(cli, tmp_path, monkeypatch):
+    import spaces
+
+    real_build = spaces.build_model
+
+    def fragile_build(config, task):
+        if config["n_neurons"] > 10:
+            raise RuntimeError(f"cannot build {config['n_neurons']} neurons")
+        return real_build(config, task)
+
+    monkeypatch.setattr(spaces, "build_model", fragile_build)
+    space = _space(tmp_path, QUICK_SPACE)
+    result = cli("run", space, "--data", "iris", "--trials", "6", "--study", "b", "--quiet", "--in-process",
+                 "--algorithm", "random")
+    assert result.code == 0, result.err
+    trials = json.loads(cli("trials", "b", "--json").out)
+    assert len(trials) == 6
+    for trial in trials:
+        if trial["params"]["n_neurons"] > 10:
+            assert trial["state"] == "FAILED" and "RuntimeError: cannot build" in trial["error"]
+        else:
+            assert trial["state"] == "COMPLETE"
+    assert {t["state"] for t in trials} == {"FAILED", "COMPLETE"}
+
+
+def _limit_file_size(limit: int):
+    def apply() -> None:
+        # Writes past the limit fail with EFBIG instead of killing the process: a full disk.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_full_disk_stops_with_a_clear_error_and_keeps_completed_trials(tmp_path):
+    db = tmp_path / "full.db"
+    space = _space(tmp_path, QUICK_SPACE)
+    _run(tmp_path, "run", space, "--data", "iris", "--trials", "2", "--study", "full", "--storage", db,
+         "--quiet")
+    wal = tmp_path / "full.db-wal"
+    size = db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    done = _run(tmp_path, "resume", "full", "--storage", db, "--trials", "400", "--quiet", check=False,
+                preexec_fn=_limit_file_size(size + 64 * 1024))
+    assert done.returncode == 1, done.stderr
+    assert "full" in done.stderr.splitlines()[-1] and "Traceback" not in done.stderr
+    rows = query(db, "SELECT number, state FROM hp_trials ORDER BY number")
+    assert rows[:2] == [(0, "COMPLETE"), (1, "COMPLETE")]
+    repaired = _run(tmp_path, "resume", "full", "--storage", db, "--quiet", "--trials", str(len(rows) + 1))
+    assert repaired.returncode == 0
+    assert not query(db, "SELECT number FROM hp_trials WHERE state = 'RUNNING'")
+
+
+def test_read_only_database_is_refused_clearly(tmp_path):
+    space = _space(tmp_path, QUICK_SPACE)
+    db = tmp_path / "ro.db"
+    _run(tmp_path, "run", space, "--data", "iris", "--trials", "1", "--study", "ro", "--storage", db,
+         "--quiet")
+    # root ignores file modes, so open the database read-only the way SQLite itself allows.
+    read_only = f"sqlite:///file:{db}?mode=ro&uri=true"
+    done = _run(tmp_path, "resume", "ro", "--storage", read_only, "--trials", "2", "--quiet", check=False)
+    assert done.returncode in (1, 2), done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "read" in last and "Traceback" not in done.stderr
+    assert query(db, "SELECT state FROM hp_trials") == [("COMPLETE",)]
+    listed = _run(tmp_path, "trials", "ro", "--storage", read_only, "--json")
+    assert len(json.loads(listed.stdout)) == 1, "a read-only database can still be queried"
+
+
+def test_two_runs_racing_for_one_study_name(tmp_path):
+    space = _space(tmp_path, QUICK_SPACE)
+    db = tmp_path / "race.db"
+    racers = [spawn_hpsearch("run", space, "--data", "iris", "--trials", "1", "--study", "race",
+                             "--storage", db, "--quiet", cwd=tmp_path) for _ in range(2)]
+    results = [(racer.wait(timeout=600), racer.stderr.read()) for racer in racers]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for code, err in results if code == 2)
+    assert "already exists" in loser
+    assert query(db, "SELECT COUNT(*) FROM hp_studies") == [(1,)]
