@@ -61,7 +61,7 @@ class OptunaEngine(Engine):
         from spaces.compile_optuna import to_grid_search_space
 
         # A resumed study must not replay the random start-up trials it already ran.
-        seed = ctx.seed + len(ctx.storage.list_trials(ctx.study.id))
+        seed = ctx.seed + sum(ctx.storage.count_trials(ctx.study.id).values())
         algorithm = ctx.settings["algorithm"]
         if algorithm == "tpe":
             return optuna.samplers.TPESampler(seed=seed)
