@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from search.errors import NoResultError, UsageError
-from storage import Storage, StudyRecord, StudySummary, TrialRecord, TrialState
+from storage import ModelRecord, Storage, StudyRecord, StudySummary, TrialRecord, TrialState
 
 SORT_KEYS = ("number", "value", "duration", "started")
 
@@ -176,7 +176,54 @@ def trials_table(trials: Sequence[TrialRecord]) -> str:
     return table(("#", "state", "value", "epochs", "seconds", "params", "error"), rows)
 
 
-def best_text(study: StudyRecord, trials: Sequence[TrialRecord], models: Sequence[Any] = ()) -> str:
+def model_dict(model: ModelRecord) -> dict[str, Any]:
+    """A retrained model as ``best --json`` and ``compare --json`` show it."""
+    settings = model.settings or {}
+    return json_safe(
+        {
+            "trial": model.trial_number,
+            "path": model.path,
+            "sha256": model.sha256,
+            "test_metrics": model.test_metrics,
+            "epochs_run": model.epochs_run,
+            "best_epoch": settings.get("best_epoch"),
+            "stop_reason": model.stop_reason,
+            "seed": settings.get("seed"),
+            "seeds": settings.get("seeds"),
+            "callbacks": settings.get("callbacks"),
+            "training_log": settings.get("training_log"),
+            "created_at": model.created_at,
+        }
+    )
+
+
+def metrics_text(metrics: dict[str, Any]) -> str:
+    return ", ".join(f"{name}={format_value(value)}" for name, value in metrics.items())
+
+
+def models_text(models: Sequence[ModelRecord]) -> list[str]:
+    """Lines describing retrained models (newest first, as given), for ``best``."""
+    lines = []
+    for model in models:
+        settings = model.settings or {}
+        lines.append(f"  trial #{model.trial_number}, {model.created_at.strftime('%Y-%m-%d %H:%M')}: "
+                     f"{model.path}")
+        best_epoch = settings.get("best_epoch")
+        epochs = f"{model.epochs_run} epochs" + (f" (best {best_epoch})" if best_epoch else "")
+        lines.append(f"    test {metrics_text(model.test_metrics)}; {epochs}, stop: {model.stop_reason}; "
+                     f"sha256 {model.sha256[:12]}")
+        seeds = settings.get("seeds")
+        if seeds:
+            spread = ", ".join(
+                f"{name} {format_value(mean)} ± {format_value(seeds['test_std'].get(name))}"
+                for name, mean in seeds["test_mean"].items()
+            )
+            lines.append(f"    {len(seeds['seeds'])} seeds, test mean ± std: {spread}; exported seed "
+                         f"{seeds['chosen']} (best {seeds['chosen_by']})")
+    return lines
+
+
+def best_text(study: StudyRecord, trials: Sequence[TrialRecord], models: Sequence[ModelRecord] = ()) -> str:
     lines = [f"study '{study.name}' ({study.engine}/{study.algorithm}), objective {study.objective} "
              f"({study.direction})"]
     for rank, trial in enumerate(trials, start=1):
@@ -190,4 +237,7 @@ def best_text(study: StudyRecord, trials: Sequence[TrialRecord], models: Sequenc
         shown = {k: v for k, v in trial.metrics.items() if k != study.objective}
         if shown:
             lines.append("  final epoch: " + ", ".join(f"{k}={format_value(v)}" for k, v in shown.items()))
+    if models:
+        lines.append(f"retrained models ({len(models)}, newest first; test = held-out test split):")
+        lines.extend(models_text(models))
     return "\n".join(lines)
