@@ -59,12 +59,21 @@ def display_name(url: str) -> str:
         return url
 
 
+#: SQLite files this process already checked. Closing any descriptor of a file drops every POSIX lock
+#: this process holds on it, including those of SQLite connections still open here; a second plain
+#: open()/close() of a database in use would let another process delete its WAL under our feet.
+_CHECKED_FILES: set[str] = set()
+
+
 def check_sqlite_file(url: str, *, create: bool) -> None:
     """Refuse, before SQLite sees it, a file that cannot become or already is not our database."""
     from .errors import DatabaseNotFoundError, SchemaError
 
     path = sqlite_path(url)
     if path is None:
+        return
+    key = str(path.resolve())
+    if key in _CHECKED_FILES and path.exists():
         return
     if not path.exists():
         if not create:
@@ -75,6 +84,7 @@ def check_sqlite_file(url: str, *, create: bool) -> None:
         parent = path.parent if str(path.parent) else Path(".")
         if not parent.is_dir():
             raise StorageError(f"cannot create {path}: directory {parent} does not exist")
+        _CHECKED_FILES.add(key)
         return
     if path.is_dir():
         raise StorageError(f"{path} is a directory, not an SQLite database")
@@ -86,6 +96,7 @@ def check_sqlite_file(url: str, *, create: bool) -> None:
     # An empty file is a valid empty database (SQLite writes the header on the first table).
     if header and header != _SQLITE_HEADER:
         raise SchemaError(f"{path} is not an SQLite database")
+    _CHECKED_FILES.add(key)
 
 
 def make_engine(url: str) -> Engine:

@@ -156,3 +156,12 @@ def test_query_commands_do_not_import_tensorflow(cli, tiny_space, db_url):
     assert "HEAVY []" in done.stdout
     helped = subprocess.run(hpsearch_command("--help"), capture_output=True, text=True, check=True)
     assert "resume" in helped.stdout
+
+
+def test_several_commands_in_one_process_share_the_database(cli, tiny_space):
+    # Re-checking the file header used to drop this process's SQLite locks, letting a worker delete
+    # the WAL of a database still open here ("disk I/O error" on the next command).
+    for name in ("first", "second"):
+        assert cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", name, "--quiet").code == 0
+    studies = json.loads(cli("studies", "--json").out)
+    assert sorted(s["name"] for s in studies) == ["first", "second"]
