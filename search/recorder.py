@@ -71,8 +71,17 @@ class TrialRecorder:
         self._peak_mb[trial.id] = resident_memory_mb()
         return trial
 
-    def epoch(self, trial: TrialRecord, epoch: int, logs: Mapping[str, Any] | None) -> None:
-        self.storage.record_epoch(trial.id, epoch, plain_metrics(logs))
+    def epoch(
+        self, trial: TrialRecord, epoch: int, logs: Mapping[str, Any] | None, *, fold: int | None = None
+    ) -> None:
+        """One epoch's logs; ``fold`` for a trial scored by cross-validation (one model per fold)."""
+        self.storage.record_epoch(trial.id, epoch, plain_metrics(logs), fold=fold)
+        self._peak_mb[trial.id] = max(self._peak_mb.get(trial.id, 0.0), resident_memory_mb())
+
+    def partial(self, trial: TrialRecord, metrics: Mapping[str, float]) -> None:
+        """Results that arrive while the trial runs (a finished fold), committed now so a crash keeps
+        them; ``complete``/``fail`` write the full set."""
+        self.storage.merge_trial_metrics(trial.id, plain_metrics(metrics))
         self._peak_mb[trial.id] = max(self._peak_mb.get(trial.id, 0.0), resident_memory_mb())
 
     def complete(self, trial: TrialRecord, value: float, metrics: Mapping[str, float]) -> TrialRecord:
@@ -118,8 +127,8 @@ class TrialRecorder:
         return finished
 
     # -- Keras ------------------------------------------------------------------------------------
-    def keras_callback(self, trial: TrialRecord) -> Any:
+    def keras_callback(self, trial: TrialRecord, *, fold: int | None = None) -> Any:
         """A Keras callback writing each epoch's logs to this trial and stopping on a non-finite loss."""
         from search.training import EpochRecorderCallback
 
-        return EpochRecorderCallback(lambda epoch, logs: self.epoch(trial, epoch, logs))
+        return EpochRecorderCallback(lambda epoch, logs: self.epoch(trial, epoch, logs, fold=fold))

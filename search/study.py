@@ -151,6 +151,13 @@ def _budget(trials: int | None, timeout_s: float | None, max_failures: int) -> B
     return Budget(trials=trials, timeout_s=timeout_s, max_consecutive_failures=max_failures)
 
 
+def _planned_trials(engine: Engine, space: SearchSpace, settings: dict[str, Any]) -> int | None:
+    """The trial count an engine's own plan fixes (one Hyperband iteration), used when --trials is not
+    given; None for engines that propose until the budget says stop."""
+    planned = getattr(engine, "planned_trials", None)
+    return planned(space, settings) if planned is not None else None
+
+
 def space_summary(space: SearchSpace) -> str:
     from spaces import SpaceError
 
@@ -180,7 +187,8 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     }
     engine.refuse_foreign_options(options.extra)
     options.isolation.check(engine)
-    budget = _budget(options.trials, options.timeout_s, options.max_failures)
+    trials = options.trials if options.trials is not None else _planned_trials(engine, space, settings)
+    budget = _budget(trials, options.timeout_s, options.max_failures)
     settings["trials"] = budget.trials
     engine.check(space, settings)
     task = options.task or space.task

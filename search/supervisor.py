@@ -102,6 +102,7 @@ class Supervisor:
         self.tracker = BudgetTracker(storage, study, budget)
         self.live: list[Worker] = []
         self.deaths_without_progress = 0
+        self.exhausted = False
         self.threads = max(1, _cpu_count() // workers)
         self._bar = None
 
@@ -155,6 +156,11 @@ class Supervisor:
         progressed = self._finished() > worker.finished_at_start
         if returncode == 0:
             worker.stderr.close()
+            if not progressed and not self.live:
+                # It stopped on its own without finishing a trial, and nobody else is training: the
+                # engine has nothing left to propose (a Hyperband iteration that lost trials to
+                # failures, an exhausted space). Another worker would stop the same way, forever.
+                self.exhausted = True
             return
         if returncode in (1, 2):
             message = worker.error_line() or f"a worker failed (exit code {returncode})"
@@ -215,7 +221,7 @@ class Supervisor:
         self._bar = bar
         try:
             while True:
-                done = self.tracker.should_stop()
+                done = self.exhausted or self.tracker.should_stop()
                 while not done and len(self.live) < self.workers:
                     self.live.append(self._spawn())
                 if not self.live:

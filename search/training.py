@@ -97,10 +97,13 @@ def fit_config(
     seed: int = 0,
     epochs: int | None = None,
     initial_epoch: int = 0,
+    prepare_model: Callable[[Any], None] | None = None,
 ) -> FitResult:
     """Build ``config`` with the shared model builder and train it on the dataset's train split.
 
     Validation uses the dataset's validation split; the test split is never seen during search.
+    ``prepare_model`` is called with the built model before training (a Hyperband round loads the weights
+    of the round it continues, and trains from ``initial_epoch`` to ``epochs``).
     Raises ``NonFiniteLossError`` when the loss diverges.
     """
     import keras
@@ -111,6 +114,8 @@ def fit_config(
     task = TaskInfo(kind=dataset.task, n_features=dataset.n_features, n_classes=dataset.n_classes)
     try:
         model = build_model(config, task)
+        if prepare_model is not None:
+            prepare_model(model)
         callback_list = list(callbacks)
         history = model.fit(
             dataset.x_train,

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Select, case, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -278,8 +278,19 @@ class Storage:
                     ) from e
         raise AssertionError("unreachable")
 
-    def record_epoch(self, trial_id: int, epoch: int, metrics: dict[str, float]) -> None:
-        """Append one epoch's metrics (0-based ``epoch``); also the trial's heartbeat."""
+    def record_epoch(
+        self, trial_id: int, epoch: int, metrics: dict[str, float], *, fold: int | None = None
+    ) -> None:
+        """Append one epoch's metrics (0-based ``epoch``); also the trial's heartbeat.
+
+        With ``fold`` (a trial scored by cross-validation, which trains one model per fold), the metrics
+        are stored as ``split{fold}_{name}``, scikit-learn's ``cv_results_`` naming, in the same epoch row
+        as the other folds' epoch: curves stay one list per name aligned by epoch, and ``epochs_run``
+        is the most epochs any fold trained.
+        """
+        if fold is not None:
+            self._record_fold_epoch(trial_id, epoch, metrics, fold)
+            return
         now = utcnow()
         try:
             with self._write() as session:
@@ -293,6 +304,55 @@ class Storage:
                 session.add(TrialEpochRow(trial_id=trial_id, epoch=epoch, metrics=metrics, recorded_at=now))
         except IntegrityError as e:
             raise StorageError(f"epoch {epoch} of trial id {trial_id} is already recorded") from e
+
+    def _record_fold_epoch(self, trial_id: int, epoch: int, metrics: dict[str, float], fold: int) -> None:
+        now = utcnow()
+        named = {fold_metric_name(fold, name): value for name, value in metrics.items()}
+        try:
+            with self._write() as session:
+                # Updating the trial row first also locks it (PostgreSQL): folds trained in parallel
+                # merge into one epoch row one at a time (SQLite's BEGIN IMMEDIATE does the same).
+                result = session.execute(
+                    update(TrialRow)
+                    .where(TrialRow.id == trial_id)
+                    .values(
+                        epochs_run=case((TrialRow.epochs_run > epoch, TrialRow.epochs_run), else_=epoch + 1),
+                        heartbeat_at=now,
+                    )
+                )
+                if result.rowcount == 0:  # type: ignore[attr-defined]
+                    raise TrialNotFoundError(f"no trial with id {trial_id} in {self._where}")
+                row = session.scalars(
+                    select(TrialEpochRow).where(
+                        TrialEpochRow.trial_id == trial_id, TrialEpochRow.epoch == epoch
+                    )
+                ).one_or_none()
+                if row is None:
+                    session.add(TrialEpochRow(trial_id=trial_id, epoch=epoch, metrics=named, recorded_at=now))
+                elif named.keys() & row.metrics.keys():
+                    raise StorageError(
+                        f"epoch {epoch} of fold {fold} of trial id {trial_id} is already recorded"
+                    )
+                else:
+                    row.metrics = {**row.metrics, **named}
+                    row.recorded_at = now
+        except IntegrityError as e:  # another writer inserted the row first (only without the row lock)
+            raise StorageError(
+                f"epoch {epoch} of fold {fold} of trial id {trial_id} raced another write"
+            ) from e
+
+    def merge_trial_metrics(self, trial_id: int, metrics: dict[str, Any]) -> None:
+        """Add ``metrics`` to a trial's metrics while it runs (keys given win); also its heartbeat.
+
+        For results that arrive in parts, such as cross-validation folds: each is committed as it ends,
+        so a crash keeps them, and ``finish_trial`` later writes the complete set.
+        """
+        with self._write() as session:
+            row = session.get(TrialRow, trial_id)
+            if row is None:
+                raise TrialNotFoundError(f"no trial with id {trial_id} in {self._where}")
+            row.metrics = {**row.metrics, **metrics}
+            row.heartbeat_at = utcnow()
 
     def finish_trial(
         self,
@@ -520,6 +580,11 @@ class Storage:
     def _study_id_missing(self, session: Session, study_id: int) -> StudyNotFoundError:
         existing = session.scalars(select(StudyRow.name).order_by(StudyRow.name)).all()
         return StudyNotFoundError(f"#{study_id}", self._where, existing)
+
+
+def fold_metric_name(fold: int, name: str) -> str:
+    """How a per-fold metric is named in curves and metrics: ``split0_loss``, as in ``cv_results_``."""
+    return f"split{fold}_{name}"
 
 
 def _trial_select() -> Select[Any]:

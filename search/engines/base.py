@@ -206,5 +206,17 @@ def _optuna_engine() -> Engine:
     return OptunaEngine()
 
 
+def _sklearn_engine() -> Engine:
+    from search.engines.sklearn_engine import SklearnEngine
+
+    return SklearnEngine()
+
+
+def _keras_tuner_engine() -> Engine:
+    from search.engines.keras_tuner_engine import KerasTunerEngine
+
+    return KerasTunerEngine()
+
+
 # Engines are built lazily: choosing one must not import the others' libraries.
-_ENGINE_FACTORIES = {"optuna": _optuna_engine}
+_ENGINE_FACTORIES = {"optuna": _optuna_engine, "keras-tuner": _keras_tuner_engine, "sklearn": _sklearn_engine}
