@@ -1,15 +1,19 @@
-"""Overhead of hpsearch against a plain Keras loop training the same configurations.
+"""Overhead of hpsearch against a plain Keras loop (and plain KerasTuner) training the same configurations.
 
-Runs, side by side in one invocation:
+Runs, side by side in one invocation, for each engine asked for (``--engines``, default both):
 
-1. ``hpsearch run --engine optuna --algorithm random`` for N trials (a real subprocess, as a user runs
-   it, pruning off so every trial trains its full epochs), then reads back the N configurations it
-   trained;
+1. ``hpsearch run --engine optuna --algorithm random`` (pruning off, so every trial trains its full
+   epochs) or ``hpsearch run --engine keras-tuner --algorithm random`` for N trials, a real subprocess as
+   a user runs it, then reads back the N configurations it trained;
 2. a plain Keras loop (another subprocess) that builds and fits exactly those N configurations on the
-   same split with ``model.fit``, and nothing else: no storage, no recorder, no engine.
+   same split with ``model.fit``, and nothing else: no storage, no recorder, no engine;
+3. for keras-tuner only: plain KerasTuner used directly (``keras_tuner.RandomSearch`` with the same
+   declared ``HyperParameters`` and seed, so its oracle proposes the same N configurations, each built by
+   the same model builder), with KerasTuner's own checkpointing and ``oracle.json``/``trial.json`` files.
+   The script checks that it trained the same configurations and reports the disk it left behind.
 
-It prints seconds per trial for both, measured two ways: wall time of the whole process divided by N
-(start-up included), and time inside the training loop divided by N, and the ratios. Run it with
+It prints seconds per trial, measured two ways: wall time of the whole process divided by N (start-up
+included), and time inside the training loop divided by N, and the ratios. Run it with
 ``.venv/bin/python scripts/bench_overhead.py --trials 8``.
 """
 
@@ -47,49 +51,128 @@ t2 = time.perf_counter()
 print(json.dumps({"loop_s": t2 - t1, "startup_s": t1 - t0}))
 """
 
+# Plain KerasTuner as its users write it: a HyperModel, RandomSearch, search(); KerasTuner's defaults for
+# checkpoints and state files. Same declared space and oracle seed as hpsearch's engine (--seed 0 -> 1).
+PLAIN_KERAS_TUNER = r"""
+import json, os, sys, time
+t0 = time.perf_counter()
+import keras, keras_tuner
+from search.data import load_dataset
+from spaces import TaskInfo, build_model, load_space, resolve_config
+from spaces.compile_keras_tuner import declare_hyperparameters, point_from_hyperparameters
+space = load_space(sys.argv[1])
+dataset = load_dataset(sys.argv[2], seed=0)
+trials, directory = int(sys.argv[3]), sys.argv[4]
+task = TaskInfo(dataset.task, dataset.n_features, dataset.n_classes)
+
+class SpaceModel(keras_tuner.HyperModel):
+    def build(self, hp):
+        return build_model(resolve_config(space, point_from_hyperparameters(space, hp)), task)
+
+    def fit(self, hp, model, *args, **kwargs):
+        config = resolve_config(space, point_from_hyperparameters(space, hp))
+        return model.fit(*args, epochs=config["epochs"], batch_size=config["batch_size"], **kwargs)
+
+tuner = keras_tuner.RandomSearch(
+    SpaceModel(), objective=keras_tuner.Objective(space.objective, "min" if space.direction == "minimize"
+                                                  else "max"),
+    max_trials=trials, seed=1, hyperparameters=declare_hyperparameters(space), allow_new_entries=False,
+    tune_new_entries=False, directory=directory, project_name="plain", overwrite=True)
+t1 = time.perf_counter()
+tuner.search(dataset.x_train, dataset.y_train, validation_data=(dataset.x_val, dataset.y_val), verbose=0)
+t2 = time.perf_counter()
+points = [point_from_hyperparameters(space, trial.hyperparameters)
+          for _, trial in sorted(tuner.oracle.trials.items())]
+disk = sum(os.path.getsize(os.path.join(root, name))
+           for root, _, names in os.walk(directory) for name in names)
+files = sum(len(names) for _, _, names in os.walk(directory))
+print(json.dumps({"loop_s": t2 - t1, "startup_s": t1 - t0, "points": points, "disk_bytes": disk,
+                  "files": files}))
+"""
+
+
+def _hpsearch(
+    bin_dir: Path, env: dict, engine: str, args: argparse.Namespace, url: str
+) -> tuple[float, list]:
+    extra = ["--pruner", "none"] if engine == "optuna" else []
+    started = time.perf_counter()
+    subprocess.run(
+        [str(bin_dir / "hpsearch"), "run", args.space, "--engine", engine, "--algorithm", "random", *extra,
+         "--data", args.data, "--trials", str(args.trials), "--study", engine, "--storage", url, "--quiet"],
+        check=True, env=env, stdout=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - started
+    trials = json.loads(subprocess.run(
+        [str(bin_dir / "hpsearch"), "trials", engine, "--storage", url, "--json"],
+        check=True, capture_output=True, text=True, env=env,
+    ).stdout)
+    return wall, trials
+
+
+def _python(code: str, env: dict, *argv: str) -> tuple[float, dict]:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, *argv], check=True, capture_output=True, text=True,
+                          env=env)
+    return time.perf_counter() - started, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _disk(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--space", default="default")
     parser.add_argument("--data", default="digits")
+    parser.add_argument("--engines", default="optuna,keras-tuner",
+                        help="comma-separated: optuna, keras-tuner (default both)")
     args = parser.parse_args()
 
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    rows: list[tuple[str, float, float, float, float]] = []
+    notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "bench.db"
-        url = f"sqlite:///{db}"
-        started = time.perf_counter()
-        subprocess.run(
-            [str(bin_dir / "hpsearch"), "run", args.space, "--engine", "optuna", "--algorithm", "random",
-             "--pruner", "none", "--data", args.data, "--trials", str(args.trials), "--study", "bench",
-             "--storage", url, "--quiet"],
-            check=True, env=env, stdout=subprocess.DEVNULL,
-        )
-        service_wall = time.perf_counter() - started
-        trials = json.loads(subprocess.run(
-            [str(bin_dir / "hpsearch"), "trials", "bench", "--storage", url, "--json"],
-            check=True, capture_output=True, text=True, env=env,
-        ).stdout)
-        points = [trial["params"] for trial in trials]
-        service_loop = sum(trial["duration_s"] for trial in trials)
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        for engine in args.engines.split(","):
+            service_wall, trials = _hpsearch(bin_dir, env, engine, args, url)
+            points = [trial["params"] for trial in trials]
+            n = len(points)
+            service_loop = sum(trial["duration_s"] for trial in trials)
+            plain_wall, plain = _python(PLAIN_LOOP, env, args.space, args.data, json.dumps(points))
+            rows.append((f"hpsearch {engine}", service_loop / n, service_wall / n,
+                         service_loop / plain["loop_s"], service_wall / plain_wall))
+            rows.append((f"  plain Keras ({engine}'s configs)", plain["loop_s"] / n, plain_wall / n,
+                         1.0, 1.0))
+            if engine == "keras-tuner":
+                folder = Path(tmp) / "plain-keras-tuner"
+                kt_wall, kt = _python(PLAIN_KERAS_TUNER, env, args.space, args.data, str(n), str(folder))
+                same = kt["points"] == points
+                rows.append(("  plain KerasTuner", kt["loop_s"] / n, kt_wall / n,
+                             kt["loop_s"] / plain["loop_s"], kt_wall / plain_wall))
+                notes.append(
+                    f"keras-tuner: hpsearch / plain KerasTuner = {service_loop / kt['loop_s']:.2f} (training "
+                    f"loop), {service_wall / kt_wall:.2f} (whole process); same configurations: {same}"
+                )
+                ours = _disk(Path(tmp)) - _disk(folder) - _db_size(url)
+                notes.append(
+                    f"keras-tuner disk after {n} trials: plain KerasTuner {kt['disk_bytes'] / 1024:.0f} KiB "
+                    f"in {kt['files']} files; hpsearch {ours:.0f} bytes outside its database"
+                )
 
-        started = time.perf_counter()
-        plain = subprocess.run(
-            [sys.executable, "-c", PLAIN_LOOP, args.space, args.data, json.dumps(points)],
-            check=True, capture_output=True, text=True, env=env,
-        )
-        plain_wall = time.perf_counter() - started
-        plain_loop = json.loads(plain.stdout.strip().splitlines()[-1])["loop_s"]
+    print(f"{args.trials} configurations per engine from space '{args.space}' on '{args.data}'")
+    print(f"{'':36}{'s/trial loop':>14}{'s/trial wall':>14}{'loop ratio':>12}{'wall ratio':>12}")
+    for name, loop, wall, loop_ratio, wall_ratio in rows:
+        print(f"{name:36}{loop:>14.3f}{wall:>14.3f}{loop_ratio:>12.2f}{wall_ratio:>12.2f}")
+    print("(ratios are against the plain Keras loop training the same configurations)")
+    for note in notes:
+        print(note)
 
-    n = len(points)
-    print(f"{n} configurations from space '{args.space}' on '{args.data}', trained by both")
-    print(f"{'':28}{'hpsearch optuna':>18}{'plain Keras':>14}{'ratio':>8}")
-    print(f"{'s/trial, training loop':28}{service_loop / n:>18.3f}{plain_loop / n:>14.3f}"
-          f"{service_loop / plain_loop:>8.2f}")
-    print(f"{'s/trial, whole process':28}{service_wall / n:>18.3f}{plain_wall / n:>14.3f}"
-          f"{service_wall / plain_wall:>8.2f}")
+
+def _db_size(url: str) -> int:
+    path = Path(url.removeprefix("sqlite:///"))
+    return sum(candidate.stat().st_size for candidate in path.parent.glob(path.name + "*"))
 
 
 if __name__ == "__main__":

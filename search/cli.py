@@ -418,6 +418,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         message = "interrupted; completed trials are saved"
         print(f"\n{message}; resume with: {resume}" if resume else f"\n{message}", file=err)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`hpsearch trials S --json | head`): what it read is all it wanted. Point
+        # stdout at /dev/null so the interpreter's final flush does not fail again.
+        if out is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:  # noqa: BLE001 - every error ends as one sentence and an exit code
         code = getattr(error, "exit_code", None)
         if args.debug:

@@ -160,12 +160,35 @@ def studies_table(summaries: Sequence[StudySummary]) -> str:
     return table(headers, rows)
 
 
+def fold_scores(metrics: dict[str, Any]) -> list[float]:
+    """A cross-validated trial's per-fold scores (``split{k}_test_score``, as in ``cv_results_``), in
+    fold order; empty for trials scored on one validation split."""
+    folds = sorted(
+        (int(name[len("split"):-len("_test_score")]), value)
+        for name, value in metrics.items()
+        if name.startswith("split") and name.endswith("_test_score") and name[5:-11].isdigit()
+    )
+    return [value for _, value in folds]
+
+
+def cv_text(metrics: dict[str, Any]) -> str:
+    """``0.875 0.775 0.725 (std 0.062)``: the fold scores and their spread, for tables and ``best``."""
+    scores = fold_scores(metrics)
+    if not scores:
+        return ""
+    text = " ".join(format_value(score) for score in scores)
+    spread = metrics.get("std_test_score")
+    return text if spread is None else f"{text} (std {format_value(spread)})"
+
+
 def trials_table(trials: Sequence[TrialRecord]) -> str:
+    cross_validated = any(fold_scores(t.metrics or {}) for t in trials)
     rows = [
         (
             t.number,
             t.state.value.lower(),
             t.value,
+            *((cv_text(t.metrics or {}),) if cross_validated else ()),
             t.epochs_run,
             None if t.duration_s is None else f"{t.duration_s:.1f}",
             ", ".join(f"{k}={format_value(v)}" for k, v in t.params.items()),
@@ -173,7 +196,9 @@ def trials_table(trials: Sequence[TrialRecord]) -> str:
         )
         for t in trials
     ]
-    return table(("#", "state", "value", "epochs", "seconds", "params", "error"), rows)
+    headers = ("#", "state", "value", *(("fold scores",) if cross_validated else ()), "epochs", "seconds",
+               "params", "error")
+    return table(headers, rows)
 
 
 def model_dict(model: ModelRecord) -> dict[str, Any]:
@@ -234,6 +259,11 @@ def best_text(study: StudyRecord, trials: Sequence[TrialRecord], models: Sequenc
         width = max((len(name) for name in trial.params), default=0)
         for name, value in trial.params.items():
             lines.append(f"  {name.ljust(width)}  {format_value(value)}")
+        if fold_scores(trial.metrics):
+            # Cross-validated (sklearn engine): the value is the mean held-out fold score.
+            lines.append(f"  {len(fold_scores(trial.metrics))} folds: {cv_text(trial.metrics)}; mean fit "
+                         f"{format_value(trial.metrics.get('mean_fit_time'))} s")
+            continue
         shown = {k: v for k, v in trial.metrics.items() if k != study.objective}
         if shown:
             lines.append("  final epoch: " + ", ".join(f"{k}={format_value(v)}" for k, v in shown.items()))

@@ -125,8 +125,8 @@ def load_study_dataset(study: StudyRecord) -> Dataset:
     if dataset.fingerprint != reference.get("fingerprint"):
         was, now = str(reference.get("fingerprint"))[:12], dataset.fingerprint[:12]
         raise StudyMismatchError(
-            f"cannot resume study '{study.name}': the data at {reference['source']} changed since the study "
-            f"was created (fingerprint {was} is now {now})"
+            f"study '{study.name}': the data at {reference['source']} changed since the study was created "
+            f"(fingerprint {was} is now {now}); its trials were scored on the old data"
         )
     return dataset
 
@@ -154,8 +154,7 @@ def _budget(trials: int | None, timeout_s: float | None, max_failures: int) -> B
 def _planned_trials(engine: Engine, space: SearchSpace, settings: dict[str, Any]) -> int | None:
     """The trial count an engine's own plan fixes (one Hyperband iteration), used when --trials is not
     given; None for engines that propose until the budget says stop."""
-    planned = getattr(engine, "planned_trials", None)
-    return planned(space, settings) if planned is not None else None
+    return engine.planned_trials(space, settings)
 
 
 def space_summary(space: SearchSpace) -> str:

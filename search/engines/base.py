@@ -178,6 +178,11 @@ class Engine(ABC):
     @abstractmethod
     def run(self, ctx: RunContext) -> None: ...
 
+    def planned_trials(self, space: SearchSpace, settings: Mapping[str, Any]) -> int | None:
+        """The trial budget the engine's own plan fixes when ``--trials`` is not given (a whole grid, one
+        Hyperband iteration); None for engines that propose until the default budget says stop."""
+        return None
+
     def prepare(self, ctx: RunContext) -> None:  # noqa: B027
         """Create the engine's own persistent state once, before any worker starts (workers racing to
         create it would collide)."""

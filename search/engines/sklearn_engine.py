@@ -1,0 +1,546 @@
+"""The scikit-learn engine: GridSearchCV and RandomizedSearchCV over a SciKeras wrapper, resumable.
+
+What scikit-learn would do, fold by fold, with every fold recorded as it ends:
+
+- candidates come from ``ParameterGrid(to_param_grid(space))`` (``--algorithm grid``) or
+  ``ParameterSampler(to_param_distributions(space), n_iter=--trials, random_state=--seed)``
+  (``--algorithm random``), the very iterators ``GridSearchCV`` and ``RandomizedSearchCV`` use, so the
+  candidates and their order are theirs;
+- folds come from ``check_cv(--cv, y, classifier=...)`` over the dataset's train+validation rows (the
+  test split is never seen), as ``GridSearchCV(cv=K)`` splits them: ``StratifiedKFold`` for
+  classification, ``KFold`` for regression, unshuffled;
+- each (candidate, fold) is ``clone(estimator).set_params(**candidate).fit(train)`` then the scorer on
+  the held-out fold; an error fails the candidate (``error_score``) and the search goes on.
+
+A candidate is one trial: its value is the mean fold score in the objective's own sense (see
+``scoring_for``), its metrics hold ``cv_results_``'s numbers (``split{k}_test_score``, ``mean_test_score``,
+``std_test_score``, fit and score times), and its curves hold every fold's epochs as ``split{k}_<metric>``.
+
+Scikit-learn has no resume; ours comes from our tables. A candidate whose trial ended on its own
+(complete, or failed by its own error) is done and never fitted again; a candidate whose trial was cut
+short (Ctrl-C, ``kill -9``) is run again, first, as a new trial that names the interrupted one in
+``retry_of``; after ``MAX_INTERRUPTED_ATTEMPTS`` cut-short attempts it is given up (recorded FAILED) so a
+configuration that kills its worker cannot stall the study. Candidates are matched by their parameters,
+so every candidate has at most one result, and trial numbers follow candidate order, which makes
+``hpsearch best`` break ties as ``GridSearchCV.best_params_`` does (the first best candidate).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from search.engines.base import Engine, RunContext
+from search.errors import DataError, UsageError
+from search.training import describe_error
+from spaces import SearchSpace, direction_of, resolve_config
+from storage import TrialRecord, TrialState
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from search.data import Dataset
+    from search.engines.sklearn_estimators import FoldResult
+
+DEFAULT_CV = 3
+DEFAULT_JOBS = 1
+#: The error of a candidate stopped by Ctrl-C (the same words as the other engines).
+USER_INTERRUPT = "interrupted by the user (Ctrl-C)"
+#: A candidate cut short this many times (its worker killed, or Ctrl-C) is recorded FAILED and given up.
+MAX_INTERRUPTED_ATTEMPTS = 3
+#: ``n_iter`` of a random search bounded by time only: the sampler is read lazily, one candidate at a time.
+_UNBOUNDED = 2**31 - 1
+
+#: Objective (without ``val_``) -> scikit-learn scoring computed on each held-out fold.
+CLASSIFICATION_SCORING = {"accuracy": "accuracy", "loss": "neg_log_loss", "auc": "roc_auc"}
+REGRESSION_SCORING = {
+    "loss": "neg_mean_squared_error",  # the builder's regression loss is MSE
+    "mae": "neg_mean_absolute_error",
+    "rmse": "neg_root_mean_squared_error",
+}
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """The scikit-learn scoring standing for a study's objective.
+
+    Scikit-learn maximises every score (losses are negated: ``neg_log_loss``); a trial's value is in the
+    objective's own sense, ``sign * mean_test_score``, so ``hpsearch best`` (minimising a loss) ranks
+    candidates exactly as ``GridSearchCV`` does (maximising the negated loss).
+    """
+
+    name: str
+    sign: int
+
+
+def scoring_for(objective: str, task: str) -> Scoring:
+    """The held-out fold plays the part of validation data, so ``val_x`` and ``x`` map alike."""
+    base = objective.removeprefix("val_")
+    table = REGRESSION_SCORING if task == "regression" else CLASSIFICATION_SCORING
+    name = table.get(base)
+    if name is None:
+        raise UsageError(
+            f"objective {objective!r} has no scikit-learn scoring for a {task} task; engine 'sklearn' "
+            f"accepts {', '.join(sorted({*table, *(f'val_{key}' for key in table)}))}"
+        )
+    sign = -1 if direction_of(objective) == "minimize" else 1
+    # A minimised objective must map to a negated (neg_*) score and a maximised one to a plain score.
+    assert (sign == -1) == name.startswith("neg_"), (objective, name)
+    return Scoring(name, sign)
+
+
+def _scoring_text(objective: str, task: str) -> str:
+    if task != "auto":
+        return f"scoring '{scoring_for(objective, task).name}'"
+    names = []
+    for kind in ("binary", "regression"):
+        with contextlib.suppress(UsageError):
+            kind_text = "regression" if kind == "regression" else "classification"
+            names.append(f"'{scoring_for(objective, kind).name}' ({kind_text})")
+    return "scoring " + " or ".join(names)
+
+
+# -- settings ---------------------------------------------------------------------------------------------
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def cv_folds(settings: Mapping[str, Any]) -> int:
+    folds = settings.get("cv")
+    folds = DEFAULT_CV if folds is None else folds
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise UsageError(f"--cv must be an integer of at least 2 (folds), but got {folds}")
+    return folds
+
+
+def cv_jobs(settings: Mapping[str, Any]) -> int:
+    """``--jobs``: folds fitted at once, each in its own process with its share of the cores.
+
+    More processes than cores would only oversubscribe them (each one a TensorFlow runtime), so that is
+    refused rather than silently slowed down.
+    """
+    jobs = settings.get("jobs")
+    jobs = DEFAULT_JOBS if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, but got {jobs}")
+    cores = available_cores()
+    if jobs > cores:
+        raise UsageError(
+            f"--jobs {jobs} asks for more parallel fits than the {cores} CPU core(s) this process may use; "
+            f"each parallel fold is a TensorFlow process, and more of them than cores only oversubscribe "
+            f"the cores: use --jobs {cores} or less"
+        )
+    return jobs
+
+
+# -- candidates -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Candidate:
+    """One parameter setting: as scikit-learn sets it on the estimator, and as the trial records it."""
+
+    index: int
+    sklearn_params: dict[str, Any]
+    point: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return candidate_key(self.point)
+
+
+def candidate_key(point: Mapping[str, Any]) -> str:
+    """Identity of a candidate across runs: its parameters, as stored (JSON round-trips them exactly)."""
+    return json.dumps(dict(point), sort_keys=True)
+
+
+def _candidate(space: SearchSpace, index: int, sklearn_params: Mapping[str, Any]) -> Candidate:
+    from spaces.compile_sklearn import config_from_sklearn_params
+
+    tuned = config_from_sklearn_params(sklearn_params)
+    point = {name: tuned[name] for name in space.params}
+    return Candidate(index, {key: tuned[key.removeprefix("model__")] for key in sklearn_params}, point)
+
+
+def _candidate_of_trial(space: SearchSpace, trial: TrialRecord) -> Candidate:
+    from spaces.compile_sklearn import MODEL_PREFIX, WRAPPER_PARAMS
+
+    index = int(trial.engine_trial_id) if (trial.engine_trial_id or "").isdigit() else -1
+    routed = {(name if name in WRAPPER_PARAMS else MODEL_PREFIX + name): value
+              for name, value in trial.params.items()}
+    return _candidate(space, index, routed)
+
+
+def compiled_space(space: SearchSpace, algorithm: str) -> dict[str, Any]:
+    from spaces.compile_sklearn import to_param_distributions, to_param_grid
+
+    return to_param_grid(space) if algorithm == "grid" else to_param_distributions(space)
+
+
+def candidate_count(space: SearchSpace, settings: Mapping[str, Any]) -> int | None:
+    """How many candidates scikit-learn would fit (None: a random search bounded by time only)."""
+    if settings["algorithm"] == "grid":
+        return space.grid_size()
+    trials = settings.get("trials")
+    if trials is None:
+        return None
+    from spaces import SpaceError
+
+    try:
+        return min(int(trials), space.grid_size())  # all finite: sampled without replacement
+    except SpaceError:
+        return int(trials)
+
+
+def candidates(space: SearchSpace, settings: Mapping[str, Any], seed: int) -> Iterator[Candidate]:
+    """The candidates ``GridSearchCV`` / ``RandomizedSearchCV(n_iter=trials, random_state=seed)`` fit,
+    in their order."""
+    from sklearn.model_selection import ParameterGrid, ParameterSampler
+
+    compiled = compiled_space(space, settings["algorithm"])
+    if settings["algorithm"] == "grid":
+        settings_iter: Any = ParameterGrid(compiled)
+    else:
+        trials = settings.get("trials")
+        settings_iter = ParameterSampler(compiled, n_iter=_UNBOUNDED if trials is None else int(trials),
+                                         random_state=seed)
+    with warnings.catch_warnings():
+        # "The total space of parameters is smaller than n_iter": expected with a time-only budget.
+        warnings.simplefilter("ignore", UserWarning)
+        for index, params in enumerate(settings_iter):
+            yield _candidate(space, index, params)
+
+
+@dataclass
+class _History:
+    """What the study already holds for one candidate."""
+
+    done: bool = False
+    running: bool = False
+    interrupted: list[TrialRecord] = field(default_factory=list)
+
+
+def _histories(trials: list[TrialRecord]) -> dict[str, _History]:
+    histories: dict[str, _History] = {}
+    for trial in trials:
+        history = histories.setdefault(candidate_key(trial.params), _History())
+        if trial.state is TrialState.RUNNING:
+            history.running = True  # another live process is fitting it
+        elif trial.interrupted:
+            history.interrupted.append(trial)
+        else:
+            history.done = True
+    return histories
+
+
+# -- data -------------------------------------------------------------------------------------------------
+def cv_rows(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The rows cross-validation splits: train and validation together, never the test split."""
+    import numpy as np
+
+    return np.concatenate([dataset.x_train, dataset.x_val]), np.concatenate([dataset.y_train, dataset.y_val])
+
+
+def _check_rows(dataset: Dataset, y: np.ndarray, folds: int) -> None:
+    import numpy as np
+
+    if len(y) < folds:
+        raise DataError(
+            f"{dataset.name}: --cv {folds} needs at least {folds} rows, but the train+validation split has "
+            f"{len(y)}; lower --cv"
+        )
+    if dataset.task == "regression":
+        return
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=dataset.n_classes)
+    smallest = int(np.argmin(counts))
+    if counts[smallest] < folds:
+        name = dataset.class_names[smallest] if dataset.class_names else smallest
+        raise DataError(
+            f"{dataset.name}: --cv {folds} needs at least {folds} rows of every class (stratified folds), "
+            f"but class {name!r} has {int(counts[smallest])} in the train+validation split; lower --cv"
+        )
+
+
+# -- the engine -------------------------------------------------------------------------------------------
+class SklearnEngine(Engine):
+    name = "sklearn"
+    algorithms = ("grid", "random")
+    default_algorithm = "grid"
+    options = ("cv", "jobs")
+
+    def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
+        cv_folds(settings)
+        cv_jobs(settings)
+        if space.task != "auto":
+            scoring_for(space.objective, space.task)
+        if settings["algorithm"] == "grid":
+            space.grid_size()  # raises SpaceError naming a parameter without finite values
+
+    def planned_trials(self, space: SearchSpace, settings: Mapping[str, Any]) -> int | None:
+        """Without ``--trials`` a grid search fits the whole grid, as ``GridSearchCV`` does."""
+        return space.grid_size() if settings["algorithm"] == "grid" else None
+
+    def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]:
+        from search.engines.sklearn_estimators import check_routing, make_estimator
+
+        folds = cv_folds(settings)
+        jobs = cv_jobs(settings)
+        search = "GridSearchCV" if settings["algorithm"] == "grid" else "RandomizedSearchCV"
+        # The same check run() makes before any fit: every compiled key is an estimator parameter.
+        estimator = make_estimator("binary", resolve_config(space, {}), seed=0)
+        check_routing(estimator, list(compiled_space(space, settings["algorithm"])), space.source)
+        lines = [
+            f"engine sklearn: {search} over SciKeras {type(estimator).__mro__[1].__name__}, "
+            f"{_scoring_text(space.objective, space.task)} on each held-out fold "
+            f"(objective {space.objective})",
+        ]
+        count = candidate_count(space, settings)
+        if count is None:
+            lines.append(f"fitting {folds} folds for each candidate, sampled until the time budget ends")
+        else:
+            lines.append(
+                f"fitting {folds} folds for each of {count} candidates, totalling {count * folds} fits"
+            )
+            trials = settings.get("trials")
+            if trials is not None and trials < count:
+                lines.append(f"the trial budget stops the search after {trials} of the {count} candidates; "
+                             f"pass --trials {count} to fit them all")
+        if jobs > 1:
+            lines.append(f"{min(jobs, folds)} folds fitted at once, in processes of "
+                         f"{max(1, available_cores() // jobs)} TensorFlow thread(s) each")
+        lines.append("folds split the train+validation rows; the test split is never used in the search")
+        return lines
+
+    # -- the search -------------------------------------------------------------------------------
+    def run(self, ctx: RunContext) -> None:
+        from sklearn.base import is_classifier
+        from sklearn.metrics import check_scoring
+        from sklearn.model_selection import check_cv
+
+        from search.engines.sklearn_estimators import check_routing, make_estimator
+
+        settings = ctx.settings
+        folds = cv_folds(settings)
+        jobs = cv_jobs(settings)
+        dataset = ctx.dataset
+        scoring = scoring_for(ctx.study.objective, dataset.task)
+        x, y = cv_rows(dataset)
+        _check_rows(dataset, y, folds)
+        estimator = make_estimator(dataset.task, resolve_config(ctx.space, {}), seed=ctx.seed,
+                                   class_weight=dataset.class_weight)
+        check_routing(estimator, list(compiled_space(ctx.space, settings["algorithm"])), ctx.space.source)
+        splits = list(check_cv(folds, y, classifier=is_classifier(estimator)).split(x, y))
+        # Datasets carry no per-row weights today; any that do are passed to every fold's fit.
+        sample_weight = getattr(dataset, "sample_weight", None)
+        if jobs > 1:
+            evaluator: _Folds = _ProcessFolds(ctx.storage.url, min(jobs, folds),
+                                              max(1, available_cores() // jobs), x, y, sample_weight,
+                                              estimator, scoring.name)
+        else:
+            evaluator = _InProcessFolds(ctx, x, y, sample_weight, estimator,
+                                        check_scoring(estimator, scoring.name))
+        try:
+            for candidate, history in self._plan(ctx):
+                if ctx.tracker.should_stop():
+                    return
+                retry_of = history.interrupted[-1].number if history.interrupted else None
+                if len(history.interrupted) >= MAX_INTERRUPTED_ATTEMPTS:
+                    self._give_up(ctx, candidate, history, retry_of)
+                    continue
+                self._evaluate(ctx, candidate, retry_of, evaluator, splits, scoring)
+        finally:
+            evaluator.close()
+
+    def _plan(self, ctx: RunContext) -> Iterator[tuple[Candidate, _History]]:
+        """Cut-short candidates first (``ctx.retries`` among them), then the rest in scikit-learn's order;
+        candidates with a result, or being fitted by another live process, are skipped."""
+        histories = _histories(ctx.storage.list_trials(ctx.study.id))
+        handled: set[str] = set()
+        pending = [(history.interrupted[0].number, key, history) for key, history in histories.items()
+                   if history.interrupted and not history.done and not history.running]
+        for _, key, history in sorted(pending):
+            handled.add(key)
+            yield _candidate_of_trial(ctx.space, history.interrupted[-1]), history
+        for candidate in candidates(ctx.space, ctx.settings, ctx.seed):
+            key = candidate.key
+            history = histories.get(key, _History())
+            if key in handled or history.done or history.running:
+                continue
+            handled.add(key)
+            yield candidate, history
+
+    def _give_up(
+        self, ctx: RunContext, candidate: Candidate, history: _History, retry_of: int | None
+    ) -> None:
+        record = ctx.recorder.start(candidate.point, engine_trial_id=str(candidate.index), retry_of=retry_of)
+        numbers = ", ".join(f"#{trial.number}" for trial in history.interrupted)
+        ctx.recorder.fail(record, f"given up after {len(history.interrupted)} interrupted attempts "
+                                  f"({numbers}): its worker died or was stopped each time")
+
+    def _evaluate(
+        self,
+        ctx: RunContext,
+        candidate: Candidate,
+        retry_of: int | None,
+        evaluator: _Folds,
+        splits: list[tuple[np.ndarray, np.ndarray]],
+        scoring: Scoring,
+    ) -> None:
+        import numpy as np
+
+        record = ctx.recorder.start(candidate.point, engine_trial_id=str(candidate.index), retry_of=retry_of)
+        metrics: dict[str, float] = {}
+        results: list[FoldResult] = []
+        error: str | None = None
+        try:
+            with contextlib.closing(evaluator.folds(record, candidate, splits)) as fold_results:
+                for result in fold_results:
+                    fold_metrics = result.metrics()
+                    metrics.update(fold_metrics)
+                    ctx.recorder.partial(record, fold_metrics)  # each fold committed as it ends
+                    if result.error is not None:
+                        error = result.error
+                        break  # error_score: the candidate fails; its other folds are not fitted
+                    results.append(result)
+        except KeyboardInterrupt:
+            ctx.recorder.fail(record, USER_INTERRUPT, interrupted=True, metrics=metrics)
+            raise
+        except Exception as unexpected:  # one candidate's error must not end the search
+            ctx.recorder.fail(record, describe_error(unexpected), metrics=metrics)
+            return
+        if error is not None:
+            ctx.recorder.fail(record, error, metrics=metrics)
+            return
+        results.sort(key=lambda result: result.fold)
+        scores = np.array([result.score for result in results], dtype=float)
+        fit_times = np.array([result.fit_time for result in results])
+        score_times = np.array([result.score_time for result in results])
+        # As cv_results_ computes them: plain mean and population std over the folds.
+        mean = float(np.average(scores))
+        metrics.update(
+            mean_test_score=mean,
+            std_test_score=float(np.sqrt(np.average((scores - mean) ** 2))),
+            mean_fit_time=float(fit_times.mean()),
+            std_fit_time=float(fit_times.std()),
+            mean_score_time=float(score_times.mean()),
+            std_score_time=float(score_times.std()),
+        )
+        ctx.recorder.complete(record, scoring.sign * mean, metrics)
+
+
+# -- fitting folds ----------------------------------------------------------------------------------------
+class _Folds:
+    """Fits one candidate's folds and yields each fold's result as it ends."""
+
+    def folds(
+        self, record: TrialRecord, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]]
+    ) -> Iterator[FoldResult]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        return None
+
+
+class _InProcessFolds(_Folds):
+    """``--jobs 1``: folds one after another in this process, epochs written by the recorder."""
+
+    def __init__(self, ctx: RunContext, x: Any, y: Any, sample_weight: Any, estimator: Any, scorer: Any):
+        self.ctx = ctx
+        self.x, self.y, self.sample_weight = x, y, sample_weight
+        self.estimator = estimator
+        self.scorer = scorer
+
+    def folds(
+        self, record: TrialRecord, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]]
+    ) -> Iterator[FoldResult]:
+        import keras
+
+        from search.engines.sklearn_estimators import fit_and_score
+
+        recorder = self.ctx.recorder
+        try:
+            for fold, (train, test) in enumerate(splits):
+                yield fit_and_score(
+                    self.estimator, candidate.sklearn_params, self.x, self.y, train, test, self.scorer,
+                    fold=fold, sample_weight=self.sample_weight,
+                    on_epoch=lambda epoch, logs, fold=fold: recorder.epoch(record, epoch, logs, fold=fold),
+                )
+        finally:
+            keras.backend.clear_session()  # the last fold's model; the builder clears before each build
+
+
+class _ProcessFolds(_Folds):
+    """``--jobs N``: folds in N spawned processes, each with ``threads`` TensorFlow threads.
+
+    Spawned, not forked (TensorFlow's runtime does not survive a fork); the processes write their
+    epochs themselves and die with this one. A fold process that dies (out of memory) fails its
+    candidate, and the next candidate gets fresh processes.
+    """
+
+    def __init__(self, storage_url: str, processes: int, threads: int, x: Any, y: Any, sample_weight: Any,
+                 estimator: Any, scoring: str) -> None:
+        self.storage_url = storage_url
+        self.processes = processes
+        self.threads = threads
+        self.payload = (x, y, sample_weight, estimator, scoring)
+        self._executor: Any = None
+
+    def _pool(self) -> Any:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        from search.engines.sklearn_estimators import init_fold_process
+
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=init_fold_process,
+                initargs=(self.threads, self.storage_url, *self.payload),
+            )
+        return self._executor
+
+    def folds(
+        self, record: TrialRecord, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]]
+    ) -> Iterator[FoldResult]:
+        from concurrent.futures import as_completed, wait
+
+        from search.engines.sklearn_estimators import fit_fold_in_process
+
+        pool = self._pool()
+        futures = [pool.submit(fit_fold_in_process, record.id, candidate.sklearn_params, fold, train, test)
+                   for fold, (train, test) in enumerate(splits)]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except GeneratorExit:  # a fold failed: fit no more of this candidate, let running folds end
+            for future in futures:
+                future.cancel()
+            wait(futures)
+            raise
+        except BaseException:  # Ctrl-C, or a fold process died: stop the processes now
+            self._stop()
+            raise
+
+    def _stop(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        processes = list(getattr(executor, "_processes", {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+        for process in processes:
+            process.join(timeout=10)
+
+    def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)

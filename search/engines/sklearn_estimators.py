@@ -1,0 +1,283 @@
+"""SciKeras estimators around the one model builder, and fitting and scoring one cross-validation fold.
+
+Importing this module imports SciKeras, and with it Keras and TensorFlow: only the sklearn engine's run
+(and the processes it starts for parallel folds) import it.
+
+Tested together: scikit-learn 1.9.1, SciKeras 0.13.0, Keras 3.15.1, TensorFlow 2.21
+(``tests/test_sklearn_wrapper.py`` exercises ``fit``/``score``/``get_params``/``clone`` so that an
+incompatible upgrade fails in CI).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scikeras.wrappers import KerasClassifier, KerasRegressor
+from sklearn.utils import ClassifierTags, RegressorTags
+
+from search.training import EpochRecorderCallback, describe_error
+from spaces import DEFAULTS, SpaceError, TaskInfo, build_model
+from spaces.compile_sklearn import MODEL_PREFIX, WRAPPER_PARAMS
+
+#: Share of each training fold that Keras holds out (``validation_split``) for the ``val_*`` curves.
+#: The fold's score comes from its own held-out part, which training never sees.
+VALIDATION_SPLIT = 0.1
+
+#: Builder parameters SciKeras passes to the model function (everything but its own fit parameters).
+MODEL_PARAMS = tuple(name for name in DEFAULTS if name not in WRAPPER_PARAMS)
+
+
+def build_for_scikeras(task_kind: str, meta: Mapping[str, Any], **config: Any) -> Any:
+    """SciKeras' ``model=``: our one builder, sized from the data SciKeras saw (``meta``).
+
+    The model comes back compiled, and SciKeras keeps a compiled model as it is (it compiles only an
+    uncompiled one), so loss, metrics and optimizer are the builder's whichever engine runs.
+    """
+    import keras
+
+    # Every fit starts from a fresh Keras session: it frees the previous fit's graph, and it makes the
+    # fit independent of what ran before in this process (Keras keeps its unseeded random generator in
+    # the session), so a seeded GridSearchCV and our own fold loop train the very same models.
+    keras.backend.clear_session()
+    task = TaskInfo(
+        kind=task_kind,
+        n_features=int(meta["n_features_in_"]),
+        n_classes=int(meta.get("n_classes_") or 1),
+    )
+    return build_model(config, task)
+
+
+# SciKeras passes `meta`, `compile_kwargs` and `params` to a function taking **kwargs, and only the
+# routed `model__*` parameters to one that names them: name every builder parameter explicitly.
+build_for_scikeras.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        inspect.Parameter("task_kind", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        inspect.Parameter("meta", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        *(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=DEFAULTS[name])
+          for name in MODEL_PARAMS),
+    ]
+)
+
+
+class SearchClassifier(KerasClassifier):
+    """``KerasClassifier`` that scikit-learn >= 1.6 recognises as a classifier.
+
+    SciKeras 0.13 lists ``ClassifierMixin`` after ``BaseEstimator`` in its bases, so the mixin's tags are
+    lost and ``is_classifier`` says False: ``GridSearchCV(cv=5)`` would then split with plain ``KFold``
+    instead of ``StratifiedKFold``, and probability scorers (``neg_log_loss``, ``roc_auc``) refuse it.
+    """
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags()
+        tags.target_tags.required = True
+        return tags
+
+
+class SearchRegressor(KerasRegressor):
+    """``KerasRegressor`` that scikit-learn >= 1.6 recognises as a regressor (see ``SearchClassifier``)."""
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "regressor"
+        tags.regressor_tags = RegressorTags()
+        tags.target_tags.required = True
+        return tags
+
+
+def make_estimator(
+    task_kind: str,
+    config: Mapping[str, Any],
+    *,
+    seed: int,
+    class_weight: Mapping[int, float] | None = None,
+    validation_split: float = VALIDATION_SPLIT,
+) -> SearchClassifier | SearchRegressor:
+    """The base estimator of a search: ``config`` (defaults and fixed values) as its parameters.
+
+    ``batch_size`` and ``epochs`` are SciKeras' own parameters; every other builder parameter is
+    ``model__<name>``. ``random_state`` makes SciKeras seed Python, NumPy and TensorFlow (and turn on op
+    determinism) around each build and fit, so every fold of every candidate is reproducible.
+    """
+    kwargs: dict[str, Any] = {
+        "model": functools.partial(build_for_scikeras, task_kind),
+        "batch_size": int(config["batch_size"]),
+        "epochs": int(config["epochs"]),
+        "random_state": seed,
+        "validation_split": validation_split,
+        "verbose": 0,
+        **{MODEL_PREFIX + name: config[name] for name in MODEL_PARAMS if name in config},
+    }
+    if task_kind == "regression":
+        return SearchRegressor(**kwargs)
+    return SearchClassifier(class_weight=dict(class_weight) if class_weight else None, **kwargs)
+
+
+def check_routing(estimator: Any, keys: list[str], source: str) -> None:
+    """Refuse, before any fit, a compiled key the estimator does not have.
+
+    SciKeras' ``set_params`` accepts any ``model__*`` name without checking it, so a misrouted key
+    would only fail inside the first fit, or be silently ignored.
+    """
+    known = estimator.get_params(deep=False)
+    unknown = [key for key in keys if key not in known]
+    if unknown:
+        routed = ", ".join(sorted(name for name in known if name.startswith(MODEL_PREFIX)))
+        raise SpaceError(
+            f"the compiled scikit-learn grid has parameter(s) {', '.join(map(repr, unknown))} that the "
+            f"SciKeras estimator {type(estimator).__name__} does not take; it takes batch_size, epochs and "
+            f"{routed}",
+            source=source,
+        )
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """One fold of one candidate: its score in scikit-learn's sense (higher is better) or its error."""
+
+    fold: int
+    score: float | None
+    fit_time: float
+    score_time: float
+    epochs_run: int
+    error: str | None = None
+
+    def metrics(self) -> dict[str, float]:
+        """The fold's entries of ``cv_results_``: ``split{k}_test_score``, fit and score times."""
+        values = {
+            f"split{self.fold}_fit_time": self.fit_time,
+            f"split{self.fold}_score_time": self.score_time,
+        }
+        if self.score is not None:
+            values[f"split{self.fold}_test_score"] = self.score
+        return values
+
+
+def fit_and_score(
+    estimator: Any,
+    params: Mapping[str, Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    scorer: Callable[..., float],
+    *,
+    fold: int,
+    sample_weight: np.ndarray | None = None,
+    on_epoch: Callable[[int, Mapping[str, Any]], None] | None = None,
+) -> FoldResult:
+    """What ``GridSearchCV`` does for one (candidate, fold): clone, set params, fit on the training
+    part, score on the held-out part, with ``error_score`` semantics (an error is returned, not raised).
+
+    Validation data for the ``val_*`` curves is the estimator's ``validation_split`` of the training
+    part; the held-out part is only scored. ``KeyboardInterrupt`` propagates.
+    """
+    from sklearn.base import clone
+
+    model = clone(estimator).set_params(**params)
+    callback = EpochRecorderCallback(on_epoch or _ignore_epoch)
+    model.set_params(callbacks=[callback])
+    fit_kwargs = {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight)[train]}
+    started = time.perf_counter()
+    fit_time = score_time = 0.0
+    try:
+        model.fit(x[train], y[train], **fit_kwargs)
+        fit_time = time.perf_counter() - started
+        epochs = len(getattr(model, "history_", {}).get("loss", []))
+        if callback.non_finite:
+            return FoldResult(fold, None, fit_time, 0.0, epochs, f"fold {fold}: {callback.non_finite}")
+        scored = time.perf_counter()
+        score = float(scorer(model, x[test], y[test]))
+        score_time = time.perf_counter() - scored
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # error_score: this candidate fails, the search goes on
+        fit_time = fit_time or time.perf_counter() - started
+        return FoldResult(fold, None, fit_time, score_time, 0, f"fold {fold}: {describe_error(error)}")
+    if not math.isfinite(score):
+        return FoldResult(fold, None, fit_time, score_time, epochs, f"fold {fold}: the score was {score}")
+    return FoldResult(fold, score, fit_time, score_time, epochs)
+
+
+def _ignore_epoch(epoch: int, logs: Mapping[str, Any]) -> None:
+    return None
+
+
+# -- parallel folds ---------------------------------------------------------------------------------------
+#: What a fold process keeps between folds: its own storage connection, the data and the base estimator.
+_FOLD_PROCESS: dict[str, Any] = {}
+
+#: prctl option asking the kernel to signal us when our parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def init_fold_process(
+    threads: int,
+    storage_url: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    sample_weight: np.ndarray | None,
+    estimator: Any,
+    scoring: str,
+) -> None:
+    """Start-up of a process that fits folds for ``--jobs N``.
+
+    Sizes TensorFlow's thread pools (``threads`` each, so N processes share the cores instead of each
+    taking all of them) before TensorFlow runs anything, and dies with its parent, so a ``kill -9`` of the
+    search leaves no process training on its own.
+    """
+    import os
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except OSError:
+            pass
+    # Ctrl-C reaches the whole process group: the parent records the interruption and stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    from sklearn.metrics import check_scoring
+
+    from storage import open_storage
+
+    _FOLD_PROCESS.update(
+        storage=open_storage(storage_url, create=False), x=x, y=y, sample_weight=sample_weight,
+        estimator=estimator, scorer=check_scoring(estimator, scoring),
+    )
+
+
+def fit_fold_in_process(
+    trial_id: int, params: Mapping[str, Any], fold: int, train: np.ndarray, test: np.ndarray
+) -> FoldResult:
+    """One fold in a fold process; its epochs go straight to the trial's rows."""
+    from search.recorder import plain_metrics
+
+    state = _FOLD_PROCESS
+    storage = state["storage"]
+
+    def on_epoch(epoch: int, logs: Mapping[str, Any]) -> None:
+        storage.record_epoch(trial_id, epoch, plain_metrics(logs), fold=fold)
+
+    return fit_and_score(
+        state["estimator"], params, state["x"], state["y"], train, test, state["scorer"], fold=fold,
+        sample_weight=state["sample_weight"], on_epoch=on_epoch,
+    )

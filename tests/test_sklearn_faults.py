@@ -1,0 +1,86 @@
+"""The scikit-learn engine under kill -9, in a real subprocess: resume fits only what is missing."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+
+import pytest
+
+from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
+
+pytestmark = pytest.mark.slow
+
+#: 3 x 2 = 6 candidates, 2 folds each; batch 8 keeps a fold in training long enough to be killed in it.
+GRID_SPACE = """\
+objective: val_accuracy
+params:
+  n_neurons: {type: categorical, choices: [4, 8, 16]}
+  learning_rate: {type: categorical, choices: [0.001, 0.01]}
+fixed: {n_hidden: 1, epochs: 4, batch_size: 8}
+"""
+GRID = {(n, lr) for n in (4, 8, 16) for lr in (0.001, 0.01)}
+
+
+def _trials(db) -> list[tuple]:
+    return query(db, "SELECT number, state, interrupted, retry_of, params, value, ended_at FROM hp_trials "
+                     "ORDER BY number")
+
+
+def _killable(db) -> bool:
+    """Two candidates done and the third one mid-way through its folds."""
+    complete = query(db, "SELECT count(*) FROM hp_trials WHERE state = 'COMPLETE'")[0][0]
+    running = query(db, "SELECT count(*) FROM hp_trial_epochs e JOIN hp_trials t ON e.trial_id = t.id "
+                        "WHERE t.state = 'RUNNING'")[0][0]
+    return complete >= 2 and running >= 1
+
+
+def _key(params: str) -> tuple:
+    values = json.loads(params)
+    return values["n_neurons"], values["learning_rate"]
+
+
+def test_kill_9_mid_grid_then_resume_fits_only_the_missing_candidates(tmp_path):
+    space = tmp_path / "grid.yaml"
+    space.write_text(GRID_SPACE)
+    db = tmp_path / "g.db"
+    url = f"sqlite:///{db}"
+    # --in-process: the process killed is the one fitting, so nothing gets to clean up after itself.
+    process = spawn_hpsearch("run", space, "--engine", "sklearn", "--cv", "2", "--data", "iris", "--study",
+                             "g", "--storage", url, "--quiet", "--in-process", cwd=tmp_path)
+    try:
+        wait_for(lambda: _killable(db), interval_s=0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    before = _trials(db)
+    completed_before = {row[0]: row for row in before if row[1] == "COMPLETE"}
+    killed = [row for row in before if row[1] == "RUNNING"]
+    assert len(completed_before) >= 2 and len(killed) == 1
+
+    resumed = subprocess.run(hpsearch_command("resume", "g", "--storage", url, "--quiet"), cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "marked 1 interrupted trial(s) as FAILED" in resumed.stdout
+
+    after = _trials(db)
+    by_number = {row[0]: row for row in after}
+    # No completed candidate was fitted again: its row is untouched and its parameters appear once.
+    for number, row in completed_before.items():
+        assert by_number[number] == row
+    finished = [row for row in after if not row[2]]
+    assert not [row for row in after if row[1] == "RUNNING"]
+    assert len(finished) == len(GRID), "one result per candidate, no duplicates"
+    assert {_key(row[4]) for row in finished} == GRID
+    assert all(row[1] == "COMPLETE" for row in finished)
+    # The killed candidate was fitted again, from its first fold, as a retry of the interrupted trial.
+    retries = [row for row in after if row[3] == killed[0][0]]
+    assert len(retries) == 1 and _key(retries[0][4]) == _key(killed[0][4])
+    assert by_number[killed[0][0]][1] == "FAILED" and by_number[killed[0][0]][2]
+
+    # A resume of a finished grid fits nothing.
+    again = subprocess.run(hpsearch_command("resume", "g", "--storage", url, "--quiet"), cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert _trials(db) == after

@@ -1,0 +1,73 @@
+"""SciKeras around our builder, against the scikit-learn installed: an incompatible upgrade of either
+fails here, in CI, rather than in a user's search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone, is_classifier, is_regressor
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.model_selection import GridSearchCV
+
+from search.engines.sklearn_estimators import check_routing, make_estimator
+from spaces import DEFAULTS, SpaceError
+
+CONFIG = {**DEFAULTS, "n_hidden": 1, "n_neurons": 8, "epochs": 2, "batch_size": 32}
+
+
+def _iris() -> tuple[np.ndarray, np.ndarray]:
+    x, y = load_iris(return_X_y=True)
+    return ((x - x.mean(0)) / x.std(0)).astype("float32"), y
+
+
+def test_classifier_fit_score_predict_with_our_builder():
+    x, y = _iris()
+    estimator = make_estimator("multiclass", CONFIG, seed=0)
+    assert is_classifier(estimator)
+    estimator.fit(x, y)
+    assert estimator.predict(x).shape == (len(y),)
+    assert set(np.unique(estimator.predict(x))) <= {0, 1, 2}
+    assert estimator.predict_proba(x).shape == (len(y), 3)
+    assert 0.0 <= estimator.score(x, y) <= 1.0
+    # The model is the builder's: one hidden layer of 8, softmax over the 3 classes, 2 epochs trained.
+    dense = [layer.units for layer in estimator.model_.layers if type(layer).__name__ == "Dense"]
+    assert dense == [8, 3]
+    assert len(estimator.history_["loss"]) == 2
+
+
+def test_regressor_fit_score_with_our_builder():
+    x, y = load_diabetes(return_X_y=True)
+    estimator = make_estimator("regression", CONFIG, seed=0)
+    assert is_regressor(estimator)
+    estimator.fit(x.astype("float32"), y.astype("float32"))
+    assert np.isfinite(estimator.score(x.astype("float32"), y.astype("float32")))  # R², may be negative
+
+
+def test_get_params_clone_and_set_params_route_builder_parameters():
+    estimator = make_estimator("binary", CONFIG, seed=3, class_weight={0: 1.0, 1: 2.0})
+    params = estimator.get_params()
+    assert params["model__n_neurons"] == 8 and params["batch_size"] == 32 and params["epochs"] == 2
+    assert params["class_weight"] == {0: 1.0, 1: 2.0} and params["random_state"] == 3
+    copy = clone(estimator).set_params(model__n_neurons=5, model__activation="tanh", batch_size=16)
+    assert copy.get_params()["model__n_neurons"] == 5 and copy.get_params()["batch_size"] == 16
+    assert estimator.get_params()["model__n_neurons"] == 8, "clone must not share parameters"
+
+
+def test_a_key_the_estimator_does_not_take_is_refused_before_any_fit():
+    estimator = make_estimator("binary", CONFIG, seed=0)
+    check_routing(estimator, ["model__n_neurons", "batch_size", "epochs"], "space.yaml")
+    with pytest.raises(SpaceError, match=r"space.yaml.*'model__n_nerons'.*does not take"):
+        check_routing(estimator, ["model__n_neurons", "model__n_nerons"], "space.yaml")
+    with pytest.raises(SpaceError, match="'n_neurons'"):
+        check_routing(estimator, ["n_neurons"], "space.yaml")  # not routed to the model
+
+
+def test_gridsearchcv_runs_our_estimator_with_stratified_folds():
+    x, y = _iris()
+    search = GridSearchCV(make_estimator("multiclass", CONFIG, seed=0),
+                          {"model__n_neurons": [4, 8]}, cv=2, scoring="accuracy", error_score="raise")
+    search.fit(x, y)
+    assert search.best_params_["model__n_neurons"] in (4, 8)
+    assert len(search.cv_results_["mean_test_score"]) == 2
+    # Stratified (we are a classifier to scikit-learn): iris sorted by class still has every class per fold.
+    assert np.isfinite(search.cv_results_["split0_test_score"]).all()
