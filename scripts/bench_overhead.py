@@ -12,6 +12,10 @@ Runs, side by side in one invocation, for each engine asked for (``--engines``, 
    the same model builder), with KerasTuner's own checkpointing and ``oracle.json``/``trial.json`` files.
    The script checks that it trained the same configurations and reports the disk it left behind.
 
+For ``sklearn`` (``hpsearch run --engine sklearn --algorithm random --cv 3``) the side-by-side baseline is
+plain scikit-learn: ``GridSearchCV`` (``refit=False``) over exactly the candidates hpsearch fitted, with the
+same SciKeras estimator, folds and scoring; a trial there is one candidate, i.e. 3 fits.
+
 It prints seconds per trial, measured two ways: wall time of the whole process divided by N (start-up
 included), and time inside the training loop divided by N, and the ratios. Run it with
 ``.venv/bin/python scripts/bench_overhead.py --trials 8``.
@@ -90,11 +94,37 @@ print(json.dumps({"loop_s": t2 - t1, "startup_s": t1 - t0, "points": points, "di
                   "files": files}))
 """
 
+# Plain scikit-learn: GridSearchCV over the very candidates hpsearch fitted (one single-point grid each).
+PLAIN_GRIDSEARCHCV = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from sklearn.model_selection import GridSearchCV
+from search.data import load_dataset
+from search.engines.sklearn_engine import cv_rows, scoring_for
+from search.engines.sklearn_estimators import make_estimator
+from spaces import load_space, resolve_config
+from spaces.compile_sklearn import WRAPPER_PARAMS
+space = load_space(sys.argv[1])
+dataset = load_dataset(sys.argv[2], seed=0)
+points, folds = json.loads(sys.argv[3]), int(sys.argv[4])
+grid = [{(k if k in WRAPPER_PARAMS else "model__" + k): [v] for k, v in point.items()} for point in points]
+x, y = cv_rows(dataset)
+search = GridSearchCV(make_estimator(dataset.task, resolve_config(space, {}), seed=0), grid, cv=folds,
+                      scoring=scoring_for(space.objective, dataset.task).name, refit=False)
+t1 = time.perf_counter()
+search.fit(x, y)
+t2 = time.perf_counter()
+print(json.dumps({"loop_s": t2 - t1, "startup_s": t1 - t0,
+                  "scores": [float(v) for v in search.cv_results_["mean_test_score"]]}))
+"""
+
+SKLEARN_FOLDS = 3
+
 
 def _hpsearch(
     bin_dir: Path, env: dict, engine: str, args: argparse.Namespace, url: str
 ) -> tuple[float, list]:
-    extra = ["--pruner", "none"] if engine == "optuna" else []
+    extra = {"optuna": ["--pruner", "none"], "sklearn": ["--cv", str(SKLEARN_FOLDS)]}.get(engine, [])
     started = time.perf_counter()
     subprocess.run(
         [str(bin_dir / "hpsearch"), "run", args.space, "--engine", engine, "--algorithm", "random", *extra,
@@ -125,8 +155,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--space", default="default")
     parser.add_argument("--data", default="digits")
-    parser.add_argument("--engines", default="optuna,keras-tuner",
-                        help="comma-separated: optuna, keras-tuner (default both)")
+    parser.add_argument("--engines", default="optuna,keras-tuner,sklearn",
+                        help="comma-separated: optuna, keras-tuner, sklearn (default all three)")
     args = parser.parse_args()
 
     bin_dir = Path(sys.executable).parent
@@ -140,6 +170,17 @@ def main() -> None:
             points = [trial["params"] for trial in trials]
             n = len(points)
             service_loop = sum(trial["duration_s"] for trial in trials)
+            if engine == "sklearn":
+                plain_wall, plain = _python(PLAIN_GRIDSEARCHCV, env, args.space, args.data,
+                                            json.dumps(points), str(SKLEARN_FOLDS))
+                rows.append((f"hpsearch sklearn ({SKLEARN_FOLDS} folds/trial)", service_loop / n,
+                             service_wall / n, service_loop / plain["loop_s"], service_wall / plain_wall))
+                rows.append(("  plain GridSearchCV (same candidates)", plain["loop_s"] / n, plain_wall / n,
+                             1.0, 1.0))
+                ours = [abs(trial["metrics"]["mean_test_score"]) for trial in trials]
+                same = all(abs(a - abs(b)) < 1e-6 for a, b in zip(ours, plain["scores"], strict=True))
+                notes.append(f"sklearn: same mean CV scores as GridSearchCV: {same}")
+                continue
             plain_wall, plain = _python(PLAIN_LOOP, env, args.space, args.data, json.dumps(points))
             rows.append((f"hpsearch {engine}", service_loop / n, service_wall / n,
                          service_loop / plain["loop_s"], service_wall / plain_wall))
@@ -165,7 +206,8 @@ def main() -> None:
     print(f"{'':36}{'s/trial loop':>14}{'s/trial wall':>14}{'loop ratio':>12}{'wall ratio':>12}")
     for name, loop, wall, loop_ratio, wall_ratio in rows:
         print(f"{name:36}{loop:>14.3f}{wall:>14.3f}{loop_ratio:>12.2f}{wall_ratio:>12.2f}")
-    print("(ratios are against the plain Keras loop training the same configurations)")
+    print("(ratios are against the plain Keras loop training the same configurations; for sklearn, against "
+          "plain GridSearchCV)")
     for note in notes:
         print(note)
 

@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="space file (YAML/JSON) or bundled preset name (default: the 'default' preset)")
     run.add_argument("--engine", default="optuna", choices=available_engines())
     run.add_argument("--algorithm", default=None,
-                     help="optuna: tpe (default), random, grid, cmaes")
+                     help="optuna: tpe (default), random, grid, cmaes; keras-tuner: random (default), "
+                     "hyperband, bayesian; sklearn: grid (default), random")
     run.add_argument("--data", default="digits",
                      help="bundled dataset (digits, breast_cancer, iris, wine, diabetes), a CSV path "
                      "(with --target) or an .npz with X and y (default: digits)")
@@ -93,11 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--task", default=None, choices=("auto", "binary", "multiclass", "regression"),
                      help="override the space's task (default: the space's, usually auto)")
     run.add_argument("--study", default=None, help="study name (default: DATA-ENGINE-ALGORITHM-TIME)")
-    run.add_argument("--trials", type=int, default=None, help="trial budget (default 10 without --timeout)")
+    run.add_argument("--trials", type=int, default=None,
+                     help="trial budget (default 10 without --timeout; sklearn grid: the whole grid; "
+                     "keras-tuner hyperband: one Hyperband iteration)")
     run.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
                      help="stop starting trials after this many seconds")
     run.add_argument("--seed", type=int, default=0, help="seed for data split, sampler and weights")
-    run.add_argument("--pruner", default="median", help="optuna: median (default), hyperband, none")
+    run.add_argument("--pruner", default=None, help="optuna: median (default), hyperband, none")
     run.add_argument("--class-weight", default=None, choices=("balanced",),
                      help="weight classes inversely to their frequency")
     run.add_argument("--cv", type=int, default=None, metavar="K",

@@ -6,7 +6,7 @@ Imports only storage: these answer without loading TensorFlow.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -181,8 +181,22 @@ def cv_text(metrics: dict[str, Any]) -> str:
     return text if spread is None else f"{text} (std {format_value(spread)})"
 
 
+def continued_text(trial: TrialRecord, by_number: Mapping[int, TrialRecord]) -> str:
+    """``#3, 9 in all``: the trial a Hyperband round continued, and the epochs its configuration trained
+    over the chain of rounds (as far as the listed trials show it)."""
+    if trial.parent_number is None:
+        return ""
+    total, parent = trial.epochs_run, by_number.get(trial.parent_number)
+    while parent is not None:
+        total += parent.epochs_run
+        parent = by_number.get(parent.parent_number) if parent.parent_number is not None else None
+    return f"#{trial.parent_number}, {total} in all"
+
+
 def trials_table(trials: Sequence[TrialRecord]) -> str:
     cross_validated = any(fold_scores(t.metrics or {}) for t in trials)
+    continued = any(t.parent_number is not None for t in trials)
+    by_number = {t.number: t for t in trials}
     rows = [
         (
             t.number,
@@ -190,14 +204,15 @@ def trials_table(trials: Sequence[TrialRecord]) -> str:
             t.value,
             *((cv_text(t.metrics or {}),) if cross_validated else ()),
             t.epochs_run,
+            *((continued_text(t, by_number),) if continued else ()),
             None if t.duration_s is None else f"{t.duration_s:.1f}",
             ", ".join(f"{k}={format_value(v)}" for k, v in t.params.items()),
             (t.error or "")[:60],
         )
         for t in trials
     ]
-    headers = ("#", "state", "value", *(("fold scores",) if cross_validated else ()), "epochs", "seconds",
-               "params", "error")
+    headers = ("#", "state", "value", *(("fold scores",) if cross_validated else ()), "epochs",
+               *(("continues (epochs)",) if continued else ()), "seconds", "params", "error")
     return table(headers, rows)
 
 

@@ -63,7 +63,7 @@ class RunOptions:
     timeout_s: float | None = None
     storage: str = DEFAULT_STORAGE
     seed: int = 0
-    pruner: str = "median"
+    pruner: str | None = None  # optuna only; None: the engine's default (median)
     class_weight: str | None = None
     max_failures: int = 5
     resume: bool = False
@@ -174,17 +174,18 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     """
     space = load_space(options.space or DEFAULT_SPACE)
     engine = get_engine(options.engine)
+    # Options only some engines read: each engine refuses the ones it would silently ignore.
+    engine_options = {**options.extra, **({"pruner": options.pruner} if options.pruner is not None else {})}
     settings: dict[str, Any] = {
         "algorithm": engine.resolve_algorithm(options.algorithm),
-        "pruner": options.pruner,
         "seed": options.seed,
         "trials": options.trials,
         "timeout_s": options.timeout_s,
         "max_failures": options.max_failures,
         "class_weight": options.class_weight,
-        **options.extra,
+        **engine_options,
     }
-    engine.refuse_foreign_options(options.extra)
+    engine.refuse_foreign_options(engine_options)
     options.isolation.check(engine)
     trials = options.trials if options.trials is not None else _planned_trials(engine, space, settings)
     budget = _budget(trials, options.timeout_s, options.max_failures)

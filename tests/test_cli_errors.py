@@ -149,3 +149,8 @@ def test_debug_shows_traceback(cli, tmp_path):
 def test_options_of_another_engine_are_refused(cli):
     result = cli("run", "--engine", "optuna", "--cv", "5", "--dry-run")
     assert result.code == 2 and "--cv does not apply to engine 'optuna'" in _one_sentence(result)
+    for engine in ("sklearn", "keras-tuner"):
+        result = cli("run", "--engine", engine, "--pruner", "none", "--dry-run")
+        assert result.code == 2 and f"--pruner does not apply to engine '{engine}'" in _one_sentence(result)
+    result = cli("run", "--engine", "sklearn", "--max-epochs", "9", "--dry-run")
+    assert result.code == 2 and "--max-epochs does not apply to engine 'sklearn'" in _one_sentence(result)

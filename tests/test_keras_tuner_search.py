@@ -133,6 +133,12 @@ def test_hyperband_rounds_follow_the_plan_and_continue_their_parents(cli, tiny_s
     assert continued and all(t["epochs_run"] + by_number[t["parent_number"]]["epochs_run"] == 3
                              for t in continued)
     assert not (tmp_path / "hpsearch-keras-tuner").exists(), "weights are deleted once no round needs them"
+    # The table shows each continued round's parent and what its configuration cost in all.
+    table = cli("trials", "h").out.splitlines()
+    assert "continues (epochs)" in table[0]
+    for trial in continued:
+        row = next(line for line in table[1:] if line.split()[0] == str(trial["number"]))
+        assert f"#{trial['parent_number']}, 3 in all" in row
 
 
 def test_nan_trial_fails_but_search_goes_on_until_the_space_is_exhausted(cli, tmp_path):

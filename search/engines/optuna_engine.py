@@ -35,6 +35,7 @@ class OptunaEngine(Engine):
     name = "optuna"
     algorithms = ("tpe", "random", "grid", "cmaes")
     default_algorithm = "tpe"
+    options = ("pruner",)
     # Optuna's RDB storage coordinates workers: each asks the shared study for its next trial.
     parallel_workers = True
 
