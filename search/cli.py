@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pruner", default=None, help="optuna: median (default), hyperband, none")
     run.add_argument("--class-weight", default=None, choices=("balanced",),
                      help="weight classes inversely to their frequency")
+    run.add_argument("--sample-weight", default=None, metavar="COLUMN",
+                     help="CSV column of per-row weights for the training loss (not a feature)")
     run.add_argument("--cv", type=int, default=None, metavar="K",
                      help="sklearn: cross-validation folds (default 3)")
     run.add_argument("--jobs", type=int, default=None, metavar="N",
@@ -248,7 +250,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     options = RunOptions(
         space=args.space, engine=args.engine, algorithm=args.algorithm, data=args.data, target=args.target,
         task=args.task, study=args.study, trials=args.trials, timeout_s=args.timeout, storage=args.storage,
-        seed=args.seed, pruner=args.pruner, class_weight=args.class_weight, max_failures=args.max_failures,
+        seed=args.seed, pruner=args.pruner, class_weight=args.class_weight,
+        sample_weight=args.sample_weight, max_failures=args.max_failures,
         resume=args.resume, dry_run=args.dry_run, progress=not args.quiet, isolation=_isolation(args),
         # Engine-specific settings, stored with the study; each engine reads the ones it knows.
         extra={key: value for key in ENGINE_OPTIONS if (value := getattr(args, key)) is not None},

@@ -289,6 +289,10 @@ class Dataset:
     y_test: np.ndarray = field(repr=False)
     preprocessor: Preprocessor = field(repr=False)
     class_weight: dict[int, float] | None = None
+    #: Per-row weights of each split (``sample_weight=COLUMN`` of a CSV); None: every row weighs 1.
+    w_train: np.ndarray | None = field(default=None, repr=False)
+    w_val: np.ndarray | None = field(default=None, repr=False)
+    w_test: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_features(self) -> int:
@@ -339,6 +343,7 @@ def load_dataset(
     test_size: float = 0.2,
     val_size: float = 0.2,
     class_weight: str | None = None,
+    sample_weight: str | None = None,
     min_rows_per_class: int = 2,
 ) -> Dataset:
     """Load ``source`` (a builtin name, a ``.csv`` with ``target``, or a ``.npz`` with ``X``/``y``).
@@ -350,6 +355,7 @@ def load_dataset(
     """
     _check_options(task, test_size, val_size, class_weight, min_rows_per_class)
     raw = _read_source(str(source), target)
+    row_weights = _take_sample_weights(raw, sample_weight) if sample_weight is not None else None
     resolved_task, y, class_names = _resolve_target(raw, task, min_rows_per_class)
     n_classes = 1 if resolved_task == "regression" else len(class_names or ())
     stratify = resolved_task != "regression"
@@ -383,6 +389,7 @@ def load_dataset(
         "test_size": test_size,
         "val_size": val_size,
         "class_weight": class_weight,
+        "sample_weight": sample_weight,
     }
     return Dataset(
         reference=reference,
@@ -399,7 +406,35 @@ def load_dataset(
         y_test=y[test],
         preprocessor=preprocessor,
         class_weight=weights,
+        w_train=None if row_weights is None else row_weights[train],
+        w_val=None if row_weights is None else row_weights[val],
+        w_test=None if row_weights is None else row_weights[test],
     )
+
+
+def _take_sample_weights(raw: _RawData, column: str) -> np.ndarray:
+    """Remove the weight column from the features and check it: finite, not negative, not all zero."""
+    if raw.kind != "csv":
+        raise DataError(f"{raw.where}: sample_weight={column!r} names a CSV column; only CSV data has "
+                        "per-row weights")
+    if column == raw.target_name:
+        raise DataError(f"{raw.where}: sample_weight column {column!r} is the target column")
+    if column not in raw.columns:
+        raise DataError(f"{raw.where}: sample_weight column {column!r} not found; available columns: "
+                        f"{', '.join(map(repr, [*raw.columns, raw.target_name]))}")
+    if raw.kinds[column] != _NUMERIC:
+        raise DataError(f"{raw.where}: sample_weight column {column!r} must hold numbers")
+    values = raw.columns[column]
+    if not np.isfinite(values).all() or (values < 0).any():
+        raise DataError(f"{raw.where}: sample_weight column {column!r} must hold finite numbers >= 0 in "
+                        "every row (missing values are not allowed)")
+    if not (values > 0).any():
+        raise DataError(f"{raw.where}: sample_weight column {column!r} is zero in every row")
+    if len(raw.columns) == 1:
+        raise DataError(f"{raw.where}: no feature columns left after taking {column!r} as the sample "
+                        "weights; the file needs at least one other column")
+    del raw.columns[column], raw.kinds[column]
+    return values.astype(np.float64)
 
 
 def reload_dataset(reference: Mapping[str, Any], *, min_rows_per_class: int = 2) -> Dataset:
@@ -413,6 +448,7 @@ def reload_dataset(reference: Mapping[str, Any], *, min_rows_per_class: int = 2)
             test_size=reference.get("test_size", 0.2),
             val_size=reference.get("val_size", 0.2),
             class_weight=reference.get("class_weight"),
+            sample_weight=reference.get("sample_weight"),
             min_rows_per_class=min_rows_per_class,
         )
     except KeyError as error:

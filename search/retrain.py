@@ -265,6 +265,7 @@ def _train_one(
             epochs=options.epochs,
             batch_size=int(config["batch_size"]),
             class_weight=dataset.class_weight,
+            sample_weight=dataset.w_train,  # weights the training loss; validation scores stay unweighted
             callbacks=callbacks,
             verbose=0,
         )
@@ -423,6 +424,7 @@ def retrain_study(
             "stop_detail": chosen.stop_detail,
             "duration_s": round(chosen.duration_s, 3),
             "class_weight": dataset.class_weight,
+            "sample_weight_column": dataset.reference.get("sample_weight"),
         },
         "validation_metrics": chosen.val_metrics,
         "test_metrics": chosen.test_metrics,

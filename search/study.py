@@ -65,6 +65,7 @@ class RunOptions:
     seed: int = 0
     pruner: str | None = None  # optuna only; None: the engine's default (median)
     class_weight: str | None = None
+    sample_weight: str | None = None  # a CSV column of per-row weights
     max_failures: int = 5
     resume: bool = False
     dry_run: bool = False
@@ -109,10 +110,14 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def _load_data(source: str, target: str | None, task: str, seed: int, class_weight: str | None) -> Dataset:
+def _load_data(
+    source: str, target: str | None, task: str, seed: int, class_weight: str | None,
+    sample_weight: str | None = None,
+) -> Dataset:
     from search.data import load_dataset
 
-    return load_dataset(source, target=target, task=task, seed=seed, class_weight=class_weight)
+    return load_dataset(source, target=target, task=task, seed=seed, class_weight=class_weight,
+                        sample_weight=sample_weight)
 
 
 def load_study_dataset(study: StudyRecord) -> Dataset:
@@ -120,7 +125,7 @@ def load_study_dataset(study: StudyRecord) -> Dataset:
     reference = study.dataset
     dataset = _load_data(
         reference["source"], reference.get("target"), reference.get("task", "auto"),
-        int(reference.get("seed", 0)), reference.get("class_weight"),
+        int(reference.get("seed", 0)), reference.get("class_weight"), reference.get("sample_weight"),
     )
     if dataset.fingerprint != reference.get("fingerprint"):
         was, now = str(reference.get("fingerprint"))[:12], dataset.fingerprint[:12]
@@ -195,7 +200,8 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     url = normalize_url(options.storage)
 
     if options.dry_run:
-        dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight)
+        dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight,
+                             options.sample_weight)
         check_objective(space, dataset.task)
         print("dry run: nothing is trained or written", file=out)
         print(space_summary(space), file=out)
@@ -210,7 +216,8 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     # Bad data is refused before the database is even created; a resume reloads data from the study.
     dataset = None
     if not options.resume:
-        dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight)
+        dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight,
+                             options.sample_weight)
         check_objective(space, dataset.task)
     storage = open_storage(url)
     name = options.study or _default_study_name(options.data, engine.name, settings["algorithm"])
@@ -226,7 +233,8 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
                        progress=options.progress, isolation=options.isolation, out=out)
 
     if dataset is None:
-        dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight)
+        dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight,
+                             options.sample_weight)
         check_objective(space, dataset.task)
     study = storage.create_study(
         name,

@@ -125,6 +125,7 @@ def fit_config(
             initial_epoch=initial_epoch,
             batch_size=int(config["batch_size"]),
             class_weight=dataset.class_weight,
+            sample_weight=dataset.w_train,  # weights the training loss; validation scores stay unweighted
             callbacks=callback_list,
             verbose=0,
         )

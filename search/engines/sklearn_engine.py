@@ -247,6 +247,15 @@ def cv_rows(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([dataset.x_train, dataset.x_val]), np.concatenate([dataset.y_train, dataset.y_val])
 
 
+def cv_weights(dataset: Dataset) -> np.ndarray | None:
+    """Per-row weights of the ``cv_rows`` (None when the data has none): passed to every fold's fit."""
+    import numpy as np
+
+    if dataset.w_train is None or dataset.w_val is None:
+        return None
+    return np.concatenate([dataset.w_train, dataset.w_val])
+
+
 def _check_rows(dataset: Dataset, y: np.ndarray, folds: int) -> None:
     import numpy as np
 
@@ -336,8 +345,8 @@ class SklearnEngine(Engine):
                                    class_weight=dataset.class_weight)
         check_routing(estimator, list(compiled_space(ctx.space, settings["algorithm"])), ctx.space.source)
         splits = list(check_cv(folds, y, classifier=is_classifier(estimator)).split(x, y))
-        # Datasets carry no per-row weights today; any that do are passed to every fold's fit.
-        sample_weight = getattr(dataset, "sample_weight", None)
+        # As GridSearchCV passes fit parameters: each fold's training rows' weights; scores are unweighted.
+        sample_weight = cv_weights(dataset)
         if jobs > 1:
             evaluator: _Folds = _ProcessFolds(ctx.storage.url, min(jobs, folds),
                                               max(1, available_cores() // jobs), x, y, sample_weight,
