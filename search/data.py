@@ -389,7 +389,8 @@ def load_dataset(
         "test_size": test_size,
         "val_size": val_size,
         "class_weight": class_weight,
-        "sample_weight": sample_weight,
+        # Only when given, so references stored by earlier versions read the same.
+        **({"sample_weight": sample_weight} if sample_weight is not None else {}),
     }
     return Dataset(
         reference=reference,
