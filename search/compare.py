@@ -75,6 +75,9 @@ def compare_studies(storage: Storage, names: Sequence[str]) -> list[dict[str, An
                 "trials": summary.n_trials,
                 "states": {state.value: summary.counts.get(state, 0) for state in TrialState},
                 "epochs_total": summary.epochs_total,
+                # A cross-validated trial (sklearn) trains one model per fold; epochs_total counts its
+                # longest fold once, so the training it cost is up to epochs_total x folds_per_trial.
+                "folds_per_trial": _folds_per_trial(study.engine, study.settings),
                 "seconds_total": summary.seconds_total,
                 "best_trial": best_number,
                 "best_value": best[0].value if best else None,
@@ -83,6 +86,14 @@ def compare_studies(storage: Storage, names: Sequence[str]) -> list[dict[str, An
             }
         )
     return json_safe(rows)
+
+
+def _folds_per_trial(engine: str, settings: dict[str, Any]) -> int:
+    if engine != "sklearn":
+        return 1
+    from search.engines.sklearn_engine import DEFAULT_CV
+
+    return int(settings.get("cv") or DEFAULT_CV)
 
 
 def compare_text(rows: Sequence[dict[str, Any]]) -> str:
@@ -100,7 +111,10 @@ def compare_text(rows: Sequence[dict[str, Any]]) -> str:
             row["study"], row["engine"], row["algorithm"],
             f"{row['objective']} ({'min' if row['direction'] == 'minimize' else 'max'})",
             row["trials"], row["states"]["COMPLETE"], row["states"]["PRUNED"], row["states"]["FAILED"],
-            row["states"]["RUNNING"], row["epochs_total"], f"{row['seconds_total']:.1f}",
+            row["states"]["RUNNING"],
+            row["epochs_total"] if row["folds_per_trial"] == 1
+            else f"{row['epochs_total']} x {row['folds_per_trial']} folds",
+            f"{row['seconds_total']:.1f}",
             "-" if row["best_value"] is None else f"{format_value(row['best_value'])} (#{row['best_trial']})",
             test_cell(row),
         )

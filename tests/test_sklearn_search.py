@@ -91,6 +91,9 @@ def test_grid_search_records_folds_and_agrees_with_gridsearchcv(cli, tmp_path, d
                               "learning_rate": search.best_params_["model__learning_rate"]}
     assert best["value"] == pytest.approx(search.best_score_)
     assert "2 folds:" in cli("best", "g").out
+    compared = json.loads(cli("compare", "g", "--json").out)[0]
+    assert compared["folds_per_trial"] == 2 and compared["epochs_total"] == 4 * 3
+    assert "12 x 2 folds" in cli("compare", "g").out
 
 
 def test_dry_run_of_the_absenteeism_grid_counts_768_candidates_and_3840_fits(cli):
