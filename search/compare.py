@@ -91,9 +91,9 @@ def compare_studies(storage: Storage, names: Sequence[str]) -> list[dict[str, An
 def _folds_per_trial(engine: str, settings: dict[str, Any]) -> int:
     if engine != "sklearn":
         return 1
-    from search.engines.sklearn_engine import DEFAULT_CV
+    from search.engines.sklearn_engine import cv_folds
 
-    return int(settings.get("cv") or DEFAULT_CV)
+    return cv_folds(settings)
 
 
 def compare_text(rows: Sequence[dict[str, Any]]) -> str:

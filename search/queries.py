@@ -274,9 +274,10 @@ def best_text(study: StudyRecord, trials: Sequence[TrialRecord], models: Sequenc
         width = max((len(name) for name in trial.params), default=0)
         for name, value in trial.params.items():
             lines.append(f"  {name.ljust(width)}  {format_value(value)}")
-        if fold_scores(trial.metrics):
+        folds = fold_scores(trial.metrics)
+        if folds:
             # Cross-validated (sklearn engine): the value is the mean held-out fold score.
-            lines.append(f"  {len(fold_scores(trial.metrics))} folds: {cv_text(trial.metrics)}; mean fit "
+            lines.append(f"  {len(folds)} folds: {cv_text(trial.metrics)}; mean fit "
                          f"{format_value(trial.metrics.get('mean_fit_time'))} s")
             continue
         shown = {k: v for k, v in trial.metrics.items() if k != study.objective}

@@ -156,12 +156,6 @@ def _budget(trials: int | None, timeout_s: float | None, max_failures: int) -> B
     return Budget(trials=trials, timeout_s=timeout_s, max_consecutive_failures=max_failures)
 
 
-def _planned_trials(engine: Engine, space: SearchSpace, settings: dict[str, Any]) -> int | None:
-    """The trial count an engine's own plan fixes (one Hyperband iteration), used when --trials is not
-    given; None for engines that propose until the budget says stop."""
-    return engine.planned_trials(space, settings)
-
-
 def space_summary(space: SearchSpace) -> str:
     from spaces import SpaceError
 
@@ -192,7 +186,8 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     }
     engine.refuse_foreign_options(engine_options)
     options.isolation.check(engine)
-    trials = options.trials if options.trials is not None else _planned_trials(engine, space, settings)
+    # Without --trials, the engine's own plan (a whole grid, one Hyperband iteration) or the default.
+    trials = options.trials if options.trials is not None else engine.planned_trials(space, settings)
     budget = _budget(trials, options.timeout_s, options.max_failures)
     settings["trials"] = budget.trials
     engine.check(space, settings)
