@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "keras-tuner hyperband: one Hyperband iteration)")
     run.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
                      help="stop starting trials after this many seconds")
-    run.add_argument("--seed", type=int, default=0, help="seed for data split, sampler and weights")
+    run.add_argument("--seed", type=int, default=None,
+                     help="seed for data split, sampler and weights (default 0)")
     run.add_argument("--pruner", default=None, help="optuna: median (default), hyperband, none")
     run.add_argument("--class-weight", default=None, choices=("balanced",),
                      help="weight classes inversely to their frequency")
@@ -113,8 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keras-tuner hyperband: most epochs a model trains (default: the space's epochs)")
     run.add_argument("--factor", type=int, default=None,
                      help="keras-tuner hyperband: reduction factor between rounds (default 3)")
-    run.add_argument("--max-failures", type=int, default=5,
+    run.add_argument("--max-failures", type=int, default=None,
                      help="stop after this many consecutive failed trials (default 5)")
+    run.add_argument("--stale-after", type=_seconds, default=None, metavar="SECONDS",
+                     help="fail and retry a trial whose worker sent no heartbeat for this long (default 60)")
     run.add_argument("--resume", action="store_true", help="continue the study if it already exists")
     run.add_argument("--dry-run", action="store_true",
                      help="validate space and data, show the plan and candidate count, train nothing")
@@ -130,6 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--engine", default=None, help="refuse to resume unless the study used this engine")
     resume.add_argument("--data", default=None, help="refuse to resume unless the study used this data")
     resume.add_argument("--target", default=None)
+    resume.add_argument("--max-failures", type=int, default=None, help="new consecutive-failure limit")
+    resume.add_argument("--jobs", type=int, default=None, metavar="N", help="sklearn: new parallel folds")
+    resume.add_argument("--pruner", default=None, help="optuna: new pruner (median, hyperband, none)")
+    resume.add_argument("--stale-after", type=_seconds, default=None, metavar="SECONDS",
+                        help="new heartbeat grace period")
+    # Options that decide what the trials mean: accepted only to check them against the study.
+    resume.add_argument("--seed", type=int, default=None, help="refuse unless the study used this seed")
+    resume.add_argument("--cv", type=int, default=None, metavar="K",
+                        help="refuse unless the study used K folds")
+    resume.add_argument("--class-weight", default=None, choices=("balanced",))
+    resume.add_argument("--sample-weight", default=None, metavar="COLUMN")
+    resume.add_argument("--task", default=None, choices=("auto", "binary", "multiclass", "regression"))
+    resume.add_argument("--max-epochs", type=int, default=None)
+    resume.add_argument("--factor", type=int, default=None)
     resume.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_isolation(resume)
     _add_storage(resume)
@@ -251,7 +268,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         space=args.space, engine=args.engine, algorithm=args.algorithm, data=args.data, target=args.target,
         task=args.task, study=args.study, trials=args.trials, timeout_s=args.timeout, storage=args.storage,
         seed=args.seed, pruner=args.pruner, class_weight=args.class_weight,
-        sample_weight=args.sample_weight, max_failures=args.max_failures,
+        sample_weight=args.sample_weight, max_failures=args.max_failures, stale_after_s=args.stale_after,
         resume=args.resume, dry_run=args.dry_run, progress=not args.quiet, isolation=_isolation(args),
         # Engine-specific settings, stored with the study; each engine reads the ones it knows.
         extra={key: value for key in ENGINE_OPTIONS if (value := getattr(args, key)) is not None},
@@ -263,9 +280,17 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:
     from search.study import resume_study
 
+    given = {
+        key: value
+        for key in ("max_failures", "jobs", "pruner", "seed", "cv", "class_weight", "sample_weight", "task",
+                    "max_epochs", "factor")
+        if (value := getattr(args, key)) is not None
+    }
+    if args.stale_after is not None:
+        given["stale_after_s"] = args.stale_after
     resume_study(
         args.study, args.storage, trials=args.trials, timeout_s=args.timeout, space=args.space,
-        engine=args.engine, data=args.data, target=args.target, progress=not args.quiet,
+        engine=args.engine, data=args.data, target=args.target, given=given, progress=not args.quiet,
         isolation=_isolation(args), out=out,
     )
     return 0

@@ -545,6 +545,11 @@ def _read_csv(where: str, path: Path, target: str | None) -> _RawData:
     if target is None:
         raise DataError(f"{where}: a CSV file needs target=<column> to say which column to predict")
     try:
+        content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{where}: the file is not UTF-8 text (byte 0x{content[error.start]:02x} at offset "
+                        f"{error.start}); save it as UTF-8") from None
+    try:
         frame = pd.read_csv(io.BytesIO(content))
     except pd.errors.EmptyDataError:
         raise DataError(f"{where}: the file is empty; it needs a header row and data rows") from None

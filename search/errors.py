@@ -42,3 +42,15 @@ class NoResultError(HpsearchError):
     """A query found nothing to report (for example ``best`` on a study with no completed trial)."""
 
     exit_code = 1
+
+
+class StorageTroubleError(HpsearchError):
+    """The database failed while a trial ran (a lock timeout, a lost connection, a full disk).
+
+    Not the configuration's fault: the trial is not counted as failed, the worker stops, and the trial's
+    configuration is retried through the resume path.
+    """
+
+    exit_code = 1
+    #: How a worker process tells its supervisor that this, not a search failure, stopped it.
+    worker_exit_code = 75

@@ -292,10 +292,36 @@ def load_card(model_path: Path, *, check_sha: bool = True) -> dict[str, Any]:
     if card.get("version", 0) > CARD_VERSION:
         raise ExportError(f"{card_path}: model card version {card.get('version')} is newer than this "
                           f"hpsearch reads ({CARD_VERSION}); upgrade hpsearch")
+    _check_card_keys(card, card_path)
     if check_sha and card.get("model_sha256") != sha256_of(model_path):
         raise ExportError(f"{model_path} does not match its card {card_path.name} (sha256 differs): the "
                           "files come from different exports or one was changed; use a matching pair")
     return card
+
+
+#: What predict reads from a card: section -> keys it must hold.
+_CARD_KEYS = {
+    "": ("model_sha256", "preprocessing", "output"),
+    "preprocessing": ("input_kind", "feature_names", "numeric", "categorical"),
+    "output": ("task",),
+}
+
+
+def _check_card_keys(card: Mapping[str, Any], card_path: Path) -> None:
+    """A hand-edited or truncated card is refused naming the first missing key, not with a KeyError."""
+    for section, keys in _CARD_KEYS.items():
+        holder = card if not section else card.get(section)
+        if not isinstance(holder, dict):
+            raise ExportError(f"{card_path}: the model card has no {section!r} section; re-export the model "
+                              "with `hpsearch retrain`")
+        for key in keys:
+            if key not in holder:
+                where = f"{section}.{key}" if section else key
+                raise ExportError(f"{card_path}: the model card is missing {where!r}; re-export the model "
+                                  "with `hpsearch retrain`")
+    if card["output"]["task"] != "regression" and "class_names" not in card["output"]:
+        raise ExportError(f"{card_path}: the model card is missing 'output.class_names'; re-export the "
+                          "model with `hpsearch retrain`")
 
 
 def model_inputs(card: Mapping[str, Any], frame: pd.DataFrame, where: str) -> Any:

@@ -41,6 +41,8 @@ def study_dict(summary: StudySummary) -> dict[str, Any]:
             "objective": study.objective,
             "direction": study.direction,
             "data": study.dataset.get("source"),
+            # What the study runs with (options a resume changed included); engine state left out.
+            "settings": {key: value for key, value in study.settings.items() if not key.endswith("_state")},
             "trials": summary.n_trials,
             "states": {state.value: summary.counts.get(state, 0) for state in TrialState},
             "best_value": summary.best_value,

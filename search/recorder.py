@@ -1,8 +1,8 @@
 """The trial recorder: the only path from an engine to storage.
 
-An engine calls ``start`` when it proposes a configuration, lets the Keras callback from
-``keras_callback`` write every epoch as it ends, and closes the trial with ``complete``, ``prune`` or
-``fail``. Each call is its own short transaction, so a ``kill -9`` at any instant loses at most the epoch
+The trial runner (:mod:`search.runner`) calls ``start`` when it claims a proposed configuration, writes
+every epoch as it ends, and closes the trial with ``complete``, ``prune`` or ``fail``. Each call is its own
+short transaction, so a ``kill -9`` at any instant loses at most the epoch
 being written, never a finished trial.
 """
 
@@ -59,7 +59,11 @@ class TrialRecorder:
         engine_trial_id: str | None = None,
         retry_of: int | None = None,
         parent_number: int | None = None,
+        identity: Any = None,
+        budget: int | None = None,
     ) -> TrialRecord:
+        """Claim a RUNNING trial; refused (BudgetReachedError, DuplicateTrialError) when the budget has no
+        room or the configuration (``identity``, default the params) was tried before in this study."""
         trial = self.storage.start_trial(
             self.study.id,
             dict(params),
@@ -67,6 +71,9 @@ class TrialRecorder:
             worker=current_worker(),
             retry_of=retry_of,
             parent_number=parent_number,
+            identity=identity,
+            budget=budget,
+            unique=True,
         )
         self._peak_mb[trial.id] = resident_memory_mb()
         return trial
@@ -125,10 +132,3 @@ class TrialRecorder:
         for listener in self._listeners:
             listener(finished)
         return finished
-
-    # -- Keras ------------------------------------------------------------------------------------
-    def keras_callback(self, trial: TrialRecord, *, fold: int | None = None) -> Any:
-        """A Keras callback writing each epoch's logs to this trial and stopping on a non-finite loss."""
-        from search.training import EpochRecorderCallback
-
-        return EpochRecorderCallback(lambda epoch, logs: self.epoch(trial, epoch, logs, fold=fold))

@@ -1,8 +1,17 @@
-"""Finding trials whose worker died, failing them, and choosing which configurations to retry.
+"""Liveness: finding trials whose worker is gone, failing them, and choosing which configurations to retry.
 
-A ``kill -9`` or a power cut leaves trials RUNNING in the database. On resume they are failed as
-interrupted and their configuration is retried once; a configuration that was already a retry is not
-retried again, so one that kills its worker every time cannot stall the study.
+One rule for every engine and backend. A RUNNING trial is abandoned when
+
+- its worker ran on this host and that process no longer exists (a ``kill -9``, an out-of-memory kill), or
+- its heartbeat is older than the study's grace period (``--stale-after``, default 60 s): the worker's
+  heartbeat thread refreshes every trial it trains every few seconds, however long an epoch takes, so a
+  silent trial means a paused (SIGSTOP), hung or unreachable worker, or a machine that died.
+
+An abandoned trial is failed as interrupted, in one conditional update (only a RUNNING trial can be
+failed, so two processes recovering at once fail it once), and its configuration is retried once. If the
+worker was only slow and reports later, its writes are refused: the trial stays failed, the retry stands.
+A configuration that was already a retry is not retried again, so one that kills its worker every time
+cannot stall the study.
 """
 
 from __future__ import annotations
@@ -10,10 +19,8 @@ from __future__ import annotations
 import socket
 from datetime import UTC, datetime, timedelta
 
-from storage import Storage, StudyRecord, TrialRecord, TrialState
-
-#: A trial from another machine whose heartbeat is older than this is taken as abandoned.
-STALE_AFTER = timedelta(minutes=5)
+from search.runner import stale_after_s
+from storage import Storage, StudyRecord, TrialNotRunningError, TrialRecord, TrialState
 
 
 def worker_is_alive(trial: TrialRecord) -> bool | None:
@@ -27,43 +34,47 @@ def worker_is_alive(trial: TrialRecord) -> bool | None:
         process = psutil.Process(int(pid_text))
         # A reused pid belongs to a process started after the trial did.
         started = datetime.fromtimestamp(process.create_time(), tz=UTC)
-        return started <= trial.started_at + timedelta(seconds=1)
+        if started > trial.started_at + timedelta(seconds=1):
+            return False
+        return process.status() != psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 
 
-def _abandoned(trial: TrialRecord, now: datetime) -> bool:
-    alive = worker_is_alive(trial)
-    if alive is not None:
-        return not alive
-    last_sign = trial.heartbeat_at or trial.started_at
-    return now - last_sign > STALE_AFTER
+def abandoned_because(trial: TrialRecord, now: datetime, grace_s: float) -> str | None:
+    """Why a RUNNING trial is taken as abandoned, or None while its worker is live."""
+    if worker_is_alive(trial) is False:
+        return f"worker {trial.worker} stopped"
+    silent = (now - trial.heartbeat_at).total_seconds()
+    if silent > grace_s:
+        return f"worker {trial.worker} sent no heartbeat for {silent:.0f} s (grace period {grace_s:g} s)"
+    return None
 
 
-def _interrupt(storage: Storage, trial: TrialRecord) -> TrialRecord:
-    return storage.finish_trial(
-        trial.id,
-        TrialState.FAILED,
-        error=f"interrupted: worker {trial.worker} stopped during epoch {trial.epochs_run + 1}",
-        interrupted=True,
-        metrics=trial.metrics,
-    )
+def interrupt_trial(storage: Storage, trial: TrialRecord, why: str) -> TrialRecord | None:
+    """Fail a RUNNING trial as interrupted; None when it already ended (someone else got there first)."""
+    try:
+        return storage.finish_trial(
+            trial.id,
+            TrialState.FAILED,
+            error=f"interrupted: {why} during epoch {trial.epochs_run + 1}",
+            interrupted=True,
+            metrics=trial.metrics,
+        )
+    except TrialNotRunningError:
+        return None
 
 
 def fail_abandoned_trials(storage: Storage, study: StudyRecord) -> list[TrialRecord]:
-    """Fail the study's RUNNING trials whose worker is gone; live workers' trials are left alone."""
+    """Fail the study's RUNNING trials whose worker is gone or silent; live workers' trials are left alone."""
     now = datetime.now(UTC)
-    return [
-        _interrupt(storage, trial) for trial in storage.running_trials(study.id) if _abandoned(trial, now)
-    ]
-
-
-def fail_trial_of_dead_worker(storage: Storage, study: StudyRecord, number: int) -> TrialRecord | None:
-    """Fail one trial that an engine found stale (its heartbeat stopped), if it is still RUNNING."""
-    trial = storage.get_trial(study.id, number)
-    if trial.state is not TrialState.RUNNING:
-        return None
-    return _interrupt(storage, trial)
+    grace_s = stale_after_s(study.settings)
+    failed = []
+    for trial in storage.running_trials(study.id):
+        why = abandoned_because(trial, now, grace_s)
+        if why is not None and (record := interrupt_trial(storage, trial, why)) is not None:
+            failed.append(record)
+    return failed
 
 
 def trials_to_retry(storage: Storage, study: StudyRecord) -> list[TrialRecord]:

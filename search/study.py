@@ -8,6 +8,7 @@ trials are already committed; the in-flight trial is failed as interrupted and r
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -16,11 +17,21 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any, TextIO
 
 from search.engines.base import Budget, BudgetTracker, Engine, RunContext, get_engine
-from search.errors import StudyMismatchError, UsageError
+from search.errors import StorageTroubleError, StudyMismatchError, UsageError
 from search.recorder import TrialRecorder, current_worker
 from search.recovery import fail_abandoned_trials, trials_to_retry
+from search.runner import DEFAULT_STALE_AFTER_S
 from spaces import SearchSpace, check_objective, load_space, space_from_dict
-from storage import Storage, StudyExistsError, StudyRecord, TrialState, normalize_url, open_storage
+from storage import (
+    Storage,
+    StudyExistsError,
+    StudyRecord,
+    TrialState,
+    display_name,
+    normalize_url,
+    open_storage,
+    safe_url,
+)
 
 if TYPE_CHECKING:
     from search.data import Dataset
@@ -33,6 +44,12 @@ DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 DEFAULT_RECYCLE_AFTER = 50
 #: ... or once its resident memory passes this many MiB.
 DEFAULT_MAX_WORKER_MEMORY_MB = 4096.0
+
+#: Options a resume may change: recorded in the study's settings and used from then on.
+RESUME_APPLIES = ("trials", "timeout_s", "max_failures", "jobs", "pruner", "stale_after_s")
+#: Options that decide what the trials mean (data split, folds, weights, task, Hyperband's plan): a
+#: different value would mix incomparable trials in one study, so a resume refuses it.
+RESUME_REFUSES = ("seed", "cv", "class_weight", "sample_weight", "task", "max_epochs", "factor")
 
 _VERSIONED_PACKAGES = (
     "hpsearch", "tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "scikeras", "scikit-learn",
@@ -62,11 +79,12 @@ class RunOptions:
     trials: int | None = None
     timeout_s: float | None = None
     storage: str = DEFAULT_STORAGE
-    seed: int = 0
+    seed: int | None = None  # None: 0
     pruner: str | None = None  # optuna only; None: the engine's default (median)
     class_weight: str | None = None
     sample_weight: str | None = None  # a CSV column of per-row weights
-    max_failures: int = 5
+    max_failures: int | None = None  # None: 5
+    stale_after_s: float | None = None  # None: DEFAULT_STALE_AFTER_S
     resume: bool = False
     dry_run: bool = False
     progress: bool = True
@@ -95,7 +113,9 @@ class Isolation:
             raise UsageError("--in-process runs one trial at a time; it cannot be combined with --workers")
         if self.recycle_after is not None and self.recycle_after < 1:
             raise UsageError(f"--recycle-after must be at least 1, but got {self.recycle_after}")
-        if self.memory_limit_mb is not None and self.memory_limit_mb <= 0:
+        if self.memory_limit_mb is not None and not (
+            math.isfinite(self.memory_limit_mb) and self.memory_limit_mb > 0
+        ):
             raise UsageError(f"--max-worker-memory must be a positive number of MiB, but got "
                              f"{self.memory_limit_mb}")
 
@@ -141,14 +161,23 @@ def study_space(study: StudyRecord) -> SearchSpace:
 
 
 def _storage_flag(url: str) -> str:
-    return "" if url == DEFAULT_STORAGE else f" --storage {url}"
+    """``--storage URL`` for a printed command, password masked (set HPSEARCH_STORAGE to run it)."""
+    return "" if url == DEFAULT_STORAGE else f" --storage {safe_url(url)}"
+
+
+def resume_command(study: StudyRecord, url: str) -> str:
+    return f"hpsearch resume {study.name}{_storage_flag(url)}"
+
+
+def _check_seconds(flag: str, value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{flag} must be a positive, finite number of seconds, but got {value}")
 
 
 def _budget(trials: int | None, timeout_s: float | None, max_failures: int) -> Budget:
     if trials is not None and trials < 1:
         raise UsageError(f"--trials must be at least 1, but got {trials}")
-    if timeout_s is not None and timeout_s <= 0:
-        raise UsageError(f"--timeout must be a positive number of seconds, but got {timeout_s}")
+    _check_seconds("--timeout", timeout_s)
     if max_failures < 1:
         raise UsageError(f"--max-failures must be at least 1, but got {max_failures}")
     if trials is None and timeout_s is None:
@@ -175,27 +204,31 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     engine = get_engine(options.engine)
     # Options only some engines read: each engine refuses the ones it would silently ignore.
     engine_options = {**options.extra, **({"pruner": options.pruner} if options.pruner is not None else {})}
+    seed = 0 if options.seed is None else options.seed
+    max_failures = 5 if options.max_failures is None else options.max_failures
+    _check_seconds("--stale-after", options.stale_after_s)
     settings: dict[str, Any] = {
         "algorithm": engine.resolve_algorithm(options.algorithm),
-        "seed": options.seed,
+        "seed": seed,
         "trials": options.trials,
         "timeout_s": options.timeout_s,
-        "max_failures": options.max_failures,
+        "max_failures": max_failures,
         "class_weight": options.class_weight,
+        "stale_after_s": options.stale_after_s or DEFAULT_STALE_AFTER_S,
         **engine_options,
     }
     engine.refuse_foreign_options(engine_options)
     options.isolation.check(engine)
     # Without --trials, the engine's own plan (a whole grid, one Hyperband iteration) or the default.
     trials = options.trials if options.trials is not None else engine.planned_trials(space, settings)
-    budget = _budget(trials, options.timeout_s, options.max_failures)
+    budget = _budget(trials, options.timeout_s, max_failures)
     settings["trials"] = budget.trials
     engine.check(space, settings)
     task = options.task or space.task
     url = normalize_url(options.storage)
 
     if options.dry_run:
-        dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight,
+        dataset = _load_data(options.data, options.target, task, seed, options.class_weight,
                              options.sample_weight)
         check_objective(space, dataset.task)
         print("dry run: nothing is trained or written", file=out)
@@ -211,7 +244,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     # Bad data is refused before the database is even created; a resume reloads data from the study.
     dataset = None
     if not options.resume:
-        dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight,
+        dataset = _load_data(options.data, options.target, task, seed, options.class_weight,
                              options.sample_weight)
         check_objective(space, dataset.task)
     storage = open_storage(url)
@@ -219,16 +252,16 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     existing = _find_study(storage, name)
     if existing is not None:
         if not options.resume:
-            raise StudyExistsError(name, url)
+            raise StudyExistsError(name, display_name(url))
         _refuse_changes(
             existing, space=space, engine=engine.name, algorithm=settings["algorithm"], data=options.data,
             target=options.target,
         )
-        return _resume(storage, existing, trials=options.trials, timeout_s=options.timeout_s,
-                       progress=options.progress, isolation=options.isolation, out=out)
+        return _resume(storage, existing, given=_given_options(options), progress=options.progress,
+                       isolation=options.isolation, out=out)
 
     if dataset is None:
-        dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight,
+        dataset = _load_data(options.data, options.target, task, seed, options.class_weight,
                              options.sample_weight)
         check_objective(space, dataset.task)
     study = storage.create_study(
@@ -242,7 +275,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         settings={**settings, "space_source": space.source},
         versions=package_versions(),
     )
-    print(f"study '{name}' created in {url}: {dataset.summary()}", file=out)
+    print(f"study '{name}' created in {display_name(url)}: {dataset.summary()}", file=out)
     return _launch(storage, study, space, dataset, engine, budget, [], options.progress, options.isolation,
                    out)
 
@@ -257,19 +290,25 @@ def resume_study(
     engine: str | None = None,
     data: str | None = None,
     target: str | None = None,
+    given: dict[str, Any] | None = None,
     progress: bool = True,
     isolation: Isolation | None = None,
     out: TextIO = sys.stdout,
 ) -> StudyRecord:
-    """Continue a study to its budget (or a new ``trials`` total), refusing if its inputs changed."""
+    """Continue a study to its budget (or a new ``trials`` total), refusing if its inputs changed.
+
+    ``given`` holds other options the user typed (``seed``, ``max_failures``, ``jobs``, ...): those in
+    RESUME_APPLIES are recorded in the study's settings and used, those in RESUME_REFUSES must match.
+    """
     storage = open_storage(normalize_url(storage_url), create=False)
     study = storage.get_study(name)
     _refuse_changes(
         study, space=load_space(space) if space else None, engine=engine, algorithm=None, data=data,
         target=target,
     )
-    return _resume(storage, study, trials=trials, timeout_s=timeout_s, progress=progress,
-                   isolation=isolation or Isolation(), out=out)
+    options = {**(given or {}), "trials": trials, "timeout_s": timeout_s}
+    return _resume(storage, study, given={k: v for k, v in options.items() if v is not None},
+                   progress=progress, isolation=isolation or Isolation(), out=out)
 
 
 def join_study(
@@ -288,16 +327,57 @@ def join_study(
             f"study '{name}' uses engine '{study.engine}', which runs one worker at a time; "
             f"continue it with `hpsearch resume {name}` once no other process runs it"
         )
-    return _resume(storage, study, trials=None, timeout_s=None, progress=progress,
-                   isolation=isolation or Isolation(), out=out)
+    return _resume(storage, study, given={}, progress=progress, isolation=isolation or Isolation(), out=out)
+
+
+def _given_options(options: RunOptions) -> dict[str, Any]:
+    """The options of ``run --resume`` the user typed (None means not given)."""
+    given = {
+        "trials": options.trials, "timeout_s": options.timeout_s, "seed": options.seed,
+        "pruner": options.pruner, "class_weight": options.class_weight,
+        "sample_weight": options.sample_weight, "max_failures": options.max_failures,
+        "task": options.task, "stale_after_s": options.stale_after_s, **options.extra,
+    }
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def _study_option(study: StudyRecord, key: str) -> Any:
+    """The value an option has in a study, whether stored in its settings or its data reference."""
+    if key in ("sample_weight", "task"):
+        return study.dataset.get(key, "auto" if key == "task" else None)
+    if key == "class_weight":
+        return study.settings.get(key, study.dataset.get(key))
+    if key == "seed":
+        return study.settings.get("seed", 0)
+    return study.settings.get(key)
+
+
+def _settings_changes(study: StudyRecord, engine: Engine, space: SearchSpace,
+                      given: dict[str, Any]) -> dict[str, Any]:
+    """Refuse options that would change what the study's trials mean; return those to apply."""
+    engine.refuse_foreign_options({key: value for key, value in given.items()
+                                   if key in ("pruner", "cv", "jobs", "max_epochs", "factor")})
+    current = engine.resolved_options(space, study.settings)
+    refused = []
+    for key in RESUME_REFUSES:
+        if key not in given:
+            continue
+        was = current[key] if key in current else _study_option(study, key)
+        if given[key] != was:
+            refused.append(f"--{key.replace('_', '-')} (study: {was}, given: {given[key]})")
+    if refused:
+        raise StudyMismatchError(
+            f"cannot resume study '{study.name}' with a different {'; '.join(refused)}: it decides what "
+            "the trials mean, so they would not be comparable; start a new study under another name instead"
+        )
+    return {key: given[key] for key in RESUME_APPLIES if key in given}
 
 
 def _resume(
     storage: Storage,
     study: StudyRecord,
     *,
-    trials: int | None,
-    timeout_s: float | None,
+    given: dict[str, Any],
     progress: bool,
     isolation: Isolation,
     out: TextIO,
@@ -305,17 +385,18 @@ def _resume(
     space = study_space(study)
     engine = get_engine(study.engine)
     isolation.check(engine)
-    dataset = load_study_dataset(study)
-    settings = dict(study.settings)
-    if trials is not None:
-        settings["trials"] = trials
-    if timeout_s is not None:
-        settings["timeout_s"] = timeout_s
-    if trials is not None or timeout_s is not None:
-        study = storage.update_study_settings(study.id, {"trials": settings["trials"],
-                                                         "timeout_s": settings["timeout_s"]})
+    changes = _settings_changes(study, engine, space, given)
+    settings = {**study.settings, **changes}
+    # Checked before anything is written: a bad number must not end up in the study's settings.
     # A stored timeout is a per-session limit: a resumed run gets the same again, not what is left.
     budget = _budget(settings.get("trials"), settings.get("timeout_s"), int(settings.get("max_failures", 5)))
+    _check_seconds("--stale-after", settings.get("stale_after_s"))
+    engine.check(space, settings)
+    dataset = load_study_dataset(study)
+    if changes:
+        study = storage.update_study_settings(study.id, changes)
+        shown = ", ".join(f"{key} {value}" for key, value in changes.items())
+        print(f"study '{study.name}' settings updated: {shown}", file=out)
 
     interrupted = fail_abandoned_trials(storage, study)
     probe = _context(storage, study, space, dataset, budget, [])
@@ -355,14 +436,15 @@ def _launch(
     supervisor = Supervisor(
         storage, study, engine, budget, workers=isolation.workers, recycle_after=isolation.recycle_after,
         memory_limit_mb=isolation.memory_limit_mb, progress=progress, retries_pending=bool(retries),
+        resume_command=resume_command(study, storage.url),
     )
     started = time.monotonic()
     try:
         supervisor.run()
     except KeyboardInterrupt:
-        raise SearchInterrupted(f"hpsearch resume {study.name}{_storage_flag(storage.url)}") from None
+        raise SearchInterrupted(resume_command(study, storage.url)) from None
     finally:
-        storage.touch_study(study.id)
+        _touch(storage, study)
     _print_summary(storage, study, time.monotonic() - started, out)
     return storage.get_study(study.name)
 
@@ -433,23 +515,40 @@ def _execute(
     try:
         engine.run(ctx)
     except KeyboardInterrupt:
-        raise SearchInterrupted(f"hpsearch resume {study.name}{_storage_flag(storage.url)}") from None
+        raise SearchInterrupted(resume_command(study, storage.url)) from None
+    except StorageTroubleError as trouble:
+        raise StorageTroubleError(f"{trouble}; continue with: {resume_command(study, storage.url)}") from None
     finally:
         bar.close()
         _fail_own_running_trials(storage, study)
-        storage.touch_study(study.id)
+        _touch(storage, study)
     ctx.tracker.raise_if_search_failed()
     _print_summary(storage, study, time.monotonic() - started, out)
     return storage.get_study(study.name)
 
 
+def _touch(storage: Storage, study: StudyRecord) -> None:
+    """Mark the study as updated; best effort, so a failing database does not hide why the run ended."""
+    from storage import StorageError
+
+    try:
+        storage.touch_study(study.id)
+    except StorageError:
+        pass
+
+
 def _fail_own_running_trials(storage: Storage, study: StudyRecord) -> None:
     """Safety net: a trial this process started must not stay RUNNING once the run is over."""
+    from search.recovery import interrupt_trial
+    from storage import StorageError
+
     me = current_worker()
-    for trial in storage.running_trials(study.id):
-        if trial.worker == me:
-            storage.finish_trial(trial.id, TrialState.FAILED, error="interrupted: the run stopped",
-                                 interrupted=True)
+    try:
+        for trial in storage.running_trials(study.id):
+            if trial.worker == me:
+                interrupt_trial(storage, trial, "the run stopped")
+    except StorageError:
+        pass  # the database is failing: resume fails the trial once this process is gone
 
 
 def _best_value(storage: Storage, study: StudyRecord) -> float | None:

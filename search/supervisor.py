@@ -2,8 +2,13 @@
 
 It holds no TensorFlow state. A worker that exits on its own (budget reached, recycled) is replaced while
 budget is left; one that dies (out-of-memory kill, segfault, ``kill -9``) costs only its in-flight
-trial, which is failed with the cause and whose configuration the next worker retries once. Progress is
-read from the database, so the bar counts every worker's trials.
+trial, which is failed with the cause and whose configuration the next worker retries once. Every second
+it also applies the liveness rule of :mod:`search.recovery` to the whole study, so a trial whose worker
+went silent (paused, hung, or on a machine that died) is failed and retried even while that worker
+still exists. Progress is read from the database, so the bar counts every worker's trials.
+
+The storage URL reaches workers through their environment, never their command line, where ``ps`` would
+show a password to every user of the machine.
 """
 
 from __future__ import annotations
@@ -19,15 +24,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from search.engines.base import Budget, BudgetTracker, Engine, RunContext
-from search.errors import HpsearchError, SearchFailedError
-from storage import Storage, StudyRecord, TrialRecord, TrialState
+from search.errors import HpsearchError, SearchFailedError, StorageTroubleError
+from search.recovery import fail_abandoned_trials, interrupt_trial
+from storage import Storage, StorageError, StudyRecord, TrialRecord, TrialState
 
 #: Seconds a worker gets to record its interrupted trial after SIGINT before it is killed.
 STOP_GRACE_S = 30.0
 #: Workers dying this many times in a row without finishing a trial end the search.
 MAX_DEATHS_WITHOUT_PROGRESS = 3
 POLL_S = 0.5
+#: Seconds between two liveness checks of the study's running trials.
+LIVENESS_EVERY_S = 1.0
 
 
 class WorkerError(HpsearchError):
@@ -48,10 +58,14 @@ class Worker:
     def id(self) -> str:
         return f"{socket.gethostname()}:{self.process.pid}"
 
-    def error_line(self) -> str | None:
+    def lines(self, prefix: str) -> list[str]:
         self.stderr.seek(0)
-        lines = [line.strip() for line in self.stderr.read().splitlines() if line.startswith("error: ")]
-        return lines[-1].removeprefix("error: ") if lines else None
+        return [line.strip().removeprefix(prefix) for line in self.stderr.read().splitlines()
+                if line.startswith(prefix)]
+
+    def error_line(self) -> str | None:
+        lines = self.lines("error: ")
+        return lines[-1] if lines else None
 
 
 def _cpu_count() -> int:
@@ -89,6 +103,7 @@ class Supervisor:
         memory_limit_mb: float | None,
         progress: bool,
         retries_pending: bool,
+        resume_command: str = "",
     ) -> None:
         self.storage = storage
         self.study = study
@@ -105,13 +120,13 @@ class Supervisor:
         self.exhausted = False
         self.threads = max(1, _cpu_count() // workers)
         self._bar = None
+        self._liveness_at = 0.0
+        #: The command that continues the study, for messages (no password in it).
+        self.resume_command = resume_command
 
     # -- workers ----------------------------------------------------------------------------------
     def _spawn(self) -> Worker:
-        command = [
-            sys.executable, "-m", "search.worker", self.study.name, "--storage", self.storage.url,
-            "--threads", str(self.threads),
-        ]
+        command = [sys.executable, "-m", "search.worker", self.study.name, "--threads", str(self.threads)]
         if self.recycle_after:
             command += ["--recycle-after", str(self.recycle_after)]
         if self.memory_limit_mb:
@@ -126,7 +141,7 @@ class Supervisor:
         stderr = tempfile.TemporaryFile(mode="w+", prefix="hpsearch-worker-")
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-            env={**os.environ, "PYTHONPATH": _pythonpath()},
+            env={**os.environ, "PYTHONPATH": _pythonpath(), "HPSEARCH_STORAGE": self.storage.url},
             # Own session: a Ctrl-C in the terminal reaches the supervisor, which stops workers in order.
             start_new_session=True,
         )
@@ -136,24 +151,56 @@ class Supervisor:
         counts = self.storage.count_trials(self.study.id)
         return counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] + counts[TrialState.FAILED]
 
+    def _context(self) -> RunContext:
+        return RunContext(storage=self.storage, study=self.study, space=None, dataset=None,  # type: ignore[arg-type]
+                          recorder=None, tracker=self.tracker, settings=self.study.settings)  # type: ignore[arg-type]
+
     def _fail_trials_of(self, worker: Worker, cause: str) -> list[TrialRecord]:
         failed = []
-        for trial in self.storage.running_trials(self.study.id):
-            if trial.worker == worker.id:
-                failed.append(self.storage.finish_trial(
-                    trial.id, TrialState.FAILED, interrupted=True, metrics=trial.metrics,
-                    error=f"interrupted: worker {worker.id} {cause} during epoch {trial.epochs_run + 1}",
-                ))
-        if failed:
-            ctx = RunContext(storage=self.storage, study=self.study, space=None, dataset=None,  # type: ignore[arg-type]
-                             recorder=None, tracker=self.tracker, settings=self.study.settings)  # type: ignore[arg-type]
-            self.engine.recover(ctx, failed)
+        try:
+            for trial in self.storage.running_trials(self.study.id):
+                if trial.worker == worker.id:
+                    record = interrupt_trial(self.storage, trial, f"worker {worker.id} {cause}")
+                    if record is not None:
+                        failed.append(record)
+            if failed:
+                self.engine.recover(self._context(), failed)
+        except (StorageError, SQLAlchemyError):
+            pass  # the database is what failed: the trials stay RUNNING and resume fails them
         return failed
+
+    def _check_liveness(self) -> None:
+        """Fail the study's trials whose worker is gone or silent (see search.recovery), whoever ran them."""
+        now = time.monotonic()
+        if now - self._liveness_at < LIVENESS_EVERY_S:
+            return
+        self._liveness_at = now
+        try:
+            failed = fail_abandoned_trials(self.storage, self.study)
+            if failed:
+                self.engine.recover(self._context(), failed)
+        except (StorageError, SQLAlchemyError):  # ours, or Optuna's storage in recover()
+            return  # the database is busy or failing: check again next time (workers report their own)
+        if not failed:
+            return
+        self.retries_pending = True
+        for trial in failed:
+            self._note(f"trial #{trial.number} marked FAILED ({trial.error}); its configuration will be "
+                       "retried once")
+            if self.engine.parallel_workers:
+                continue
+            # An engine driving one oracle must never have two workers: a silent worker of ours is
+            # stopped for good before its replacement starts.
+            for worker in self.live:
+                if worker.id == trial.worker and worker.process.poll() is None:
+                    worker.process.kill()
 
     def _reap(self, worker: Worker) -> None:
         returncode = worker.process.returncode
         self.live.remove(worker)
         progressed = self._finished() > worker.finished_at_start
+        for note in worker.lines("note: "):
+            self._note(note)
         if returncode == 0:
             worker.stderr.close()
             if not progressed and not self.live:
@@ -162,6 +209,12 @@ class Supervisor:
                 # failures, an exhausted space). Another worker would stop the same way, forever.
                 self.exhausted = True
             return
+        if returncode == StorageTroubleError.worker_exit_code:
+            message = worker.error_line() or "the database failed during a trial"
+            worker.stderr.close()
+            self.stop_workers()
+            resume = f"; continue with: {self.resume_command}" if self.resume_command else ""
+            raise StorageTroubleError(f"{message}{resume}")
         if returncode in (1, 2):
             message = worker.error_line() or f"a worker failed (exit code {returncode})"
             worker.stderr.close()
@@ -231,6 +284,7 @@ class Supervisor:
                 for worker in list(self.live):
                     if worker.process.poll() is not None:
                         self._reap(worker)
+                self._check_liveness()
         except KeyboardInterrupt:
             self.stop_workers()
             raise

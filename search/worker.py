@@ -4,7 +4,8 @@ The supervisor (``hpsearch run``/``resume``/``worker``) starts workers as ``pyth
 only workers import TensorFlow, so a leak, an out-of-memory kill or a segfault costs one worker and its
 in-flight trial, never the search. A worker exits 0 when it stopped on its own (budget reached, or
 recycled after ``--recycle-after`` trials or past ``--max-memory-mb``), 1 or 2 with one ``error:`` line
-on stderr when the search cannot go on, 130 when interrupted.
+on stderr when the search cannot go on, 75 when the database failed during a trial (the supervisor stops
+and says how to resume), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+
+from search.errors import StorageTroubleError
 
 #: prctl option asking the kernel to signal us when our parent dies (Linux).
 _PR_SET_PDEATHSIG = 1
@@ -53,7 +56,8 @@ def configure_threads(threads: int | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m search.worker", description=__doc__.splitlines()[0])
     parser.add_argument("study")
-    parser.add_argument("--storage", required=True)
+    # The URL comes from HPSEARCH_STORAGE: a password on the command line would show in `ps`.
+    parser.add_argument("--storage", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--recycle-after", type=int, default=None)
     parser.add_argument("--max-memory-mb", type=float, default=None)
     parser.add_argument("--timeout", type=float, default=None)
@@ -61,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--retries", action="store_true", help="retry interrupted trials' configs first")
     args = parser.parse_args(argv)
 
+    storage = args.storage or os.environ.get("HPSEARCH_STORAGE")
+    if not storage:
+        parser.error("the storage URL must be given in HPSEARCH_STORAGE")
     die_with_parent()
     # The supervisor stops workers with SIGINT; SIGTERM (from a job scheduler) ends them the same way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -70,11 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from search.study import work_on_study
 
         work_on_study(
-            args.study, args.storage, session_trials=args.recycle_after, memory_limit_mb=args.max_memory_mb,
+            args.study, storage, session_trials=args.recycle_after, memory_limit_mb=args.max_memory_mb,
             timeout_s=args.timeout, retries=args.retries,
         )
     except KeyboardInterrupt:
         return 130
+    except StorageTroubleError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return StorageTroubleError.worker_exit_code
     except Exception as error:  # noqa: BLE001 - the supervisor relays this one line
         code = getattr(error, "exit_code", None)
         if code is None:

@@ -294,7 +294,13 @@ def load_space(path_or_preset: str | os.PathLike[str]) -> SearchSpace:
         fmt = _SPACE_SUFFIXES.get(path.suffix.lower())
         if fmt is None:
             raise SpaceError(f"space file {name!r} must end in .yaml, .yml or .json")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise SpaceError(
+                f"space file {name!r} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+                f"{error.start}); save it as UTF-8"
+            ) from None
         source = name
     else:
         presets = _preset_files()

@@ -16,21 +16,27 @@ learning library, so the CLI's query commands load quickly.
 
 from __future__ import annotations
 
-from .connection import normalize_url
+from .connection import display_name, normalize_url, safe_url
 from .errors import (
+    BudgetReachedError,
     DatabaseNotFoundError,
+    DuplicateTrialError,
     SchemaError,
     StorageError,
     StudyExistsError,
     StudyNotFoundError,
+    TrialConflictError,
     TrialNotFoundError,
+    TrialNotRunningError,
 )
 from .records import ModelRecord, StudyRecord, StudySummary, TrialRecord, TrialState
-from .repository import Storage, open_storage
+from .repository import Storage, config_key, open_storage
 from .schema import upgrade_database
 
 __all__ = [
+    "BudgetReachedError",
     "DatabaseNotFoundError",
+    "DuplicateTrialError",
     "ModelRecord",
     "SchemaError",
     "Storage",
@@ -39,10 +45,15 @@ __all__ = [
     "StudyNotFoundError",
     "StudyRecord",
     "StudySummary",
+    "TrialConflictError",
     "TrialNotFoundError",
+    "TrialNotRunningError",
     "TrialRecord",
     "TrialState",
+    "config_key",
+    "display_name",
     "normalize_url",
     "open_storage",
+    "safe_url",
     "upgrade_database",
 ]

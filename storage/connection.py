@@ -3,7 +3,8 @@
 SQLite is used by several processes at once (parallel workers, a CLI query during a run), so every
 connection gets WAL (readers never block the writer), a 30 s busy timeout (a writer waits for the
 lock instead of failing), foreign keys and ``synchronous=NORMAL`` (durable at checkpoints, and WAL
-stays consistent after a crash). Write transactions start with ``BEGIN IMMEDIATE``: a deferred
+stays consistent after a crash; ``HPSEARCH_SQLITE_BUSY_TIMEOUT_S`` changes the 30 s). Write
+transactions start with ``BEGIN IMMEDIATE``: a deferred
 transaction that reads and then writes can fail with "database is locked" when another process
 wrote in between, and the busy timeout cannot help it; taking the write lock up front can only wait.
 """
@@ -21,6 +22,22 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from .errors import StorageError
 
 WRITE_OPTION = "hpsearch_write"
+#: Environment variable overriding SQLite's busy timeout (seconds a writer waits for the lock).
+BUSY_TIMEOUT_ENV = "HPSEARCH_SQLITE_BUSY_TIMEOUT_S"
+
+
+def sqlite_busy_timeout_s() -> float:
+    """30 s unless ``HPSEARCH_SQLITE_BUSY_TIMEOUT_S`` says otherwise (a positive number)."""
+    text = os.environ.get(BUSY_TIMEOUT_ENV)
+    if not text:
+        return 30.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise StorageError(f"{BUSY_TIMEOUT_ENV} must be a positive number of seconds, but got {text!r}")
+    return value
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -57,6 +74,15 @@ def display_name(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return url
+
+
+def safe_url(url: str) -> str:
+    """The URL as it may be printed, logged or stored: a password becomes ``***``."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    return parsed.render_as_string(hide_password=True) if parsed.password else url
 
 
 #: SQLite files this process already checked. Closing any descriptor of a file drops every POSIX lock
@@ -111,7 +137,7 @@ def make_engine(url: str) -> Engine:
         except (ImportError, ArgumentError) as e:  # e.g. psycopg2 not installed
             raise StorageError(f"cannot use storage {display_name(url)}: {e}") from e
 
-    engine = create_engine(url, connect_args={"timeout": 30.0})
+    engine = create_engine(url, connect_args={"timeout": sqlite_busy_timeout_s()})
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
@@ -122,7 +148,7 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(sqlite_busy_timeout_s() * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         mode = cursor.execute("PRAGMA journal_mode").fetchone()
@@ -148,6 +174,18 @@ def _sqlite_on_begin(conn: Connection) -> None:
 _WRITE_FAILURES = ("readonly", "read-only", "disk is full", "disk i/o error", "unable to open")
 
 
+def _can_create_files_in(directory: Path) -> bool:
+    """Whether a file can really be created there: ``os.access`` says yes to root on a read-only mount
+    or an immutable directory, where SQLite still cannot create its -wal and -shm files."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=directory or "."):
+            return True
+    except OSError:
+        return False
+
+
 def translate_error(error: DBAPIError, url: str, *, writing: bool) -> StorageError:
     """One clear sentence for driver errors users can cause (permissions, full disk, locks, garbage)."""
     from .errors import SchemaError
@@ -160,7 +198,7 @@ def translate_error(error: DBAPIError, url: str, *, writing: bool) -> StorageErr
     path = sqlite_path(url)
     if path is not None and any(token in lowered for token in _WRITE_FAILURES):
         directory = path.parent
-        if not os.access(directory, os.W_OK | os.X_OK):
+        if not _can_create_files_in(directory):
             # In WAL mode even readers need to create x.db-shm next to the database.
             return StorageError(f"cannot open {where}: directory {directory} is not writable ({reason})")
     if writing or any(token in lowered for token in _WRITE_FAILURES):

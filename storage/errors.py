@@ -58,3 +58,37 @@ class TrialNotFoundError(StorageError):
     """No trial with that number (or id) in the study."""
 
     exit_code = 2
+
+
+class TrialConflictError(Exception):
+    """A trial write the store refused because another process got there first.
+
+    Not a StorageError: the database works, the write was simply no longer (or not yet) allowed, and
+    the caller decides what that means (a late result is dropped, a duplicate is skipped).
+    """
+
+    exit_code: int = 1
+
+
+class TrialNotRunningError(TrialConflictError):
+    """The trial already ended (for example recovery failed it while its worker was paused): a finished
+    trial stays finished, so this late write is refused."""
+
+    def __init__(self, trial_id: int, number: int, state: str) -> None:
+        self.trial_id = trial_id
+        self.number = number
+        self.state = state
+        super().__init__(f"trial #{number} is already {state}; its late result is refused")
+
+
+class BudgetReachedError(TrialConflictError):
+    """Claiming one more trial would exceed the study's trial budget (other workers used it up)."""
+
+
+class DuplicateTrialError(TrialConflictError):
+    """The configuration was already tried (or is being tried) in this study."""
+
+    def __init__(self, number: int, state: str) -> None:
+        self.number = number
+        self.state = state
+        super().__init__(f"the same configuration is trial #{number} ({state})")

@@ -8,6 +8,8 @@ unique constraints, so a race ends in a retry or a clear error, never in a dupli
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,7 +27,15 @@ from .connection import (
     normalize_url,
     translate_error,
 )
-from .errors import StorageError, StudyExistsError, StudyNotFoundError, TrialNotFoundError
+from .errors import (
+    BudgetReachedError,
+    DuplicateTrialError,
+    StorageError,
+    StudyExistsError,
+    StudyNotFoundError,
+    TrialNotFoundError,
+    TrialNotRunningError,
+)
 from .records import ModelRecord, StudyRecord, StudySummary, TrialRecord, TrialState
 from .schema import ensure_schema
 from .tables import ModelRow, StudyRow, TrialEpochRow, TrialRow, utcnow
@@ -36,7 +46,15 @@ TRIAL_ORDERS = ("number", "value", "duration", "started")
 # PostgreSQL can hand two writers the same next number; each retry sees the winner's row.
 _NUMBER_RETRIES = 20
 
-_TRIAL_COLUMNS = tuple(TrialRow.__table__.columns)
+# The record's columns (config_key is the store's own bookkeeping, not part of a trial record).
+_TRIAL_COLUMNS = tuple(column for column in TrialRow.__table__.columns if column.key != "config_key")
+
+
+def config_key(identity: Any) -> str:
+    """sha256 of a trial's identity (its parameters, plus anything else that makes it distinct work)
+    as canonical JSON: equal configurations get equal keys whichever process proposed them."""
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def open_storage(url: str, *, create: bool = True) -> Storage:
@@ -231,8 +249,20 @@ class Storage:
         worker: str,
         retry_of: int | None = None,
         parent_number: int | None = None,
+        identity: Any = None,
+        budget: int | None = None,
+        unique: bool = False,
     ) -> TrialRecord:
-        """Insert a RUNNING trial numbered max+1 in its study; numbers never repeat across processes."""
+        """Insert a RUNNING trial numbered max+1 in its study; numbers never repeat across processes.
+
+        The claim is checked in the same transaction that inserts it, so K processes cannot all pass:
+
+        - ``budget``: refuse (BudgetReachedError) when trials that count toward the budget (running, or
+          ended on their own) already number ``budget``;
+        - ``unique``: refuse (DuplicateTrialError) when a trial of the same ``identity`` (default: the
+          params) exists, unless this is a retry (``retry_of``) and every earlier one was interrupted.
+        """
+        key = config_key(params if identity is None else identity)
         for attempt in range(_NUMBER_RETRIES):
             try:
                 with self._write() as session:
@@ -243,6 +273,18 @@ class Storage:
                     ).one_or_none()
                     if study is None:
                         raise self._study_id_missing(session, study_id)
+                    if budget is not None:
+                        used = session.scalar(
+                            select(func.count()).where(
+                                TrialRow.study_id == study_id, TrialRow.interrupted.is_(False)
+                            )
+                        )
+                        if used >= budget:
+                            raise BudgetReachedError(
+                                f"the study's budget of {budget} trials is used up ({used} counted)"
+                            )
+                    if unique:
+                        self._refuse_duplicate(session, study_id, key, retry=retry_of is not None)
                     last = session.scalar(
                         select(func.max(TrialRow.number)).where(TrialRow.study_id == study_id)
                     )
@@ -266,6 +308,7 @@ class Storage:
                         heartbeat_at=now,
                         peak_memory_mb=None,
                         parent_number=parent_number,
+                        config_key=key,
                     )
                     session.add(row)
                     study.updated_at = now
@@ -277,6 +320,51 @@ class Storage:
                         f"cannot number a new trial of study {study_id} in {self._where}: {e.orig}"
                     ) from e
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _refuse_duplicate(session: Session, study_id: int, key: str, *, retry: bool) -> None:
+        earlier = session.execute(
+            select(TrialRow.number, TrialRow.state, TrialRow.interrupted)
+            .where(TrialRow.study_id == study_id, TrialRow.config_key == key)
+            .order_by(TrialRow.number)
+        ).all()
+        # A retry may follow interrupted attempts of its configuration, nothing else may.
+        blocking = [row for row in earlier if not row.interrupted] if retry else list(earlier)
+        if blocking:
+            raise DuplicateTrialError(blocking[0].number, blocking[0].state)
+
+    def budget_usage(self, study_id: int) -> tuple[int, int]:
+        """(trials spent, trials running): spent are those that ended on their own (complete, pruned,
+        failed by their own error); interrupted trials are retried and spend nothing. Two COUNTs over
+        the (study_id, state) index, whatever the study's size."""
+        with self._read() as session:
+            counted = session.scalar(
+                select(func.count()).where(TrialRow.study_id == study_id, TrialRow.interrupted.is_(False))
+            )
+            running = session.scalar(
+                select(func.count()).where(
+                    TrialRow.study_id == study_id, TrialRow.state == TrialState.RUNNING.value
+                )
+            )
+        return int(counted) - int(running), int(running)
+
+    def beat(self, trial_ids: Sequence[int]) -> None:
+        """Refresh the heartbeat of these trials while they run (a worker's heartbeat thread)."""
+        if not trial_ids:
+            return
+        with self._write() as session:
+            session.execute(
+                update(TrialRow)
+                .where(TrialRow.id.in_(list(trial_ids)), TrialRow.state == TrialState.RUNNING.value)
+                .values(heartbeat_at=utcnow())
+            )
+
+    def _not_running(self, session: Session, trial_id: int) -> Exception:
+        """Why a conditional write to a RUNNING trial matched nothing."""
+        row = session.execute(select(TrialRow.number, TrialRow.state).where(TrialRow.id == trial_id)).first()
+        if row is None:
+            return TrialNotFoundError(f"no trial with id {trial_id} in {self._where}")
+        return TrialNotRunningError(trial_id, row.number, row.state)
 
     def record_epoch(
         self, trial_id: int, epoch: int, metrics: dict[str, float], *, fold: int | None = None
@@ -296,11 +384,11 @@ class Storage:
             with self._write() as session:
                 result = session.execute(
                     update(TrialRow)
-                    .where(TrialRow.id == trial_id)
+                    .where(TrialRow.id == trial_id, TrialRow.state == TrialState.RUNNING.value)
                     .values(epochs_run=epoch + 1, heartbeat_at=now)
                 )
                 if result.rowcount == 0:  # type: ignore[attr-defined]
-                    raise TrialNotFoundError(f"no trial with id {trial_id} in {self._where}")
+                    raise self._not_running(session, trial_id)
                 session.add(TrialEpochRow(trial_id=trial_id, epoch=epoch, metrics=metrics, recorded_at=now))
         except IntegrityError as e:
             raise StorageError(f"epoch {epoch} of trial id {trial_id} is already recorded") from e
@@ -314,14 +402,14 @@ class Storage:
                 # merge into one epoch row one at a time (SQLite's BEGIN IMMEDIATE does the same).
                 result = session.execute(
                     update(TrialRow)
-                    .where(TrialRow.id == trial_id)
+                    .where(TrialRow.id == trial_id, TrialRow.state == TrialState.RUNNING.value)
                     .values(
                         epochs_run=case((TrialRow.epochs_run > epoch, TrialRow.epochs_run), else_=epoch + 1),
                         heartbeat_at=now,
                     )
                 )
                 if result.rowcount == 0:  # type: ignore[attr-defined]
-                    raise TrialNotFoundError(f"no trial with id {trial_id} in {self._where}")
+                    raise self._not_running(session, trial_id)
                 row = session.scalars(
                     select(TrialEpochRow).where(
                         TrialEpochRow.trial_id == trial_id, TrialEpochRow.epoch == epoch
@@ -348,9 +436,9 @@ class Storage:
         so a crash keeps them, and ``finish_trial`` later writes the complete set.
         """
         with self._write() as session:
-            row = session.get(TrialRow, trial_id)
-            if row is None:
-                raise TrialNotFoundError(f"no trial with id {trial_id} in {self._where}")
+            row = session.get(TrialRow, trial_id, with_for_update=True)
+            if row is None or row.state != TrialState.RUNNING.value:
+                raise self._not_running(session, trial_id)
             row.metrics = {**row.metrics, **metrics}
             row.heartbeat_at = utcnow()
 
@@ -365,10 +453,12 @@ class Storage:
         interrupted: bool = False,
         peak_memory_mb: float | None = None,
     ) -> TrialRecord:
-        """Close a trial in a final state; sets ended_at and duration_s.
+        """Close a RUNNING trial in a final state; sets ended_at and duration_s.
 
-        A non-finite ``value`` is stored as None (it must never rank as best); keep it visible by
-        passing it in ``metrics`` too.
+        One conditional UPDATE (``WHERE state = 'RUNNING'``): a trial ends exactly once. A second finish
+        (a paused worker reporting after recovery failed its trial) raises TrialNotRunningError and
+        changes nothing. A non-finite ``value`` is stored as None (it must never rank as best); keep it
+        visible by passing it in ``metrics`` too.
         """
         state = TrialState(state)
         if state is TrialState.RUNNING:
@@ -378,23 +468,29 @@ class Storage:
             if not math.isfinite(value):
                 value = None
         with self._write() as session:
-            row = session.get(TrialRow, trial_id)
-            if row is None:
+            started = session.execute(
+                select(TrialRow.started_at, TrialRow.study_id).where(TrialRow.id == trial_id)
+            ).first()
+            if started is None:
                 raise TrialNotFoundError(f"no trial with id {trial_id} in {self._where}")
             now = utcnow()
-            row.state = state.value
-            row.value = value
+            values: dict[str, Any] = dict(
+                state=state.value, value=value, error=error, interrupted=interrupted,
+                peak_memory_mb=peak_memory_mb, ended_at=now, heartbeat_at=now,
+                duration_s=max(0.0, (now - started.started_at).total_seconds()),
+            )
             if metrics is not None:
-                row.metrics = dict(metrics)
-            row.error = error
-            row.interrupted = interrupted
-            row.peak_memory_mb = peak_memory_mb
-            row.ended_at = now
-            row.heartbeat_at = now
-            row.duration_s = max(0.0, (now - row.started_at).total_seconds())
-            session.execute(update(StudyRow).where(StudyRow.id == row.study_id).values(updated_at=now))
-            session.flush()
-            return _trial_record_of(row)
+                values["metrics"] = dict(metrics)
+            result = session.execute(
+                update(TrialRow)
+                .where(TrialRow.id == trial_id, TrialRow.state == TrialState.RUNNING.value)
+                .values(**values)
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise self._not_running(session, trial_id)
+            session.execute(update(StudyRow).where(StudyRow.id == started.study_id).values(updated_at=now))
+            row = session.execute(_trial_select().where(TrialRow.id == trial_id)).one()
+            return _trial_record(row)
 
     def set_engine_trial_id(self, trial_id: int, engine_trial_id: str) -> None:
         with self._write() as session:

@@ -17,7 +17,14 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from .connection import WRITE_OPTION, check_sqlite_file, display_name, make_engine, translate_error
+from .connection import (
+    WRITE_OPTION,
+    check_sqlite_file,
+    display_name,
+    make_engine,
+    safe_url,
+    translate_error,
+)
 from .errors import SchemaError
 from .tables import VERSION_TABLE
 
@@ -85,7 +92,9 @@ def _check_known(revision: str | None, url: str) -> None:
             f"{where} was written by a newer version of hpsearch (schema revision {revision}); "
             "upgrade hpsearch to open it"
         )
-    raise SchemaError(f"{where} uses an older schema ({revision}); run `hpsearch db upgrade --storage {url}`")
+    raise SchemaError(
+        f"{where} uses an older schema ({revision}); run `hpsearch db upgrade --storage {safe_url(url)}`"
+    )
 
 
 def _migrate(connection: Connection) -> None:

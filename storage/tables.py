@@ -164,6 +164,8 @@ class TrialRow(Base):
         UniqueConstraint("study_id", "number", name="uq_hp_trials_study_number"),
         Index("ix_hp_trials_study_state", "study_id", "state"),
         Index("ix_hp_trials_study_value", "study_id", "value"),
+        # Finds an earlier trial of the same configuration when a new one is claimed (no duplicates).
+        Index("ix_hp_trials_study_config", "study_id", "config_key"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -187,6 +189,9 @@ class TrialRow(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     peak_memory_mb: Mapped[float | None] = mapped_column(Float)
     parent_number: Mapped[int | None] = mapped_column(Integer)
+    #: sha256 of what makes two trials the same work (the configuration, and for a Hyperband round its
+    #: round); NULL on rows written before schema 0002.
+    config_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class TrialEpochRow(Base):

@@ -154,3 +154,84 @@ def test_options_of_another_engine_are_refused(cli):
         assert result.code == 2 and f"--pruner does not apply to engine '{engine}'" in _one_sentence(result)
     result = cli("run", "--engine", "sklearn", "--max-epochs", "9", "--dry-run")
     assert result.code == 2 and "--max-epochs does not apply to engine 'sklearn'" in _one_sentence(result)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--timeout", "nan"), "--timeout must be a positive, finite number of seconds, but got nan"),
+        (("--timeout", "inf"), "--timeout must be a positive, finite number of seconds, but got inf"),
+        (("--timeout", "-1"), "--timeout must be a positive, finite number of seconds, but got -1.0"),
+        (("--trials", "0"), "--trials must be at least 1, but got 0"),
+        (("--trials", "-3"), "--trials must be at least 1, but got -3"),
+        (("--max-worker-memory", "nan"), "--max-worker-memory must be a positive number of MiB, but got nan"),
+        (("--stale-after", "0"), "--stale-after must be a positive, finite number of seconds, but got 0.0"),
+    ],
+    ids=["timeout-nan", "timeout-inf", "timeout-negative", "trials-0", "trials-negative", "memory-nan",
+         "stale-after-0"],
+)
+def test_bad_numbers_are_refused_before_anything_is_created(cli, tiny_space, args, expected):
+    result = cli("run", tiny_space, "--data", "iris", "--study", "n", "--quiet", *args)
+    assert result.code == 2
+    assert _one_sentence(result) == f"error: {expected}"
+    assert cli("studies", "--json").out.strip() in ("[]", ""), "no study is created"
+
+
+def test_bad_numbers_on_resume_do_not_reach_the_study(cli, tiny_space):
+    assert cli("run", tiny_space, "--data", "iris", "--study", "r", "--trials", "1", "--quiet",
+               "--in-process").code == 0
+    for args, expected in ((("--trials", "0"), "--trials must be at least 1"),
+                           (("--timeout", "nan"), "--timeout must be a positive, finite number"),
+                           (("--max-failures", "0"), "--max-failures must be at least 1")):
+        result = cli("resume", "r", "--quiet", *args)
+        assert result.code == 2 and expected in _one_sentence(result)
+    [study] = __import__("json").loads(cli("studies", "--json").out)
+    assert study["settings"]["trials"] == 1 and study["settings"]["max_failures"] == 5
+
+
+def test_space_file_that_is_not_utf8(cli, tmp_path):
+    space = tmp_path / "latin1.yaml"
+    space.write_bytes("objective: val_accuracy\nparams:\n  n_neurons: {type: int, low: 4, high: 8}\n"
+                      "# r\xe9seau\n".encode("latin-1"))
+    result = cli("run", space, "--data", "iris", "--study", "u", "--quiet")
+    assert result.code == 2
+    message = _one_sentence(result)
+    assert "latin1.yaml" in message and "is not UTF-8 text (byte 0xe9" in message
+
+
+def test_csv_file_that_is_not_utf8(cli, tmp_path, tiny_space):
+    csv = tmp_path / "latin1.csv"
+    rows = "".join(f"{i},{i % 2}\n" for i in range(40))
+    csv.write_bytes(("taille,label\n" + rows + "caf\xe9,1\n").encode("latin-1"))
+    result = cli("run", tiny_space, "--data", csv, "--target", "label", "--study", "u", "--quiet")
+    assert result.code == 2
+    message = _one_sentence(result)
+    assert "latin1.csv: the file is not UTF-8 text (byte 0xe9" in message
+
+
+def test_resume_applies_or_refuses_every_changed_option(cli, tiny_space):
+    import json
+
+    assert cli("run", tiny_space, "--data", "iris", "--study", "c", "--trials", "1", "--seed", "1",
+               "--quiet", "--in-process").code == 0
+    # Options that decide what the trials mean are refused, named with both values.
+    for args, named in ((("--seed", "2"), "--seed (study: 1, given: 2)"),
+                        (("--class-weight", "balanced"), "--class-weight (study: None, given: balanced)"),
+                        (("--task", "binary"), "--task (study: multiclass, given: binary)")):
+        for command in (("resume", "c"), ("run", tiny_space, "--data", "iris", "--study", "c", "--resume")):
+            result = cli(*command, "--quiet", "--in-process", *args)
+            assert result.code == 2, result.err
+            assert named in _one_sentence(result)
+    result = cli("resume", "c", "--quiet", "--cv", "4")
+    assert result.code == 2 and "--cv does not apply to engine 'optuna'" in _one_sentence(result)
+    # Options a resume may change are applied and recorded.
+    result = cli("run", tiny_space, "--data", "iris", "--study", "c", "--resume", "--seed", "1",
+                 "--trials", "2", "--max-failures", "3", "--pruner", "none", "--stale-after", "30", "--quiet",
+                 "--in-process")
+    assert result.code == 0, result.err
+    assert "settings updated" in result.out
+    [study] = json.loads(cli("studies", "--json").out)
+    settings = study["settings"]
+    assert (settings["trials"], settings["max_failures"], settings["pruner"], settings["stale_after_s"],
+            settings["seed"]) == (2, 3, "none", 30.0, 1)
+    assert study["trials"] == 2

@@ -141,3 +141,23 @@ def test_predict_handles_missing_values_and_refuses_mismatched_files(cli, tmp_pa
 
     result = cli("predict", tmp_path / "nowhere.keras", rows)
     assert result.code == 2 and "no such model file" in result.err
+
+
+@pytest.mark.parametrize("removed", ["preprocessing.feature_names", "output.class_names", "output"])
+def test_predict_refuses_a_card_with_missing_keys(cli, tmp_path, removed):
+    data = write_mixed_csv(tmp_path / "data.csv")
+    dataset = load_dataset(str(data), target="label")
+    card = _card(dataset)
+    export_model(_network(dataset), card["preprocessing"], tmp_path / "m" / "model.keras", card)
+    rows, _ = _raw_csv_rows(tmp_path)
+    card_file = tmp_path / "m" / "model.json"
+    edited = json.loads(card_file.read_text())
+    section, _, key = removed.partition(".")
+    del (edited[section] if key else edited)[key or section]
+    card_file.write_text(json.dumps(edited))
+    result = cli("predict", tmp_path / "m", rows)
+    assert result.code == 2, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.err
+    missing = removed if key else "'output' section"
+    assert "model.json" in lines[0] and (f"missing {removed!r}" in lines[0] or missing in lines[0])

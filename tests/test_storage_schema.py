@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from storage import (
+    DuplicateTrialError,
     SchemaError,
     StorageError,
     TrialState,
@@ -19,6 +20,7 @@ from storage import (
     upgrade_database,
 )
 from storage import schema as schema_module
+from storage.connection import make_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,11 +109,12 @@ def test_older_schema_asks_for_upgrade(tmp_path: Path, monkeypatch: pytest.Monke
     path = tmp_path / "x.db"
     open_storage(str(path)).close()
     # Pretend this code ships a later revision than the one the file has.
-    monkeypatch.setattr(schema_module, "known_revisions", lambda: ("0099", frozenset({"0001", "0099"})))
+    head, _ = schema_module.known_revisions()
+    monkeypatch.setattr(schema_module, "known_revisions", lambda: ("0099", frozenset({head, "0099"})))
     with pytest.raises(SchemaError) as e:
         open_storage(str(path))
     assert str(e.value) == (
-        f"{path} uses an older schema (0001); run `hpsearch db upgrade --storage sqlite:///{path}`"
+        f"{path} uses an older schema ({head}); run `hpsearch db upgrade --storage sqlite:///{path}`"
     )
 
 
@@ -201,9 +204,12 @@ def test_read_only_database(tmp_path: Path) -> None:
         assert str(e.value) == f"cannot write to {path}: attempt to write a readonly database"
         readonly.close()
 
+        for leftover in ("x.db-wal", "x.db-shm"):  # left by the read-only connection, which wrote nothing
+            (tmp_path / leftover).unlink(missing_ok=True)
         tmp_path.chmod(0o555)
         if os.access(tmp_path, os.W_OK):
-            return
+            # root ignores permission bits, but not the immutable attribute (ext4, xfs, btrfs).
+            subprocess.run(["chattr", "+i", str(tmp_path)], check=True, capture_output=True)
         # SQLite cannot create x.db-shm/-wal here: opening may fail already, writing must.
         with pytest.raises(StorageError) as e:
             store = open_storage(str(path), create=False)
@@ -213,6 +219,7 @@ def test_read_only_database(tmp_path: Path) -> None:
                 store.close()
         _assert_cannot_write(e.value, path)
     finally:
+        subprocess.run(["chattr", "-i", str(tmp_path)], capture_output=True)
         tmp_path.chmod(0o755)
         path.chmod(0o644)
 
@@ -243,7 +250,44 @@ def test_trial_rows_unpack_in_record_field_order() -> None:
     from dataclasses import fields
 
     from storage.records import TrialRecord
-    from storage.tables import TrialRow
+    from storage.repository import _TRIAL_COLUMNS
 
-    columns = [column.key for column in TrialRow.__table__.columns]
+    columns = [column.key for column in _TRIAL_COLUMNS]
     assert columns == [f.name for f in fields(TrialRecord) if f.name != "curves"]
+
+
+def test_upgrade_from_0001_keys_existing_trials(tmp_path: Path) -> None:
+    """A database of schema 0001 is upgraded to head, and its trials get configuration keys, so a
+    resumed search does not train their configurations again."""
+    from alembic import command
+
+    from storage import config_key
+    from storage.schema import alembic_config
+
+    path = tmp_path / "old.db"
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.exec_driver_sql(
+            "INSERT INTO hp_studies (name, engine, algorithm, objective, direction, space, dataset, settings,"
+            " versions, created_at, updated_at) VALUES ('s', 'optuna', 'tpe', 'val_loss', 'minimize', '{}',"
+            " '{}', '{}', '{}', '2025-01-01 00:00:00', '2025-01-01 00:00:00')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO hp_trials (study_id, number, state, params, metrics, started_at, epochs_run,"
+            " interrupted, worker, heartbeat_at) VALUES (1, 0, 'COMPLETE', '{\"n_neurons\": 8}', '{}',"
+            " '2025-01-01 00:00:00', 3, 0, 'h:1', '2025-01-01 00:00:00')"
+        )
+    engine.dispose()
+    with pytest.raises(SchemaError, match="older schema"):
+        open_storage(str(path))
+    head, _ = schema_module.known_revisions()
+    assert upgrade_database(str(path)) == ("0001", head)
+    storage = open_storage(str(path))
+    study = storage.get_study("s")
+    with pytest.raises(DuplicateTrialError):
+        storage.start_trial(study.id, {"n_neurons": 8}, worker="h:2", unique=True)
+    assert storage.start_trial(study.id, {"n_neurons": 9}, worker="h:2", unique=True).number == 1
+    assert config_key({"n_neurons": 8}) != config_key({"n_neurons": 9})

@@ -58,20 +58,23 @@ class BudgetTracker:
         self.session_trials = 0
         #: Why this process stopped early, if it did: "recycle" or "memory".
         self.stopped_for: str | None = None
+        self.exhausted_budget = False
 
     def spent(self) -> int:
-        counts = self.storage.count_trials(self.study.id)
-        failed = self.storage.list_trials(self.study.id, states=[TrialState.FAILED])
-        interrupted = sum(1 for trial in failed if trial.interrupted)
-        finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] + counts[TrialState.FAILED]
-        return finished - interrupted
+        return self.storage.budget_usage(self.study.id)[0]
 
     def remaining(self) -> int | None:
-        """Trials still to start: budget minus trials spent and those other workers are running now."""
+        """Trials still to start: budget minus trials spent and those other workers are running now.
+
+        Advisory: the store checks the budget again, atomically, when a trial is claimed."""
         if self.budget.trials is None:
             return None
-        running = self.storage.count_trials(self.study.id)[TrialState.RUNNING]
-        return max(0, self.budget.trials - self.spent() - running)
+        spent, running = self.storage.budget_usage(self.study.id)
+        return max(0, self.budget.trials - spent - running)
+
+    def budget_reached(self) -> None:
+        """Another worker claimed the last trial of the budget: this process stops."""
+        self.exhausted_budget = True
 
     def trial_finished(self, trial: TrialRecord) -> None:
         self.session_trials += 1
@@ -83,6 +86,8 @@ class BudgetTracker:
             self.session_successes += 1
 
     def should_stop(self) -> bool:
+        if self.exhausted_budget:
+            return True
         if self.consecutive_failures >= self.budget.max_consecutive_failures:
             return True
         if self.budget.session_trials is not None and self.session_trials >= self.budget.session_trials:
@@ -177,6 +182,11 @@ class Engine(ABC):
 
     @abstractmethod
     def run(self, ctx: RunContext) -> None: ...
+
+    def resolved_options(self, space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """This engine's options as a run of the study uses them, defaults filled in (a resume compares
+        what the user typed with these)."""
+        return {key: settings.get(key) for key in self.options}
 
     def planned_trials(self, space: SearchSpace, settings: Mapping[str, Any]) -> int | None:
         """The trial budget the engine's own plan fixes when ``--trials`` is not given (a whole grid, one

@@ -1,8 +1,8 @@
 """The KerasTuner engine: RandomSearch, Hyperband and BayesianOptimization oracles on the shared space.
 
 KerasTuner's oracle decides what to try; hpsearch trains. A small ``keras_tuner.Tuner`` subclass lets
-``Tuner.search`` drive the oracle as usual, but its ``run_trial`` trains with the shared ``fit_config``
-and reports every trial (each Hyperband round included) through the recorder.
+``Tuner.search`` drive the oracle as usual, but its ``run_trial`` hands each trial (each Hyperband round
+included) to the one trial runner, which trains it with the shared builder and records it.
 
 Where the state lives. KerasTuner writes ``oracle.json`` and one ``trial.json`` per trial with plain
 ``open(..., "w")``: a ``kill -9`` in the middle leaves a truncated file that ``reload`` cannot parse. Here
@@ -43,7 +43,8 @@ from typing import Any
 from search.engines.base import Engine, RunContext
 from search.errors import SearchFailedError, UsageError
 from search.recorder import current_worker
-from search.training import EpochRecorderCallback, NonFiniteLossError, describe_error, fit_config
+from search.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
+from search.training import describe_error
 from spaces import DEFAULTS, SearchSpace, resolve_config
 from storage import TrialRecord, TrialState
 
@@ -157,6 +158,12 @@ class KerasTunerEngine(Engine):
                 "fix epochs in the space (it is the default --max-epochs) or use --algorithm random"
             )
 
+    def resolved_options(self, space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
+        if settings["algorithm"] != "hyperband":
+            return {"max_epochs": None, "factor": None}
+        max_epochs, factor = self._hyperband_settings(space, settings)
+        return {"max_epochs": max_epochs, "factor": factor}
+
     def planned_trials(self, space: SearchSpace, settings: Mapping[str, Any]) -> int | None:
         """The trial budget when ``--trials`` is not given: one full Hyperband iteration."""
         if settings["algorithm"] != "hyperband":
@@ -237,6 +244,7 @@ class _Search:
         self.retry_of: dict[str, int] = {}
         self.idle = 0
         self.oracle: Any = None
+        self.runner = TrialRunner(ctx)
 
     # -- oracle ------------------------------------------------------------------------------------
     def _new_oracle(self) -> Any:
@@ -376,9 +384,11 @@ class _Search:
                 pass
             except keras_tuner.errors.FatalError as error:
                 # Our own bookkeeping failed (the database, most likely): that one error, not KerasTuner's.
-                if error.__cause__ is not None:
-                    raise error.__cause__ from None
-                raise
+                # A budget stop raised while a trial was claimed arrives the same way.
+                if not isinstance(error.__cause__, _StopSearch):
+                    if error.__cause__ is not None:
+                        raise error.__cause__ from None
+                    raise
             self.save()
             self.collect_weights()
 
@@ -440,7 +450,7 @@ class _Search:
 
     # -- one trial ---------------------------------------------------------------------------------
     def train(self, trial: Any) -> float:
-        """Train one KerasTuner trial with the shared builder; record it; return its objective value."""
+        """Train one KerasTuner trial through the trial runner; return its objective value."""
         import keras_tuner
 
         from spaces.compile_keras_tuner import point_from_hyperparameters
@@ -456,53 +466,45 @@ class _Search:
         if parent_weights is not None and not parent_weights.exists():
             # The weights folder was removed (or the study moved machines): train this round from scratch.
             parent_id, parent_weights, initial_epoch = None, None, 0
-        record = ctx.recorder.start(
-            point,
-            engine_trial_id=trial.trial_id,
-            retry_of=self.retry_of.pop(trial.trial_id, None),
-            parent_number=self.numbers.get(parent_id) if parent_id is not None else None,
-        )
-        # Epochs are counted within this round, so epochs_run is what this round cost.
-        callbacks = [EpochRecorderCallback(
-            lambda epoch, logs: ctx.recorder.epoch(record, epoch - initial_epoch, logs)
-        )]
+        callbacks = []
         bracket, round_num = values.get("tuner/bracket"), values.get("tuner/round")
         if self.folder is not None and bracket is not None and round_num < bracket:
-            keeper = _best_weights_keeper(self.objective, self.direction, self._weights(trial.trial_id))
-            callbacks.append(keeper)
+            callbacks.append(
+                _best_weights_keeper(self.objective, self.direction, self._weights(trial.trial_id))
+            )
 
         def load_parent(model: Any) -> None:
             if parent_weights is not None:
                 model.set_weights(_load_weights(parent_weights))
 
-        try:
-            result = fit_config(
-                config,
-                ctx.dataset,
-                objective=self.objective,
-                direction=self.direction,
-                callbacks=callbacks,
-                seed=ctx.seed + record.number,
-                epochs=None if epochs is None else int(epochs),
-                initial_epoch=initial_epoch,
-                prepare_model=load_parent,
+        def fit(attempt: Attempt) -> TrialOutcome:
+            # Epochs are counted within this round, so epochs_run is what this round cost.
+            result = attempt.fit(
+                config, callbacks=callbacks, epochs=None if epochs is None else int(epochs),
+                initial_epoch=initial_epoch, epoch_offset=initial_epoch, prepare_model=load_parent,
             )
-        except NonFiniteLossError as error:
-            ctx.recorder.fail(record, str(error))
-            raise keras_tuner.errors.FailedTrialError(str(error)) from error
-        except KeyboardInterrupt:
-            ctx.recorder.fail(record, "interrupted by the user (Ctrl-C)", interrupted=True)
-            raise
-        except Exception as error:  # one trial's error (a bad build, out of memory) must not end the search
-            ctx.recorder.fail(record, describe_error(error))
-            raise keras_tuner.errors.FailedTrialError(describe_error(error)) from error
-        if result.value is None:
-            reason = f"objective '{self.objective}' was not reported by the model"
-            ctx.recorder.fail(record, reason)
-            raise keras_tuner.errors.FailedTrialError(reason)
-        ctx.recorder.complete(record, result.value, result.final_metrics)
+            return attempt.outcome(result)
+
+        proposal = Proposal(
+            point,
+            engine_trial_id=trial.trial_id,
+            retry_of=self.retry_of.pop(trial.trial_id, None),
+            parent_number=self.numbers.get(parent_id) if parent_id is not None else None,
+            # A Hyperband round is its own work: the same configuration continued is not a duplicate.
+            identity={"values": values},
+        )
+        result = self.runner.run(proposal, fit)
+        if result.status is RunStatus.BUDGET_REACHED:
+            self.ctx.tracker.budget_reached()
+            raise _StopSearch
+        if result.status is not RunStatus.FINISHED:
+            raise keras_tuner.errors.FailedTrialError(f"not trained: {result.status.value}")
+        record = result.trial
+        assert record is not None
+        if record.state is not TrialState.COMPLETE or record.value is None:
+            raise keras_tuner.errors.FailedTrialError(record.error or "failed")
         self.numbers[trial.trial_id] = record.number
-        return result.value
+        return record.value
 
 
 def _database_backed(base: type) -> type:

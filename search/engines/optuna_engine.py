@@ -1,34 +1,84 @@
 """The Optuna engine: TPE, random, grid and CMA-ES samplers with per-epoch pruning.
 
 Optuna keeps its own RDB tables in the same database as ours, so ``optuna studies --storage URL`` and
-optuna-dashboard open our file. Optuna decides what to try; our recorder writes what happened.
+optuna-dashboard open our file. Optuna decides what to try (``study.ask``); the trial runner trains and
+records it; Optuna is told the outcome (``study.tell``).
+
+Several workers share one Optuna study through its RDB storage. Each sampler's random state is reseeded
+from the study's seed and the trial's number before every proposal: Optuna numbers trials uniquely across
+workers, so K workers started together draw K different configurations (a seed per process would give
+them all the same draws), and a proposal does not depend on when its process started.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from search.engines.base import Engine, RunContext
 from search.errors import UsageError
-from search.training import EpochRecorderCallback, NonFiniteLossError, describe_error, fit_config
+from search.runner import Proposal, RunResult, RunStatus, TrialOutcome, TrialRunner
+from search.training import EpochRecorderCallback
 from spaces import SearchSpace, resolve_config
-from storage import TrialRecord
+from storage import TrialRecord, TrialState
 
 PRUNERS = ("median", "hyperband", "none")
 #: Optuna user attribute naming the hpsearch trial number whose config an enqueued trial retries.
 RETRY_ATTR = "hp_retry_of"
 #: Optuna user attribute linking an Optuna trial to our trial number.
 NUMBER_ATTR = "hp_number"
-#: Seconds between Optuna heartbeats; a trial silent for GRACE_S is failed by any live worker.
-HEARTBEAT_S = 30
-GRACE_S = 120
+#: Optuna user attribute saying why an Optuna trial was not trained (a duplicate, the budget).
+NOT_TRAINED_ATTR = "hp_not_trained"
+#: Proposals in a row that repeat tried configurations before the space is taken as exhausted.
+MAX_DUPLICATES_IN_A_ROW = 25
 
 
-class TrialFailed(Exception):
-    """Raised to Optuna after we recorded a trial's failure, so Optuna marks it FAIL and goes on."""
+def trial_seed(seed: int, number: int) -> int:
+    """A sampler seed for Optuna trial ``number`` of a study seeded ``seed``: distinct per trial."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed % 2**32, number]).generate_state(1)[0])
+
+
+def _reseed(sampler: Any, seed: int) -> None:
+    """Reseed a sampler's random states (and those of the samplers it delegates to)."""
+    from optuna.samplers._lazy_random_state import LazyRandomState
+
+    for name in ("_rng", "_cma_rng"):
+        state = getattr(sampler, name, None)
+        if isinstance(state, LazyRandomState):
+            state.rng.seed(seed)
+    for name in ("_random_sampler", "_independent_sampler"):
+        inner = getattr(sampler, name, None)
+        if inner is not None:
+            _reseed(inner, (seed + 1) % 2**32)
+
+
+def _trial_seeded(base: type, seed: int) -> type:
+    """``base`` sampler reseeded per trial number (see the module docstring)."""
+
+    class TrialSeeded(base):  # type: ignore[misc, valid-type]
+        def before_trial(self, study: Any, trial: Any) -> None:
+            _reseed(self, trial_seed(seed, trial.number))
+            super().before_trial(study, trial)
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            if isinstance(self, _grid_sampler_class()):
+                # GridSampler calls study.stop() here, which only works inside optimize(); the engine's
+                # own loop stops when no grid point is left unvisited.
+                return
+            super().after_trial(study, trial, state, values)
+
+    TrialSeeded.__name__ = TrialSeeded.__qualname__ = f"TrialSeeded{base.__name__}"
+    return TrialSeeded
+
+
+def _grid_sampler_class() -> type:
+    import optuna
+
+    return optuna.samplers.GridSampler
 
 
 class OptunaEngine(Engine):
@@ -46,6 +96,9 @@ class OptunaEngine(Engine):
         if settings["algorithm"] == "grid":
             space.grid_size()  # raises SpaceError naming a parameter without finite values
 
+    def resolved_options(self, space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
+        return {"pruner": settings.get("pruner") or "median"}
+
     def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]:
         lines = [
             f"engine optuna, sampler {settings['algorithm']}, pruner {settings.get('pruner', 'median')}",
@@ -61,16 +114,19 @@ class OptunaEngine(Engine):
 
         from spaces.compile_optuna import to_grid_search_space
 
-        # A resumed study must not replay the random start-up trials it already ran.
-        seed = ctx.seed + sum(ctx.storage.count_trials(ctx.study.id).values())
         algorithm = ctx.settings["algorithm"]
         if algorithm == "tpe":
-            return optuna.samplers.TPESampler(seed=seed)
+            return _trial_seeded(optuna.samplers.TPESampler, ctx.seed)(seed=ctx.seed)
         if algorithm == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
+            return _trial_seeded(optuna.samplers.RandomSampler, ctx.seed)(seed=ctx.seed)
         if algorithm == "grid":
-            return optuna.samplers.GridSampler(to_grid_search_space(ctx.space), seed=seed)
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+            # The grid's order comes from the study's seed alone: every worker shares one order.
+            return _trial_seeded(optuna.samplers.GridSampler, ctx.seed)(
+                to_grid_search_space(ctx.space), seed=ctx.seed
+            )
+        return _trial_seeded(optuna.samplers.CmaEsSampler, ctx.seed)(
+            seed=ctx.seed, warn_independent_sampling=False
+        )
 
     def _pruner(self, ctx: RunContext) -> Any:
         import optuna
@@ -85,28 +141,15 @@ class OptunaEngine(Engine):
     def _storage(self, ctx: RunContext) -> Any:
         import optuna
 
-        def stale_trial_failed(study: Any, frozen: Any) -> None:
-            # Another worker's trial went silent (its machine died): fail ours too and retry its config.
-            from search.recovery import fail_trial_of_dead_worker
+        # No Optuna heartbeat: liveness is hpsearch's one rule for every engine (search.recovery), and
+        # recovery fails Optuna's side of a stale trial through ``recover``.
+        from storage.connection import sqlite_busy_timeout_s
 
-            number = frozen.user_attrs.get(NUMBER_ATTR)
-            if number is not None:
-                failed = fail_trial_of_dead_worker(ctx.storage, ctx.study, number)
-                if failed is not None:
-                    self._enqueue_retries(study, [failed])
-
-        with warnings.catch_warnings():
-            # Heartbeats are marked experimental in Optuna 5.0; we pin the version we tested them on.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                ctx.storage.url,
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=stale_trial_failed,
-                engine_kwargs=(
-                    {"connect_args": {"timeout": 30}} if ctx.storage.url.startswith("sqlite") else {}
-                ),
-            )
+        sqlite = ctx.storage.url.startswith("sqlite")
+        return optuna.storages.RDBStorage(
+            ctx.storage.url,
+            engine_kwargs={"connect_args": {"timeout": sqlite_busy_timeout_s()}} if sqlite else {},
+        )
 
     def _study(self, ctx: RunContext) -> Any:
         import optuna
@@ -129,9 +172,14 @@ class OptunaEngine(Engine):
 
     # -- resume -----------------------------------------------------------------------------------
     def recover(self, ctx: RunContext, interrupted: list[TrialRecord]) -> None:
-        """Fail Optuna's side of trials whose worker died, so Optuna does not wait on them forever."""
+        """Fail Optuna's side of trials recovery failed, and queue their configurations' one retry, so a
+        live worker of the study picks it up next."""
+        import optuna
         from optuna.trial import TrialState as OptunaState
 
+        from search.recovery import trials_to_retry
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
         storage = self._storage(ctx)
         for trial in interrupted:
             if trial.engine_trial_id is None:
@@ -142,6 +190,10 @@ class OptunaEngine(Engine):
                 continue
             if frozen.state == OptunaState.RUNNING:
                 storage.set_trial_state_values(int(trial.engine_trial_id), state=OptunaState.FAIL)
+        numbers = {trial.number for trial in interrupted}
+        retries = [trial for trial in trials_to_retry(ctx.storage, ctx.study) if trial.number in numbers]
+        if retries:
+            self._enqueue_retries(optuna.load_study(study_name=ctx.study.name, storage=storage), retries)
 
     def _enqueue_retries(self, study: Any, retries: list[TrialRecord]) -> None:
         from optuna.trial import TrialState as OptunaState
@@ -156,65 +208,83 @@ class OptunaEngine(Engine):
 
     # -- the search -------------------------------------------------------------------------------
     def run(self, ctx: RunContext) -> None:
-        import optuna
-
         from spaces.compile_optuna import suggest_point
 
+        runner = TrialRunner(ctx)
         study = self._study(ctx)
         self._enqueue_retries(study, ctx.retries)
-        objective_name = ctx.study.objective
-        direction = ctx.study.direction
-
-        def objective(trial: optuna.Trial) -> float:
+        objective = ctx.study.objective
+        duplicates_in_a_row = 0
+        while not ctx.tracker.should_stop():
+            if self._grid_exhausted(ctx, study):
+                return
+            trial = study.ask()
             point = suggest_point(ctx.space, trial)
             config = resolve_config(ctx.space, point)
-            record = ctx.recorder.start(
-                point, engine_trial_id=str(trial._trial_id), retry_of=trial.user_attrs.get(RETRY_ATTR)
-            )
-            trial.set_user_attr(NUMBER_ATTR, record.number)
-            pruning = _PruningCallback(trial, objective_name)
+            pruning = _PruningCallback(trial, objective)
+
+            def train(attempt: Any, trial: Any = trial, config: Any = config, pruning: Any = pruning) -> Any:
+                trial.set_user_attr(NUMBER_ATTR, attempt.record.number)
+                result = attempt.fit(config, callbacks=[pruning.keras()])
+                if pruning.pruned_at is not None:
+                    return TrialOutcome.pruned(result.value, result.final_metrics)
+                return attempt.outcome(result)
+
+            proposal = Proposal(point, engine_trial_id=str(trial._trial_id),
+                                retry_of=trial.user_attrs.get(RETRY_ATTR))
             try:
-                result = fit_config(
-                    config,
-                    ctx.dataset,
-                    objective=objective_name,
-                    direction=direction,
-                    callbacks=[ctx.recorder.keras_callback(record), pruning.keras()],
-                    seed=ctx.seed + record.number,
-                )
-            except NonFiniteLossError as error:
-                ctx.recorder.fail(record, str(error))
-                raise TrialFailed(str(error)) from error
-            except KeyboardInterrupt:
-                ctx.recorder.fail(record, "interrupted by the user (Ctrl-C)", interrupted=True)
+                result = runner.run(proposal, train)
+            except BaseException:
+                _tell_failed(study, trial)  # Ctrl-C or the database: our record says interrupted
                 raise
-            except Exception as error:  # one trial's error must not end the search
-                ctx.recorder.fail(record, describe_error(error))
-                raise TrialFailed(describe_error(error)) from error
-            if pruning.pruned_at is not None:
-                ctx.recorder.prune(record, result.value, result.final_metrics)
-                raise optuna.TrialPruned(f"pruned at epoch {pruning.pruned_at + 1}")
-            if result.value is None:
-                reason = f"objective '{objective_name}' was not reported by the model"
-                ctx.recorder.fail(record, reason)
-                raise TrialFailed(reason)
-            ctx.recorder.complete(record, result.value, result.final_metrics)
-            return result.value
+            _tell(study, trial, result)
+            if result.status is RunStatus.BUDGET_REACHED:
+                ctx.tracker.budget_reached()
+                return
+            duplicates_in_a_row = duplicates_in_a_row + 1 if result.status is RunStatus.DUPLICATE else 0
+            if duplicates_in_a_row >= MAX_DUPLICATES_IN_A_ROW:
+                print(f"note: sampler {ctx.settings['algorithm']} proposed {duplicates_in_a_row} "
+                      "configurations in a row that were already tried; the space looks exhausted",
+                      file=sys.stderr)
+                return
 
-        def stop_when_done(study: optuna.Study, _frozen: Any) -> None:
-            if ctx.tracker.should_stop():
-                study.stop()
+    def _grid_exhausted(self, ctx: RunContext, study: Any) -> bool:
+        """Every grid point is tried or being tried: nothing is left for this worker."""
+        if ctx.settings["algorithm"] != "grid":
+            return False
+        from optuna.trial import TrialState as OptunaState
 
-        if ctx.tracker.should_stop():
+        if study.get_trials(deepcopy=False, states=(OptunaState.WAITING,)):
+            return False  # a queued retry still has to run
+        return not study.sampler._get_unvisited_grid_ids(study)
+
+
+def _tell(study: Any, trial: Any, result: RunResult) -> None:
+    """Tell Optuna how the trial ended; a trial recovery already failed stays failed."""
+    from optuna.trial import TrialState as OptunaState
+
+    if result.status is RunStatus.FINISHED:
+        assert result.trial is not None
+        if result.trial.state is TrialState.COMPLETE:
+            study.tell(trial, result.trial.value, skip_if_finished=True)
             return
-        remaining = ctx.tracker.remaining()
-        study.optimize(
-            objective,
-            n_trials=None if remaining is None else remaining + len(ctx.retries),
-            timeout=ctx.tracker.budget.time_left(),
-            catch=(TrialFailed,),
-            callbacks=[stop_when_done],
-        )
+        if result.trial.state is TrialState.PRUNED:
+            study.tell(trial, state=OptunaState.PRUNED, skip_if_finished=True)
+            return
+    elif result.status is RunStatus.DUPLICATE:
+        trial.set_user_attr(NOT_TRAINED_ATTR, f"the same configuration is trial #{result.duplicate_of}")
+    elif result.status is RunStatus.BUDGET_REACHED:
+        trial.set_user_attr(NOT_TRAINED_ATTR, "the trial budget was used up by other workers")
+    study.tell(trial, state=OptunaState.FAIL, skip_if_finished=True)
+
+
+def _tell_failed(study: Any, trial: Any) -> None:
+    from optuna.trial import TrialState as OptunaState
+
+    try:
+        study.tell(trial, state=OptunaState.FAIL, skip_if_finished=True)
+    except Exception:  # noqa: BLE001 - the database may be what failed; resume reconciles Optuna's side
+        pass
 
 
 class _PruningCallback:

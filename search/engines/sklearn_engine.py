@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from search.engines.base import Engine, RunContext
 from search.errors import DataError, UsageError
-from search.training import describe_error
+from search.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
 from spaces import SearchSpace, direction_of, resolve_config
 from storage import TrialRecord, TrialState
 
@@ -49,8 +49,6 @@ if TYPE_CHECKING:
 
 DEFAULT_CV = 3
 DEFAULT_JOBS = 1
-#: The error of a candidate stopped by Ctrl-C (the same words as the other engines).
-USER_INTERRUPT = "interrupted by the user (Ctrl-C)"
 #: A candidate cut short this many times (its worker killed, or Ctrl-C) is recorded FAILED and given up.
 MAX_INTERRUPTED_ATTEMPTS = 3
 #: ``n_iter`` of a random search bounded by time only: the sampler is read lazily, one candidate at a time.
@@ -291,6 +289,10 @@ class SklearnEngine(Engine):
         if settings["algorithm"] == "grid":
             space.grid_size()  # raises SpaceError naming a parameter without finite values
 
+    def resolved_options(self, space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
+        jobs = settings.get("jobs")
+        return {"cv": cv_folds(settings), "jobs": DEFAULT_JOBS if jobs is None else jobs}
+
     def planned_trials(self, space: SearchSpace, settings: Mapping[str, Any]) -> int | None:
         """Without ``--trials`` a grid search fits the whole grid, as ``GridSearchCV`` does."""
         return space.grid_size() if settings["algorithm"] == "grid" else None
@@ -352,17 +354,22 @@ class SklearnEngine(Engine):
                                               max(1, available_cores() // jobs), x, y, sample_weight,
                                               estimator, scoring.name)
         else:
-            evaluator = _InProcessFolds(ctx, x, y, sample_weight, estimator,
+            evaluator = _InProcessFolds(x, y, sample_weight, estimator,
                                         check_scoring(estimator, scoring.name))
+        runner = TrialRunner(ctx)
         try:
             for candidate, history in self._plan(ctx):
                 if ctx.tracker.should_stop():
                     return
                 retry_of = history.interrupted[-1].number if history.interrupted else None
+                proposal = Proposal(candidate.point, engine_trial_id=str(candidate.index), retry_of=retry_of)
                 if len(history.interrupted) >= MAX_INTERRUPTED_ATTEMPTS:
-                    self._give_up(ctx, candidate, history, retry_of)
-                    continue
-                self._evaluate(ctx, candidate, retry_of, evaluator, splits, scoring)
+                    result = runner.run(proposal, _given_up(history))
+                else:
+                    result = runner.run(proposal, _cross_validation(candidate, evaluator, splits, scoring))
+                if result.status is RunStatus.BUDGET_REACHED:
+                    ctx.tracker.budget_reached()
+                    return
         finally:
             evaluator.close()
 
@@ -384,55 +391,37 @@ class SklearnEngine(Engine):
             handled.add(key)
             yield candidate, history
 
-    def _give_up(
-        self, ctx: RunContext, candidate: Candidate, history: _History, retry_of: int | None
-    ) -> None:
-        record = ctx.recorder.start(candidate.point, engine_trial_id=str(candidate.index), retry_of=retry_of)
-        numbers = ", ".join(f"#{trial.number}" for trial in history.interrupted)
-        ctx.recorder.fail(record, f"given up after {len(history.interrupted)} interrupted attempts "
-                                  f"({numbers}): its worker died or was stopped each time")
 
-    def _evaluate(
-        self,
-        ctx: RunContext,
-        candidate: Candidate,
-        retry_of: int | None,
-        evaluator: _Folds,
-        splits: list[tuple[np.ndarray, np.ndarray]],
-        scoring: Scoring,
-    ) -> None:
-        import numpy as np
+def _given_up(history: _History) -> Any:
+    """A candidate cut short too often is recorded FAILED without fitting it again."""
+    numbers = ", ".join(f"#{trial.number}" for trial in history.interrupted)
+    reason = (f"given up after {len(history.interrupted)} interrupted attempts ({numbers}): its worker "
+              "died or was stopped each time")
+    return lambda attempt: TrialOutcome.failed(reason)
 
-        record = ctx.recorder.start(candidate.point, engine_trial_id=str(candidate.index), retry_of=retry_of)
-        metrics: dict[str, float] = {}
+
+def _cross_validation(
+    candidate: Candidate, evaluator: _Folds, splits: list[tuple[np.ndarray, np.ndarray]], scoring: Scoring
+) -> Any:
+    """Training one candidate, as the trial runner calls it: every fold, scored as ``cv_results_``."""
+    import numpy as np
+
+    def cross_validate(attempt: Attempt) -> TrialOutcome:
         results: list[FoldResult] = []
-        error: str | None = None
-        try:
-            with contextlib.closing(evaluator.folds(record, candidate, splits)) as fold_results:
-                for result in fold_results:
-                    fold_metrics = result.metrics()
-                    metrics.update(fold_metrics)
-                    ctx.recorder.partial(record, fold_metrics)  # each fold committed as it ends
-                    if result.error is not None:
-                        error = result.error
-                        break  # error_score: the candidate fails; its other folds are not fitted
-                    results.append(result)
-        except KeyboardInterrupt:
-            ctx.recorder.fail(record, USER_INTERRUPT, interrupted=True, metrics=metrics)
-            raise
-        except Exception as unexpected:  # one candidate's error must not end the search
-            ctx.recorder.fail(record, describe_error(unexpected), metrics=metrics)
-            return
-        if error is not None:
-            ctx.recorder.fail(record, error, metrics=metrics)
-            return
+        with contextlib.closing(evaluator.folds(attempt, candidate, splits)) as fold_results:
+            for result in fold_results:
+                attempt.partial(result.metrics())  # each fold committed as it ends
+                if result.error is not None:
+                    # error_score: the candidate fails; its other folds are not fitted
+                    return TrialOutcome.failed(result.error)
+                results.append(result)
         results.sort(key=lambda result: result.fold)
         scores = np.array([result.score for result in results], dtype=float)
         fit_times = np.array([result.fit_time for result in results])
         score_times = np.array([result.score_time for result in results])
         # As cv_results_ computes them: plain mean and population std over the folds.
         mean = float(np.average(scores))
-        metrics.update(
+        metrics = dict(
             mean_test_score=mean,
             std_test_score=float(np.sqrt(np.average((scores - mean) ** 2))),
             mean_fit_time=float(fit_times.mean()),
@@ -440,7 +429,9 @@ class SklearnEngine(Engine):
             mean_score_time=float(score_times.mean()),
             std_score_time=float(score_times.std()),
         )
-        ctx.recorder.complete(record, scoring.sign * mean, metrics)
+        return TrialOutcome.complete(scoring.sign * mean, metrics)
+
+    return cross_validate
 
 
 # -- fitting folds ----------------------------------------------------------------------------------------
@@ -448,7 +439,7 @@ class _Folds:
     """Fits one candidate's folds and yields each fold's result as it ends."""
 
     def folds(
-        self, record: TrialRecord, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]]
+        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]]
     ) -> Iterator[FoldResult]:
         raise NotImplementedError
 
@@ -459,26 +450,24 @@ class _Folds:
 class _InProcessFolds(_Folds):
     """``--jobs 1``: folds one after another in this process, epochs written by the recorder."""
 
-    def __init__(self, ctx: RunContext, x: Any, y: Any, sample_weight: Any, estimator: Any, scorer: Any):
-        self.ctx = ctx
+    def __init__(self, x: Any, y: Any, sample_weight: Any, estimator: Any, scorer: Any):
         self.x, self.y, self.sample_weight = x, y, sample_weight
         self.estimator = estimator
         self.scorer = scorer
 
     def folds(
-        self, record: TrialRecord, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]]
+        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]]
     ) -> Iterator[FoldResult]:
         import keras
 
         from search.engines.sklearn_estimators import fit_and_score
 
-        recorder = self.ctx.recorder
         try:
             for fold, (train, test) in enumerate(splits):
                 yield fit_and_score(
                     self.estimator, candidate.sklearn_params, self.x, self.y, train, test, self.scorer,
                     fold=fold, sample_weight=self.sample_weight,
-                    on_epoch=lambda epoch, logs, fold=fold: recorder.epoch(record, epoch, logs, fold=fold),
+                    on_epoch=lambda epoch, logs, fold=fold: attempt.record_epoch(epoch, logs, fold=fold),
                 )
         finally:
             keras.backend.clear_session()  # the last fold's model; the builder clears before each build
@@ -516,14 +505,15 @@ class _ProcessFolds(_Folds):
         return self._executor
 
     def folds(
-        self, record: TrialRecord, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]]
+        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]]
     ) -> Iterator[FoldResult]:
         from concurrent.futures import as_completed, wait
 
         from search.engines.sklearn_estimators import fit_fold_in_process
 
         pool = self._pool()
-        futures = [pool.submit(fit_fold_in_process, record.id, candidate.sklearn_params, fold, train, test)
+        futures = [pool.submit(fit_fold_in_process, attempt.record.id, candidate.sklearn_params, fold, train,
+                               test)
                    for fold, (train, test) in enumerate(splits)]
         try:
             for future in as_completed(futures):

@@ -25,6 +25,7 @@ from sklearn.utils import ClassifierTags, RegressorTags
 from search.training import EpochRecorderCallback, describe_error
 from spaces import DEFAULTS, SpaceError, TaskInfo, build_model
 from spaces.compile_sklearn import MODEL_PREFIX, WRAPPER_PARAMS
+from storage import StorageError, TrialConflictError
 
 #: Share of each training fold that Keras holds out (``validation_split``) for the ``val_*`` curves.
 #: The fold's score comes from its own held-out part, which training never sees.
@@ -178,7 +179,8 @@ def fit_and_score(
     part, score on the held-out part, with ``error_score`` semantics (an error is returned, not raised).
 
     Validation data for the ``val_*`` curves is the estimator's ``validation_split`` of the training
-    part; the held-out part is only scored. ``KeyboardInterrupt`` propagates.
+    part; the held-out part is only scored. ``KeyboardInterrupt`` and storage errors (raised by
+    ``on_epoch``) propagate.
     """
     from sklearn.base import clone
 
@@ -197,8 +199,8 @@ def fit_and_score(
         scored = time.perf_counter()
         score = float(scorer(model, x[test], y[test]))
         score_time = time.perf_counter() - scored
-    except KeyboardInterrupt:
-        raise
+    except (KeyboardInterrupt, StorageError, TrialConflictError):
+        raise  # Ctrl-C, and the database's trouble, are not this candidate's fault: the runner decides
     except Exception as error:  # error_score: this candidate fails, the search goes on
         fit_time = fit_time or time.perf_counter() - started
         return FoldResult(fold, None, fit_time, score_time, 0, f"fold {fold}: {describe_error(error)}")

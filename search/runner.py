@@ -1,0 +1,327 @@
+"""The trial runner: the one place where a proposed configuration becomes a recorded trial.
+
+Engines only propose (an Optuna trial, a KerasTuner trial, a scikit-learn candidate) and say how to
+train it; the runner holds the rules every trial obeys, whichever engine proposed it, as scikit-learn's
+``BaseSearchCV`` owns evaluation while each search only proposes candidates:
+
+- **claim**: the trial is inserted RUNNING only if the study's budget has room and the configuration was
+  not tried before (both checked in the inserting transaction, so K workers stop at exactly the budget
+  and never train one configuration twice, unless a retry of an interrupted trial says so);
+- **liveness**: while it trains, a heartbeat thread of this process refreshes the trial every few
+  seconds, however long an epoch takes (see :mod:`search.recovery` for the staleness rule);
+- **epochs**: each epoch is recorded as it ends; a non-finite loss stops training and fails the trial;
+- **finish exactly once**: COMPLETE, PRUNED or FAILED in one conditional update; if recovery already
+  failed the trial (its worker was paused past the grace period), the late result is refused and logged;
+- **whose fault**: an exception from training fails that trial and the search goes on; Ctrl-C marks it
+  interrupted (retried on resume); a database error is not the configuration's fault: the trial is marked
+  interrupted if the database still answers, and the worker stops with one clear message.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from search.errors import StorageTroubleError
+from search.training import EpochRecorderCallback, FitResult, NonFiniteLossError, describe_error, fit_config
+from storage import (
+    BudgetReachedError,
+    DuplicateTrialError,
+    StorageError,
+    TrialNotRunningError,
+    TrialRecord,
+    TrialState,
+)
+
+if TYPE_CHECKING:
+    from search.engines.base import RunContext
+
+#: The error text of a trial stopped by Ctrl-C or SIGTERM.
+USER_INTERRUPT = "interrupted by the user (Ctrl-C)"
+#: Seconds between heartbeats at most; shorter when the study's grace period is short.
+HEARTBEAT_S = 5.0
+#: A RUNNING trial whose heartbeat is older than this many seconds is taken as abandoned (default).
+DEFAULT_STALE_AFTER_S = 60.0
+
+
+def stale_after_s(settings: Mapping[str, Any]) -> float:
+    """The study's grace period: how long a trial may go without a heartbeat before it is failed."""
+    value = settings.get("stale_after_s")
+    return DEFAULT_STALE_AFTER_S if value is None else float(value)
+
+
+def heartbeat_interval(settings: Mapping[str, Any]) -> float:
+    """Beat often enough that one late beat never makes a live trial look stale."""
+    return max(0.2, min(HEARTBEAT_S, stale_after_s(settings) / 4))
+
+
+# -- what engines hand the runner, and what they get back -----------------------------------------------
+@dataclass(frozen=True)
+class Proposal:
+    """One configuration an engine wants trained.
+
+    ``params`` are recorded as the trial's parameters; ``identity`` (default: ``params``) is what makes
+    two proposals the same work, for the no-duplicates rule (a Hyperband round adds its round to it).
+    """
+
+    params: Mapping[str, Any]
+    engine_trial_id: str | None = None
+    retry_of: int | None = None
+    parent_number: int | None = None
+    identity: Any = None
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """How training ended, as the engine judges it (the runner records it)."""
+
+    state: TrialState
+    value: float | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @classmethod
+    def complete(cls, value: float, metrics: Mapping[str, float]) -> TrialOutcome:
+        return cls(TrialState.COMPLETE, value=value, metrics=metrics)
+
+    @classmethod
+    def pruned(cls, value: float | None, metrics: Mapping[str, float]) -> TrialOutcome:
+        return cls(TrialState.PRUNED, value=value, metrics=metrics)
+
+    @classmethod
+    def failed(cls, error: str, metrics: Mapping[str, float] | None = None) -> TrialOutcome:
+        return cls(TrialState.FAILED, metrics=dict(metrics or {}), error=error)
+
+
+class RunStatus(enum.Enum):
+    #: Trained and recorded in a final state (see ``RunResult.trial``).
+    FINISHED = "finished"
+    #: Not trained: the configuration was already tried in this study.
+    DUPLICATE = "duplicate"
+    #: Not trained: other workers already used the trial budget.
+    BUDGET_REACHED = "budget reached"
+    #: Trained, but recovery had failed the trial meanwhile: the result was refused.
+    SUPERSEDED = "superseded"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: RunStatus
+    trial: TrialRecord | None = None
+    duplicate_of: int | None = None
+
+    @property
+    def value(self) -> float | None:
+        return self.trial.value if self.trial is not None else None
+
+
+# -- heartbeats -----------------------------------------------------------------------------------------
+class Heartbeat:
+    """A daemon thread that refreshes the heartbeat of every trial this process is training.
+
+    Liveness must not depend on epoch length: a 10-minute epoch beats as often as a 10 ms one, and a
+    worker that is paused (SIGSTOP), hung or cut off stops beating whatever it was doing.
+    """
+
+    def __init__(self, storage: Any, interval_s: float) -> None:
+        self.storage = storage
+        self.interval_s = interval_s
+        self._trials: set[int] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, trial_id: int) -> None:
+        with self._lock:
+            self._trials.add(trial_id)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._beat, name="hpsearch-heartbeat", daemon=True)
+                self._thread.start()
+
+    def discard(self, trial_id: int) -> None:
+        with self._lock:
+            self._trials.discard(trial_id)
+
+    def _beat(self) -> None:
+        while True:
+            self._wake.wait(self.interval_s)
+            with self._lock:
+                trials = sorted(self._trials)
+            if not trials:
+                continue
+            try:
+                self.storage.beat(trials)
+            except Exception as error:  # noqa: BLE001 - a missed beat is retried; the trial's own writes report
+                print(f"note: heartbeat not written ({error}); retrying", file=sys.stderr, flush=True)
+
+
+# -- one trial in training ------------------------------------------------------------------------------
+class Attempt:
+    """What an engine's training function gets: the recorded trial and the ways to report on it."""
+
+    def __init__(self, runner: TrialRunner, record: TrialRecord) -> None:
+        self.runner = runner
+        self.record = record
+        #: Results reported so far (a finished fold), kept on the trial however it ends.
+        self.metrics: dict[str, float] = {}
+
+    @property
+    def seed(self) -> int:
+        """The trial's training seed: the study's seed plus the trial number, so a configuration trains
+        the same way whichever worker runs it."""
+        return self.runner.ctx.seed + self.record.number
+
+    def record_epoch(self, epoch: int, logs: Mapping[str, Any] | None, *, fold: int | None = None) -> None:
+        self.runner.ctx.recorder.epoch(self.record, epoch, logs, fold=fold)
+
+    def epoch_callback(self, *, epoch_offset: int = 0, fold: int | None = None) -> Any:
+        """Keras callback recording each epoch (numbered from ``epoch_offset``) and stopping on NaN."""
+        return EpochRecorderCallback(
+            lambda epoch, logs: self.record_epoch(epoch - epoch_offset, logs, fold=fold)
+        )
+
+    def partial(self, metrics: Mapping[str, float]) -> None:
+        """Results that arrive while the trial runs (a finished fold), committed now so a crash keeps them."""
+        self.metrics.update(metrics)
+        self.runner.ctx.recorder.partial(self.record, metrics)
+
+    def fit(
+        self,
+        config: Mapping[str, Any],
+        *,
+        callbacks: Sequence[Any] = (),
+        epochs: int | None = None,
+        initial_epoch: int = 0,
+        epoch_offset: int = 0,
+        prepare_model: Callable[[Any], None] | None = None,
+    ) -> FitResult:
+        """Train ``config`` on the study's data with the shared builder, recording every epoch."""
+        ctx = self.runner.ctx
+        return fit_config(
+            config,
+            ctx.dataset,
+            objective=ctx.study.objective,
+            direction=ctx.study.direction,
+            callbacks=[self.epoch_callback(epoch_offset=epoch_offset), *callbacks],
+            seed=self.seed,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            prepare_model=prepare_model,
+        )
+
+    def outcome(self, result: FitResult) -> TrialOutcome:
+        """COMPLETE with the best epoch's objective, or FAILED when the model never reported it."""
+        if result.value is None:
+            objective = self.runner.ctx.study.objective
+            return TrialOutcome.failed(f"objective '{objective}' was not reported by the model",
+                                       result.final_metrics)
+        return TrialOutcome.complete(result.value, result.final_metrics)
+
+
+class _Superseded(Exception):
+    """Recovery failed the trial while it trained (its writes are refused from then on)."""
+
+
+class TrialRunner:
+    """Claims, trains, records and finishes trials for one run of one study (see the module docstring)."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.heartbeat = Heartbeat(ctx.storage, heartbeat_interval(ctx.settings))
+
+    def run(self, proposal: Proposal, train: Callable[[Attempt], TrialOutcome]) -> RunResult:
+        """Claim ``proposal`` as a trial, train it with ``train``, record how it ended.
+
+        Returns without training when the budget is used up or the configuration was tried before.
+        Raises only KeyboardInterrupt (the trial is recorded as interrupted) and StorageTroubleError.
+        """
+        ctx = self.ctx
+        try:
+            record = ctx.recorder.start(
+                proposal.params,
+                engine_trial_id=proposal.engine_trial_id,
+                retry_of=proposal.retry_of,
+                parent_number=proposal.parent_number,
+                identity=proposal.identity,
+                budget=ctx.tracker.budget.trials,
+            )
+        except BudgetReachedError:
+            return RunResult(RunStatus.BUDGET_REACHED)
+        except DuplicateTrialError as duplicate:
+            return RunResult(RunStatus.DUPLICATE, duplicate_of=duplicate.number)
+        except StorageError as error:
+            raise StorageTroubleError(self._trouble(None, error)) from error
+        self.heartbeat.add(record.id)
+        try:
+            attempt = Attempt(self, record)
+            try:
+                outcome = self._train(attempt, train)
+            except _Superseded as superseded:
+                self._refused(record, str(superseded.__cause__ or superseded))
+                return RunResult(RunStatus.SUPERSEDED)
+            return self._finish(attempt, outcome)
+        finally:
+            self.heartbeat.discard(record.id)
+
+    def _train(self, attempt: Attempt, train: Callable[[Attempt], TrialOutcome]) -> TrialOutcome:
+        record = attempt.record
+        try:
+            return train(attempt)
+        except TrialNotRunningError as late:
+            raise _Superseded() from late
+        except KeyboardInterrupt:
+            self._interrupt(attempt, USER_INTERRUPT)
+            raise
+        except StorageError as error:
+            self._interrupt(attempt, f"interrupted: the database failed during the trial ({error})")
+            raise StorageTroubleError(self._trouble(record, error)) from error
+        except NonFiniteLossError as error:
+            return TrialOutcome.failed(str(error), attempt.metrics)
+        except Exception as error:  # noqa: BLE001 - one configuration's error must not end the search
+            return TrialOutcome.failed(describe_error(error), attempt.metrics)
+
+    def _finish(self, attempt: Attempt, outcome: TrialOutcome) -> RunResult:
+        recorder, record = self.ctx.recorder, attempt.record
+        metrics = {**attempt.metrics, **outcome.metrics}
+        try:
+            if outcome.state is TrialState.COMPLETE and outcome.value is not None and math.isfinite(
+                outcome.value
+            ):
+                finished = recorder.complete(record, outcome.value, metrics)
+            elif outcome.state is TrialState.PRUNED:
+                finished = recorder.prune(record, outcome.value, metrics)
+            else:
+                error = outcome.error or f"the objective value was {outcome.value}"
+                finished = recorder.fail(record, error, metrics=metrics)
+        except TrialNotRunningError as late:
+            self._refused(record, str(late), outcome)
+            return RunResult(RunStatus.SUPERSEDED)
+        except StorageError as error:
+            self._interrupt(attempt, f"interrupted: the database failed while recording the result ({error})")
+            raise StorageTroubleError(self._trouble(record, error)) from error
+        return RunResult(RunStatus.FINISHED, trial=finished)
+
+    def _interrupt(self, attempt: Attempt, reason: str) -> None:
+        """Mark the trial interrupted (retried on resume), if the database still takes the write; when it
+        does not, the trial stays RUNNING and recovery fails it once its heartbeat is stale."""
+        try:
+            self.ctx.recorder.fail(attempt.record, reason, interrupted=True, metrics=attempt.metrics)
+        except (TrialNotRunningError, StorageError):
+            pass
+
+    def _refused(self, record: TrialRecord, why: str, outcome: TrialOutcome | None = None) -> None:
+        result = "" if outcome is None else f" ({outcome.state.value.lower()}, value {outcome.value})"
+        # Logged, never counted: the trial was failed and its configuration retried elsewhere.
+        print(f"note: late result of trial #{record.number}{result} refused: {why}", file=sys.stderr,
+              flush=True)
+
+    def _trouble(self, record: TrialRecord | None, error: Exception) -> str:
+        during = f"during trial #{record.number} " if record is not None else ""
+        counted = (" (not counted as a failed trial; its configuration is retried on resume)"
+                   if record is not None else "")
+        return f"the database failed {during}of study '{self.ctx.study.name}': {error}{counted}"
