@@ -78,6 +78,38 @@ def test_other_samplers(cli, tmp_path, algorithm):
     assert study["algorithm"] == algorithm and study["direction"] == "minimize"
 
 
+CONTINUOUS_SPACE = """\
+objective: val_accuracy
+params:
+  n_neurons: {type: int, low: 4, high: 32}
+  learning_rate: {type: float, low: 1.0e-3, high: 5.0e-2, log: true}
+fixed: {n_hidden: 1, epochs: 1}
+"""
+
+
+def test_samplers_are_told_apart(cli, tmp_path):
+    """Each --algorithm really runs its own sampler: the same seed gives the same proposals for one
+    sampler and different ones for another, and CMA-ES leaves its generation in Optuna's trials."""
+    space = tmp_path / "c.yaml"
+    space.write_text(CONTINUOUS_SPACE)
+
+    def proposals(algorithm: str, study: str) -> list[tuple]:
+        result = cli("run", space, "--algorithm", algorithm, "--data", "iris", "--trials", "3", "--study",
+                     study, "--quiet", "--pruner", "none", "--in-process", "--seed", "5")
+        assert result.code == 0, result.err
+        trials = json.loads(cli("trials", study, "--json").out)
+        return [(t["params"]["n_neurons"], t["params"]["learning_rate"]) for t in trials]
+
+    random_once, random_again = proposals("random", "r1"), proposals("random", "r2")
+    assert random_once == random_again, "a seeded sampler proposes the same configurations"
+    assert proposals("tpe", "t") != random_once
+    assert proposals("cmaes", "c") != random_once
+    generations = query(tmp_path / "hp.db", "SELECT COUNT(*) FROM trial_system_attributes a JOIN trials t "
+                        "ON t.trial_id = a.trial_id JOIN studies s ON s.study_id = t.study_id "
+                        "WHERE s.study_name = 'c' AND a.key = 'cma:generation'")
+    assert generations[0][0] >= 1, "CMA-ES sampled relative to its distribution after the first trial"
+
+
 def test_hyperband_pruner_and_regression(cli, tmp_path, db_url):
     space = tmp_path / "reg.yaml"
     space.write_text(
@@ -95,10 +127,31 @@ def test_hyperband_pruner_and_regression(cli, tmp_path, db_url):
     pruned = [t for t in trials if t["state"] == "PRUNED"]
     for trial in pruned:
         assert trial["epochs_run"] <= 4 and len(trial["curves"]["val_mae"]) == trial["epochs_run"]
+    assert json.loads(cli("best", "r", "--json").out)["direction"] == "minimize"
+
+
+def test_hyperband_pruner_prunes_hopeless_trials(cli, tmp_path):
+    space = tmp_path / "prune.yaml"
+    # Half the configurations barely learn (learning rate 1e-5): Hyperband's rungs must cut them short.
+    space.write_text(
+        "objective: val_accuracy\n"
+        "params:\n"
+        "  n_neurons: {type: int, low: 8, high: 32}\n"
+        "  learning_rate: {type: categorical, choices: [1.0e-5, 5.0e-2]}\n"
+        "fixed: {n_hidden: 1, epochs: 9, batch_size: 16}\n"
+    )
+    result = cli("run", space, "--data", "iris", "--trials", "12", "--study", "hb", "--quiet",
+                 "--pruner", "hyperband", "--algorithm", "random", "--in-process")
+    assert result.code == 0, result.err
+    trials = json.loads(cli("trials", "hb", "--json").out)
+    pruned = [t for t in trials if t["state"] == "PRUNED"]
+    assert pruned, "the Hyperband pruner stopped at least one trial early"
+    for trial in pruned:
+        assert trial["epochs_run"] < 9 and len(trial["curves"]["val_accuracy"]) == trial["epochs_run"]
+    assert sum(t["epochs_run"] for t in trials) < 12 * 9, "pruning saved epochs"
     # Optuna's own record agrees with ours on which trials were pruned.
     optuna_pruned = query(tmp_path / "hp.db", "SELECT COUNT(*) FROM trials WHERE state = 'PRUNED'")
     assert optuna_pruned == [(len(pruned),)]
-    assert json.loads(cli("best", "r", "--json").out)["direction"] == "minimize"
 
 
 def test_csv_data_with_categorical_column_and_class_weights(cli, tmp_path, tiny_space):
@@ -114,10 +167,21 @@ def test_csv_data_with_categorical_column_and_class_weights(cli, tmp_path, tiny_
     csv = tmp_path / "data.csv"
     csv.write_text("\n".join(rows) + "\n")
     result = cli("run", tiny_space, "--data", csv, "--target", "label", "--trials", "2", "--study", "c",
-                 "--class-weight", "balanced", "--quiet")
+                 "--class-weight", "balanced", "--quiet", "--algorithm", "random", "--in-process")
     assert result.code == 0, result.err
+    # size stays one column, colour becomes three one-hot columns
+    assert "2 features (4 after encoding)" in result.out
     study = json.loads(cli("studies", "--json").out)[0]
     assert study["data"] == str(csv) and study["states"]["COMPLETE"] == 2
+    # The same configurations without class weights train differently: the weights reached the fits.
+    unweighted = cli("run", tiny_space, "--data", csv, "--target", "label", "--trials", "2", "--study", "u",
+                     "--quiet", "--algorithm", "random", "--in-process")
+    assert unweighted.code == 0, unweighted.err
+    weighted_trials = json.loads(cli("trials", "c", "--json").out)
+    plain_trials = json.loads(cli("trials", "u", "--json").out)
+    assert [t["params"] for t in weighted_trials] == [t["params"] for t in plain_trials]
+    for weighted, plain in zip(weighted_trials, plain_trials, strict=True):
+        assert weighted["curves"]["loss"][0] != pytest.approx(plain["curves"]["loss"][0], rel=1e-3)
 
 
 def test_optuna_cli_opens_our_database(cli, tiny_space, db_url):

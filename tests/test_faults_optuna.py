@@ -147,6 +147,14 @@ def test_nan_trial_fails_but_search_continues_and_is_never_best(cli, tmp_path):
                  "--quiet")
     assert result.code == 0, result.err
     trials = {t["params"]["learning_rate"]: t for t in json.loads(cli("trials", "g", "--json").out)}
-    assert trials[1.0e8]["state"] == "FAILED" and "loss became" in trials[1.0e8]["error"]
-    assert trials[3.0e-3]["state"] == "COMPLETE"
+    diverged, sane = trials[1.0e8], trials[3.0e-3]
+    assert diverged["state"] == "FAILED" and "loss became" in diverged["error"]
+    assert sane["state"] == "COMPLETE"
+    # The diverged trial carries no value at all, so no reader can rank it: not the run's summary, not a
+    # sort by value (which puts missing values last), not compare, not best.
+    assert diverged["value"] is None
+    assert f"best trial #{sane['number']}:" in result.out
+    by_value = json.loads(cli("trials", "g", "--sort", "value", "--json").out)
+    assert [t["number"] for t in by_value] == [sane["number"], diverged["number"]]
+    assert json.loads(cli("compare", "g", "--json").out)[0]["best_value"] == sane["value"]
     assert json.loads(cli("best", "g", "--json").out)["params"]["learning_rate"] == 3.0e-3

@@ -46,7 +46,8 @@ def _run(cli, space, *args):
 
 
 def test_grid_search_records_folds_and_agrees_with_gridsearchcv(cli, tmp_path, db_url):
-    from sklearn.model_selection import GridSearchCV
+    from sklearn.base import is_classifier
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
     from search.data import load_dataset
     from search.engines.sklearn_engine import cv_rows
@@ -76,8 +77,11 @@ def test_grid_search_records_folds_and_agrees_with_gridsearchcv(cli, tmp_path, d
     space = load_space(str(space_path))
     dataset = load_dataset("iris", seed=0)
     x, y = cv_rows(dataset)
-    search = GridSearchCV(make_estimator(dataset.task, resolve_config(space, {}), seed=0),
-                          to_param_grid(space), cv=2, scoring="accuracy", error_score="raise")
+    estimator = make_estimator(dataset.task, resolve_config(space, {}), seed=0)
+    assert is_classifier(estimator)
+    # Folds named explicitly, so the comparison fails if our engine ever splits classes unstratified.
+    search = GridSearchCV(estimator, to_param_grid(space), cv=StratifiedKFold(n_splits=2),
+                          scoring="accuracy", error_score="raise")
     search.fit(x, y)
     ours = sorted((t["params"]["n_neurons"], t["params"]["learning_rate"], t["value"]) for t in trials)
     theirs = sorted((p["model__n_neurons"], p["model__learning_rate"], s)
