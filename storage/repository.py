@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, case, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Select, case, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -376,58 +376,84 @@ class Storage:
         as the other folds' epoch: curves stay one list per name aligned by epoch, and ``epochs_run``
         is the most epochs any fold trained.
         """
-        if fold is not None:
-            self._record_fold_epoch(trial_id, epoch, metrics, fold)
-            return
-        now = utcnow()
-        try:
-            with self._write() as session:
-                result = session.execute(
-                    update(TrialRow)
-                    .where(TrialRow.id == trial_id, TrialRow.state == TrialState.RUNNING.value)
-                    .values(epochs_run=epoch + 1, heartbeat_at=now)
-                )
-                if result.rowcount == 0:  # type: ignore[attr-defined]
-                    raise self._not_running(session, trial_id)
-                session.add(TrialEpochRow(trial_id=trial_id, epoch=epoch, metrics=metrics, recorded_at=now))
-        except IntegrityError as e:
-            raise StorageError(f"epoch {epoch} of trial id {trial_id} is already recorded") from e
+        self.record_epochs(trial_id, [(epoch, metrics, fold)])
 
-    def _record_fold_epoch(self, trial_id: int, epoch: int, metrics: dict[str, float], fold: int) -> None:
+    def record_epochs(
+        self, trial_id: int, epochs: Sequence[tuple[int, dict[str, float], int | None]]
+    ) -> None:
+        """Append several epochs ``(epoch, metrics, fold)`` of a RUNNING trial in one transaction.
+
+        Writing epochs in batches keeps the store's cost per trial low: a kill loses at most the batch
+        not yet written. Refused (TrialNotRunningError) once the trial has ended."""
+        if not epochs:
+            return
+        with self._write() as session:
+            self._claim_running(session, trial_id, epochs)
+            self._add_epochs(session, trial_id, epochs)
+
+    def _claim_running(
+        self, session: Session, trial_id: int, epochs: Sequence[tuple[int, Any, Any]]
+    ) -> None:
+        # Updating the trial row first also locks it (PostgreSQL): folds trained in parallel merge into one
+        # epoch row one at a time (SQLite's BEGIN IMMEDIATE does the same).
+        last = max(epoch for epoch, _, _ in epochs)
+        result = session.execute(
+            update(TrialRow)
+            .where(TrialRow.id == trial_id, TrialRow.state == TrialState.RUNNING.value)
+            .values(
+                epochs_run=case((TrialRow.epochs_run > last, TrialRow.epochs_run), else_=last + 1),
+                heartbeat_at=utcnow(),
+            )
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise self._not_running(session, trial_id)
+
+    def _add_epochs(
+        self, session: Session, trial_id: int, epochs: Sequence[tuple[int, dict[str, float], int | None]]
+    ) -> None:
         now = utcnow()
-        named = {fold_metric_name(fold, name): value for name, value in metrics.items()}
-        try:
-            with self._write() as session:
-                # Updating the trial row first also locks it (PostgreSQL): folds trained in parallel
-                # merge into one epoch row one at a time (SQLite's BEGIN IMMEDIATE does the same).
-                result = session.execute(
-                    update(TrialRow)
-                    .where(TrialRow.id == trial_id, TrialRow.state == TrialState.RUNNING.value)
-                    .values(
-                        epochs_run=case((TrialRow.epochs_run > epoch, TrialRow.epochs_run), else_=epoch + 1),
-                        heartbeat_at=now,
-                    )
+        if all(fold is None for _, _, fold in epochs):
+            # The common case (one model per trial): one multi-row INSERT, no read; the unique
+            # (trial_id, epoch) constraint refuses an epoch written twice.
+            try:
+                session.execute(insert(TrialEpochRow), [
+                    {"trial_id": trial_id, "epoch": epoch, "metrics": metrics, "recorded_at": now}
+                    for epoch, metrics, _ in epochs
+                ])
+            except IntegrityError as e:
+                numbers = sorted(epoch for epoch, _, _ in epochs)
+                which = (f"epoch {numbers[0]}" if len(numbers) == 1
+                         else f"one of epochs {numbers[0]}-{numbers[-1]}")
+                raise StorageError(f"{which} of trial id {trial_id} is already recorded") from e
+            return
+        merged: dict[int, dict[str, Any]] = {}
+        for epoch, metrics, fold in epochs:
+            named = metrics if fold is None else {fold_metric_name(fold, k): v for k, v in metrics.items()}
+            into = merged.setdefault(epoch, {})
+            if named.keys() & into.keys():
+                raise StorageError(f"epoch {epoch} of trial id {trial_id} is given twice")
+            into.update(named)
+        existing = {
+            row.epoch: row
+            for row in session.scalars(
+                select(TrialEpochRow).where(
+                    TrialEpochRow.trial_id == trial_id, TrialEpochRow.epoch.in_(list(merged))
                 )
-                if result.rowcount == 0:  # type: ignore[attr-defined]
-                    raise self._not_running(session, trial_id)
-                row = session.scalars(
-                    select(TrialEpochRow).where(
-                        TrialEpochRow.trial_id == trial_id, TrialEpochRow.epoch == epoch
-                    )
-                ).one_or_none()
-                if row is None:
-                    session.add(TrialEpochRow(trial_id=trial_id, epoch=epoch, metrics=named, recorded_at=now))
-                elif named.keys() & row.metrics.keys():
-                    raise StorageError(
-                        f"epoch {epoch} of fold {fold} of trial id {trial_id} is already recorded"
-                    )
-                else:
-                    row.metrics = {**row.metrics, **named}
-                    row.recorded_at = now
+            )
+        }
+        for epoch, metrics in merged.items():
+            row = existing.get(epoch)
+            if row is None:
+                session.add(TrialEpochRow(trial_id=trial_id, epoch=epoch, metrics=metrics, recorded_at=now))
+            elif metrics.keys() & row.metrics.keys():
+                raise StorageError(f"epoch {epoch} of trial id {trial_id} is already recorded")
+            else:  # another fold's metrics of the same epoch
+                row.metrics = {**row.metrics, **metrics}
+                row.recorded_at = now
+        try:
+            session.flush()
         except IntegrityError as e:  # another writer inserted the row first (only without the row lock)
-            raise StorageError(
-                f"epoch {epoch} of fold {fold} of trial id {trial_id} raced another write"
-            ) from e
+            raise StorageError(f"an epoch of trial id {trial_id} raced another write") from e
 
     def merge_trial_metrics(self, trial_id: int, metrics: dict[str, Any]) -> None:
         """Add ``metrics`` to a trial's metrics while it runs (keys given win); also its heartbeat.
@@ -452,8 +478,10 @@ class Storage:
         error: str | None = None,
         interrupted: bool = False,
         peak_memory_mb: float | None = None,
+        epochs: Sequence[tuple[int, dict[str, float], int | None]] = (),
     ) -> TrialRecord:
-        """Close a RUNNING trial in a final state; sets ended_at and duration_s.
+        """Close a RUNNING trial in a final state, with its last ``epochs`` not yet written (one
+        transaction); sets ended_at and duration_s.
 
         One conditional UPDATE (``WHERE state = 'RUNNING'``): a trial ends exactly once. A second finish
         (a paused worker reporting after recovery failed its trial) raises TrialNotRunningError and
@@ -481,6 +509,9 @@ class Storage:
             )
             if metrics is not None:
                 values["metrics"] = dict(metrics)
+            if epochs:
+                last = max(epoch for epoch, _, _ in epochs)
+                values["epochs_run"] = case((TrialRow.epochs_run > last, TrialRow.epochs_run), else_=last + 1)
             result = session.execute(
                 update(TrialRow)
                 .where(TrialRow.id == trial_id, TrialRow.state == TrialState.RUNNING.value)
@@ -488,6 +519,8 @@ class Storage:
             )
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise self._not_running(session, trial_id)
+            if epochs:
+                self._add_epochs(session, trial_id, epochs)
             session.execute(update(StudyRow).where(StudyRow.id == started.study_id).values(updated_at=now))
             row = session.execute(_trial_select().where(TrialRow.id == trial_id)).one()
             return _trial_record(row)

@@ -17,11 +17,14 @@ from typing import Any
 import pytest
 
 from storage import (
+    BudgetReachedError,
+    DuplicateTrialError,
     Storage,
     StorageError,
     StudyExistsError,
     StudyNotFoundError,
     TrialNotFoundError,
+    TrialNotRunningError,
     TrialState,
     open_storage,
 )
@@ -433,3 +436,50 @@ def test_two_processes_start_trials_concurrently(storage: Storage, storage_url: 
 def test_two_processes_racing_create_study(storage: Storage, storage_url: str, tmp_path: Path) -> None:
     assert sorted(_run_workers(storage_url, "create", tmp_path)) == ["created", "exists"]
     assert [s.study.name for s in storage.list_studies()] == ["race"]
+
+
+def test_a_finished_trial_stays_finished(storage: Storage) -> None:
+    study = make_study(storage)
+    trial = storage.start_trial(study.id, {"n": 1}, worker="h:1")
+    storage.finish_trial(trial.id, TrialState.FAILED, error="interrupted: no heartbeat", interrupted=True)
+    # The paused worker comes back: its epoch, its partial results and its finish are all refused.
+    with pytest.raises(TrialNotRunningError, match="already FAILED"):
+        storage.record_epoch(trial.id, 0, {"loss": 1.0})
+    with pytest.raises(TrialNotRunningError):
+        storage.merge_trial_metrics(trial.id, {"split0_test_score": 0.5})
+    with pytest.raises(TrialNotRunningError):
+        storage.finish_trial(trial.id, TrialState.COMPLETE, value=0.9, epochs=[(0, {"loss": 1.0}, None)])
+    kept = storage.get_trial(study.id, trial.number, with_epochs=True)
+    assert (kept.state, kept.value, kept.interrupted, kept.curves) == (TrialState.FAILED, None, True, {})
+
+
+def test_epochs_written_in_batches_and_with_the_finish(storage: Storage) -> None:
+    study = make_study(storage)
+    trial = storage.start_trial(study.id, {}, worker="h:1")
+    storage.record_epochs(trial.id, [(0, {"loss": 3.0}, None), (1, {"loss": 2.0}, None)])
+    folded = storage.start_trial(study.id, {"n": 2}, worker="h:1")
+    storage.record_epochs(folded.id, [(0, {"loss": 1.0}, 0), (0, {"loss": 1.5}, 1), (1, {"loss": 0.5}, 0)])
+    done = storage.finish_trial(trial.id, TrialState.COMPLETE, value=1.0, epochs=[(2, {"loss": 1.0}, None)])
+    assert done.epochs_run == 3
+    assert storage.get_trial(study.id, 0, with_epochs=True).curves == {"loss": [3.0, 2.0, 1.0]}
+    curves = storage.get_trial(study.id, 1, with_epochs=True).curves
+    assert curves == {"split0_loss": [1.0, 0.5], "split1_loss": [1.5, None]}
+
+
+def test_claims_respect_the_budget_and_refuse_repeated_configurations(storage: Storage) -> None:
+    study = make_study(storage)
+    first = storage.start_trial(study.id, {"n": 1}, worker="h:1", budget=2, unique=True)
+    with pytest.raises(DuplicateTrialError, match="trial #0 \\(RUNNING\\)"):
+        storage.start_trial(study.id, {"n": 1}, worker="h:2", budget=2, unique=True)
+    storage.start_trial(study.id, {"n": 2}, worker="h:2", budget=2, unique=True)
+    with pytest.raises(BudgetReachedError):  # two running trials use the budget of two
+        storage.start_trial(study.id, {"n": 3}, worker="h:1", budget=2, unique=True)
+    # An interrupted trial gives its budget back and may be retried once, by a retry only.
+    storage.finish_trial(first.id, TrialState.FAILED, interrupted=True, error="interrupted")
+    with pytest.raises(DuplicateTrialError):
+        storage.start_trial(study.id, {"n": 1}, worker="h:1", budget=2, unique=True)
+    retry = storage.start_trial(study.id, {"n": 1}, worker="h:1", budget=2, unique=True, retry_of=0)
+    assert retry.number == 2 and retry.retry_of == 0
+    with pytest.raises(DuplicateTrialError):  # a second retry while the first one runs
+        storage.start_trial(study.id, {"n": 1}, worker="h:2", budget=3, unique=True, retry_of=0)
+    assert storage.budget_usage(study.id) == (0, 2)
