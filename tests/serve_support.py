@@ -81,7 +81,8 @@ def running_server(
         environment["HPSEARCH_TOKEN"] = env["HPSEARCH_TOKEN"]
     command = hpsearch_command("serve", "--storage", db_url, "--host", host, "--port", str(port), *args)
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=out,
+                                   stderr=subprocess.STDOUT)
     server = Server(process, f"http://{connect}:{port}", log)
     try:
         wait_until_up(server, token)

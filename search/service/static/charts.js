@@ -65,6 +65,8 @@ const HPChart = (() => {
       // Dots at the ends of the range would be cut in half by the frame.
       const pad = (xt.high - xt.low) * 0.03;
       xt.low -= pad; xt.high += pad;
+      const yPad = (yt.high - yt.low) * 0.04;
+      yt.low -= yPad; yt.high += yPad;
     }
     const yt = ticks(Math.min(...ys), Math.max(...ys));
     const fx = spec.xLog && !cats

@@ -153,6 +153,7 @@
             .filter(([x]) => x >= 0) }] });
       } else {
         HPChart.draw(box, { title: param + (spec.log ? " (log scale)" : ""), yLabel: study.objective, xLog: !!spec.log,
+          xInteger: spec.type === "int",
           height: 240, width: 420, legend: false,
           series: [{ mode: "dots", points: valued.map((t) => [Number(t.params[param]), t.value]) }] });
       }
@@ -203,7 +204,8 @@
     if (key !== seen) {
       const [history, best, complete] = await Promise.all([
         api(`${base}/history`),
-        api(`${base}/best?top=5&curves=true`).catch((error) => { if (error.status === 404) return null; throw error; }),
+        // Until a trial completes there is no best (the API answers 404): do not ask.
+        summary.states.COMPLETE ? api(`${base}/best?top=5&curves=true`) : Promise.resolve(null),
         api(`${base}/trials?state=complete&state=pruned`),
       ]);
       bestNumber = best ? best.number : null;
