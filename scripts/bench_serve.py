@@ -12,6 +12,7 @@ change in the machine's load hits both modes alike. Every poll must answer 200.
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import signal
 import socket
@@ -60,23 +61,31 @@ class Pollers:
         self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(clients)]
 
     def _run(self, index: int) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as client:
-            turn = index
-            while not self.stop.is_set():
-                path = self.paths[turn % len(self.paths)]
-                turn += 1
-                started = time.perf_counter()
-                try:
-                    response = client.get(path)
-                    ok = response.status_code == 200 or (response.status_code == 404 and "best" in path)
-                    problem = None if ok else f"{path}: {response.status_code} {response.text[:100]}"
-                except httpx.HTTPError as error:
-                    problem = f"{path}: {error!r}"
-                with self.lock:
-                    self.latencies.append(time.perf_counter() - started)
-                    if problem:
-                        self.errors.append(problem)
-                self.stop.wait(self.interval_s)
+        # http.client on a kept-alive connection: the load generator shares the machine's cores with
+        # the training it measures, so it should cost as little CPU as a client can.
+        host, port = self.url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        turn = index
+        while not self.stop.is_set():
+            path = self.paths[turn % len(self.paths)]
+            turn += 1
+            started = time.perf_counter()
+            try:
+                connection.request("GET", path)
+                response = connection.getresponse()
+                body = response.read()
+                ok = response.status == 200 or (response.status == 404 and "best" in path)
+                problem = None if ok else f"{path}: {response.status} {body[:100]!r}"
+            except (OSError, http.client.HTTPException) as error:
+                problem = f"{path}: {error!r}"
+                connection.close()
+                connection = http.client.HTTPConnection(host, int(port), timeout=30)
+            with self.lock:
+                self.latencies.append(time.perf_counter() - started)
+                if problem:
+                    self.errors.append(problem)
+            self.stop.wait(self.interval_s)
+        connection.close()
 
     def __enter__(self) -> Pollers:
         for thread in self.threads:
@@ -89,13 +98,21 @@ class Pollers:
             thread.join()
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds a process has used (user and system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_study(api: httpx.Client, name: str, trials: int, space: str, poll_url: str | None,
-              clients: int, interval_s: float) -> dict:
+              clients: int, interval_s: float, server_pid: int) -> dict:
     launched = api.post("/api/studies", json={"study": name, "space": space, "data": "digits",
                                               "engine": "optuna", "algorithm": "random", "trials": trials,
-                                              "seed": 7})
+                                              # No pruning: every round trains the same epochs.
+                                              "pruner": "none", "seed": 7})
     launched.raise_for_status()
     started = time.monotonic()
+    server_cpu, client_cpu = _cpu(server_pid), _cpu(os.getpid())
     pollers = Pollers(poll_url, name, clients, interval_s) if poll_url else None
     if pollers:
         pollers.__enter__()
@@ -106,10 +123,13 @@ def run_study(api: httpx.Client, name: str, trials: int, space: str, poll_url: s
         if pollers:
             pollers.__exit__(None, None, None)
     wall = time.monotonic() - started
+    server_cpu, client_cpu = _cpu(server_pid) - server_cpu, _cpu(os.getpid()) - client_cpu
     rows = api.get(f"/api/studies/{name}/trials").json()["trials"]
     complete = [row for row in rows if row["state"] == "COMPLETE"]
-    return {"name": name, "wall_s": wall, "train_s": sum(row["duration_s"] for row in complete),
-            "complete": len(complete), "requests": len(pollers.latencies) if pollers else 0,
+    finished = [row for row in rows if row["duration_s"] is not None]
+    return {"name": name, "wall_s": wall, "train_s": sum(row["duration_s"] for row in finished),
+            "complete": len(complete), "server_cpu_s": server_cpu, "client_cpu_s": client_cpu,
+            "requests": len(pollers.latencies) if pollers else 0,
             "errors": pollers.errors if pollers else [], "latencies": pollers.latencies if pollers else []}
 
 
@@ -117,7 +137,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between one client's requests")
-    parser.add_argument("--rounds", type=int, default=2, help="studies per mode, alternating")
+    parser.add_argument("--rounds", type=int, default=3, help="studies per mode, alternating")
     parser.add_argument("--trials", type=int, default=8)
     args = parser.parse_args()
 
@@ -143,10 +163,13 @@ def main() -> int:
             for round_ in range(args.rounds):
                 for mode in ("alone", "polled") if round_ % 2 == 0 else ("polled", "alone"):
                     result = run_study(api, f"bench-{mode}-{round_}", args.trials, SPACE,
-                                       url if mode == "polled" else None, args.clients, args.interval)
+                                       url if mode == "polled" else None, args.clients, args.interval,
+                                       server.pid)
                     results[mode].append(result)
                     extra = (f", {result['requests']} requests, {len(result['errors'])} errors"
                              if mode == "polled" else "")
+                    extra += (f"; CPU: server {result['server_cpu_s']:.1f} s, "
+                              f"this script {result['client_cpu_s']:.1f} s")
                     print(f"{result['name']}: {result['complete']} trials, training "
                           f"{result['train_s']:.1f} s, wall {result['wall_s']:.1f} s{extra}", flush=True)
     finally:
@@ -163,6 +186,9 @@ def main() -> int:
     if latencies:
         print(f"latency p50 {1000 * latencies[len(latencies) // 2]:.1f} ms, "
               f"p95 {1000 * latencies[int(len(latencies) * 0.95)]:.1f} ms, max {1000 * latencies[-1]:.1f} ms")
+    cpu = sum(r["server_cpu_s"] for r in results["polled"])
+    print(f"server CPU while polled: {cpu:.1f} s over {seconds:.0f} s ({100 * cpu / seconds:.1f}% of one "
+          f"core, {1000 * cpu / max(requests, 1):.2f} ms per request)")
     print(f"training time (median of {args.rounds}): alone {alone:.1f} s, polled {polled:.1f} s, "
           f"slowdown {100 * (polled / alone - 1):+.1f}%")
     for error in errors[:5]:

@@ -60,12 +60,16 @@ class ApiContext:
         self._cache: dict[str, tuple[float, bytes]] = {}
         self._cache_lock = threading.Lock()
 
-    def cached(self, key: str, build: Callable[[], Any]) -> bytes:
-        now = time.monotonic()
+    def hit(self, key: str) -> bytes | None:
         with self._cache_lock:
             hit = self._cache.get(key)
-            if hit is not None and hit[0] > now:
-                return hit[1]
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def cached(self, key: str, build: Callable[[], Any]) -> bytes:
+        now = time.monotonic()
+        body = self.hit(key)
+        if body is not None:
+            return body
         body = self.encode(build())
         with self._cache_lock:
             if len(self._cache) > 512:  # many distinct queries: start over rather than grow without end
@@ -394,7 +398,11 @@ def routes(ctx: ApiContext) -> list[Route]:
             try:
                 if cache:
                     key = request.url.path + "?" + str(request.query_params)
-                    body = await run_in_threadpool(ctx.cached, key, lambda: handler(ctx, request))
+                    # A hit is answered on the event loop: handing it to a thread would cost more
+                    # than the lookup, and many pollers make hits the common case.
+                    body = ctx.hit(key)
+                    if body is None:
+                        body = await run_in_threadpool(ctx.cached, key, lambda: handler(ctx, request))
                     return _json(body)
                 result = await run_in_threadpool(handler, ctx, request)
                 return result if isinstance(result, Response) else _json(ctx.encode(result))

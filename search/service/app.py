@@ -28,10 +28,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 from search.errors import UsageError
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -202,8 +205,9 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(options: ServeOptions) -> Any:
-    """The Starlette application for ``options`` (already checked); opens the store."""
+def create_app(options: ServeOptions) -> ASGIApp:
+    """The ASGI application for ``options`` (already checked): opens the store, and on shutdown stops
+    the studies it launched."""
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
