@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -175,6 +176,7 @@ def main() -> int:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=120)
+        shutil.rmtree(workdir, ignore_errors=True)
     alone = statistics.median(r["train_s"] for r in results["alone"])
     polled = statistics.median(r["train_s"] for r in results["polled"])
     latencies = sorted(x for r in results["polled"] for x in r["latencies"])

@@ -7,7 +7,7 @@ trial or model; no completed trial yet), 409 (exists, running, or not running) o
 
 Handlers are plain functions: Starlette runs them in its thread pool, so a slow query or a stop that
 waits for its trial to be recorded never blocks other requests. Reads that many dashboards poll at once
-are cached for a second: twenty pollers cost the database what one does.
+are cached for two seconds: twenty pollers cost the database what one does.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ from storage import (
     TrialState,
 )
 
-#: Seconds a read response is reused for identical requests.
-CACHE_TTL_S = 1.0
+#: Seconds a read response is reused for identical requests: as long as the dashboard waits between
+#: polls, so twenty open pages cost about one query per view and poll, not twenty.
+CACHE_TTL_S = 2.0
 #: Most trials one page of ``/trials`` returns.
 MAX_PAGE = 1000
 MAX_TOP = 100
