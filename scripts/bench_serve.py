@@ -193,6 +193,12 @@ def main() -> int:
           f"core, {1000 * cpu / max(requests, 1):.2f} ms per request)")
     print(f"training time (median of {args.rounds}): alone {alone:.1f} s, polled {polled:.1f} s, "
           f"slowdown {100 * (polled / alone - 1):+.1f}%")
+    # Rounds pair an alone and a polled study run back to back: their ratio is the least disturbed by
+    # other load on the machine, which changes over minutes.
+    pairs = [100 * (p["train_s"] / a["train_s"] - 1) for a, p in zip(results["alone"], results["polled"],
+                                                                      strict=True)]
+    print(f"per round, polled against alone: {', '.join(f'{x:+.1f}%' for x in pairs)}; "
+          f"median {statistics.median(pairs):+.1f}%")
     for error in errors[:5]:
         print(f"  error: {error}")
     return 1 if errors else 0
