@@ -61,14 +61,16 @@ const HPChart = (() => {
     const xt = cats ? { values: cats.map((_, i) => i), low: -0.5, high: cats.length - 0.5 }
       : spec.xLog ? logTicks(Math.min(...xs), Math.max(...xs))
         : ticks(spec.xZero ? Math.min(0, ...xs) : Math.min(...xs), Math.max(...xs), 5, spec.xInteger);
-    if (!cats && !spec.xLog && series.some((s) => s.mode === "dots" || !s.mode)) {
+    const yt = ticks(Math.min(...ys), Math.max(...ys));
+    if (series.some((s) => s.mode === "dots" || !s.mode)) {
       // Dots at the ends of the range would be cut in half by the frame.
-      const pad = (xt.high - xt.low) * 0.03;
-      xt.low -= pad; xt.high += pad;
+      if (!cats && !spec.xLog) {
+        const pad = (xt.high - xt.low) * 0.03;
+        xt.low -= pad; xt.high += pad;
+      }
       const yPad = (yt.high - yt.low) * 0.04;
       yt.low -= yPad; yt.high += yPad;
     }
-    const yt = ticks(Math.min(...ys), Math.max(...ys));
     const fx = spec.xLog && !cats
       ? (x) => margin.left + (Math.log10(x) - Math.log10(xt.low)) / (Math.log10(xt.high) - Math.log10(xt.low) || 1) * plotW
       : (x) => margin.left + (x - xt.low) / (xt.high - xt.low || 1) * plotW;
