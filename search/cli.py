@@ -236,6 +236,22 @@ def build_parser() -> argparse.ArgumentParser:
                       help="learning curves of this many best trials (default 5)")
     _add_storage(plot)
 
+    serve = commands.add_parser(
+        "serve", help="serve the store over HTTP: JSON API and web dashboard, launch and stop studies",
+        description="A JSON API (described at /api/openapi.json) and a dashboard of every study of every "
+        "engine, with launching, stopping and resuming studies. Binds to loopback by default; any other "
+        "--host needs a token. Ctrl-C or SIGTERM stops the server and interrupts the studies it launched "
+        "(resumable).")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1; a non-loopback address needs a token)")
+    serve.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    serve.add_argument("--token", default=None, metavar="T",
+                       help="require this token on every request (default: $HPSEARCH_TOKEN, else none)")
+    serve.add_argument("--data-dir", default=None, metavar="DIR",
+                       help="launches may read data files only from under this directory "
+                       "(default: bundled datasets only)")
+    _add_storage(serve)
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION")
     db_commands.required = True
@@ -410,6 +426,16 @@ def _cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    # Imported here: starlette and uvicorn are for this command only, never for `hpsearch --help`.
+    from search.service import ServeOptions, serve
+
+    token = args.token if args.token is not None else (os.environ.get("HPSEARCH_TOKEN") or None)
+    serve(ServeOptions(storage=args.storage, host=args.host, port=args.port, token=token,
+                       data_dir=args.data_dir))
+    return 0
+
+
 def _cmd_db(args: argparse.Namespace, out: TextIO) -> int:
     from storage import normalize_url, upgrade_database
 
@@ -425,6 +451,7 @@ _COMMANDS = {
     "run": _cmd_run, "resume": _cmd_resume, "worker": _cmd_worker,
     "studies": _cmd_studies, "trials": _cmd_trials, "best": _cmd_best, "db": _cmd_db,
     "retrain": _cmd_retrain, "predict": _cmd_predict, "compare": _cmd_compare, "plot": _cmd_plot,
+    "serve": _cmd_serve,
 }
 
 
