@@ -172,12 +172,13 @@ def input_format(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def output_format(task: str, class_names: list[str] | None) -> dict[str, Any]:
+def output_format(task: str, class_names: list[str] | None, threshold: float = 0.5) -> dict[str, Any]:
+    """The card's ``output``; a binary model predicts its second class at ``probability >= threshold``."""
     if task == "binary":
         assert class_names is not None
-        return {"task": task, "shape": [None, 1], "class_names": class_names,
+        return {"task": task, "shape": [None, 1], "class_names": class_names, "threshold": threshold,
                 "description": f"probability of class {class_names[1]!r}; predict {class_names[1]!r} when "
-                               f">= 0.5, else {class_names[0]!r}"}
+                               f">= {threshold:.6g}, else {class_names[0]!r}"}
     if task == "multiclass":
         assert class_names is not None
         return {"task": task, "shape": [None, len(class_names)], "class_names": class_names,
@@ -352,7 +353,8 @@ def predictions_frame(card: Mapping[str, Any], outputs: np.ndarray) -> pd.DataFr
     if task == "binary":
         positive = outputs.reshape(-1)
         probabilities = np.stack([1.0 - positive, positive], axis=1)
-        chosen = (positive >= 0.5).astype(int)
+        # The threshold `retrain --threshold-for` chose on validation; cards without one predict at 0.5.
+        chosen = (positive >= float(output.get("threshold", 0.5))).astype(int)
     else:
         probabilities = outputs
         chosen = probabilities.argmax(axis=1)

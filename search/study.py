@@ -515,7 +515,7 @@ def _same_data_source(given: str, reference: dict) -> bool:
     from pathlib import Path
 
     source = str(reference.get("source"))
-    if reference.get("kind") == "builtin":
+    if reference.get("kind") == "builtin" or given == source:  # a builtin or bundled dataset's name
         return given == source
     return Path(given).expanduser().resolve() == Path(source)
 
