@@ -197,7 +197,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     if options.dry_run:
         dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight,
                              options.sample_weight)
-        check_objective(space, dataset.task)
+        check_objective(space, dataset.task, dataset.n_classes)
         print("dry run: nothing is trained or written", file=out)
         print(space_summary(space), file=out)
         for line in engine.describe(space, settings):
@@ -213,7 +213,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     if not options.resume:
         dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight,
                              options.sample_weight)
-        check_objective(space, dataset.task)
+        check_objective(space, dataset.task, dataset.n_classes)
     storage = open_storage(url)
     name = options.study or _default_study_name(options.data, engine.name, settings["algorithm"])
     existing = _find_study(storage, name)
@@ -230,7 +230,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     if dataset is None:
         dataset = _load_data(options.data, options.target, task, options.seed, options.class_weight,
                              options.sample_weight)
-        check_objective(space, dataset.task)
+        check_objective(space, dataset.task, dataset.n_classes)
     study = storage.create_study(
         name,
         engine=engine.name,
