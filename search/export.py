@@ -84,7 +84,10 @@ def build_serving_model(network: keras.Model, preprocessing: Mapping[str, Any]) 
     """Put the preprocessing described by ``Preprocessor.to_dict()`` in front of a clone of ``network``."""
     import keras
 
-    clone = keras.models.clone_model(network)  # uncompiled: the file holds no optimizer state
+    # Rebuilt from its config rather than `clone_model`, which compiles the clone like the original: the
+    # file then holds no optimizer state and no metric, so plain Keras loads it without hpsearch's own
+    # metric classes (spaces.metrics).
+    clone = keras.Model.from_config(network.get_config())
     clone.set_weights(network.get_weights())
     numeric = {item["name"]: item for item in preprocessing["numeric"]}
     categorical = {item["name"]: item for item in preprocessing["categorical"]}
