@@ -22,7 +22,7 @@ from keras import ops
 
 #: Thresholds of the AUC and PR-AUC estimates. Keras buckets predictions into this many thresholds; more
 #: brings the streamed value closer to scikit-learn's exact ``roc_auc_score`` / ``average_precision_score``
-#: (within about 0.005 at 1000 on a few hundred rows) for a small cost per batch.
+#: (within 0.01, usually 0.001, at 1000 on a hundred-odd validation rows) for a small cost per batch.
 AUC_THRESHOLDS = 1000
 
 #: ``k`` of ``top_k_accuracy``, compiled for multiclass tasks with more than ``TOP_K`` classes (with
@@ -93,9 +93,11 @@ def task_metrics(kind: str, n_classes: int) -> list[Any]:
             keras.metrics.Precision(name="precision"),
             keras.metrics.Recall(name="recall"),
             BinaryF1Score(name="f1"),
-            # Interpolated PR curve (Davis & Goadrich): the closest of Keras' summations to average
-            # precision, the step-wise sum scikit-learn computes.
-            keras.metrics.AUC(name="pr_auc", curve="PR", num_thresholds=AUC_THRESHOLDS),
+            # "majoring" (each step's larger precision) is the Keras summation closest to scikit-learn's
+            # average precision: within 0.001 on a 10%-positive validation split where the default
+            # interpolation was 0.011 off (and 0.03 off for a near-random model).
+            keras.metrics.AUC(name="pr_auc", curve="PR", summation_method="majoring",
+                              num_thresholds=AUC_THRESHOLDS),
             keras.metrics.TruePositives(name="tp"),
             keras.metrics.FalsePositives(name="fp"),
             keras.metrics.TrueNegatives(name="tn"),

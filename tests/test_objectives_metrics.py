@@ -4,9 +4,11 @@ and each objective maps to the scikit-learn scorer of the same meaning.
 Tolerances: precision, recall, F1 (binary and macro), top-k accuracy and the confusion counts are exact
 counts over the streamed validation epoch, so they match scikit-learn to float32 rounding (1e-5). R2 and
 MAPE are sums of float32 squares and ratios over a few hundred targets in the hundreds: 1e-4 relative.
-AUC and PR-AUC are estimates: Keras buckets the predictions into 1000 thresholds (and interpolates the
-PR curve between them) where scikit-learn uses every distinct score and, for average precision, a
-step-wise sum; on a hundred-odd validation rows the two agree within 0.01.
+AUC and PR-AUC are estimates: Keras buckets the predictions into 1000 thresholds and sums the curve
+between them (PR-AUC with the larger precision of each step, "majoring") where scikit-learn uses every
+distinct score and, for average precision, a step-wise sum; on the 80 validation rows (8 positive) of the
+bundled imbalanced data they agree within 0.001 (measured), and 0.01 leaves room for other platforms'
+float rounding while still failing a ROC AUC recorded as PR-AUC (0.46 against 0.22 here).
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ def _capture_predictions(x_val: np.ndarray) -> Any:
     return Capture()
 
 
-def _recorded_trial(tmp_path: Path, data: str, objective: str) -> tuple[dict[str, float], np.ndarray, Any]:
+def _recorded_trial(
+    tmp_path: Path, data: str, objective: str, learning_rate: float = 0.01
+) -> tuple[dict[str, float], np.ndarray, Any]:
     """Train one trial through the recorder into a real SQLite store; its last epoch as stored, the
     validation predictions, and the dataset."""
     dataset = load_dataset(data, seed=0)
@@ -55,7 +59,7 @@ def _recorded_trial(tmp_path: Path, data: str, objective: str) -> tuple[dict[str
     trial = recorder.start({})
     capture = _capture_predictions(dataset.x_val)
     config = {**DEFAULTS, "n_hidden": 1, "n_neurons": 8, "epochs": 3, "batch_size": 32,
-              "learning_rate": 0.01}
+              "learning_rate": learning_rate}
     result = fit_config(config, dataset, objective=objective, direction="maximize",
                         callbacks=[recorder.keras_callback(trial), capture])
     recorder.complete(trial, result.value, result.final_metrics)
@@ -67,7 +71,9 @@ def _recorded_trial(tmp_path: Path, data: str, objective: str) -> tuple[dict[str
 def test_binary_metrics_recorded_equal_scikit_learns(tmp_path: Path) -> None:
     from sklearn import metrics
 
-    last, predictions, dataset = _recorded_trial(tmp_path, "breast_cancer", "val_f1")
+    # The rare positive class and a barely trained model: precision, recall and PR-AUC far from 1, and
+    # PR-AUC far from ROC AUC, so each is told apart from the others.
+    last, predictions, dataset = _recorded_trial(tmp_path, "imbalanced", "val_f1", learning_rate=0.001)
     y, p = dataset.y_val, predictions.reshape(-1)
     positive = p > 0.5  # Keras' Precision/Recall/F1Score threshold
     assert 0 < positive.sum() < len(y), "a trivial model would not tell the metrics apart"
@@ -81,7 +87,7 @@ def test_binary_metrics_recorded_equal_scikit_learns(tmp_path: Path) -> None:
     assert last["val_pr_auc"] == pytest.approx(metrics.average_precision_score(y, p), abs=ESTIMATED)
     assert last["val_auc"] == pytest.approx(metrics.roc_auc_score(y, p), abs=ESTIMATED)
     # The learning rate trained with is recorded with every epoch, schedule or not.
-    assert last["learning_rate"] == pytest.approx(0.01)
+    assert last["learning_rate"] == pytest.approx(0.001)
 
 
 def test_multiclass_and_regression_metrics_recorded_equal_scikit_learns(tmp_path: Path) -> None:
