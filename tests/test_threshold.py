@@ -83,8 +83,8 @@ def test_threshold_for_is_refused_for_bad_criteria_and_non_binary_tasks(cli, tmp
                "--in-process").code == 0
     result = cli("retrain", "iris", "--threshold-for", "f1", "--out", tmp_path / "m")
     assert result.code == 2
-    assert result.err.strip() == ("error: --threshold-for needs a binary task, but study 'iris' is multiclass; "
-                                  "only a binary model has a decision threshold")
+    assert result.err.strip() == ("error: --threshold-for needs a binary task, but study 'iris' is "
+                                  "multiclass; only a binary model has a decision threshold")
     assert not (tmp_path / "m").exists(), "refused before any training"
 
 
