@@ -93,3 +93,13 @@ def test_schedules_are_tuned_like_other_categoricals(tmp_path) -> None:
                 r"argument 'rate' of 'exponential' must be a number in \(0, 1\), but got 2")
     with pytest.raises(SpaceError, match=expected):
         load_space(path)
+
+
+def test_reduce_lr_on_plateau_stays_off_beside_a_schedule_unless_asked() -> None:
+    from search.retrain import RetrainOptions
+
+    scheduled = {**DEFAULTS, "lr_schedule": "step"}
+    assert RetrainOptions().plateau(DEFAULTS) is True
+    assert RetrainOptions().plateau(scheduled) is False
+    # `--lr-factor` or `--lr-patience` given on the command line asks for it (reduce_lr=True).
+    assert RetrainOptions(reduce_lr=True).plateau(scheduled) is True
