@@ -100,7 +100,8 @@ import json, sys, time
 t0 = time.perf_counter()
 from sklearn.model_selection import GridSearchCV
 from search.data import load_dataset
-from search.engines.sklearn_engine import cv_rows, scoring_for
+from search.engines.sklearn_engine import cv_rows
+from search.scoring import scoring_for
 from search.engines.sklearn_estimators import make_estimator
 from spaces import load_space, resolve_config
 from spaces.compile_sklearn import WRAPPER_PARAMS

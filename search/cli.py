@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="optuna: tpe (default), random, grid, cmaes; keras-tuner: random (default), "
                      "hyperband, bayesian; sklearn: grid (default), random")
     run.add_argument("--data", default="digits",
-                     help="bundled dataset (digits, breast_cancer, iris, wine, diabetes), a CSV path "
-                     "(with --target) or an .npz with X and y (default: digits)")
+                     help="bundled dataset (digits, breast_cancer, iris, wine, diabetes, imbalanced), a CSV "
+                     "path (with --target) or an .npz with X and y (default: digits)")
     run.add_argument("--target", default=None, help="target column of a CSV file")
     run.add_argument("--task", default=None, choices=("auto", "binary", "multiclass", "regression"),
                      help="override the space's task (default: the space's, usually auto)")
@@ -197,10 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="early stopping: epochs without improvement before stopping (default 20)")
     retrain.add_argument("--no-restore-best", dest="restore_best", action="store_false",
                          help="keep the last epoch's weights instead of the best epoch's")
-    retrain.add_argument("--lr-factor", type=float, default=0.5,
-                         help="multiply the learning rate by this on a plateau (default 0.5)")
-    retrain.add_argument("--lr-patience", type=int, default=10,
-                         help="epochs without improvement before reducing the learning rate (default 10)")
+    retrain.add_argument("--lr-factor", type=float, default=None,
+                         help="ReduceLROnPlateau: multiply the learning rate by this on a plateau (default "
+                         "0.5); off for a config with an lr_schedule unless this or --lr-patience is given")
+    retrain.add_argument("--lr-patience", type=int, default=None,
+                         help="ReduceLROnPlateau: epochs without improvement before reducing the learning "
+                         "rate (default 10)")
+    retrain.add_argument("--threshold-for", default=None, metavar="CRITERION",
+                         help="binary tasks: choose the decision threshold on the validation split for f1, "
+                         "youden, recall@P (highest recall with precision >= P) or precision@R (highest "
+                         "precision with recall >= R); stored in the card and applied by predict")
     retrain.add_argument("--seeds", type=int, default=1, metavar="K",
                          help="train K times with seeds S..S+K-1, report test mean and std, export the "
                          "seed with the best validation score (default 1)")
@@ -382,12 +388,17 @@ def _cmd_best(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_retrain(args: argparse.Namespace, out: TextIO) -> int:
-    from search.retrain import RetrainOptions, retrain_study
+    from search.retrain import DEFAULT_LR_FACTOR, DEFAULT_LR_PATIENCE, RetrainOptions, retrain_study
 
+    asked = args.lr_factor is not None or args.lr_patience is not None
     options = RetrainOptions(
         trial=args.trial, epochs=args.epochs, patience=args.patience, restore_best=args.restore_best,
-        lr_factor=args.lr_factor, lr_patience=args.lr_patience, seeds=args.seeds, seed=args.seed,
-        out=args.out, progress=not args.quiet,
+        lr_factor=DEFAULT_LR_FACTOR if args.lr_factor is None else args.lr_factor,
+        lr_patience=DEFAULT_LR_PATIENCE if args.lr_patience is None else args.lr_patience,
+        # Asking for the plateau callback turns it on beside an lr_schedule; otherwise the default applies.
+        reduce_lr=True if asked else None,
+        threshold_for=args.threshold_for, seeds=args.seeds, seed=args.seed, out=args.out,
+        progress=not args.quiet,
     )
     options.check()  # bad numbers are refused before TensorFlow loads or the data is read
     retrain_study(args.study, args.storage, options, out=out)

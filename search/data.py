@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "BUNDLED_CSVS",
     "TASKS",
     "MIN_ROWS",
     "MISSING_CATEGORY",
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 BUILTIN_DATASETS: tuple[str, ...] = ("digits", "breast_cancer", "iris", "wine", "diabetes")
+#: CSV files shipped in ``search/datasets/``, by name, with their target column. ``imbalanced``: breast
+#: cancer with malignant cut to 10% of the rows (``scripts/make_imbalanced_csv.py`` regenerates it).
+BUNDLED_CSVS: dict[str, str] = {"imbalanced": "diagnosis"}
 TASKS: tuple[str, ...] = ("auto", "binary", "multiclass", "regression")
 
 # Fewer rows than this cannot give a meaningful train/validation/test split.
@@ -486,6 +490,8 @@ def _read_source(source: str, target: str | None) -> _RawData:
         if target is not None:
             raise DataError(f"{source}: a builtin dataset has its own target; do not pass target={target!r}")
         return _read_builtin(source)
+    if source in BUNDLED_CSVS and not Path(source).exists():
+        return _read_bundled_csv(source, target)
     path = Path(source).expanduser()
     suffix = path.suffix.lower()
     if path.is_file():
@@ -502,8 +508,23 @@ def _read_source(source: str, target: str | None) -> _RawData:
     if path.is_dir():
         raise DataError(f"{source}: is a directory; give a .csv or .npz file or a builtin dataset")
     raise DataError(
-        f"{source}: not a builtin dataset ({', '.join(BUILTIN_DATASETS)}) nor an existing .csv or .npz file"
+        f"{source}: not a builtin dataset ({', '.join((*BUILTIN_DATASETS, *BUNDLED_CSVS))}) nor an existing "
+        ".csv or .npz file"
     )
+
+
+def _read_bundled_csv(name: str, target: str | None) -> _RawData:
+    from importlib import resources
+
+    column = BUNDLED_CSVS[name]
+    if target not in (None, column):
+        raise DataError(f"{name}: the bundled dataset's target column is {column!r}; do not pass "
+                        f"target={target!r}")
+    with resources.as_file(resources.files("search") / "datasets" / f"{name}.csv") as path:
+        raw = _read_csv(name, path, column)
+    # Recorded by name, so resume and retrain find it wherever hpsearch is installed.
+    raw.source = name
+    return raw
 
 
 def _fingerprint(content: Sequence[bytes], target: str | None) -> str:

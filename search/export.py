@@ -84,7 +84,10 @@ def build_serving_model(network: keras.Model, preprocessing: Mapping[str, Any]) 
     """Put the preprocessing described by ``Preprocessor.to_dict()`` in front of a clone of ``network``."""
     import keras
 
-    clone = keras.models.clone_model(network)  # uncompiled: the file holds no optimizer state
+    # Rebuilt from its config rather than `clone_model`, which compiles the clone like the original: the
+    # file then holds no optimizer state and no metric, so plain Keras loads it without hpsearch's own
+    # metric classes (spaces.metrics).
+    clone = keras.Model.from_config(network.get_config())
     clone.set_weights(network.get_weights())
     numeric = {item["name"]: item for item in preprocessing["numeric"]}
     categorical = {item["name"]: item for item in preprocessing["categorical"]}
@@ -172,12 +175,13 @@ def input_format(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def output_format(task: str, class_names: list[str] | None) -> dict[str, Any]:
+def output_format(task: str, class_names: list[str] | None, threshold: float = 0.5) -> dict[str, Any]:
+    """The card's ``output``; a binary model predicts its second class at ``probability >= threshold``."""
     if task == "binary":
         assert class_names is not None
-        return {"task": task, "shape": [None, 1], "class_names": class_names,
+        return {"task": task, "shape": [None, 1], "class_names": class_names, "threshold": threshold,
                 "description": f"probability of class {class_names[1]!r}; predict {class_names[1]!r} when "
-                               f">= 0.5, else {class_names[0]!r}"}
+                               f">= {threshold:.6g}, else {class_names[0]!r}"}
     if task == "multiclass":
         assert class_names is not None
         return {"task": task, "shape": [None, len(class_names)], "class_names": class_names,
@@ -378,7 +382,8 @@ def predictions_frame(card: Mapping[str, Any], outputs: np.ndarray) -> pd.DataFr
     if task == "binary":
         positive = outputs.reshape(-1)
         probabilities = np.stack([1.0 - positive, positive], axis=1)
-        chosen = (positive >= 0.5).astype(int)
+        # The threshold `retrain --threshold-for` chose on validation; cards without one predict at 0.5.
+        chosen = (positive >= float(output.get("threshold", 0.5))).astype(int)
     else:
         probabilities = outputs
         chosen = probabilities.argmax(axis=1)

@@ -78,6 +78,11 @@ class RetrainOptions:
     restore_best: bool = True
     lr_factor: float = DEFAULT_LR_FACTOR
     lr_patience: int = DEFAULT_LR_PATIENCE
+    #: ReduceLROnPlateau: None (default) runs it unless the config has an ``lr_schedule``; True runs it
+    #: beside the schedule (``--lr-factor``/``--lr-patience`` given), False never.
+    reduce_lr: bool | None = None
+    #: ``--threshold-for``: how to choose the binary decision threshold on the validation split.
+    threshold_for: str | None = None
     seeds: int = 1
     seed: int = 0
     out: str | None = None
@@ -94,6 +99,17 @@ class RetrainOptions:
             raise UsageError(f"--lr-patience must be 0 or more epochs, but got {self.lr_patience}")
         if self.seeds < 1:
             raise UsageError(f"--seeds must be at least 1, but got {self.seeds}")
+        if self.threshold_for is not None:
+            from search.thresholds import parse_criterion
+
+            parse_criterion(self.threshold_for)
+
+    def plateau(self, config: Mapping[str, Any]) -> bool:
+        """Whether ReduceLROnPlateau runs: a learning-rate schedule already decides the rate, so by
+        default the plateau callback stays off beside one."""
+        if self.reduce_lr is not None:
+            return self.reduce_lr
+        return config.get("lr_schedule", "none") == "none"
 
 
 @dataclass
@@ -185,13 +201,19 @@ def _load_dataset(study: StudyRecord) -> Dataset:
         raise StudyMismatchError(str(error).replace("cannot resume", "cannot retrain", 1)) from None
 
 
-def _callback_settings(options: RetrainOptions, monitor: str, mode: str) -> dict[str, Any]:
+def _callback_settings(
+    options: RetrainOptions, monitor: str, mode: str, config: Mapping[str, Any]
+) -> dict[str, Any]:
+    plateau = options.plateau(config)
     return {
         "monitor": monitor,
         "mode": mode,
         "epochs": options.epochs,
         "early_stopping": {"patience": options.patience, "restore_best_weights": options.restore_best},
-        "reduce_lr_on_plateau": {"factor": options.lr_factor, "patience": options.lr_patience},
+        "lr_schedule": config.get("lr_schedule", "none"),
+        "reduce_lr_on_plateau": (
+            {"factor": options.lr_factor, "patience": options.lr_patience} if plateau else None
+        ),
         "model_checkpoint": {"file": CHECKPOINT_FILE, "save_best_only": True},
         "tensorboard": {"log_dir": TENSORBOARD_DIR},
         "csv_logger": {"file": TRAINING_LOG},
@@ -236,6 +258,7 @@ def _train_one(
 
     from search.training import seed_everything
     from spaces import TaskInfo, build_model
+    from spaces.schedules import LearningRateCallback
 
     directory.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
@@ -244,12 +267,16 @@ def _train_one(
     stopper = keras.callbacks.EarlyStopping(
         monitor=monitor, mode=mode, patience=options.patience, restore_best_weights=options.restore_best,
     )
+    plateau = []
+    if options.plateau(config):
+        plateau.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=options.lr_factor,
+                                                         patience=options.lr_patience))
     callbacks = [
+        # First: it sets the epoch's rate (lr_schedule) and logs the rate trained with as learning_rate.
+        LearningRateCallback(config),
         keras.callbacks.TerminateOnNaN(),
         stopper,
-        # Before the CSV logger and TensorBoard: it adds the learning rate to the epoch's logs.
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=options.lr_factor,
-                                          patience=options.lr_patience),
+        *plateau,
         keras.callbacks.ModelCheckpoint(str(directory / CHECKPOINT_FILE), monitor=monitor, mode=mode,
                                         save_best_only=True),
         keras.callbacks.CSVLogger(str(directory / TRAINING_LOG)),
@@ -342,16 +369,28 @@ def retrain_study(
     directory = Path(options.out).expanduser() if options.out else default_directory(study, trial.number)
     directory = directory.resolve()
     seeds = [options.seed + i for i in range(options.seeds)]
-    settings = _callback_settings(options, monitor, mode)
+    settings = _callback_settings(options, monitor, mode, config)
+    criterion = None
+    if options.threshold_for is not None:
+        from search.thresholds import parse_criterion
+
+        criterion = parse_criterion(options.threshold_for)
+        if dataset.task != "binary":
+            raise UsageError(f"--threshold-for needs a binary task, but study '{study.name}' is "
+                             f"{dataset.task}; only a binary model has a decision threshold")
 
     params = ", ".join(f"{key}={value}" for key, value in trial.params.items())
     print(f"retraining trial #{trial.number} of study '{study.name}' ({params or 'no tuned parameters'})",
           file=out)
     print(f"data {dataset.summary()}; the test split was never seen by the search", file=out)
     restore = "restoring the best epoch" if options.restore_best else "keeping the last epoch"
+    rates = []
+    if config.get("lr_schedule", "none") != "none":
+        rates.append(f"learning rate schedule {config['lr_schedule']}")
+    if options.plateau(config):
+        rates.append(f"learning rate x{options.lr_factor:g} after {options.lr_patience} flat epochs")
     print(f"at most {options.epochs} epochs, early stopping on {monitor} (patience {options.patience}, "
-          f"{restore}), learning rate x{options.lr_factor:g} after {options.lr_patience} flat epochs",
-          file=out)
+          f"{restore}), {' and '.join(rates) or 'constant learning rate'}", file=out)
 
     runs: list[SeedRun] = []
     for seed in seeds:
@@ -388,6 +427,14 @@ def retrain_study(
             "test_mean": test_mean, "test_std": test_std, "std": "sample standard deviation (ddof=1)",
             "runs": [run.summary() for run in runs],
         }
+    network = _rebuild(config, dataset, chosen.weights)
+    threshold = None
+    if criterion is not None:
+        threshold = _threshold_block(network, dataset, criterion)
+        choice = threshold["test"]
+        print(f"threshold {threshold['value']:.4g} ({threshold['chosen_by']}, chosen on validation"
+              f"{'' if threshold['reached'] else '; not reached, kept 0.5'}): test "
+              f"{format_metrics(choice)}; at 0.5: {format_metrics(threshold['test_at_0.5'])}", file=out)
     relative = chosen.directory.relative_to(directory)
     files = {
         "model": MODEL_FILE,
@@ -413,7 +460,8 @@ def retrain_study(
                      "test": len(dataset.y_test)},
         },
         "input": input_format(preprocessing),
-        "output": output_format(dataset.task, dataset.class_names),
+        "output": output_format(dataset.task, dataset.class_names,
+                                threshold["value"] if threshold else 0.5),
         "preprocessing": preprocessing,
         "training": {
             "seed": chosen.seed,
@@ -428,11 +476,11 @@ def retrain_study(
         },
         "validation_metrics": chosen.val_metrics,
         "test_metrics": chosen.test_metrics,
+        "threshold": threshold,
         "seeds": seeds_block,
         "files": files,
         "versions": package_versions(),
     }
-    network = _rebuild(config, dataset, chosen.weights)
     model_path = directory / MODEL_FILE
     card_path, sha = export_model(network, preprocessing, model_path, card)
 
@@ -441,7 +489,7 @@ def retrain_study(
         trial_number=trial.number,
         path=str(model_path),
         sha256=sha,
-        test_metrics=chosen.test_metrics,
+        test_metrics={**chosen.test_metrics, **_threshold_metrics(threshold)},
         settings={
             "callbacks": settings,
             "seed": chosen.seed,
@@ -463,6 +511,42 @@ def retrain_study(
     return RetrainResult(study=study, trial=trial, directory=directory, model_path=model_path,
                          card_path=card_path, chosen=chosen, runs=runs, test_mean=test_mean,
                          test_std=test_std, record=record)
+
+
+def _threshold_block(network: Any, dataset: Dataset, criterion: Any) -> dict[str, Any]:
+    """The decision threshold ``criterion`` picks on the validation split, and the test scores there.
+
+    Chosen on validation predictions of the exported network only; the test split is scored at the
+    chosen threshold and at 0.5, never used to choose.
+    """
+    from search.thresholds import choose_threshold, scores_at
+
+    validation = network.predict(dataset.x_val, verbose=0, batch_size=1024).reshape(-1)
+    test = network.predict(dataset.x_test, verbose=0, batch_size=1024).reshape(-1)
+    choice = choose_threshold(dataset.y_val, validation, criterion)
+    return {
+        "value": choice.threshold,
+        "chosen_by": criterion.text,
+        "chosen_on": "validation",
+        "description": criterion.describe(),
+        "reached": choice.reached,
+        "rule": "predict the positive class when probability >= value",
+        "validation": choice.validation,
+        "validation_at_0.5": scores_at(dataset.y_val, validation, 0.5),
+        "test": scores_at(dataset.y_test, test, choice.threshold),
+        "test_at_0.5": scores_at(dataset.y_test, test, 0.5),
+    }
+
+
+#: Test scores at the chosen threshold that the database (and so ``best`` and ``compare``) records.
+THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+def _threshold_metrics(threshold: Mapping[str, Any] | None) -> dict[str, float]:
+    if threshold is None:
+        return {}
+    return {"threshold": threshold["value"],
+            **{f"{name}_at_threshold": threshold["test"][name] for name in THRESHOLD_METRICS}}
 
 
 def _rebuild(config: Mapping[str, Any], dataset: Dataset, weights: list[Any]) -> Any:

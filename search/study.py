@@ -230,7 +230,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     if options.dry_run:
         dataset = _load_data(options.data, options.target, task, seed, options.class_weight,
                              options.sample_weight)
-        check_objective(space, dataset.task)
+        check_objective(space, dataset.task, dataset.n_classes)
         print("dry run: nothing is trained or written", file=out)
         print(space_summary(space), file=out)
         for line in engine.describe(space, settings):
@@ -246,7 +246,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     if not options.resume:
         dataset = _load_data(options.data, options.target, task, seed, options.class_weight,
                              options.sample_weight)
-        check_objective(space, dataset.task)
+        check_objective(space, dataset.task, dataset.n_classes)
     storage = open_storage(url)
     name = options.study or _default_study_name(options.data, engine.name, settings["algorithm"])
     existing = _find_study(storage, name)
@@ -263,7 +263,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     if dataset is None:
         dataset = _load_data(options.data, options.target, task, seed, options.class_weight,
                              options.sample_weight)
-        check_objective(space, dataset.task)
+        check_objective(space, dataset.task, dataset.n_classes)
     study = storage.create_study(
         name,
         engine=engine.name,
@@ -614,7 +614,7 @@ def _same_data_source(given: str, reference: dict) -> bool:
     from pathlib import Path
 
     source = str(reference.get("source"))
-    if reference.get("kind") == "builtin":
+    if reference.get("kind") == "builtin" or given == source:  # a builtin or bundled dataset's name
         return given == source
     return Path(given).expanduser().resolve() == Path(source)
 

@@ -109,6 +109,7 @@ def fit_config(
     import keras
 
     from spaces import TaskInfo, build_model
+    from spaces.schedules import LearningRateCallback
 
     seed_everything(seed)
     task = TaskInfo(kind=dataset.task, n_features=dataset.n_features, n_classes=dataset.n_classes)
@@ -116,7 +117,8 @@ def fit_config(
         model = build_model(config, task)
         if prepare_model is not None:
             prepare_model(model)
-        callback_list = list(callbacks)
+        # First: it sets the epoch's learning rate (lr_schedule) and logs it for the callbacks after it.
+        callback_list = [LearningRateCallback(config), *callbacks]
         history = model.fit(
             dataset.x_train,
             dataset.y_train,

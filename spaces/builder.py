@@ -88,14 +88,15 @@ def _optimizer(config: Mapping[str, Any]) -> Any:
 def _output(task: TaskInfo) -> tuple[Any, str, list[Any]]:
     import keras
 
+    from spaces.metrics import task_metrics
+
+    metrics = task_metrics(task.kind, task.n_classes)
     if task.kind == "binary":
-        return (keras.layers.Dense(1, activation="sigmoid", name="output"), "binary_crossentropy",
-                [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")])
+        return keras.layers.Dense(1, activation="sigmoid", name="output"), "binary_crossentropy", metrics
     if task.kind == "multiclass":
         return (keras.layers.Dense(task.n_classes, activation="softmax", name="output"),
-                "sparse_categorical_crossentropy", [keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    return (keras.layers.Dense(1, name="output"), "mse",
-            [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse")])
+                "sparse_categorical_crossentropy", metrics)
+    return keras.layers.Dense(1, name="output"), "mse", metrics
 
 
 def build_model(config: Mapping[str, Any], task: TaskInfo) -> keras.Model:
@@ -103,6 +104,8 @@ def build_model(config: Mapping[str, Any], task: TaskInfo) -> keras.Model:
 
     ``config`` is normally ``resolve_config(space, point)``; keys it leaves out take ``DEFAULTS``, and a
     key the builder does not know is a :class:`SpaceError` rather than a silently ignored setting.
+    ``batch_size``, ``epochs`` and ``lr_schedule`` are checked here but act in the fit (the schedule
+    through :func:`spaces.schedules.LearningRateCallback`).
     """
     import keras
 

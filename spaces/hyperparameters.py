@@ -24,6 +24,9 @@ learning_rate           0.001               float > 0
 momentum                0.0                 float in [0, 1): sgd and rmsprop only
 nesterov                false               bool: sgd only
 clipping                none                none, clipnorm(1.0), clipvalue(1.0)
+lr_schedule             none                none, step(drop=0.1, every=10), exponential(rate=0.9),
+                                            cosine(epochs=20, alpha=0.0): the learning rate per
+                                            epoch, as a factor of learning_rate (spaces.schedules)
 batch_size              32                  int >= 1
 epochs                  20                  int >= 1
 steps_per_execution     1                   int >= 1
@@ -48,6 +51,7 @@ from spaces.specs import (
     CLIPPING_FORMS,
     CONSTRAINT_FORMS,
     INITIALIZER_FORMS,
+    LR_SCHEDULE_FORMS,
     REGULARIZER_FORMS,
     Spec,
     SpecSyntaxError,
@@ -110,6 +114,7 @@ KNOBS: dict[str, Knob] = {
         Knob("momentum", "float", 0.0, minimum=0.0, maximum=1.0, maximum_inclusive=False),
         Knob("nesterov", "bool", False),
         Knob("clipping", "spec", "none", parse=_spec_parser(CLIPPING_FORMS, "clippings")),
+        Knob("lr_schedule", "spec", "none", parse=_spec_parser(LR_SCHEDULE_FORMS, "lr_schedules")),
         Knob("batch_size", "int", 32, minimum=1),
         Knob("epochs", "int", 20, minimum=1),
         Knob("steps_per_execution", "int", 1, minimum=1),

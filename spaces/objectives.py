@@ -15,22 +15,49 @@ if TYPE_CHECKING:
 
 TASK_KINDS = ("binary", "multiclass", "regression")
 
+#: ``k`` of the multiclass ``top_k_accuracy``, which is compiled only with more than ``TOP_K`` classes.
+TOP_K = 5
+
+#: What the model built for each task reports per epoch (and, with ``val_``, on the validation split):
+#: binary ``precision``, ``recall``, ``f1`` and the counts at the 0.5 threshold, ``pr_auc`` the area under
+#: the precision-recall curve; multiclass ``f1`` macro-averaged, ``auc`` one-vs-rest macro-averaged,
+#: ``top_k_accuracy`` (k = TOP_K) with more than TOP_K classes; regression ``mape`` in percent.
 _METRICS: dict[str, tuple[str, ...]] = {
-    "binary": ("loss", "accuracy", "auc"),
-    "multiclass": ("loss", "accuracy"),
-    "regression": ("loss", "mae", "rmse"),
+    "binary": ("loss", "accuracy", "auc", "precision", "recall", "f1", "pr_auc", "tp", "fp", "tn", "fn"),
+    "multiclass": ("loss", "accuracy", "f1", "auc", "top_k_accuracy"),
+    "regression": ("loss", "mae", "rmse", "r2", "mape"),
 }
+
+#: Recorded every epoch but refused as objectives: a count grows with the split's size and rewards the
+#: trivial model (all negative: no false positive), so precision, recall or f1 say what is meant.
+COUNTS = ("tp", "fp", "tn", "fn")
 
 _MINIMISED = {"loss", "mse", "mae", "rmse", "mape", "msle", "mean_squared_error", "mean_absolute_error",
               "root_mean_squared_error", "mean_absolute_percentage_error", "mean_squared_logarithmic_error",
               "hinge", "squared_hinge", "logcosh", "huber", "poisson", "kld", "kl_divergence"}
 
 
-def objective_names(kind: str) -> list[str]:
-    """Metric names a model built for task ``kind`` reports, without and with the ``val_`` prefix."""
+def _check_kind(kind: str) -> None:
     if kind not in _METRICS:
         raise SpaceError(f"task kind must be one of {', '.join(TASK_KINDS)}, but got {kind!r}")
+
+
+def metric_names(kind: str, n_classes: int | None = None) -> list[str]:
+    """Every metric the model for a ``kind`` task logs each epoch (without ``val_``), counts included.
+
+    ``n_classes`` (multiclass) drops ``top_k_accuracy`` where there are too few classes for it; unknown
+    (None) keeps it.
+    """
+    _check_kind(kind)
     names = list(_METRICS[kind])
+    if kind == "multiclass" and n_classes is not None and n_classes <= TOP_K:
+        names.remove("top_k_accuracy")
+    return names
+
+
+def objective_names(kind: str, n_classes: int | None = None) -> list[str]:
+    """Objectives a ``kind`` task accepts, without and with the ``val_`` prefix."""
+    names = [name for name in metric_names(kind, n_classes) if name not in COUNTS]
     return names + [f"val_{name}" for name in names]
 
 
@@ -42,15 +69,28 @@ def all_objective_names() -> list[str]:
     return list(seen)
 
 
-def check_objective(space: SearchSpace, kind: str) -> None:
-    """Refuse an objective the model built for ``kind`` would never report."""
-    accepted = objective_names(kind)
-    if space.objective not in accepted:
-        raise SpaceError(
-            f"objective {space.objective!r} is not reported for a {kind} task; "
-            f"accepted objectives: {', '.join(accepted)}",
-            source=space.source,
-        )
+def objective_problem(objective: str, kind: str | None, n_classes: int | None = None) -> str | None:
+    """Why ``objective`` cannot be optimised for a ``kind`` task (None: any task), or None when it can."""
+    base = objective.removeprefix("val_")
+    if base in COUNTS:
+        return (f"objective {objective!r} is a confusion count, recorded every epoch but not an objective; "
+                "optimise precision, recall, f1 or pr_auc instead")
+    if kind == "multiclass" and base == "top_k_accuracy" and n_classes is not None and n_classes <= TOP_K:
+        return (f"objective {objective!r} needs more than {TOP_K} classes (it is top-{TOP_K} accuracy), "
+                f"but the data has {n_classes}")
+    accepted = all_objective_names() if kind is None else objective_names(kind, n_classes)
+    if objective not in accepted:
+        where = "any task" if kind is None else f"a {kind} task"
+        return (f"objective {objective!r} is not a metric the model reports for {where}; "
+                f"accepted objectives: {', '.join(accepted)}")
+    return None
+
+
+def check_objective(space: SearchSpace, kind: str, n_classes: int | None = None) -> None:
+    """Refuse an objective the model built for ``kind`` (with ``n_classes``) would never report."""
+    problem = objective_problem(space.objective, kind, n_classes)
+    if problem:
+        raise SpaceError(problem, source=space.source)
 
 
 def direction_of(objective: str) -> Literal["minimize", "maximize"]:

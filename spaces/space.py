@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from spaces.errors import SpaceError
 from spaces.hyperparameters import DEFAULTS, KNOBS, Knob, check_value, in_range
-from spaces.objectives import all_objective_names, direction_of, objective_names
+from spaces.objectives import direction_of, objective_problem
 from spaces.params import CategoricalParam, FloatParam, IntParam, Param
 
 TASKS = ("auto", "binary", "multiclass", "regression")
@@ -93,13 +93,9 @@ def _validate(space: SearchSpace) -> tuple[dict[str, Param], dict[str, Any]]:
         raise SpaceError(f"`task` must be one of {', '.join(TASKS)}, but got {space.task!r}")
     if not isinstance(space.objective, str) or not space.objective:
         raise SpaceError(f"`objective` must be a metric name, but got {space.objective!r}")
-    accepted = all_objective_names() if space.task == "auto" else objective_names(space.task)
-    if space.objective not in accepted:
-        where = "any task" if space.task == "auto" else f"a {space.task} task"
-        raise SpaceError(
-            f"`objective` {space.objective!r} is not a metric the model reports for {where}; "
-            f"accepted objectives: {', '.join(accepted)}"
-        )
+    problem = objective_problem(space.objective, None if space.task == "auto" else space.task)
+    if problem:
+        raise SpaceError(f"`objective` {problem.removeprefix('objective ')}")
     params: dict[str, Param] = {}
     for name, param in space.params.items():
         if name not in KNOBS:

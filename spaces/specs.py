@@ -154,6 +154,15 @@ def unit_interval(value: Any) -> str | None:
     return None if _is_number(value) and 0 <= value < 1 else "a number in [0, 1)"
 
 
+def open_unit_interval(value: Any) -> str | None:
+    return None if _is_number(value) and 0 < value < 1 else "a number in (0, 1)"
+
+
+def positive_int(value: Any) -> str | None:
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    return None if whole and value >= 1 else "an integer >= 1"
+
+
 def boolean(value: Any) -> str | None:
     return None if isinstance(value, bool) else "true or false"
 
@@ -205,6 +214,18 @@ CLIPPING_FORMS = forms(
     Form("none", "none"),
     Form("clipnorm", "clipnorm(1.0)", (Arg("clipnorm", positive, required=True),)),
     Form("clipvalue", "clipvalue(1.0)", (Arg("clipvalue", positive, required=True),)),
+)
+
+# Learning-rate schedules, per epoch (see spaces.schedules): each gives the factor applied to the base
+# learning_rate at an epoch. Defaults are stated here so the stored config says what ran.
+# cosine's `epochs` (the epochs it takes to reach its floor) defaults to the config's own `epochs`.
+LR_SCHEDULE_FORMS = forms(
+    Form("none", "none"),
+    Form("step", "step(drop=0.1, every=10)",
+         (Arg("drop", open_unit_interval, default=0.1), Arg("every", positive_int, default=10))),
+    Form("exponential", "exponential(rate=0.9)", (Arg("rate", open_unit_interval, required=True),)),
+    Form("cosine", "cosine(epochs=20, alpha=0.0)",
+         (Arg("epochs", positive_int), Arg("alpha", unit_interval, default=0.0))),
 )
 
 _CLIP_ARGS = (Arg("clipnorm", positive), Arg("clipvalue", positive), Arg("weight_decay", non_negative))

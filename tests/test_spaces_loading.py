@@ -110,7 +110,7 @@ def test_default_preset_is_grid_able() -> None:
 
 def test_missing_file_lists_presets() -> None:
     with pytest.raises(SpaceError, match=r"space file 'x\.yaml' does not exist and is not a bundled preset "
-                                         r"\(presets: absenteeism-grid, default\)"):
+                                         r"\(presets: absenteeism-grid, default, imbalanced\)"):
         load_space("x.yaml")
 
 
@@ -173,6 +173,12 @@ def test_unknown_activation_lists_accepted(tmp_path: Path) -> None:
     ("optimizer", "sgd(clipnorm=1.0, clipvalue=1.0)", "accepts only one of them"),
     ("optimizer", "adagrad", "accepted optimizers: sgd(momentum=0.9, nesterov=true), adam(clipnorm=1.0)"),
     ("clipping", "clipnorm(-1)", "argument 'clipnorm' of 'clipnorm' must be a number > 0"),
+    ("lr_schedule", "step(drop=1.5)", "argument 'drop' of 'step' must be a number in (0, 1), but got 1.5"),
+    ("lr_schedule", "step(every=2.5)", "argument 'every' of 'step' must be an integer >= 1, but got 2.5"),
+    ("lr_schedule", "exponential", "'exponential' needs argument 'rate', as in exponential(rate=0.9)"),
+    ("lr_schedule", "cosine(epochs=0)", "argument 'epochs' of 'cosine' must be an integer >= 1"),
+    ("lr_schedule", "linear(0.1)", "unknown lr_schedule 'linear'; accepted lr_schedules: none, "
+     "step(drop=0.1, every=10), exponential(rate=0.9), cosine(epochs=20, alpha=0.0)"),
 ])
 def test_bad_spec_strings(tmp_path: Path, name: str, value: str, expected: str) -> None:
     message = load_error(tmp_path, f'params:\n  {name}: {{type: categorical, choices: ["{value}"]}}\n')
@@ -211,14 +217,25 @@ def test_malformed_yaml_and_json_name_the_line(tmp_path: Path) -> None:
 def test_objective_checked_at_load_and_per_task(tmp_path: Path) -> None:
     message = load_error(tmp_path, "task: regression\nobjective: val_accuracy\n")
     assert "`objective` 'val_accuracy' is not a metric the model reports for a regression task" in message
-    assert "accepted objectives: loss, mae, rmse, val_loss, val_mae, val_rmse" in message
-    space = space_from_dict({"objective": "val_auc"}, "s.yaml")
+    assert ("accepted objectives: loss, mae, rmse, r2, mape, val_loss, val_mae, val_rmse, val_r2, val_mape"
+            in message)
+    space = space_from_dict({"objective": "val_precision"}, "s.yaml")
     check_objective(space, "binary")
-    expected = (r"^s\.yaml: objective 'val_auc' is not reported for a multiclass task; "
-                r"accepted objectives: loss, accuracy, val_loss, val_accuracy$")
+    expected = (r"^s\.yaml: objective 'val_precision' is not a metric the model reports for a multiclass "
+                r"task; accepted objectives: loss, accuracy, f1, auc, top_k_accuracy, val_loss, ")
     with pytest.raises(SpaceError, match=expected):
         check_objective(space, "multiclass")
-    assert objective_names("binary") == ["loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc"]
+    assert objective_names("binary") == [
+        "loss", "accuracy", "auc", "precision", "recall", "f1", "pr_auc",
+        "val_loss", "val_accuracy", "val_auc", "val_precision", "val_recall", "val_f1", "val_pr_auc"]
+    # Confusion counts are recorded, never optimised; top-5 accuracy needs more than 5 classes.
+    message = load_error(tmp_path, "objective: val_fp\n")
+    assert "`objective` 'val_fp' is a confusion count, recorded every epoch but not an objective" in message
+    top_k = space_from_dict({"objective": "val_top_k_accuracy"}, "k.yaml")
+    check_objective(top_k, "multiclass", n_classes=10)
+    with pytest.raises(SpaceError, match=r"^k\.yaml: objective 'val_top_k_accuracy' needs more than 5 "
+                                         r"classes \(it is top-5 accuracy\), but the data has 3$"):
+        check_objective(top_k, "multiclass", n_classes=3)
 
 
 @pytest.mark.parametrize(("objective", "direction"), [

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 from search.engines.base import Engine, RunContext
 from search.errors import DataError, UsageError
 from search.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
-from spaces import SearchSpace, direction_of, resolve_config
+from search.scoring import Scoring, scorer, scoring_for
+from spaces import SearchSpace, resolve_config
 from storage import TrialRecord, TrialState
 
 if TYPE_CHECKING:
@@ -54,52 +55,15 @@ MAX_INTERRUPTED_ATTEMPTS = 3
 #: ``n_iter`` of a random search bounded by time only: the sampler is read lazily, one candidate at a time.
 _UNBOUNDED = 2**31 - 1
 
-#: Objective (without ``val_``) -> scikit-learn scoring computed on each held-out fold.
-CLASSIFICATION_SCORING = {"accuracy": "accuracy", "loss": "neg_log_loss", "auc": "roc_auc"}
-REGRESSION_SCORING = {
-    "loss": "neg_mean_squared_error",  # the builder's regression loss is MSE
-    "mae": "neg_mean_absolute_error",
-    "rmse": "neg_root_mean_squared_error",
-}
-
-
-@dataclass(frozen=True)
-class Scoring:
-    """The scikit-learn scoring standing for a study's objective.
-
-    Scikit-learn maximises every score (losses are negated: ``neg_log_loss``); a trial's value is in the
-    objective's own sense, ``sign * mean_test_score``, so ``hpsearch best`` (minimising a loss) ranks
-    candidates exactly as ``GridSearchCV`` does (maximising the negated loss).
-    """
-
-    name: str
-    sign: int
-
-
-def scoring_for(objective: str, task: str) -> Scoring:
-    """The held-out fold plays the part of validation data, so ``val_x`` and ``x`` map alike."""
-    base = objective.removeprefix("val_")
-    table = REGRESSION_SCORING if task == "regression" else CLASSIFICATION_SCORING
-    name = table.get(base)
-    if name is None:
-        raise UsageError(
-            f"objective {objective!r} has no scikit-learn scoring for a {task} task; engine 'sklearn' "
-            f"accepts {', '.join(sorted({*table, *(f'val_{key}' for key in table)}))}"
-        )
-    sign = -1 if direction_of(objective) == "minimize" else 1
-    # A minimised objective must map to a negated (neg_*) score and a maximised one to a plain score.
-    assert (sign == -1) == name.startswith("neg_"), (objective, name)
-    return Scoring(name, sign)
-
-
 def _scoring_text(objective: str, task: str) -> str:
     if task != "auto":
         return f"scoring '{scoring_for(objective, task).name}'"
-    names = []
-    for kind in ("binary", "regression"):
+    kinds: dict[str, list[str]] = {}
+    for kind in ("binary", "multiclass", "regression"):
         with contextlib.suppress(UsageError):
-            kind_text = "regression" if kind == "regression" else "classification"
-            names.append(f"'{scoring_for(objective, kind).name}' ({kind_text})")
+            kinds.setdefault(scoring_for(objective, kind).name, []).append(kind)
+    names = [f"'{name}' ({'classification' if found == ['binary', 'multiclass'] else ' or '.join(found)})"
+             for name, found in kinds.items()]
     return "scoring " + " or ".join(names)
 
 
@@ -331,7 +295,6 @@ class SklearnEngine(Engine):
     # -- the search -------------------------------------------------------------------------------
     def run(self, ctx: RunContext) -> None:
         from sklearn.base import is_classifier
-        from sklearn.metrics import check_scoring
         from sklearn.model_selection import check_cv
 
         from search.engines.sklearn_estimators import check_routing, make_estimator
@@ -354,8 +317,7 @@ class SklearnEngine(Engine):
                                               max(1, available_cores() // jobs), x, y, sample_weight,
                                               estimator, scoring.name)
         else:
-            evaluator = _InProcessFolds(x, y, sample_weight, estimator,
-                                        check_scoring(estimator, scoring.name))
+            evaluator = _InProcessFolds(x, y, sample_weight, estimator, scorer(estimator, scoring.name))
         runner = TrialRunner(ctx)
         try:
             for candidate, history in self._plan(ctx):

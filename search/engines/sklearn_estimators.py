@@ -186,7 +186,7 @@ def fit_and_score(
 
     model = clone(estimator).set_params(**params)
     callback = EpochRecorderCallback(on_epoch or _ignore_epoch)
-    model.set_params(callbacks=[callback])
+    model.set_params(callbacks=[_learning_rate_callback(model), callback])
     fit_kwargs = {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight)[train]}
     started = time.perf_counter()
     fit_time = score_time = 0.0
@@ -207,6 +207,18 @@ def fit_and_score(
     if not math.isfinite(score):
         return FoldResult(fold, None, fit_time, score_time, epochs, f"fold {fold}: the score was {score}")
     return FoldResult(fold, score, fit_time, score_time, epochs)
+
+
+def _learning_rate_callback(model: Any) -> Any:
+    """The candidate's ``lr_schedule``, as every engine applies it (see :mod:`spaces.schedules`)."""
+    from spaces.schedules import LearningRateCallback
+
+    params = model.get_params(deep=False)
+    return LearningRateCallback({
+        "lr_schedule": params.get(MODEL_PREFIX + "lr_schedule", DEFAULTS["lr_schedule"]),
+        "learning_rate": params.get(MODEL_PREFIX + "learning_rate", DEFAULTS["learning_rate"]),
+        "epochs": params["epochs"],
+    })
 
 
 def _ignore_epoch(epoch: int, logs: Mapping[str, Any]) -> None:
@@ -257,13 +269,12 @@ def init_fold_process(
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
-    from sklearn.metrics import check_scoring
-
+    from search.scoring import scorer
     from storage import open_storage
 
     _FOLD_PROCESS.update(
         storage=open_storage(storage_url, create=False), x=x, y=y, sample_weight=sample_weight,
-        estimator=estimator, scorer=check_scoring(estimator, scoring),
+        estimator=estimator, scorer=scorer(estimator, scoring),
     )
 
 
