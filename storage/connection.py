@@ -186,6 +186,24 @@ def _can_create_files_in(directory: Path) -> bool:
         return False
 
 
+def _out_of_room(path: Path) -> str | None:
+    """What SQLite reports as a bare "disk I/O error" when a write found no room: say which."""
+    import resource
+    import shutil
+
+    try:
+        if shutil.disk_usage(path.parent or ".").free < 16 * 2**20:
+            return "the disk is full"
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    except OSError:
+        return None
+    if soft != resource.RLIM_INFINITY:
+        sizes = [p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()]
+        if any(size + 64 * 2**10 >= soft for size in sizes):
+            return "the file size limit is reached"
+    return None
+
+
 def translate_error(error: DBAPIError, url: str, *, writing: bool) -> StorageError:
     """One clear sentence for driver errors users can cause (permissions, full disk, locks, garbage)."""
     from .errors import SchemaError
@@ -201,6 +219,10 @@ def translate_error(error: DBAPIError, url: str, *, writing: bool) -> StorageErr
         if not _can_create_files_in(directory):
             # In WAL mode even readers need to create x.db-shm next to the database.
             return StorageError(f"cannot open {where}: directory {directory} is not writable ({reason})")
+    if path is not None and "disk i/o error" in lowered:
+        room = _out_of_room(path)
+        if room:
+            reason = f"{room} ({reason})"
     if writing or any(token in lowered for token in _WRITE_FAILURES):
         return StorageError(f"cannot write to {where}: {reason}")
     return StorageError(f"cannot read {where}: {reason}")

@@ -22,7 +22,7 @@ import pytest
 from search.data import load_dataset
 from search.recorder import TrialRecorder
 from search.scoring import scorer, scoring_for
-from search.training import fit_config
+from search.training import EpochRecorderCallback, fit_config
 from spaces import DEFAULTS
 from storage import open_storage
 
@@ -60,8 +60,9 @@ def _recorded_trial(
     capture = _capture_predictions(dataset.x_val)
     config = {**DEFAULTS, "n_hidden": 1, "n_neurons": 8, "epochs": 3, "batch_size": 32,
               "learning_rate": learning_rate}
+    record_epoch = EpochRecorderCallback(lambda epoch, logs: recorder.epoch(trial, epoch, logs))
     result = fit_config(config, dataset, objective=objective, direction="maximize",
-                        callbacks=[recorder.keras_callback(trial), capture])
+                        callbacks=[record_epoch, capture])
     recorder.complete(trial, result.value, result.final_metrics)
     [stored] = storage.list_trials(study.id, with_epochs=True)
     last = {name: values[-1] for name, values in stored.curves.items()}
