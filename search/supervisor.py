@@ -184,6 +184,7 @@ class Supervisor:
         if not failed:
             return
         self.retries_pending = True
+        self.exhausted = False  # the failed trials' retries need a worker
         for trial in failed:
             self._note(f"trial #{trial.number} marked FAILED ({trial.error}); its configuration will be "
                        "retried once")
@@ -203,10 +204,11 @@ class Supervisor:
             self._note(note)
         if returncode == 0:
             worker.stderr.close()
-            if not progressed and not self.live:
-                # It stopped on its own without finishing a trial, and nobody else is training: the
-                # engine has nothing left to propose (a Hyperband iteration that lost trials to
-                # failures, an exhausted space). Another worker would stop the same way, forever.
+            if not progressed:
+                # It stopped on its own without finishing a trial: the engine has nothing left to propose
+                # (an exhausted space, a Hyperband iteration that lost trials to failures, the last trials
+                # of the budget held by other workers). A replacement would stop the same way, so none is
+                # started; the workers still training finish their trials.
                 self.exhausted = True
             return
         if returncode == StorageTroubleError.worker_exit_code:
@@ -224,6 +226,7 @@ class Supervisor:
         worker.stderr.close()
         failed = self._fail_trials_of(worker, cause)
         self.retries_pending = True
+        self.exhausted = False  # the dead worker's trial needs a retry: there is work again
         self.deaths_without_progress = 0 if progressed else self.deaths_without_progress + 1
         if failed:
             numbers = ", ".join(f"#{trial.number}" for trial in failed)
