@@ -321,7 +321,8 @@ class TrialRunner:
               flush=True)
 
     def _trouble(self, record: TrialRecord | None, error: Exception) -> str:
-        during = f"during trial #{record.number} " if record is not None else ""
-        counted = (" (not counted as a failed trial; its configuration is retried on resume)"
-                   if record is not None else "")
-        return f"the database failed {during}of study '{self.ctx.study.name}': {error}{counted}"
+        study = self.ctx.study.name
+        if record is None:
+            return f"the database failed while claiming a new trial of study '{study}': {error}"
+        return (f"the database failed during trial #{record.number} of study '{study}': {error} (not counted "
+                "as a failed trial; its configuration is retried on resume)")
