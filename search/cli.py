@@ -19,7 +19,7 @@ from typing import Any, TextIO
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 EXIT_INTERRUPTED = 130
 #: ``run`` options that only some engines read; passed through to the study's settings when given.
-ENGINE_OPTIONS = ("cv", "jobs", "max_epochs", "factor")
+ENGINE_OPTIONS = ("cv", "jobs", "max_epochs", "factor", "dask")
 
 
 def _storage_default() -> str:
@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sklearn: cross-validation folds (default 3)")
     run.add_argument("--jobs", type=int, default=None, metavar="N",
                      help="sklearn: folds fitted in parallel (default 1)")
+    run.add_argument("--dask", default=None, metavar="ADDRESS",
+                     help="sklearn, keras-tuner: train folds / trials as tasks on the Dask cluster of this "
+                     "scheduler (tcp://host:8786 or a scheduler file; default: $HPSEARCH_DASK, else here)")
     run.add_argument("--max-epochs", type=int, default=None,
                      help="keras-tuner hyperband: most epochs a model trains (default: the space's epochs)")
     run.add_argument("--factor", type=int, default=None,
@@ -136,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--max-failures", type=int, default=None, help="new consecutive-failure limit")
     resume.add_argument("--jobs", type=int, default=None, metavar="N", help="sklearn: new parallel folds")
     resume.add_argument("--pruner", default=None, help="optuna: new pruner (median, hyperband, none)")
+    resume.add_argument("--dask", default=None, metavar="ADDRESS",
+                        help="sklearn, keras-tuner: another Dask scheduler, or 'local' to train here "
+                        "(default: the study's)")
     resume.add_argument("--stale-after", type=_seconds, default=None, metavar="SECONDS",
                         help="new heartbeat grace period")
     # Options that decide what the trials mean: accepted only to check them against the study.
@@ -286,6 +292,12 @@ def _print_json(data: Any, out: TextIO) -> None:
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from search.study import RunOptions, run_study
 
+    if args.dask is None and os.environ.get("HPSEARCH_DASK"):
+        from search.engines.base import get_engine
+
+        # The environment's cluster serves the engines that send work to one; others ignore it.
+        if "dask" in get_engine(args.engine).options:
+            args.dask = os.environ["HPSEARCH_DASK"]
     options = RunOptions(
         space=args.space, engine=args.engine, algorithm=args.algorithm, data=args.data, target=args.target,
         task=args.task, study=args.study, trials=args.trials, timeout_s=args.timeout, storage=args.storage,
@@ -305,7 +317,7 @@ def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:
     given = {
         key: value
         for key in ("max_failures", "jobs", "pruner", "seed", "cv", "class_weight", "sample_weight", "task",
-                    "max_epochs", "factor")
+                    "max_epochs", "factor", "dask")
         if (value := getattr(args, key)) is not None
     }
     if args.stale_after is not None:

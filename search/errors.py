@@ -54,3 +54,13 @@ class StorageTroubleError(HpsearchError):
     exit_code = 1
     #: How a worker process tells its supervisor that this, not a search failure, stopped it.
     worker_exit_code = 75
+
+
+class ClusterLostError(HpsearchError):
+    """Where trials execute went away (the Dask scheduler of ``--dask``): not the configuration's fault.
+
+    The trials in flight are marked interrupted (retried on resume, not counted as failed) and the run
+    stops with one message.
+    """
+
+    exit_code = 1

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from search.errors import StorageTroubleError
+from search.errors import ClusterLostError, StorageTroubleError
 from search.training import EpochRecorderCallback, FitResult, NonFiniteLossError, describe_error, fit_config
 from storage import (
     BudgetReachedError,
@@ -276,6 +276,9 @@ class TrialRunner:
             raise _Superseded() from late
         except KeyboardInterrupt:
             self._interrupt(attempt, USER_INTERRUPT)
+            raise
+        except ClusterLostError as error:  # the Dask cluster went away: retried on resume, not counted
+            self._interrupt(attempt, f"interrupted: {error}")
             raise
         except StorageError as error:
             self._interrupt(attempt, f"interrupted: the database failed during the trial ({error})")

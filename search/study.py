@@ -46,7 +46,7 @@ DEFAULT_RECYCLE_AFTER = 50
 DEFAULT_MAX_WORKER_MEMORY_MB = 4096.0
 
 #: Options a resume may change: recorded in the study's settings and used from then on.
-RESUME_APPLIES = ("trials", "timeout_s", "max_failures", "jobs", "pruner", "stale_after_s")
+RESUME_APPLIES = ("trials", "timeout_s", "max_failures", "jobs", "pruner", "stale_after_s", "dask")
 #: Options that decide what the trials mean (data split, folds, weights, task, Hyperband's plan): a
 #: different value would mix incomparable trials in one study, so a resume refuses it.
 RESUME_REFUSES = ("seed", "cv", "class_weight", "sample_weight", "task", "max_epochs", "factor")
@@ -107,7 +107,7 @@ class Isolation:
         if self.workers > 1 and not engine.parallel_workers:
             raise UsageError(
                 f"--workers {self.workers} needs an engine that coordinates several workers (optuna); "
-                f"engine '{engine.name}' runs one worker at a time"
+                f"engine '{engine.name}' runs one worker at a time (train on several machines with --dask)"
             )
         if self.workers > 1 and self.in_process:
             raise UsageError("--in-process runs one trial at a time; it cannot be combined with --workers")
@@ -356,7 +356,7 @@ def _settings_changes(study: StudyRecord, engine: Engine, space: SearchSpace,
                       given: dict[str, Any]) -> dict[str, Any]:
     """Refuse options that would change what the study's trials mean; return those to apply."""
     engine.refuse_foreign_options({key: value for key, value in given.items()
-                                   if key in ("pruner", "cv", "jobs", "max_epochs", "factor")})
+                                   if key in ("pruner", "cv", "jobs", "max_epochs", "factor", "dask")})
     current = engine.resolved_options(space, study.settings)
     refused = []
     for key in RESUME_REFUSES:

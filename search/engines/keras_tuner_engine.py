@@ -129,7 +129,9 @@ class KerasTunerEngine(Engine):
     name = "keras-tuner"
     algorithms = ("random", "hyperband", "bayesian")
     default_algorithm = "random"
-    options = ("max_epochs", "factor")
+    options = ("max_epochs", "factor", "dask")
+    #: The options of Hyperband's plan (refused with other algorithms).
+    hyperband_options = ("max_epochs", "factor")
 
     def _hyperband_settings(self, space: SearchSpace, settings: Mapping[str, Any]) -> tuple[int, int]:
         max_epochs = settings.get("max_epochs")
@@ -143,9 +145,12 @@ class KerasTunerEngine(Engine):
         return max_epochs, factor
 
     def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
+        from search.cluster import check_address
+
+        check_address(settings.get("dask"))
         algorithm = settings["algorithm"]
         if algorithm != "hyperband":
-            given = [key for key in self.options if settings.get(key) is not None]
+            given = [key for key in self.hyperband_options if settings.get(key) is not None]
             if given:
                 flags = " and ".join("--" + key.replace("_", "-") for key in given)
                 raise UsageError(f"{flags} apply to --algorithm hyperband only, not '{algorithm}'; "
@@ -171,8 +176,14 @@ class KerasTunerEngine(Engine):
         return plan_trials(hyperband_plan(*self._hyperband_settings(space, settings)))
 
     def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]:
+        from search.cluster import dask_address, describe
+
         algorithm = settings["algorithm"]
         lines = [f"{len(space.params)} tuned parameters: {', '.join(space.params) or '(none)'}"]
+        address = dask_address(settings)
+        if address is not None:
+            lines.append(f"{describe(address)}: each trial a task, as many at once as the cluster has worker "
+                         "threads; the oracle stays in this run")
         if algorithm != "hyperband":
             oracle = "RandomSearchOracle" if algorithm == "random" else "BayesianOptimizationOracle"
             return [f"engine keras-tuner, algorithm {algorithm} ({oracle}); nothing kept on disk", *lines]
@@ -202,7 +213,15 @@ class KerasTunerEngine(Engine):
                 f"study '{ctx.study.name}' is being searched by worker {others[0].worker} (trial "
                 f"#{others[0].number} is running); the keras-tuner engine runs one worker per study"
             )
-        _Search(ctx).run()
+        from search.cluster import dask_address
+
+        address = dask_address(ctx.settings)
+        if address is None:
+            _Search(ctx).run()
+        else:
+            from search.engines.keras_tuner_cluster import ClusterSearch
+
+            ClusterSearch(ctx, address).run()
 
 
 # -- one run of the search ----------------------------------------------------------------------------
@@ -453,47 +472,8 @@ class _Search:
         """Train one KerasTuner trial through the trial runner; return its objective value."""
         import keras_tuner
 
-        from spaces.compile_keras_tuner import point_from_hyperparameters
-
-        ctx = self.ctx
-        values = trial.hyperparameters.values
-        point = point_from_hyperparameters(ctx.space, trial.hyperparameters)
-        config = resolve_config(ctx.space, point)
-        epochs = values.get("tuner/epochs")
-        initial_epoch = int(values.get("tuner/initial_epoch", 0)) if epochs is not None else 0
-        parent_id = values.get("tuner/trial_id")
-        parent_weights = self._weights(parent_id) if parent_id is not None else None
-        if parent_weights is not None and not parent_weights.exists():
-            # The weights folder was removed (or the study moved machines): train this round from scratch.
-            parent_id, parent_weights, initial_epoch = None, None, 0
-        callbacks = []
-        bracket, round_num = values.get("tuner/bracket"), values.get("tuner/round")
-        if self.folder is not None and bracket is not None and round_num < bracket:
-            callbacks.append(
-                _best_weights_keeper(self.objective, self.direction, self._weights(trial.trial_id))
-            )
-
-        def load_parent(model: Any) -> None:
-            if parent_weights is not None:
-                model.set_weights(_load_weights(parent_weights))
-
-        def fit(attempt: Attempt) -> TrialOutcome:
-            # Epochs are counted within this round, so epochs_run is what this round cost.
-            result = attempt.fit(
-                config, callbacks=callbacks, epochs=None if epochs is None else int(epochs),
-                initial_epoch=initial_epoch, epoch_offset=initial_epoch, prepare_model=load_parent,
-            )
-            return attempt.outcome(result)
-
-        proposal = Proposal(
-            point,
-            engine_trial_id=trial.trial_id,
-            retry_of=self.retry_of.pop(trial.trial_id, None),
-            parent_number=self.numbers.get(parent_id) if parent_id is not None else None,
-            # A Hyperband round is its own work: the same configuration continued is not a duplicate.
-            identity={"values": values},
-        )
-        result = self.runner.run(proposal, fit)
+        plan = self.plan_trial(trial)
+        result = self.runner.run(plan.proposal, self.fit_function(plan))
         if result.status is RunStatus.BUDGET_REACHED:
             self.ctx.tracker.budget_reached()
             raise _StopSearch
@@ -505,6 +485,70 @@ class _Search:
             raise keras_tuner.errors.FailedTrialError(record.error or "failed")
         self.numbers[trial.trial_id] = record.number
         return record.value
+
+    def plan_trial(self, trial: Any) -> TrialPlan:
+        """What training ``trial`` means: config, epochs, the weights it continues, the weights it keeps."""
+        from spaces.compile_keras_tuner import point_from_hyperparameters
+
+        ctx = self.ctx
+        values = trial.hyperparameters.values
+        point = point_from_hyperparameters(ctx.space, trial.hyperparameters)
+        epochs = values.get("tuner/epochs")
+        initial_epoch = int(values.get("tuner/initial_epoch", 0)) if epochs is not None else 0
+        parent_id = values.get("tuner/trial_id")
+        parent_weights = self._weights(parent_id) if parent_id is not None else None
+        if parent_weights is not None and not parent_weights.exists():
+            # The weights folder was removed (or the study moved machines): train this round from scratch.
+            parent_id, parent_weights, initial_epoch = None, None, 0
+        bracket, round_num = values.get("tuner/bracket"), values.get("tuner/round")
+        keep = self.folder is not None and bracket is not None and round_num < bracket
+        proposal = Proposal(
+            point,
+            engine_trial_id=trial.trial_id,
+            retry_of=self.retry_of.pop(trial.trial_id, None),
+            parent_number=self.numbers.get(parent_id) if parent_id is not None else None,
+            # A Hyperband round is its own work: the same configuration continued is not a duplicate.
+            identity={"values": values},
+        )
+        return TrialPlan(
+            proposal=proposal, config=resolve_config(ctx.space, point),
+            epochs=None if epochs is None else int(epochs), initial_epoch=initial_epoch,
+            parent_weights=parent_weights, keep_weights=self._weights(trial.trial_id) if keep else None,
+        )
+
+    def fit_function(self, plan: TrialPlan) -> Any:
+        """Training as the trial runner calls it: here, in this process."""
+        callbacks = []
+        if plan.keep_weights is not None:
+            callbacks.append(_best_weights_keeper(self.objective, self.direction, plan.keep_weights))
+
+        def load_parent(model: Any) -> None:
+            if plan.parent_weights is not None:
+                model.set_weights(_load_weights(plan.parent_weights))
+
+        def fit(attempt: Attempt) -> TrialOutcome:
+            # Epochs are counted within this round, so epochs_run is what this round cost.
+            result = attempt.fit(
+                plan.config, callbacks=callbacks, epochs=plan.epochs, initial_epoch=plan.initial_epoch,
+                epoch_offset=plan.initial_epoch, prepare_model=load_parent,
+            )
+            return attempt.outcome(result)
+
+        return fit
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """One KerasTuner trial (one Hyperband round) as the trial runner trains it."""
+
+    proposal: Proposal
+    config: dict[str, Any]
+    epochs: int | None
+    initial_epoch: int
+    #: Best-epoch weights of the round this one continues.
+    parent_weights: Path | None
+    #: Where to keep this round's best-epoch weights, when a later round may continue it.
+    keep_weights: Path | None
 
 
 def _database_backed(base: type) -> type:

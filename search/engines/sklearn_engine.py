@@ -28,6 +28,7 @@ so every candidate has at most one result, and trial numbers follow candidate or
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import warnings
@@ -101,6 +102,22 @@ def cv_jobs(settings: Mapping[str, Any]) -> int:
             f"the cores: use --jobs {cores} or less"
         )
     return jobs
+
+
+def cv_cluster(settings: Mapping[str, Any]) -> str | None:
+    """``--dask``: the scheduler that fold fits are sent to as tasks (None: fit them on this machine)."""
+    from search.cluster import check_address, dask_address
+
+    check_address(settings.get("dask"))
+    address = dask_address(settings)
+    jobs = settings.get("jobs")
+    if address is not None and jobs is not None and jobs != 1:
+        raise UsageError(
+            f"--jobs {jobs} and --dask cannot be combined: --jobs fits folds in processes on this machine, "
+            "--dask sends them to the Dask cluster, whose workers decide how many run at once (give --jobs 1 "
+            "to resume a --jobs study on a cluster)"
+        )
+    return address
 
 
 # -- candidates -------------------------------------------------------------------------------------------
@@ -243,11 +260,12 @@ class SklearnEngine(Engine):
     name = "sklearn"
     algorithms = ("grid", "random")
     default_algorithm = "grid"
-    options = ("cv", "jobs")
+    options = ("cv", "jobs", "dask")
 
     def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
         cv_folds(settings)
         cv_jobs(settings)
+        cv_cluster(settings)
         if space.task != "auto":
             scoring_for(space.objective, space.task)
         if settings["algorithm"] == "grid":
@@ -289,6 +307,12 @@ class SklearnEngine(Engine):
         if jobs > 1:
             lines.append(f"{min(jobs, folds)} folds fitted at once, in processes of "
                          f"{max(1, available_cores() // jobs)} TensorFlow thread(s) each")
+        address = cv_cluster(settings)
+        if address is not None:
+            from search.cluster import describe
+
+            lines.append(f"{describe(address)}: each fold a task, as many at once as the cluster has "
+                         "worker threads")
         lines.append("folds split the train+validation rows; the test split is never used in the search")
         return lines
 
@@ -312,6 +336,11 @@ class SklearnEngine(Engine):
         splits = list(check_cv(folds, y, classifier=is_classifier(estimator)).split(x, y))
         # As GridSearchCV passes fit parameters: each fold's training rows' weights; scores are unweighted.
         sample_weight = cv_weights(dataset)
+        address = cv_cluster(settings)
+        if address is not None:
+            payload = (x, y, sample_weight, estimator, scoring.name)
+            self._run_on_cluster(ctx, address, splits, scoring, payload)
+            return
         if jobs > 1:
             evaluator: _Folds = _ProcessFolds(ctx.storage.url, min(jobs, folds),
                                               max(1, available_cores() // jobs), x, y, sample_weight,
@@ -335,6 +364,63 @@ class SklearnEngine(Engine):
         finally:
             evaluator.close()
 
+    def _proposal(self, candidate: Candidate, history: _History) -> Proposal:
+        retry_of = history.interrupted[-1].number if history.interrupted else None
+        return Proposal(candidate.point, engine_trial_id=str(candidate.index), retry_of=retry_of)
+
+    def _run_on_cluster(self, ctx: RunContext, address: str, splits: list[tuple[np.ndarray, np.ndarray]],
+                        scoring: Scoring, payload: tuple) -> None:
+        """``--dask``: every fold a task; enough candidates in flight to keep every worker busy.
+
+        Candidates are still proposed, claimed and recorded here, in scikit-learn's order; each one's
+        trial runs in a thread that waits on its fold tasks (see ``search.cluster.InFlight``).
+        """
+        from search.cluster import InFlight, connect, share, slots
+        from search.errors import ClusterLostError
+
+        client = connect(address)
+        in_flight = InFlight()
+        runner = TrialRunner(ctx)
+        evaluator = _DaskFolds(client, address, share(client, payload, "folds"), in_flight.stopping)
+        budget_reached = False
+
+        def settle(done: list[tuple[Any, Any]]) -> None:
+            nonlocal budget_reached
+            for _, future in done:
+                if future.result().status is RunStatus.BUDGET_REACHED:  # re-raises a fatal error
+                    budget_reached = True
+
+        stopped: str | None = None
+        try:
+            for candidate, history in self._plan(ctx):
+                # Candidates in flight: each worker thread busy, plus one so a worker never waits for us.
+                while len(in_flight) >= -(-slots(client) // len(splits)) + 1:
+                    settle(in_flight.next_done())
+                if budget_reached or ctx.tracker.should_stop():
+                    break
+                proposal = self._proposal(candidate, history)
+                if len(history.interrupted) >= MAX_INTERRUPTED_ATTEMPTS:
+                    train = _given_up(history)
+                else:
+                    train = _cross_validation(candidate, evaluator, splits, scoring)
+                in_flight.start(candidate.index, functools.partial(_claimed_then, runner, proposal, train))
+            while len(in_flight):
+                settle(in_flight.next_done())
+        except KeyboardInterrupt:
+            raise
+        except ClusterLostError as error:
+            stopped = str(error)
+            raise ClusterLostError(f"{error}; completed trials are saved; continue with `hpsearch resume "
+                                   f"{ctx.study.name}` once the cluster is back") from None
+        except BaseException as error:
+            stopped = f"{type(error).__name__}: {error}"
+            raise
+        finally:
+            in_flight.stop(stopped)
+            if budget_reached:
+                ctx.tracker.budget_reached()
+            client.close()
+
     def _plan(self, ctx: RunContext) -> Iterator[tuple[Candidate, _History]]:
         """Cut-short candidates first (``ctx.retries`` among them), then the rest in scikit-learn's order;
         candidates with a result, or being fitted by another live process, are skipped."""
@@ -352,6 +438,16 @@ class SklearnEngine(Engine):
                 continue
             handled.add(key)
             yield candidate, history
+
+
+def _claimed_then(runner: TrialRunner, proposal: Proposal, train: Any, claimed: Any) -> Any:
+    """``runner.run`` that signals ``claimed`` once the trial is claimed, before training starts."""
+
+    def train_claimed(attempt: Attempt) -> TrialOutcome:
+        claimed()
+        return train(attempt)
+
+    return runner.run(proposal, train_claimed)
 
 
 def _given_up(history: _History) -> Any:
@@ -505,3 +601,40 @@ class _ProcessFolds(_Folds):
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+class _DaskFolds(_Folds):
+    """``--dask``: a candidate's folds as tasks on a Dask cluster, all submitted at once.
+
+    A task is a pure function of the candidate's parameters and the fold's row indices; the data went to
+    the cluster once (``search.cluster.share``). A fold's epochs come back with its result and are
+    recorded here, so Dask workers never need the database. A worker that dies mid-fit costs only that
+    fit: the scheduler runs it again on another worker.
+    """
+
+    def __init__(self, client: Any, address: str, data: Any, stopping: Any) -> None:
+        self.client = client
+        self.address = address
+        self.data = data
+        self.stopping = stopping
+
+    def folds(
+        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]]
+    ) -> Iterator[FoldResult]:
+        from search.cluster import completed, fit_fold_task, task_key
+
+        name = f"trial{attempt.record.number}"
+        futures = [
+            self.client.submit(fit_fold_task, self.data, candidate.sklearn_params, fold, train, test,
+                               key=task_key("fold", f"{name}-fold{fold}"), pure=False)
+            for fold, (train, test) in enumerate(splits)
+        ]
+        try:
+            for fold_result, epochs in completed(futures, self.address, self.stopping):
+                for epoch, logs in epochs:
+                    attempt.record_epoch(epoch, logs, fold=fold_result.fold)
+                yield fold_result
+        finally:  # a fold failed (error_score), Ctrl-C, or the cluster went away: fit no more of them
+            for future in futures:
+                if not future.done():
+                    future.cancel()
