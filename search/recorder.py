@@ -30,10 +30,15 @@ def current_worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+_PROCESS: list[Any] = []  # [pid, psutil.Process]: building the Process object costs more than reading it
+
+
 def resident_memory_mb() -> float:
     import psutil
 
-    return psutil.Process().memory_info().rss / 2**20
+    if not _PROCESS or _PROCESS[0] != os.getpid():  # a forked child measures itself
+        _PROCESS[:] = [os.getpid(), psutil.Process()]
+    return _PROCESS[1].memory_info().rss / 2**20
 
 
 def plain_metrics(logs: Mapping[str, Any] | None) -> dict[str, float]:
@@ -152,6 +157,7 @@ class TrialRecorder:
             interrupted=interrupted,
             peak_memory_mb=round(peak, 1),
             epochs=self._pending.pop(trial.id, []),
+            started_at=trial.started_at,
         )
         for listener in self._listeners:
             listener(finished)

@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Select, case, func, insert, select, update
@@ -48,6 +49,11 @@ _NUMBER_RETRIES = 20
 
 # The record's columns (config_key is the store's own bookkeeping, not part of a trial record).
 _TRIAL_COLUMNS = tuple(column for column in TrialRow.__table__.columns if column.key != "config_key")
+# The tables themselves for the statements on every trial's path: Core DML on a Table skips the ORM's
+# per-statement bookkeeping, a third of a claim's CPU time (scripts/bench_store.py).
+_TRIALS = TrialRow.__table__
+_STUDIES = StudyRow.__table__
+_EPOCHS = TrialEpochRow.__table__
 
 
 def config_key(identity: Any) -> str:
@@ -128,6 +134,17 @@ class Storage:
                 yield session
         except IntegrityError:
             raise  # callers turn constraint violations into their own errors
+        except DBAPIError as e:
+            raise translate_error(e, self.url, writing=True) from e
+
+    @contextmanager
+    def _write_rows(self) -> Iterator[Connection]:
+        # Core statements in one transaction, for the hot write paths: no Session to build and flush.
+        try:
+            with self._write_engine.begin() as connection:
+                yield connection
+        except IntegrityError:
+            raise
         except DBAPIError as e:
             raise translate_error(e, self.url, writing=True) from e
 
@@ -265,31 +282,30 @@ class Storage:
         key = config_key(params if identity is None else identity)
         for attempt in range(_NUMBER_RETRIES):
             try:
-                with self._write() as session:
-                    # FOR UPDATE serialises trial creation per study on PostgreSQL (no-op on SQLite,
-                    # where BEGIN IMMEDIATE already serialised every writer).
-                    study = session.scalars(
-                        select(StudyRow).where(StudyRow.id == study_id).with_for_update()
-                    ).one_or_none()
-                    if study is None:
-                        raise self._study_id_missing(session, study_id)
+                # A Connection, not a Session: a claim is on every trial's path (see bench_store).
+                with self._write_rows() as connection:
+                    now = utcnow()
+                    # Updating the study's row first locks it on PostgreSQL until commit, which serialises
+                    # trial creation per study (SQLite's BEGIN IMMEDIATE already serialised every writer).
+                    touched = connection.execute(
+                        update(_STUDIES).where(_STUDIES.c.id == study_id).values(updated_at=now)
+                    )
+                    if touched.rowcount == 0:
+                        raise self._study_id_missing(connection, study_id)
+                    # The budget's count and the next number in one pass over the study's index.
+                    used, last = connection.execute(
+                        select(
+                            func.count().filter(TrialRow.interrupted.is_(False)), func.max(TrialRow.number)
+                        ).where(TrialRow.study_id == study_id)
+                    ).one()
                     if budget is not None:
-                        used = session.scalar(
-                            select(func.count()).where(
-                                TrialRow.study_id == study_id, TrialRow.interrupted.is_(False)
-                            )
-                        )
                         if used >= budget:
                             raise BudgetReachedError(
                                 f"the study's budget of {budget} trials is used up ({used} counted)"
                             )
                     if unique:
-                        self._refuse_duplicate(session, study_id, key, retry=retry_of is not None)
-                    last = session.scalar(
-                        select(func.max(TrialRow.number)).where(TrialRow.study_id == study_id)
-                    )
-                    now = utcnow()
-                    row = TrialRow(
+                        self._refuse_duplicate(connection, study_id, key, retry=retry_of is not None)
+                    values: dict[str, Any] = dict(
                         study_id=study_id,
                         number=0 if last is None else last + 1,
                         engine_trial_id=engine_trial_id,
@@ -308,12 +324,11 @@ class Storage:
                         heartbeat_at=now,
                         peak_memory_mb=None,
                         parent_number=parent_number,
-                        config_key=key,
                     )
-                    session.add(row)
-                    study.updated_at = now
-                    session.flush()
-                    return _trial_record_of(row)
+                    trial_id = connection.execute(
+                        insert(_TRIALS).values(**values, config_key=key).returning(_TRIALS.c.id)
+                    ).scalar_one()
+                    return _trial_record([trial_id, *(values[column.key] for column in _TRIAL_COLUMNS[1:])])
             except IntegrityError as e:
                 if attempt == _NUMBER_RETRIES - 1:
                     raise StorageError(
@@ -322,8 +337,8 @@ class Storage:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _refuse_duplicate(session: Session, study_id: int, key: str, *, retry: bool) -> None:
-        earlier = session.execute(
+    def _refuse_duplicate(connection: Connection, study_id: int, key: str, *, retry: bool) -> None:
+        earlier = connection.execute(
             select(TrialRow.number, TrialRow.state, TrialRow.interrupted)
             .where(TrialRow.study_id == study_id, TrialRow.config_key == key)
             .order_by(TrialRow.number)
@@ -359,7 +374,7 @@ class Storage:
                 .values(heartbeat_at=utcnow())
             )
 
-    def _not_running(self, session: Session, trial_id: int) -> Exception:
+    def _not_running(self, session: Session | Connection, trial_id: int) -> Exception:
         """Why a conditional write to a RUNNING trial matched nothing."""
         row = session.execute(select(TrialRow.number, TrialRow.state).where(TrialRow.id == trial_id)).first()
         if row is None:
@@ -387,17 +402,17 @@ class Storage:
         not yet written. Refused (TrialNotRunningError) once the trial has ended."""
         if not epochs:
             return
-        with self._write() as session:
-            self._claim_running(session, trial_id, epochs)
-            self._add_epochs(session, trial_id, epochs)
+        with self._write_rows() as connection:
+            self._claim_running(connection, trial_id, epochs)
+            self._add_epochs(connection, trial_id, epochs)
 
     def _claim_running(
-        self, session: Session, trial_id: int, epochs: Sequence[tuple[int, Any, Any]]
+        self, connection: Connection, trial_id: int, epochs: Sequence[tuple[int, Any, Any]]
     ) -> None:
         # Updating the trial row first also locks it (PostgreSQL): folds trained in parallel merge into one
         # epoch row one at a time (SQLite's BEGIN IMMEDIATE does the same).
         last = max(epoch for epoch, _, _ in epochs)
-        result = session.execute(
+        result = connection.execute(
             update(TrialRow)
             .where(TrialRow.id == trial_id, TrialRow.state == TrialState.RUNNING.value)
             .values(
@@ -406,17 +421,18 @@ class Storage:
             )
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
-            raise self._not_running(session, trial_id)
+            raise self._not_running(connection, trial_id)
 
     def _add_epochs(
-        self, session: Session, trial_id: int, epochs: Sequence[tuple[int, dict[str, float], int | None]]
+        self, connection: Connection, trial_id: int,
+        epochs: Sequence[tuple[int, dict[str, float], int | None]],
     ) -> None:
         now = utcnow()
         if all(fold is None for _, _, fold in epochs):
             # The common case (one model per trial): one multi-row INSERT, no read; the unique
             # (trial_id, epoch) constraint refuses an epoch written twice.
             try:
-                session.execute(insert(TrialEpochRow), [
+                connection.execute(insert(_EPOCHS), [
                     {"trial_id": trial_id, "epoch": epoch, "metrics": metrics, "recorded_at": now}
                     for epoch, metrics, _ in epochs
                 ])
@@ -433,25 +449,25 @@ class Storage:
             if named.keys() & into.keys():
                 raise StorageError(f"epoch {epoch} of trial id {trial_id} is given twice")
             into.update(named)
-        existing = {
-            row.epoch: row
-            for row in session.scalars(
-                select(TrialEpochRow).where(
-                    TrialEpochRow.trial_id == trial_id, TrialEpochRow.epoch.in_(list(merged))
-                )
+        existing = dict(connection.execute(
+            select(TrialEpochRow.epoch, TrialEpochRow.metrics).where(
+                TrialEpochRow.trial_id == trial_id, TrialEpochRow.epoch.in_(list(merged))
             )
-        }
-        for epoch, metrics in merged.items():
-            row = existing.get(epoch)
-            if row is None:
-                session.add(TrialEpochRow(trial_id=trial_id, epoch=epoch, metrics=metrics, recorded_at=now))
-            elif metrics.keys() & row.metrics.keys():
-                raise StorageError(f"epoch {epoch} of trial id {trial_id} is already recorded")
-            else:  # another fold's metrics of the same epoch
-                row.metrics = {**row.metrics, **metrics}
-                row.recorded_at = now
+        ).all())
         try:
-            session.flush()
+            for epoch, metrics in merged.items():
+                before = existing.get(epoch)
+                if before is None:
+                    connection.execute(insert(TrialEpochRow).values(
+                        trial_id=trial_id, epoch=epoch, metrics=metrics, recorded_at=now))
+                elif metrics.keys() & before.keys():
+                    raise StorageError(f"epoch {epoch} of trial id {trial_id} is already recorded")
+                else:  # another fold's metrics of the same epoch
+                    connection.execute(
+                        update(TrialEpochRow)
+                        .where(TrialEpochRow.trial_id == trial_id, TrialEpochRow.epoch == epoch)
+                        .values(metrics={**before, **metrics}, recorded_at=now)
+                    )
         except IntegrityError as e:  # another writer inserted the row first (only without the row lock)
             raise StorageError(f"an epoch of trial id {trial_id} raced another write") from e
 
@@ -479,9 +495,11 @@ class Storage:
         interrupted: bool = False,
         peak_memory_mb: float | None = None,
         epochs: Sequence[tuple[int, dict[str, float], int | None]] = (),
+        started_at: datetime | None = None,
     ) -> TrialRecord:
         """Close a RUNNING trial in a final state, with its last ``epochs`` not yet written (one
-        transaction); sets ended_at and duration_s.
+        transaction); sets ended_at and duration_s (from ``started_at`` when the caller has the trial's
+        record at hand, which saves a read; else from the row).
 
         One conditional UPDATE (``WHERE state = 'RUNNING'``): a trial ends exactly once. A second finish
         (a paused worker reporting after recovery failed its trial) raises TrialNotRunningError and
@@ -495,35 +513,41 @@ class Storage:
             value = float(value)
             if not math.isfinite(value):
                 value = None
-        with self._write() as session:
-            started = session.execute(
-                select(TrialRow.started_at, TrialRow.study_id).where(TrialRow.id == trial_id)
-            ).first()
-            if started is None:
-                raise TrialNotFoundError(f"no trial with id {trial_id} in {self._where}")
+        with self._write_rows() as connection:
+            if started_at is None:
+                started_at = connection.execute(
+                    select(_TRIALS.c.started_at).where(_TRIALS.c.id == trial_id)
+                ).scalar()
+                if started_at is None:
+                    raise TrialNotFoundError(f"no trial with id {trial_id} in {self._where}")
             now = utcnow()
             values: dict[str, Any] = dict(
                 state=state.value, value=value, error=error, interrupted=interrupted,
                 peak_memory_mb=peak_memory_mb, ended_at=now, heartbeat_at=now,
-                duration_s=max(0.0, (now - started.started_at).total_seconds()),
+                duration_s=max(0.0, (now - started_at).total_seconds()),
             )
             if metrics is not None:
                 values["metrics"] = dict(metrics)
             if epochs:
                 last = max(epoch for epoch, _, _ in epochs)
-                values["epochs_run"] = case((TrialRow.epochs_run > last, TrialRow.epochs_run), else_=last + 1)
-            result = session.execute(
-                update(TrialRow)
-                .where(TrialRow.id == trial_id, TrialRow.state == TrialState.RUNNING.value)
+                ran = _TRIALS.c.epochs_run
+                values["epochs_run"] = case((ran > last, ran), else_=last + 1)
+            # RETURNING gives the finished row back without another read (SQLite >= 3.35, PostgreSQL).
+            row = connection.execute(
+                update(_TRIALS)
+                .where(_TRIALS.c.id == trial_id, _TRIALS.c.state == TrialState.RUNNING.value)
                 .values(**values)
-            )
-            if result.rowcount == 0:  # type: ignore[attr-defined]
-                raise self._not_running(session, trial_id)
+                .returning(*_TRIAL_COLUMNS)
+            ).first()
+            if row is None:
+                raise self._not_running(connection, trial_id)
             if epochs:
-                self._add_epochs(session, trial_id, epochs)
-            session.execute(update(StudyRow).where(StudyRow.id == started.study_id).values(updated_at=now))
-            row = session.execute(_trial_select().where(TrialRow.id == trial_id)).one()
-            return _trial_record(row)
+                self._add_epochs(connection, trial_id, epochs)
+            record = _trial_record(row)
+            connection.execute(
+                update(_STUDIES).where(_STUDIES.c.id == record.study_id).values(updated_at=now)
+            )
+            return record
 
     def set_engine_trial_id(self, trial_id: int, engine_trial_id: str) -> None:
         with self._write() as session:
@@ -706,7 +730,7 @@ class Storage:
             raise self._study_id_missing(session, study_id)
         return row
 
-    def _study_id_missing(self, session: Session, study_id: int) -> StudyNotFoundError:
+    def _study_id_missing(self, session: Session | Connection, study_id: int) -> StudyNotFoundError:
         existing = session.scalars(select(StudyRow.name).order_by(StudyRow.name)).all()
         return StudyNotFoundError(f"#{study_id}", self._where, existing)
 

@@ -1,0 +1,333 @@
+"""Search efficiency: epochs and seconds each engine and algorithm needs to reach random search's best.
+
+    .venv/bin/python scripts/bench_efficiency.py [--seeds 5] [--trials 12] [--datasets digits,diabetes]
+                                                 [--only LABEL,...] [--out bench-efficiency]
+
+Every algorithm of every engine searches the same small space (below) on bundled datasets, one study per
+(dataset, algorithm, seed), one worker, in this process (``--in-process``, so no worker start-up is
+counted). Studies already in ``OUT/efficiency.db`` are reused, so an interrupted benchmark continues and
+``--only`` adds algorithms to an earlier run.
+
+For each study, trials are taken in the order they ended, with the epochs trained so far (a scikit-learn
+candidate trains once per fold: its epochs count ``--cv`` times, and the benchmark uses ``--cv 2``; a
+Hyperband round counts the epochs of that round only) and the seconds since the study's first trial
+started.
+
+- target: the best value that the *same engine's* random search reaches with its whole budget, on the same
+  dataset and seed. Values of different engines are not comparable with one another (scikit-learn's value
+  is a cross-validated mean over folds of the training split, the others score one validation split), so
+  each engine is measured against its own random search.
+- time to target: epochs and seconds until an algorithm's best-so-far first reaches that target; the
+  median over seeds where it did, and how many seeds did (``reached``).
+- best at equal epochs: every algorithm's best value within the smallest total epoch count any algorithm
+  of that engine spent on that dataset and seed; the median over seeds.
+- ratio: the median time to target in epochs over random search's own (random search reaches its own best
+  at the epoch its best trial ended).
+
+Writes ``OUT/efficiency.md`` (the README table), ``OUT/efficiency.json`` and ``OUT/efficiency.png`` (best
+so far against epochs, one line per algorithm, the median over seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+#: Small enough to run 5 seeds of every algorithm in well under an hour on two cores; every range has a
+#: finite grid so the grid searches can run it (2 x 3 x 2 x 2 x 3 = 72 candidates).
+SPACE = """\
+objective: {objective}
+params:
+  n_hidden: {{type: int, low: 1, high: 2}}
+  n_neurons: {{type: int, low: 8, high: 64, log: true, grid: [8, 24, 64]}}
+  activation: {{type: categorical, choices: [relu, tanh]}}
+  optimizer: {{type: categorical, choices: [adam, "sgd(momentum=0.9, nesterov=true)"]}}
+  learning_rate: {{type: float, low: 1.0e-3, high: 1.0e-1, log: true, grid: [1.0e-3, 1.0e-2, 1.0e-1]}}
+fixed: {{epochs: {epochs}, batch_size: 32}}
+"""
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    label: str
+    engine: str
+    args: tuple[str, ...]
+    #: the engine's random search, the target of every algorithm of this engine
+    reference: str
+
+
+ALGORITHMS = (
+    Algorithm("optuna random", "optuna", ("--algorithm", "random", "--pruner", "none"), "optuna random"),
+    Algorithm("optuna tpe+median", "optuna", ("--algorithm", "tpe", "--pruner", "median"), "optuna random"),
+    Algorithm("optuna tpe+hyperband", "optuna", ("--algorithm", "tpe", "--pruner", "hyperband"),
+              "optuna random"),
+    Algorithm("optuna cmaes", "optuna", ("--algorithm", "cmaes", "--pruner", "none"), "optuna random"),
+    Algorithm("keras-tuner random", "keras-tuner", ("--algorithm", "random"), "keras-tuner random"),
+    Algorithm("keras-tuner bayesian", "keras-tuner", ("--algorithm", "bayesian"), "keras-tuner random"),
+    Algorithm("keras-tuner hyperband", "keras-tuner", ("--algorithm", "hyperband", "--factor", "3"),
+              "keras-tuner random"),
+    Algorithm("sklearn random", "sklearn", ("--algorithm", "random", "--cv", "2"), "sklearn random"),
+    Algorithm("sklearn grid", "sklearn", ("--algorithm", "grid", "--cv", "2"), "sklearn random"),
+    Algorithm("sklearn halving-grid", "sklearn", ("--algorithm", "halving-grid", "--cv", "2"),
+              "sklearn random"),
+    Algorithm("sklearn halving-random", "sklearn", ("--algorithm", "halving-random", "--cv", "2"),
+              "sklearn random"),
+)
+#: dataset -> (objective, direction)
+DATASETS = {"digits": ("val_accuracy", "maximize"), "diabetes": ("val_mae", "minimize"),
+            "wine": ("val_accuracy", "maximize"), "breast_cancer": ("val_accuracy", "maximize")}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One ended trial of a study, in the order trials ended."""
+
+    epochs: int  # epochs trained by the study up to and including this trial
+    seconds: float  # since the study's first trial started
+    value: float | None
+
+
+def study_name(dataset: str, algorithm: Algorithm, seed: int) -> str:
+    return f"{dataset}-{algorithm.label.replace(' ', '-').replace('+', '-')}-s{seed}"
+
+
+def run_study(out: Path, dataset: str, algorithm: Algorithm, seed: int, trials: int, epochs: int,
+              resume: bool) -> None:
+    from search.cli import main as hpsearch
+
+    storage_url = f"sqlite:///{out / 'efficiency.db'}"
+    if resume:
+        code = hpsearch(["resume", study_name(dataset, algorithm, seed), "--storage", storage_url,
+                         "--in-process", "--quiet"])
+        if code != 0:
+            raise SystemExit(f"resuming {algorithm.label} on {dataset} (seed {seed}) exited {code}")
+        return
+    objective, _ = DATASETS[dataset]
+    space = out / f"space-{dataset}.yaml"
+    space.write_text(SPACE.format(objective=objective, epochs=epochs))
+    budget = ("--trials", str(trials))
+    if algorithm.args[1] == "hyperband" and algorithm.engine == "keras-tuner":
+        budget = ()  # Hyperband's plan (max epochs, factor) sets the number of trials
+    if "halving" in algorithm.args[1]:
+        budget = ()  # the halving plan sets the number of fits
+    code = hpsearch(["run", str(space), "--engine", algorithm.engine, *algorithm.args, "--data", dataset,
+                     "--seed", str(seed), "--study", study_name(dataset, algorithm, seed), "--storage",
+                     storage_url, "--in-process", "--quiet", *budget])
+    if code != 0:
+        raise SystemExit(f"{algorithm.label} on {dataset} (seed {seed}) exited {code}")
+
+
+def points(storage, name: str) -> list[Point]:
+    """The study's ended trials as points, or [] when the study was not run."""
+    from storage import StudyNotFoundError, TrialState
+
+    try:
+        study = storage.get_study(name)
+    except StudyNotFoundError:
+        return []
+    ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
+    trials = [trial for trial in storage.list_trials(study.id) if trial.state in ended and trial.ended_at]
+    if not trials:
+        return []
+    trials.sort(key=lambda trial: trial.ended_at)
+    start = min(trial.started_at for trial in trials)
+    spent, result = 0, []
+    for trial in trials:
+        folds = sum(1 for key in trial.metrics if key.startswith("split") and key.endswith("_test_score"))
+        spent += trial.epochs_run * max(1, folds)
+        value = trial.value if trial.state == TrialState.COMPLETE else None
+        result.append(Point(spent, (trial.ended_at - start).total_seconds(), value))
+    return result
+
+
+def best_so_far(series: Sequence[Point], direction: str) -> list[float | None]:
+    best: float | None = None
+    out = []
+    for point in series:
+        if point.value is not None and math.isfinite(point.value) and (
+                best is None or (point.value > best if direction == "maximize" else point.value < best)):
+            best = point.value
+        out.append(best)
+    return out
+
+
+def reaches(value: float | None, target: float, direction: str) -> bool:
+    if value is None:
+        return False
+    # Scores are means of a few dozen 0/1 outcomes or MAEs: equal up to float rounding counts as reached.
+    slack = 1e-9 * max(1.0, abs(target))
+    return value >= target - slack if direction == "maximize" else value <= target + slack
+
+
+def summarize(storage, datasets: Sequence[str], algorithms: Sequence[Algorithm], seeds: int) -> dict:
+    runs = {(dataset, algorithm.label, seed): points(storage, study_name(dataset, algorithm, seed))
+            for dataset in datasets for algorithm in algorithms for seed in range(seeds)}
+    rows = {}
+    for dataset in datasets:
+        _, direction = DATASETS[dataset]
+        for algorithm in algorithms:
+            reached_epochs, reached_seconds, at_budget, totals = [], [], [], []
+            for seed in range(seeds):
+                series = runs[(dataset, algorithm.label, seed)]
+                ref_series = runs.get((dataset, algorithm.reference, seed))
+                if not series or not ref_series:
+                    continue
+                target = best_so_far(ref_series, direction)[-1]
+                curve = best_so_far(series, direction)
+                hit = next((point for point, best in zip(series, curve, strict=True)
+                            if target is not None and reaches(best, target, direction)), None)
+                if hit is not None:
+                    reached_epochs.append(hit.epochs)
+                    reached_seconds.append(hit.seconds)
+                # The equal epoch budget: the least any algorithm of this engine spent on this seed.
+                budget = min(runs[(dataset, other.label, seed)][-1].epochs for other in algorithms
+                             if other.engine == algorithm.engine and runs[(dataset, other.label, seed)])
+                within = [best for point, best in zip(series, curve, strict=True) if point.epochs <= budget]
+                at_budget.append(within[-1] if within and within[-1] is not None else float("nan"))
+                totals.append(series[-1].epochs)
+            rows[(dataset, algorithm.label)] = {
+                "dataset": dataset, "algorithm": algorithm.label, "engine": algorithm.engine,
+                "seeds": len(totals), "reached": len(reached_epochs),
+                "epochs_to_target": _spread(reached_epochs), "seconds_to_target": _spread(reached_seconds),
+                "best_at_equal_epochs": _spread([v for v in at_budget if math.isfinite(v)]),
+                "total_epochs": _spread(totals),
+            }
+        for algorithm in algorithms:
+            row = rows[(dataset, algorithm.label)]
+            reference = rows.get((dataset, algorithm.reference))
+            mine, theirs = row["epochs_to_target"]["median"], (reference or {}).get("epochs_to_target", {})
+            row["epochs_ratio"] = (mine / theirs["median"] if mine is not None and theirs.get("median")
+                                   else None)
+    return {"rows": list(rows.values())}
+
+
+def _spread(values: Sequence[float]) -> dict:
+    if not values:
+        return {"median": None, "min": None, "max": None}
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def _fmt(spread: dict, digits: int = 0) -> str:
+    if spread["median"] is None:
+        return "–"
+    return f"{spread['median']:.{digits}f} ({spread['min']:.{digits}f}–{spread['max']:.{digits}f})"
+
+
+def table(summary: dict, seeds: int, command: str) -> str:
+    lines = [f"Median (min–max) over {seeds} seeds; `{command}`.", "",
+             "| dataset | algorithm | reached | epochs to target | × random | seconds to target "
+             "| best at equal epochs | epochs spent |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in summary["rows"]:
+        ratio = "–" if row["epochs_ratio"] is None else f"{row['epochs_ratio']:.2f}"
+        lines.append(
+            f"| {row['dataset']} | {row['algorithm']} | {row['reached']}/{row['seeds']} | "
+            f"{_fmt(row['epochs_to_target'])} | {ratio} | {_fmt(row['seconds_to_target'], 1)} | "
+            f"{_fmt(row['best_at_equal_epochs'], 3)} | {_fmt(row['total_epochs'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(storage, out: Path, datasets: Sequence[str], algorithms: Sequence[Algorithm], seeds: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 5), squeeze=False)
+    for axis, dataset in zip(axes[0], datasets, strict=True):
+        objective, direction = DATASETS[dataset]
+        for algorithm in algorithms:
+            curves = []
+            for seed in range(seeds):
+                series = points(storage, study_name(dataset, algorithm, seed))
+                if series:
+                    curves.append((series, best_so_far(series, direction)))
+            if not curves:
+                continue
+            horizon = max(series[-1].epochs for series, _ in curves)
+            grid = sorted({point.epochs for series, _ in curves for point in series})
+            medians = []
+            for epoch in grid:
+                values = [next((best for point, best in reversed(list(zip(series, curve, strict=True)))
+                                if point.epochs <= epoch), None) for series, curve in curves]
+                values = [value for value in values if value is not None]
+                medians.append(statistics.median(values) if len(values) * 2 > len(curves) else math.nan)
+            style = {"optuna": "-", "keras-tuner": "--", "sklearn": ":"}[algorithm.engine]
+            axis.plot(grid, medians, style, label=algorithm.label, drawstyle="steps-post")
+            axis.set_xlim(0, max(axis.get_xlim()[1], horizon))
+        axis.set_title(f"{dataset}: best {objective} so far (median of {seeds} seeds)")
+        axis.set_xlabel("epochs trained (a scikit-learn candidate counts each fold)")
+        axis.set_ylabel(objective)
+        axis.set_xscale("log")
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(out / "efficiency.png", dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--trials", type=int, default=12,
+                        help="budget of the algorithms whose plan does not size it")
+    parser.add_argument("--epochs", type=int, default=9, help="epochs of a full trial (Hyperband's max)")
+    parser.add_argument("--datasets", default="digits,diabetes")
+    parser.add_argument("--only", default=None, help="comma-separated algorithm labels (default: all)")
+    parser.add_argument("--out", type=Path, default=Path("bench-efficiency"))
+    parser.add_argument("--report-only", action="store_true", help="summarize the studies already run")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    datasets = args.datasets.split(",")
+    wanted = set(args.only.split(",")) if args.only else None
+    algorithms = [a for a in ALGORITHMS if wanted is None or a.label in wanted]
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    from storage import StudyNotFoundError, open_storage
+
+    storage = open_storage(f"sqlite:///{args.out / 'efficiency.db'}")
+    todo = [(dataset, algorithm, seed) for dataset in datasets for algorithm in algorithms
+            for seed in range(args.seeds)]
+    finished_file = args.out / "finished.json"
+    finished = set(json.loads(finished_file.read_text())) if finished_file.exists() else set()
+    started = time.perf_counter()
+    for index, (dataset, algorithm, seed) in enumerate(todo, 1):
+        name = study_name(dataset, algorithm, seed)
+        if name in finished or args.report_only:
+            continue  # run earlier: reused
+        try:
+            storage.get_study(name)
+            resume = True  # an interrupted benchmark: the study continues where it stopped
+        except StudyNotFoundError:
+            resume = False
+        began = time.perf_counter()
+        run_study(args.out, dataset, algorithm, seed, args.trials, args.epochs, resume=resume)
+        finished.add(name)
+        finished_file.write_text(json.dumps(sorted(finished)))
+        print(f"[{index}/{len(todo)}] {name}: {time.perf_counter() - began:.1f} s "
+              f"(total {time.perf_counter() - started:.0f} s)", flush=True)
+
+    # Reference algorithms are summarized even when --only left them out: ratios need them.
+    shown = [a for a in ALGORITHMS if a in algorithms or any(a.label == b.reference for b in algorithms)]
+    command = ("scripts/bench_efficiency.py " + " ".join(sys.argv[1:])).strip()
+    summary = summarize(storage, datasets, shown, args.seeds)
+    (args.out / "efficiency.json").write_text(json.dumps(summary, indent=2))
+    text = table(summary, args.seeds, command)
+    (args.out / "efficiency.md").write_text(text)
+    plot(storage, args.out, datasets, shown, args.seeds)
+    storage.close()
+    print(text)
+    print(f"wrote efficiency.md, efficiency.png and efficiency.json in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
