@@ -24,6 +24,7 @@ machine set ``HPSEARCH_TF_THREADS`` to cores / K.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
@@ -220,6 +221,27 @@ class InFlight:
             wait(list(self.running))
             self.running.clear()
         self._pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def trials_in_flight(study: str) -> Iterator[InFlight]:
+    """The trials in flight of one run on the cluster. However the run ends, they are stopped (each
+    recorded as interrupted) before this returns; a lost cluster's error says how to continue."""
+    in_flight = InFlight()
+    stopped: str | None = None
+    try:
+        yield in_flight
+    except KeyboardInterrupt:
+        raise  # the trials stop as interrupted by the user
+    except ClusterLostError as error:
+        stopped = str(error)
+        raise ClusterLostError(f"{error}; completed trials are saved; continue with "
+                               f"`hpsearch resume {study}` once the cluster is back") from None
+    except BaseException as error:
+        stopped = f"{type(error).__name__}: {error}"
+        raise
+    finally:
+        in_flight.stop(stopped)
 
 
 # -- on the Dask worker ---------------------------------------------------------------------------------

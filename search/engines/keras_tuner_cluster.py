@@ -27,7 +27,7 @@ import threading
 from typing import Any
 
 from search.engines.keras_tuner_engine import MAX_IDLE, TrialPlan, _Search, _StopSearch
-from search.errors import ClusterLostError, SearchFailedError
+from search.errors import SearchFailedError
 from search.runner import Attempt, TrialOutcome
 from search.training import FitResult, NonFiniteLossError, objective_value
 
@@ -43,28 +43,17 @@ class ClusterSearch(_Search):
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> None:
-        from search.cluster import InFlight, connect, share
+        from search.cluster import connect, share, trials_in_flight
 
         self._prepare()
         self.client = connect(self.address)
-        stopped: str | None = None
-        self.in_flight = InFlight()
         try:
-            self.data = share(self.client, _shipped(self.ctx.dataset), "dataset")
-            with self._directory():
-                self._search()
-            self.save()
-        except KeyboardInterrupt:
-            raise
-        except ClusterLostError as error:
-            stopped = str(error)
-            raise ClusterLostError(f"{error}; completed trials are saved; continue with `hpsearch resume "
-                                   f"{self.ctx.study.name}` once the cluster is back") from None
-        except BaseException as error:
-            stopped = f"{type(error).__name__}: {error}"
-            raise
+            with trials_in_flight(self.ctx.study.name) as self.in_flight:
+                self.data = share(self.client, _shipped(self.ctx.dataset), "dataset")
+                with self._directory():
+                    self._search()
+                self.save()
         finally:
-            self.in_flight.stop(stopped)
             self.collect_weights()
             self.client.close()
 

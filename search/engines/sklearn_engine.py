@@ -375,13 +375,10 @@ class SklearnEngine(Engine):
         Candidates are still proposed, claimed and recorded here, in scikit-learn's order; each one's
         trial runs in a thread that waits on its fold tasks (see ``search.cluster.InFlight``).
         """
-        from search.cluster import InFlight, connect, share, slots
-        from search.errors import ClusterLostError
+        from search.cluster import connect, share, slots, trials_in_flight
 
         client = connect(address)
-        in_flight = InFlight()
         runner = TrialRunner(ctx)
-        evaluator = _DaskFolds(client, address, share(client, payload, "folds"), in_flight.stopping)
         budget_reached = False
 
         def settle(done: list[tuple[Any, Any]]) -> None:
@@ -390,33 +387,25 @@ class SklearnEngine(Engine):
                 if future.result().status is RunStatus.BUDGET_REACHED:  # re-raises a fatal error
                     budget_reached = True
 
-        stopped: str | None = None
         try:
-            for candidate, history in self._plan(ctx):
-                # Candidates in flight: each worker thread busy, plus one so a worker never waits for us.
-                while len(in_flight) >= -(-slots(client) // len(splits)) + 1:
+            with trials_in_flight(ctx.study.name) as in_flight:
+                evaluator = _DaskFolds(client, address, share(client, payload, "folds"), in_flight.stopping)
+                for candidate, history in self._plan(ctx):
+                    # Candidates in flight: each worker thread busy, plus one so a worker never waits for us.
+                    while len(in_flight) >= -(-slots(client) // len(splits)) + 1:
+                        settle(in_flight.next_done())
+                    if budget_reached or ctx.tracker.should_stop():
+                        break
+                    proposal = self._proposal(candidate, history)
+                    if len(history.interrupted) >= MAX_INTERRUPTED_ATTEMPTS:
+                        train = _given_up(history)
+                    else:
+                        train = _cross_validation(candidate, evaluator, splits, scoring)
+                    in_flight.start(candidate.index,
+                                    functools.partial(_claimed_then, runner, proposal, train))
+                while len(in_flight):
                     settle(in_flight.next_done())
-                if budget_reached or ctx.tracker.should_stop():
-                    break
-                proposal = self._proposal(candidate, history)
-                if len(history.interrupted) >= MAX_INTERRUPTED_ATTEMPTS:
-                    train = _given_up(history)
-                else:
-                    train = _cross_validation(candidate, evaluator, splits, scoring)
-                in_flight.start(candidate.index, functools.partial(_claimed_then, runner, proposal, train))
-            while len(in_flight):
-                settle(in_flight.next_done())
-        except KeyboardInterrupt:
-            raise
-        except ClusterLostError as error:
-            stopped = str(error)
-            raise ClusterLostError(f"{error}; completed trials are saved; continue with `hpsearch resume "
-                                   f"{ctx.study.name}` once the cluster is back") from None
-        except BaseException as error:
-            stopped = f"{type(error).__name__}: {error}"
-            raise
         finally:
-            in_flight.stop(stopped)
             if budget_reached:
                 ctx.tracker.budget_reached()
             client.close()
