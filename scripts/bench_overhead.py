@@ -36,13 +36,13 @@ PLAIN_LOOP = r"""
 import json, sys, time
 t0 = time.perf_counter()
 from search.data import load_dataset
-from search.training import seed_everything
-from spaces import TaskInfo, build_model, load_space, resolve_config
+from search.training import seed_everything, task_info
+from spaces import build_model, load_space, resolve_config
 import keras
 space = load_space(sys.argv[1])
 dataset = load_dataset(sys.argv[2], seed=0)
 points = json.loads(sys.argv[3])
-task = TaskInfo(dataset.task, dataset.n_features, dataset.n_classes)
+task = task_info(dataset)
 t1 = time.perf_counter()
 for number, point in enumerate(points):
     config = resolve_config(space, point)
@@ -62,12 +62,13 @@ import json, os, sys, time
 t0 = time.perf_counter()
 import keras, keras_tuner
 from search.data import load_dataset
-from spaces import TaskInfo, build_model, load_space, resolve_config
+from search.training import task_info
+from spaces import build_model, load_space, resolve_config
 from spaces.compile_keras_tuner import declare_hyperparameters, point_from_hyperparameters
 space = load_space(sys.argv[1])
 dataset = load_dataset(sys.argv[2], seed=0)
 trials, directory = int(sys.argv[3]), sys.argv[4]
-task = TaskInfo(dataset.task, dataset.n_features, dataset.n_classes)
+task = task_info(dataset)
 
 class SpaceModel(keras_tuner.HyperModel):
     def build(self, hp):

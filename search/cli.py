@@ -19,7 +19,8 @@ from typing import Any, TextIO
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 EXIT_INTERRUPTED = 130
 #: ``run`` options that only some engines read; passed through to the study's settings when given.
-ENGINE_OPTIONS = ("cv", "jobs", "max_epochs", "factor", "dask")
+ENGINE_OPTIONS = ("cv", "jobs", "max_epochs", "factor", "dask", "min_resources", "halving_resource",
+                  "n_candidates")
 
 
 def _storage_default() -> str:
@@ -51,6 +52,25 @@ def _add_isolation(parser: argparse.ArgumentParser, *, in_process: bool = True) 
     if in_process:
         parser.add_argument("--in-process", action="store_true",
                             help="train in this process instead of supervised workers (for debugging)")
+
+
+def _count_or_word(text: str) -> int | str:
+    """A number where one was typed (``--min-resources 3``), else the word as given; the engine says
+    which words it takes, in its own one-sentence error."""
+    return int(text) if text.strip().lstrip("-").isdigit() else text
+
+
+def _add_halving(parser: argparse.ArgumentParser, *, check_only: bool = False) -> None:
+    """Successive halving's plan (sklearn halving-grid / halving-random); on resume, only checked."""
+    note = "refuse unless the study used this; " if check_only else ""
+    parser.add_argument("--halving-resource", default=None, choices=("epochs", "rows"),
+                        help=f"{note}sklearn halving-*: what a rung gives more of (default epochs)")
+    parser.add_argument("--min-resources", type=_count_or_word, default=None,
+                        metavar="N",
+                        help=f"{note}sklearn halving-*: epochs or rows of the first rung, or exhaust / "
+                        "smallest (default: exhaust for halving-grid, smallest for halving-random)")
+    parser.add_argument("--n-candidates", type=_count_or_word, default=None, metavar="N",
+                        help=f"{note}sklearn halving-random: candidates of the first rung (default exhaust)")
 
 
 def _isolation(args: argparse.Namespace) -> Any:
@@ -86,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", default="optuna", choices=available_engines())
     run.add_argument("--algorithm", default=None,
                      help="optuna: tpe (default), random, grid, cmaes; keras-tuner: random (default), "
-                     "hyperband, bayesian; sklearn: grid (default), random")
+                     "hyperband, bayesian; sklearn: grid (default), random, halving-grid, halving-random")
     run.add_argument("--data", default="digits",
                      help="bundled dataset (digits, breast_cancer, iris, wine, diabetes, imbalanced), a CSV "
                      "path (with --target) or an .npz with X and y (default: digits)")
@@ -116,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-epochs", type=int, default=None,
                      help="keras-tuner hyperband: most epochs a model trains (default: the space's epochs)")
     run.add_argument("--factor", type=int, default=None,
-                     help="keras-tuner hyperband: reduction factor between rounds (default 3)")
+                     help="keras-tuner hyperband, sklearn halving-*: reduction factor between rounds or "
+                     "rungs (default 3)")
+    _add_halving(run)
     run.add_argument("--max-failures", type=int, default=None,
                      help="stop after this many consecutive failed trials (default 5)")
     run.add_argument("--stale-after", type=_seconds, default=None, metavar="SECONDS",
@@ -153,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--task", default=None, choices=("auto", "binary", "multiclass", "regression"))
     resume.add_argument("--max-epochs", type=int, default=None)
     resume.add_argument("--factor", type=int, default=None)
+    _add_halving(resume, check_only=True)
     resume.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_isolation(resume)
     _add_storage(resume)
@@ -317,7 +340,7 @@ def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:
     given = {
         key: value
         for key in ("max_failures", "jobs", "pruner", "seed", "cv", "class_weight", "sample_weight", "task",
-                    "max_epochs", "factor", "dask")
+                    "max_epochs", "factor", "dask", "min_resources", "halving_resource", "n_candidates")
         if (value := getattr(args, key)) is not None
     }
     if args.stale_after is not None:

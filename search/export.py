@@ -175,8 +175,14 @@ def input_format(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def output_format(task: str, class_names: list[str] | None, threshold: float = 0.5) -> dict[str, Any]:
-    """The card's ``output``; a binary model predicts its second class at ``probability >= threshold``."""
+def output_format(
+    task: str,
+    class_names: list[str] | None,
+    threshold: float = 0.5,
+    target_scale: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """The card's ``output``; a binary model predicts its second class at ``probability >= threshold``;
+    a regression model's ``target_scale`` (train mean, std) is the fixed layer its output ends with."""
     if task == "binary":
         assert class_names is not None
         return {"task": task, "shape": [None, 1], "class_names": class_names, "threshold": threshold,
@@ -186,8 +192,16 @@ def output_format(task: str, class_names: list[str] | None, threshold: float = 0
         assert class_names is not None
         return {"task": task, "shape": [None, len(class_names)], "class_names": class_names,
                 "description": "probability of each class, in the order of class_names; predict the argmax"}
-    return {"task": task, "shape": [None, 1], "class_names": None,
-            "description": "the predicted target value, in the target's own units"}
+    output: dict[str, Any] = {"task": task, "shape": [None, 1], "class_names": None,
+                              "description": "the predicted target value, in the target's own units"}
+    if target_scale is not None:
+        mean, std = target_scale
+        output["target_scaling"] = {
+            "mean": mean, "std": std, "fitted_on": "train split",
+            "description": "the network learns (target - mean) / std; its last layer (Rescaling, fixed) "
+                           "returns mean + std * that, so predictions are in the target's units",
+        }
+    return output
 
 
 # -- atomic writes --------------------------------------------------------------------------------------

@@ -256,14 +256,13 @@ def _train_one(
 ) -> SeedRun:
     import keras
 
-    from search.training import seed_everything
-    from spaces import TaskInfo, build_model
+    from search.training import seed_everything, task_info
+    from spaces import build_model
     from spaces.schedules import LearningRateCallback
 
     directory.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
-    task = TaskInfo(kind=dataset.task, n_features=dataset.n_features, n_classes=dataset.n_classes)
-    model = build_model(config, task)
+    model = build_model(config, task_info(dataset))
     stopper = keras.callbacks.EarlyStopping(
         monitor=monitor, mode=mode, patience=options.patience, restore_best_weights=options.restore_best,
     )
@@ -461,7 +460,7 @@ def retrain_study(
         },
         "input": input_format(preprocessing),
         "output": output_format(dataset.task, dataset.class_names,
-                                threshold["value"] if threshold else 0.5),
+                                threshold["value"] if threshold else 0.5, _target_scale(dataset)),
         "preprocessing": preprocessing,
         "training": {
             "seed": chosen.seed,
@@ -549,11 +548,20 @@ def _threshold_metrics(threshold: Mapping[str, Any] | None) -> dict[str, float]:
             **{f"{name}_at_threshold": threshold["test"][name] for name in THRESHOLD_METRICS}}
 
 
+def _target_scale(dataset: Dataset) -> tuple[float, float] | None:
+    from search.training import task_info
+
+    if dataset.task != "regression":
+        return None
+    task = task_info(dataset)
+    return task.target_mean, task.target_std
+
+
 def _rebuild(config: Mapping[str, Any], dataset: Dataset, weights: list[Any]) -> Any:
     """The chosen run's network, rebuilt from its config and weights (sessions were cleared since)."""
-    from spaces import TaskInfo, build_model
+    from search.training import task_info
+    from spaces import build_model
 
-    task = TaskInfo(kind=dataset.task, n_features=dataset.n_features, n_classes=dataset.n_classes)
-    network = build_model(config, task)
+    network = build_model(config, task_info(dataset))
     network.set_weights(weights)
     return network

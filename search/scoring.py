@@ -4,9 +4,10 @@ The sklearn engine scores each fold with scikit-learn, the other engines read Ke
 epoch logs; the table below pairs them so that one objective means the same in every engine: binary
 ``precision``/``recall``/``f1`` at the 0.5 threshold (Keras' metrics and SciKeras' ``predict`` agree
 on it), ``pr_auc`` as average precision, multiclass ``f1`` macro-averaged and ``auc`` one-vs-rest, and so
-on. Two objectives have no scikit-learn scorer of the same meaning and get their own here:
-``top_k_accuracy`` (scikit-learn's scorer takes k=2; Keras' and ours k=5) and ``mape`` (Keras reports
-percent, scikit-learn a fraction).
+on. Three objectives have no scikit-learn scorer of the same meaning and get their own here:
+``top_k_accuracy`` (scikit-learn's scorer takes k=2; Keras' and ours k=5), ``mape`` (Keras reports
+percent, scikit-learn a fraction) and the regression ``loss`` (the MSE of the target standardized by
+the training rows' mean and standard deviation, as the builder's loss is).
 
 The held-out fold plays the part of validation data, so ``val_x`` and ``x`` map alike.
 """
@@ -23,6 +24,8 @@ from spaces.objectives import TOP_K
 #: Our scorers that scikit-learn does not have under these names (see :func:`scorer`).
 TOP_K_SCORING = f"top_k_accuracy(k={TOP_K})"
 MAPE_PERCENT_SCORING = "neg_mean_absolute_percentage_error(percent)"
+#: A regression model's loss: the MSE of the target standardized by the fit's own training rows.
+STANDARDIZED_MSE_SCORING = "neg_mean_squared_error(standardized)"
 
 #: Objective (without ``val_``) -> scikit-learn scoring computed on each held-out fold.
 BINARY_SCORING = {
@@ -42,8 +45,10 @@ MULTICLASS_SCORING = {
     "top_k_accuracy": TOP_K_SCORING,
 }
 REGRESSION_SCORING = {
-    "loss": "neg_mean_squared_error",  # the builder's regression loss is MSE
+    # The builder's regression loss is the MSE of the standardized target; `mse` is in target units.
+    "loss": STANDARDIZED_MSE_SCORING,
     "mae": "neg_mean_absolute_error",
+    "mse": "neg_mean_squared_error",
     "rmse": "neg_root_mean_squared_error",
     "r2": "r2",
     "mape": MAPE_PERCENT_SCORING,
@@ -93,12 +98,23 @@ def _mape_percent(y_true: Any, y_pred: Any) -> float:
     return 100.0 * float(mean_absolute_percentage_error(y_true, y_pred))
 
 
+def _standardized_mse(estimator: Any, x: Any, y: Any) -> float:
+    """Minus the MSE divided by the variance of the targets the estimator trained on (its
+    ``target_std_``, set by ``SearchRegressor`` for each fit): the builder's loss, on held-out rows."""
+    from sklearn.metrics import mean_squared_error
+
+    std = float(getattr(estimator, "target_std_", 1.0))
+    return -float(mean_squared_error(y, estimator.predict(x))) / std**2
+
+
 def scorer(estimator: Any, name: str) -> Any:
-    """The scorer for scoring ``name``: ``check_scoring``'s, or ours for the two of our own."""
+    """The scorer for scoring ``name``: ``check_scoring``'s, or ours for those of our own."""
     from sklearn.metrics import check_scoring, make_scorer
 
     if name == TOP_K_SCORING:
         return _top_k_accuracy
+    if name == STANDARDIZED_MSE_SCORING:
+        return _standardized_mse
     if name == MAPE_PERCENT_SCORING:
         return make_scorer(_mape_percent, greater_is_better=False)
     return check_scoring(estimator, name)

@@ -47,9 +47,11 @@ DEFAULT_MAX_WORKER_MEMORY_MB = 4096.0
 
 #: Options a resume may change: recorded in the study's settings and used from then on.
 RESUME_APPLIES = ("trials", "timeout_s", "max_failures", "jobs", "pruner", "stale_after_s", "dask")
-#: Options that decide what the trials mean (data split, folds, weights, task, Hyperband's plan): a
+#: Options that decide what the trials mean (data split, folds, weights, task, Hyperband's and successive
+#: halving's plans): a
 #: different value would mix incomparable trials in one study, so a resume refuses it.
-RESUME_REFUSES = ("seed", "cv", "class_weight", "sample_weight", "task", "max_epochs", "factor")
+RESUME_REFUSES = ("seed", "cv", "class_weight", "sample_weight", "task", "max_epochs", "factor",
+                  "min_resources", "halving_resource", "n_candidates")
 
 _VERSIONED_PACKAGES = (
     "hpsearch", "tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "scikeras", "scikit-learn",
@@ -236,6 +238,8 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         for line in engine.describe(space, settings):
             print(line, file=out)
         print(f"data {dataset.summary()}", file=out)
+        for line in engine.describe_data(space, settings, dataset):
+            print(line, file=out)
         limits = [f"{budget.trials} trials"] if budget.trials else []
         limits += [f"{budget.timeout_s:g} s"] if budget.timeout_s else []
         print(f"budget: {' or '.join(limits)}, objective {space.objective} ({space.direction})", file=out)
@@ -356,7 +360,8 @@ def _settings_changes(study: StudyRecord, engine: Engine, space: SearchSpace,
                       given: dict[str, Any]) -> dict[str, Any]:
     """Refuse options that would change what the study's trials mean; return those to apply."""
     engine.refuse_foreign_options({key: value for key, value in given.items()
-                                   if key in ("pruner", "cv", "jobs", "max_epochs", "factor", "dask")})
+                                   if key in ("pruner", "cv", "jobs", "max_epochs", "factor", "dask",
+                                              "min_resources", "halving_resource", "n_candidates")})
     current = engine.resolved_options(space, study.settings)
     refused = []
     for key in RESUME_REFUSES:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from search.data import Dataset
+    from spaces import TaskInfo
 
 
 class NonFiniteLossError(RuntimeError):
@@ -81,6 +82,16 @@ def EpochRecorderCallback(write_epoch: Callable[[int, Mapping[str, Any]], None])
     return _EpochRecorder()
 
 
+def task_info(dataset: Dataset) -> TaskInfo:
+    """What the builder needs of ``dataset``: task, widths and, for regression, the train split's target
+    mean and standard deviation (so no validation or test row shapes the model)."""
+    from spaces import TaskInfo, target_statistics
+
+    mean, std = target_statistics(dataset.y_train) if dataset.task == "regression" else (0.0, 1.0)
+    return TaskInfo(kind=dataset.task, n_features=dataset.n_features, n_classes=dataset.n_classes,
+                    target_mean=mean, target_std=std)
+
+
 def seed_everything(seed: int) -> None:
     import keras
 
@@ -108,11 +119,11 @@ def fit_config(
     """
     import keras
 
-    from spaces import TaskInfo, build_model
+    from spaces import build_model
     from spaces.schedules import LearningRateCallback
 
     seed_everything(seed)
-    task = TaskInfo(kind=dataset.task, n_features=dataset.n_features, n_classes=dataset.n_classes)
+    task = task_info(dataset)
     try:
         model = build_model(config, task)
         if prepare_model is not None:

@@ -8,7 +8,7 @@ The engine compilers live in submodules (``spaces.compile_sklearn``, ``spaces.co
 ``spaces.compile_optuna``) and are imported by the engine that needs them.
 """
 
-from spaces.builder import TaskInfo, build_model
+from spaces.builder import TaskInfo, build_model, target_statistics
 from spaces.errors import SpaceError
 from spaces.hyperparameters import DEFAULTS
 from spaces.objectives import check_objective, direction_of, objective_names
@@ -25,6 +25,7 @@ __all__ = [
     "SpaceError",
     "TaskInfo",
     "build_model",
+    "target_statistics",
     "check_objective",
     "direction_of",
     "list_presets",

@@ -7,6 +7,7 @@ per trial and a retrain can pin them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,12 @@ class TaskInfo:
     kind: str
     n_features: int
     n_classes: int
+    #: Regression only: mean and standard deviation of the target over the rows the model trains on (the
+    #: train split, or a fold's training part; never validation or test rows). The model ends in a fixed
+    #: affine layer ``output = target_mean + target_std * z``: it learns the standardized target ``z``,
+    #: while its outputs, metrics and predictions stay in the target's own units.
+    target_mean: float = 0.0
+    target_std: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:
@@ -34,6 +41,24 @@ class TaskInfo:
             raise SpaceError(f"n_features must be >= 1, but got {self.n_features}")
         if self.kind == "multiclass" and self.n_classes < 2:
             raise SpaceError(f"a multiclass task needs n_classes >= 2, but got {self.n_classes}")
+        if not (math.isfinite(self.target_mean) and math.isfinite(self.target_std) and self.target_std > 0):
+            raise SpaceError(f"target_mean must be finite and target_std finite and > 0, but got "
+                             f"{self.target_mean} and {self.target_std}")
+
+
+def target_statistics(y: Any) -> tuple[float, float]:
+    """Mean and (population) standard deviation of regression targets, as :class:`TaskInfo` takes them.
+
+    A constant (or empty) target has no scale to learn: its standard deviation is taken as 1, as
+    :class:`search.data.Preprocessor` does for constant feature columns.
+    """
+    import numpy as np
+
+    values = np.asarray(y, dtype=np.float64).reshape(-1)
+    if values.size == 0:
+        return 0.0, 1.0
+    mean, std = float(values.mean()), float(values.std())
+    return mean, std if math.isfinite(std) and std > 0 else 1.0
 
 
 _OPTIMIZER_CLASSES = {"sgd": "SGD", "adam": "Adam", "nadam": "Nadam", "rmsprop": "RMSprop", "adamw": "AdamW"}
@@ -85,18 +110,28 @@ def _optimizer(config: Mapping[str, Any]) -> Any:
     return getattr(keras.optimizers, _OPTIMIZER_CLASSES[spec.name])(**kwargs)
 
 
-def _output(task: TaskInfo) -> tuple[Any, str, list[Any]]:
+def _output(task: TaskInfo, x: Any) -> tuple[Any, str, list[Any], float]:
+    """The output tensor on top of ``x``, with the task's loss, metrics and loss weight."""
     import keras
 
     from spaces.metrics import task_metrics
 
     metrics = task_metrics(task.kind, task.n_classes)
     if task.kind == "binary":
-        return keras.layers.Dense(1, activation="sigmoid", name="output"), "binary_crossentropy", metrics
+        return (keras.layers.Dense(1, activation="sigmoid", name="output")(x), "binary_crossentropy", metrics,
+                1.0)
     if task.kind == "multiclass":
-        return (keras.layers.Dense(task.n_classes, activation="softmax", name="output"),
-                "sparse_categorical_crossentropy", metrics)
-    return keras.layers.Dense(1, name="output"), "mse", metrics
+        return (keras.layers.Dense(task.n_classes, activation="softmax", name="output")(x),
+                "sparse_categorical_crossentropy", metrics, 1.0)
+    # Regression learns the standardized target z = (y - mean) / std: a fixed, weightless affine layer
+    # (Keras' own Rescaling, so a saved model loads in plain Keras with safe_mode) turns z back into the
+    # target's units. The MSE on y is std**2 times the MSE on z, so the loss is weighted by 1 / std**2:
+    # gradients, learning rates and regularization penalties then act on the standardized problem, while
+    # every metric (mae, mse, rmse, r2, mape) stays in the target's units. The reported loss is the
+    # standardized MSE (plus any regularization penalty).
+    z = keras.layers.Dense(1, name="standardized_output")(x)
+    y = keras.layers.Rescaling(scale=task.target_std, offset=task.target_mean, name="output")(z)
+    return y, "mse", metrics, 1.0 / task.target_std**2
 
 
 def build_model(config: Mapping[str, Any], task: TaskInfo) -> keras.Model:
@@ -132,11 +167,12 @@ def build_model(config: Mapping[str, Any], task: TaskInfo) -> keras.Model:
         x = keras.layers.Activation(merged["activation"], name=f"activation_{index}")(x)
         if merged["dropout"] > 0:
             x = keras.layers.Dropout(merged["dropout"], name=f"dropout_{index}")(x)
-    output_layer, loss, metrics = _output(task)
-    model = keras.Model(inputs, output_layer(x), name="hpsearch_mlp")
+    output, loss, metrics, loss_weight = _output(task, x)
+    model = keras.Model(inputs, output, name="hpsearch_mlp")
     model.compile(
         optimizer=_optimizer(merged),
         loss=loss,
+        loss_weights=loss_weight,
         metrics=metrics,
         steps_per_execution=merged["steps_per_execution"],
         # Tiny MLPs on CPU: XLA's compile time outweighs what it saves per step.

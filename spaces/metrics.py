@@ -114,6 +114,8 @@ def task_metrics(kind: str, n_classes: int) -> list[Any]:
         return metrics
     return [
         keras.metrics.MeanAbsoluteError(name="mae"),
+        # In the target's units: the loss is the MSE of the standardized target (see the builder).
+        keras.metrics.MeanSquaredError(name="mse"),
         keras.metrics.RootMeanSquaredError(name="rmse"),
         keras.metrics.R2Score(name="r2"),
         keras.metrics.MeanAbsolutePercentageError(name="mape"),

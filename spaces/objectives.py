@@ -21,11 +21,12 @@ TOP_K = 5
 #: What the model built for each task reports per epoch (and, with ``val_``, on the validation split):
 #: binary ``precision``, ``recall``, ``f1`` and the counts at the 0.5 threshold, ``pr_auc`` the area under
 #: the precision-recall curve; multiclass ``f1`` macro-averaged, ``auc`` one-vs-rest macro-averaged,
-#: ``top_k_accuracy`` (k = TOP_K) with more than TOP_K classes; regression ``mape`` in percent.
+#: ``top_k_accuracy`` (k = TOP_K) with more than TOP_K classes; regression ``mae``, ``mse``, ``rmse``,
+#: ``r2`` and ``mape`` (percent) in the target's units, and ``loss`` the MSE of the standardized target.
 _METRICS: dict[str, tuple[str, ...]] = {
     "binary": ("loss", "accuracy", "auc", "precision", "recall", "f1", "pr_auc", "tp", "fp", "tn", "fn"),
     "multiclass": ("loss", "accuracy", "f1", "auc", "top_k_accuracy"),
-    "regression": ("loss", "mae", "rmse", "r2", "mape"),
+    "regression": ("loss", "mae", "mse", "rmse", "r2", "mape"),
 }
 
 #: Recorded every epoch but refused as objectives: a count grows with the split's size and rewards the

@@ -75,7 +75,8 @@ def test_architecture_follows_the_config() -> None:
 
 def test_no_hidden_layers_and_no_optional_layers() -> None:
     model = build_model({"n_hidden": 0}, TaskInfo("regression", N_FEATURES, 0))
-    assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "Dense"]
+    # Regression: the standardized output, then the fixed layer back to target units.
+    assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "Dense", "Rescaling"]
     model = build_model({"n_hidden": 2, "n_neurons": 3}, TaskInfo("binary", N_FEATURES, 2))
     assert not layers_of(model, keras.layers.Dropout)
     assert not layers_of(model, keras.layers.BatchNormalization)

@@ -217,8 +217,8 @@ def test_malformed_yaml_and_json_name_the_line(tmp_path: Path) -> None:
 def test_objective_checked_at_load_and_per_task(tmp_path: Path) -> None:
     message = load_error(tmp_path, "task: regression\nobjective: val_accuracy\n")
     assert "`objective` 'val_accuracy' is not a metric the model reports for a regression task" in message
-    assert ("accepted objectives: loss, mae, rmse, r2, mape, val_loss, val_mae, val_rmse, val_r2, val_mape"
-            in message)
+    assert ("accepted objectives: loss, mae, mse, rmse, r2, mape, val_loss, val_mae, val_mse, val_rmse, "
+            "val_r2, val_mape" in message)
     space = space_from_dict({"objective": "val_precision"}, "s.yaml")
     check_objective(space, "binary")
     expected = (r"^s\.yaml: objective 'val_precision' is not a metric the model reports for a multiclass "

@@ -183,6 +183,10 @@ class Engine(ABC):
     @abstractmethod
     def run(self, ctx: RunContext) -> None: ...
 
+    def describe_data(self, space: SearchSpace, settings: Mapping[str, Any], dataset: Dataset) -> list[str]:
+        """Dry-run lines that depend on the data (printed after it); none by default."""
+        return []
+
     def resolved_options(self, space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
         """This engine's options as a run of the study uses them, defaults filled in (a resume compares
         what the user typed with these)."""

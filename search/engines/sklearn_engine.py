@@ -37,6 +37,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from search.engines.base import Engine, RunContext
+from search.engines.sklearn_halving import (
+    HALVING_ALGORITHMS,
+    HALVING_OPTIONS,
+    data_shape,
+    describe_plan,
+    halving_settings,
+    plan_for,
+    run_halving,
+)
 from search.errors import DataError, UsageError
 from search.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
 from search.scoring import Scoring, scorer, scoring_for
@@ -159,7 +168,7 @@ def _candidate_of_trial(space: SearchSpace, trial: TrialRecord) -> Candidate:
 def compiled_space(space: SearchSpace, algorithm: str) -> dict[str, Any]:
     from spaces.compile_sklearn import to_param_distributions, to_param_grid
 
-    return to_param_grid(space) if algorithm == "grid" else to_param_distributions(space)
+    return to_param_grid(space) if algorithm in ("grid", "halving-grid") else to_param_distributions(space)
 
 
 def candidate_count(space: SearchSpace, settings: Mapping[str, Any]) -> int | None:
@@ -258,33 +267,74 @@ def _check_rows(dataset: Dataset, y: np.ndarray, folds: int) -> None:
 # -- the engine -------------------------------------------------------------------------------------------
 class SklearnEngine(Engine):
     name = "sklearn"
-    algorithms = ("grid", "random")
+    algorithms = ("grid", "random", *HALVING_ALGORITHMS)
     default_algorithm = "grid"
-    options = ("cv", "jobs", "dask")
+    options = ("cv", "jobs", "dask", *HALVING_OPTIONS)
 
     def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
         cv_folds(settings)
         cv_jobs(settings)
-        cv_cluster(settings)
+        address = cv_cluster(settings)
         if space.task != "auto":
             scoring_for(space.objective, space.task)
-        if settings["algorithm"] == "grid":
+        algorithm = settings["algorithm"]
+        if algorithm in ("grid", "halving-grid"):
             space.grid_size()  # raises SpaceError naming a parameter without finite values
+        if algorithm not in HALVING_ALGORITHMS:
+            given = [key for key in HALVING_OPTIONS if settings.get(key) is not None]
+            if given:
+                flags = " and ".join("--" + key.replace("_", "-") for key in given)
+                verb = "applies" if len(given) == 1 else "apply"
+                raise UsageError(f"{flags} {verb} to --algorithm halving-grid or halving-random only, not "
+                                 f"'{algorithm}'")
+            return
+        halving_settings(space, settings)
+        if address is not None:
+            raise UsageError(f"--algorithm {algorithm} trains on this machine (--jobs N for parallel folds); "
+                             "it does not run on a Dask cluster: leave out --dask (or give --dask local, or "
+                             "unset HPSEARCH_DASK)")
+        plan = plan_for(space, settings)
+        trials = settings.get("trials")
+        if trials is not None and trials > plan.trials:
+            raise UsageError(
+                f"--trials {trials} is more than the {plan.trials} fits of the halving plan, which decides "
+                f"how many trials there are; give --trials {plan.trials} or less (fewer stops the search "
+                "early, resumable), or change the plan with --factor, --min-resources"
+                + (" or --n-candidates" if algorithm == "halving-random" else "")
+            )
 
     def resolved_options(self, space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
         jobs = settings.get("jobs")
-        return {"cv": cv_folds(settings), "jobs": DEFAULT_JOBS if jobs is None else jobs}
+        options: dict[str, Any] = {"cv": cv_folds(settings), "jobs": DEFAULT_JOBS if jobs is None else jobs,
+                                   **dict.fromkeys(HALVING_OPTIONS)}
+        if settings["algorithm"] in HALVING_ALGORITHMS:
+            halving = halving_settings(space, settings)
+            options.update(factor=halving.factor, min_resources=halving.min_resources,
+                           halving_resource=halving.resource, n_candidates=halving.n_candidates)
+        return options
 
     def planned_trials(self, space: SearchSpace, settings: Mapping[str, Any]) -> int | None:
-        """Without ``--trials`` a grid search fits the whole grid, as ``GridSearchCV`` does."""
+        """Without ``--trials`` a grid search fits the whole grid, as ``GridSearchCV`` does, and a halving
+        search its whole plan (for the ``rows`` resource: the most trials any data gives the plan)."""
+        if settings["algorithm"] in HALVING_ALGORITHMS:
+            return plan_for(space, settings).trials
         return space.grid_size() if settings["algorithm"] == "grid" else None
+
+    def describe_data(self, space: SearchSpace, settings: Mapping[str, Any], dataset: Dataset) -> list[str]:
+        """The halving plan's rungs, which for the ``rows`` resource depend on the data."""
+        if settings["algorithm"] not in HALVING_ALGORITHMS:
+            return []
+        rows, n_classes = data_shape(dataset)
+        return describe_plan(plan_for(space, settings, rows=rows, n_classes=n_classes), cv_folds(settings))
 
     def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]:
         from search.engines.sklearn_estimators import check_routing, make_estimator
 
         folds = cv_folds(settings)
         jobs = cv_jobs(settings)
-        search = "GridSearchCV" if settings["algorithm"] == "grid" else "RandomizedSearchCV"
+        search = {"grid": "GridSearchCV", "random": "RandomizedSearchCV",
+                  "halving-grid": "HalvingGridSearchCV",
+                  "halving-random": "HalvingRandomSearchCV"}[settings["algorithm"]]
         # The same check run() makes before any fit: every compiled key is an estimator parameter.
         estimator = make_estimator("binary", resolve_config(space, {}), seed=0)
         check_routing(estimator, list(compiled_space(space, settings["algorithm"])), space.source)
@@ -293,8 +343,10 @@ class SklearnEngine(Engine):
             f"{_scoring_text(space.objective, space.task)} on each held-out fold "
             f"(objective {space.objective})",
         ]
-        count = candidate_count(space, settings)
-        if count is None:
+        count = None if settings["algorithm"] in HALVING_ALGORITHMS else candidate_count(space, settings)
+        if settings["algorithm"] in HALVING_ALGORITHMS:
+            lines.append(f"fitting {folds} folds for each candidate of each rung (the plan follows the data)")
+        elif count is None:
             lines.append(f"fitting {folds} folds for each candidate, sampled until the time budget ends")
         else:
             lines.append(
@@ -347,6 +399,12 @@ class SklearnEngine(Engine):
                                               estimator, scoring.name)
         else:
             evaluator = _InProcessFolds(x, y, sample_weight, estimator, scorer(estimator, scoring.name))
+        if settings["algorithm"] in HALVING_ALGORITHMS:
+            try:
+                run_halving(ctx, evaluator, splits, scoring)
+            finally:
+                evaluator.close()
+            return
         runner = TrialRunner(ctx)
         try:
             for candidate, history in self._plan(ctx):

@@ -23,7 +23,7 @@ from scikeras.wrappers import KerasClassifier, KerasRegressor
 from sklearn.utils import ClassifierTags, RegressorTags
 
 from search.training import EpochRecorderCallback, describe_error
-from spaces import DEFAULTS, SpaceError, TaskInfo, build_model
+from spaces import DEFAULTS, SpaceError, TaskInfo, build_model, target_statistics
 from spaces.compile_sklearn import MODEL_PREFIX, WRAPPER_PARAMS
 from storage import StorageError, TrialConflictError
 
@@ -51,6 +51,9 @@ def build_for_scikeras(task_kind: str, meta: Mapping[str, Any], **config: Any) -
         kind=task_kind,
         n_features=int(meta["n_features_in_"]),
         n_classes=int(meta.get("n_classes_") or 1),
+        # Set by SearchRegressor from the fit's own training rows (each fold's, never its held-out part).
+        target_mean=float(meta.get("target_mean_", 0.0)),
+        target_std=float(meta.get("target_std_", 1.0)),
     )
     return build_model(config, task)
 
@@ -84,7 +87,22 @@ class SearchClassifier(KerasClassifier):
 
 
 class SearchRegressor(KerasRegressor):
-    """``KerasRegressor`` that scikit-learn >= 1.6 recognises as a regressor (see ``SearchClassifier``)."""
+    """``KerasRegressor`` that scikit-learn >= 1.6 recognises as a regressor (see ``SearchClassifier``),
+    whose model learns the standardized target.
+
+    Each fit computes ``target_mean_`` and ``target_std_`` from the rows Keras trains on (the fit's rows
+    less the ``validation_split`` Keras holds out at their end); SciKeras hands them to the model function
+    in ``meta``, and the builder ends the model with the fixed layer that maps the standardized output
+    back to target units. A cross-validation fold's held-out rows never shape its model.
+    """
+
+    def _initialize(self, X: Any, y: Any = None) -> Any:
+        if y is not None:
+            rows = np.asarray(y, dtype=np.float64).reshape(len(y), -1)[:, 0]
+            # Keras' own split: the first floor(n * (1 - validation_split)) rows train.
+            trained = int(math.floor(len(rows) * (1.0 - float(self.validation_split or 0.0))))
+            self.target_mean_, self.target_std_ = target_statistics(rows[:trained] if trained else rows)
+        return super()._initialize(X, y)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
