@@ -56,15 +56,6 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["HPSEARCH_TEST_POSTGRES_URL"] = started.stdout.strip().splitlines()[-1]
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``make test`` runs two pytest workers (``-n 2 --dist loadgroup``); the PostgreSQL cases share one
-    server database whose tables some of them wipe, so they all run in one worker, one after another."""
-    for item in items:
-        if "postgresql" in item.nodeid:
-            item.add_marker(pytest.mark.xdist_group("postgresql"))
-
-
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _POSTGRES_DIR is not None:
         subprocess.run(["bash", str(REPO / "scripts" / "postgres.sh"), "stop", _POSTGRES_DIR],

@@ -53,13 +53,40 @@ def _wipe_postgres(url: str) -> None:
     engine.dispose()
 
 
+def _own_database(url: str) -> str:
+    """A database of this pytest worker's own on the test server, created on first use.
+
+    The tests below wipe the hp_ tables. pytest-xdist runs two workers at once, and its ``xdist_group``
+    mark cannot keep these tests in one worker (pytest-xdist 3.8 renames ``item._nodeid``, which pytest
+    9 no longer reads), so each worker wipes only its own database, never the one the other worker's
+    PostgreSQL tests use. A server whose user may not create databases gets the given one.
+    """
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.exc import DBAPIError
+
+    name = f"hpsearch_repository_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    base = make_url(url)
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            known = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name})
+            if known.first() is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except DBAPIError:
+        return url
+    finally:
+        engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(params=BACKENDS)
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'hp.db'}"
     assert POSTGRES_URL
-    _wipe_postgres(POSTGRES_URL)
-    return POSTGRES_URL
+    url = _own_database(POSTGRES_URL)
+    _wipe_postgres(url)
+    return url
 
 
 @pytest.fixture
