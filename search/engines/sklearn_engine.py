@@ -279,6 +279,19 @@ class SklearnEngine(Engine):
         """Without ``--trials`` a grid search fits the whole grid, as ``GridSearchCV`` does."""
         return space.grid_size() if settings["algorithm"] == "grid" else None
 
+    def planned_after_copies(
+        self, space: SearchSpace, settings: Mapping[str, Any], copied: int
+    ) -> int | None:
+        """A grid search fits the candidates not already scored: every copy is a grid candidate (the warm
+        start copies no other), so the grid minus the copies (at least 1, the budget's minimum)."""
+        planned = self.planned_trials(space, settings)
+        return planned if planned is None else max(1, planned - copied)
+
+    def warm_start_note(self, settings: Mapping[str, Any], copied: int) -> str:
+        # The copies are done candidates to _plan (``_histories``): skipped, never fitted.
+        return (f"warm start: the {copied} copied candidate(s) keep their fold scores and are not fitted "
+                "again; only the other candidates are fitted and use the trial budget")
+
     def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]:
         from search.engines.sklearn_estimators import check_routing, make_estimator
 
