@@ -143,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop after this many consecutive failed trials (default 5)")
     run.add_argument("--stale-after", type=_seconds, default=None, metavar="SECONDS",
                      help="fail and retry a trial whose worker sent no heartbeat for this long (default 60)")
+    run.add_argument("--warm-start", default=None, metavar="STUDY[,STUDY...]",
+                     help="seed the new study with the completed trials of these studies (any engine; same "
+                     "data, task and objective): trials inside the new space are copied, the others listed "
+                     "as skipped; copies do not count toward --trials")
     run.add_argument("--resume", action="store_true", help="continue the study if it already exists")
     run.add_argument("--dry-run", action="store_true",
                      help="validate space and data, show the plan and candidate count, train nothing")
@@ -327,6 +331,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         seed=args.seed, pruner=args.pruner, class_weight=args.class_weight,
         sample_weight=args.sample_weight, max_failures=args.max_failures, stale_after_s=args.stale_after,
         resume=args.resume, dry_run=args.dry_run, progress=not args.quiet, isolation=_isolation(args),
+        warm_start=[] if args.warm_start is None else [args.warm_start],
         # Engine-specific settings, stored with the study; each engine reads the ones it knows.
         extra={key: value for key in ENGINE_OPTIONS if (value := getattr(args, key)) is not None},
     )
@@ -411,7 +416,7 @@ def _cmd_best(args: argparse.Namespace, out: TextIO) -> int:
                 "algorithm": study.algorithm,
                 "objective": study.objective,
                 "direction": study.direction,
-                **{key: best[key] for key in ("number", "value", "params", "metrics")},
+                **{key: best[key] for key in ("number", "value", "params", "metrics", "copied_from")},
                 "top": [trial_dict(trial, curves=False) for trial in trials],
                 "models": [model_dict(model) for model in models],
             },

@@ -73,6 +73,8 @@ def compare_studies(storage: Storage, names: Sequence[str]) -> list[dict[str, An
                 "data": study.dataset.get("source"),
                 "data_fingerprint": study.dataset.get("fingerprint"),
                 "trials": summary.n_trials,
+                # Of ``trials``, copied from other studies by --warm-start; epochs/seconds exclude them.
+                "copied_trials": summary.copied,
                 "states": {state.value: summary.counts.get(state, 0) for state in TrialState},
                 "epochs_total": summary.epochs_total,
                 # A cross-validated trial (sklearn) trains one model per fold; epochs_total counts its
@@ -81,6 +83,7 @@ def compare_studies(storage: Storage, names: Sequence[str]) -> list[dict[str, An
                 "seconds_total": summary.seconds_total,
                 "best_trial": best_number,
                 "best_value": best[0].value if best else None,
+                "best_copied_from": best[0].copied_from if best else None,
                 "retrained": retrained,
                 "scores_note": SCORES_NOTE,
             }
@@ -110,12 +113,14 @@ def compare_text(rows: Sequence[dict[str, Any]]) -> str:
         (
             row["study"], row["engine"], row["algorithm"],
             f"{row['objective']} ({'min' if row['direction'] == 'minimize' else 'max'})",
-            row["trials"], row["states"]["COMPLETE"], row["states"]["PRUNED"], row["states"]["FAILED"],
+            f"{row['trials']} ({row['copied_trials']} copied)" if row["copied_trials"] else row["trials"],
+            row["states"]["COMPLETE"], row["states"]["PRUNED"], row["states"]["FAILED"],
             row["states"]["RUNNING"],
             row["epochs_total"] if row["folds_per_trial"] == 1
             else f"{row['epochs_total']} x {row['folds_per_trial']} folds",
             f"{row['seconds_total']:.1f}",
-            "-" if row["best_value"] is None else f"{format_value(row['best_value'])} (#{row['best_trial']})",
+            "-" if row["best_value"] is None else f"{format_value(row['best_value'])} (#{row['best_trial']}"
+            + (f", copied from {row['best_copied_from']})" if row["best_copied_from"] else ")"),
             test_cell(row),
         )
         for row in rows

@@ -72,8 +72,13 @@ def plot_history(plt: Any, study: StudyRecord, trials: Sequence[TrialRecord], pa
     numbers = [t.number for t in sorted(finished, key=lambda t: t.number)]
     values = [t.value if t.state is TrialState.COMPLETE else None
               for t in sorted(finished, key=lambda t: t.number)]
-    by_trial.scatter([t.number for t in complete], [t.value for t in complete], s=18, alpha=0.6,
+    trained = [t for t in complete if not t.copied]
+    by_trial.scatter([t.number for t in trained], [t.value for t in trained], s=18, alpha=0.6,
                      label="complete trial")
+    copied = [t for t in complete if t.copied]
+    if copied:
+        by_trial.scatter([t.number for t in copied], [t.value for t in copied], s=28, marker="D",
+                         facecolors="none", edgecolors="C2", label="copied (--warm-start)")
     pruned = [t for t in finished if t.state is TrialState.PRUNED and t.value is not None]
     if pruned:
         by_trial.scatter([t.number for t in pruned], [t.value for t in pruned], s=18, marker="x",
@@ -96,8 +101,9 @@ def plot_history(plt: Any, study: StudyRecord, trials: Sequence[TrialRecord], pa
     by_time.set_ylabel(study.objective)
     by_time.set_title("best so far vs time")
     by_time.legend(loc="best", fontsize="small")
+    copied_note = f" ({len(copied)} copied by --warm-start)" if copied else ""
     fig.suptitle(f"study '{study.name}' ({study.engine}/{study.algorithm}): {len(complete)} complete of "
-                 f"{len(trials)} trials, {study.direction} {study.objective}")
+                 f"{len(trials)} trials{copied_note}, {study.direction} {study.objective}")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -113,7 +119,8 @@ def plot_top_trials(plt: Any, study: StudyRecord, top: Sequence[TrialRecord], pa
     fig, (objective, loss) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
     for rank, trial in enumerate(top):
         color = f"C{rank % 10}"
-        label = f"#{trial.number} ({study.objective}={trial.value:.4g})"
+        copied = f", copied from {trial.copied_from}" if trial.copied else ""
+        label = f"#{trial.number} ({study.objective}={trial.value:.4g}{copied})"
         objective.plot(*_curve(trial, study.objective), color=color, marker=".", label=label)
         loss.plot(*_curve(trial, "loss"), color=color, linestyle="--", label=f"#{trial.number} loss")
         loss.plot(*_curve(trial, "val_loss"), color=color, label=f"#{trial.number} val_loss")

@@ -44,6 +44,8 @@ def study_dict(summary: StudySummary) -> dict[str, Any]:
             # What the study runs with (options a resume changed included); engine state left out.
             "settings": {key: value for key, value in study.settings.items() if not key.endswith("_state")},
             "trials": summary.n_trials,
+            # Of ``trials``, those copied from other studies by --warm-start (not trained here).
+            "copied": summary.copied,
             "states": {state.value: summary.counts.get(state, 0) for state in TrialState},
             "best_value": summary.best_value,
             "epochs_total": summary.epochs_total,
@@ -69,6 +71,9 @@ def trial_dict(trial: TrialRecord, *, curves: bool = True) -> dict[str, Any]:
         "interrupted": trial.interrupted,
         "retry_of": trial.retry_of,
         "parent_number": trial.parent_number,
+        # A --warm-start copy: the study and trial number it was copied from (null: trained here).
+        "copied_from": (None if not trial.copied
+                        else {"study": trial.copied_from_study, "number": trial.copied_from_number}),
         "engine_trial_id": trial.engine_trial_id,
         "worker": trial.worker,
         "peak_memory_mb": trial.peak_memory_mb,
@@ -147,7 +152,7 @@ def studies_table(summaries: Sequence[StudySummary]) -> str:
             s.study.engine,
             s.study.algorithm,
             f"{s.study.objective} ({'min' if s.study.direction == 'minimize' else 'max'})",
-            s.n_trials,
+            f"{s.n_trials} ({s.copied} copied)" if s.copied else s.n_trials,
             s.counts[TrialState.COMPLETE],
             s.counts[TrialState.PRUNED],
             s.counts[TrialState.FAILED],
@@ -198,11 +203,13 @@ def continued_text(trial: TrialRecord, by_number: Mapping[int, TrialRecord]) -> 
 def trials_table(trials: Sequence[TrialRecord]) -> str:
     cross_validated = any(fold_scores(t.metrics or {}) for t in trials)
     continued = any(t.parent_number is not None for t in trials)
+    copied = any(t.copied for t in trials)
     by_number = {t.number: t for t in trials}
     rows = [
         (
             t.number,
             t.state.value.lower(),
+            *((t.copied_from or "",) if copied else ()),
             t.value,
             *((cv_text(t.metrics or {}),) if cross_validated else ()),
             t.epochs_run,
@@ -213,7 +220,8 @@ def trials_table(trials: Sequence[TrialRecord]) -> str:
         )
         for t in trials
     ]
-    headers = ("#", "state", "value", *(("fold scores",) if cross_validated else ()), "epochs",
+    headers = ("#", "state", *(("copied from",) if copied else ()), "value",
+               *(("fold scores",) if cross_validated else ()), "epochs",
                *(("continues (epochs)",) if continued else ()), "seconds", "params", "error")
     return table(headers, rows)
 
@@ -273,6 +281,9 @@ def best_text(study: StudyRecord, trials: Sequence[TrialRecord], models: Sequenc
         duration = "-" if trial.duration_s is None else f"{trial.duration_s:.1f} s"
         lines.append(f"{prefix} #{trial.number}: {study.objective} = {format_value(trial.value)} "
                      f"({trial.epochs_run} epochs, {duration})")
+        if trial.copied:
+            # Trained in another study and copied in by --warm-start: say where it ran.
+            lines.append(f"  copied from study {trial.copied_from} by --warm-start")
         width = max((len(name) for name in trial.params), default=0)
         for name, value in trial.params.items():
             lines.append(f"  {name.ljust(width)}  {format_value(value)}")

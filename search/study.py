@@ -21,6 +21,13 @@ from search.errors import StorageTroubleError, StudyMismatchError, UsageError
 from search.recorder import TrialRecorder, current_worker
 from search.recovery import fail_abandoned_trials, trials_to_retry
 from search.runner import DEFAULT_STALE_AFTER_S
+from search.warm_start import (
+    WARM_START_SETTING,
+    WarmStartPlan,
+    check_resumed_sources,
+    parse_sources,
+    plan_warm_start,
+)
 from spaces import SearchSpace, check_objective, load_space, space_from_dict
 from storage import (
     Storage,
@@ -90,6 +97,8 @@ class RunOptions:
     resume: bool = False
     dry_run: bool = False
     progress: bool = True
+    #: Studies whose completed trials seed this new one (``--warm-start A,B``); see search.warm_start.
+    warm_start: list[str] = field(default_factory=list)
     isolation: Isolation = field(default_factory=lambda: Isolation())
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -228,6 +237,9 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     engine.check(space, settings)
     task = options.task or space.task
     url = normalize_url(options.storage)
+    sources = parse_sources(options.warm_start)
+    if sources:
+        engine.check_warm_start(settings)
 
     if options.dry_run:
         dataset = _load_data(options.data, options.target, task, seed, options.class_weight,
@@ -243,6 +255,12 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         limits = [f"{budget.trials} trials"] if budget.trials else []
         limits += [f"{budget.timeout_s:g} s"] if budget.timeout_s else []
         print(f"budget: {' or '.join(limits)}, objective {space.objective} ({space.direction})", file=out)
+        if sources:
+            # Read only: the plan shows what a real run would copy and skip.
+            plan = _warm_start_plan(open_storage(url, create=False), options, space, engine, settings,
+                                    dataset)
+            for line in plan.lines():
+                print(line, file=out)
         return None
 
     # Bad data is refused before the database is even created; a resume reloads data from the study.
@@ -257,6 +275,8 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     if existing is not None:
         if not options.resume:
             raise StudyExistsError(name, display_name(url))
+        if sources:
+            check_resumed_sources(existing, sources)
         _refuse_changes(
             existing, space=space, engine=engine.name, algorithm=settings["algorithm"], data=options.data,
             target=options.target,
@@ -268,6 +288,16 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         dataset = _load_data(options.data, options.target, task, seed, options.class_weight,
                              options.sample_weight)
         check_objective(space, dataset.task, dataset.n_classes)
+    plan = None
+    if sources:
+        # Planned before the study exists: a bad source leaves nothing behind.
+        plan = _warm_start_plan(storage, options, space, engine, settings, dataset, name=name)
+        settings[WARM_START_SETTING] = sources
+        if options.trials is None and plan.copies:
+            # A plan that lists candidates (a whole grid) has fewer left to fit once copies cover some.
+            planned = engine.planned_after_copies(space, settings, len(plan.copies))
+            budget = _budget(planned, options.timeout_s, max_failures)
+            settings["trials"] = budget.trials
     study = storage.create_study(
         name,
         engine=engine.name,
@@ -280,8 +310,26 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         versions=package_versions(),
     )
     print(f"study '{name}' created in {display_name(url)}: {dataset.summary()}", file=out)
+    if plan is not None:
+        # Copied once, here: a resume continues with them and never copies again.
+        copied = storage.copy_trials(study.id, list(plan.copies))
+        for line in plan.lines():
+            print(line, file=out)
+        if copied:
+            print(engine.warm_start_note(settings, len(copied)), file=out)
     return _launch(storage, study, space, dataset, engine, budget, [], options.progress, options.isolation,
                    out)
+
+
+def _warm_start_plan(
+    storage: Storage, options: RunOptions, space: SearchSpace, engine: Engine, settings: dict[str, Any],
+    dataset: Dataset, *, name: str | None = None,
+) -> WarmStartPlan:
+    return plan_warm_start(
+        storage, study_name=name or options.study or "", sources=parse_sources(options.warm_start),
+        space=space, engine=engine, settings=settings,
+        dataset={**dataset.reference, "fingerprint": dataset.fingerprint},
+    )
 
 
 def resume_study(
@@ -564,10 +612,13 @@ def _best_value(storage: Storage, study: StudyRecord) -> float | None:
 def _print_summary(storage: Storage, study: StudyRecord, seconds: float, out: TextIO) -> None:
     counts = storage.count_trials(study.id)
     states = ", ".join(f"{counts[state]} {state.value.lower()}" for state in TrialState if counts[state])
+    copied = len(storage.copied_trials(study.id)) if study.settings.get(WARM_START_SETTING) else 0
+    states += f"; {copied} of them copied by --warm-start" if copied else ""
     print(f"study '{study.name}': {sum(counts.values())} trials ({states}) after {seconds:.1f} s", file=out)
     best = storage.best_trials(study.id, 1)
     if best:
-        print(f"best trial #{best[0].number}: {study.objective} = {best[0].value:.6g}", file=out)
+        origin = f" (copied from study {best[0].copied_from})" if best[0].copied else ""
+        print(f"best trial #{best[0].number}: {study.objective} = {best[0].value:.6g}{origin}", file=out)
         print(f"show it with: hpsearch best {study.name}{_storage_flag(storage.url)}", file=out)
 
 

@@ -56,3 +56,27 @@ def declare_hyperparameters(space: SearchSpace) -> keras_tuner.HyperParameters:
 def point_from_hyperparameters(space: SearchSpace, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
     """The point (tuned name -> plain value) a trial's ``HyperParameters`` stands for."""
     return {name: param.normalise(hp.get(name)) for name, param in space.params.items()}
+
+
+def hyperparameter_values(space: SearchSpace, point: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`point_from_hyperparameters`: a point's values as the declared
+    ``HyperParameters`` hold them (a stepped float or a mixed number list is a Choice of its grid values)."""
+    values: dict[str, Any] = {}
+    for name, param in space.params.items():
+        value = point[name]
+        stepped_float = isinstance(param, FloatParam) and param.step is not None
+        if isinstance(param, CategoricalParam) and isinstance(param.choices[0], bool):
+            values[name] = bool(value)
+        elif isinstance(param, CategoricalParam) or param.grid_only or stepped_float:
+            grid = param.grid_values()
+            declared = _choice_values(grid)
+            index = next((i for i, choice in enumerate(grid)
+                          if choice == value and isinstance(choice, bool) == isinstance(value, bool)), None)
+            if index is None:
+                raise ValueError(f"{name}={value!r} is not among the declared values {grid!r}")
+            values[name] = declared[index]
+        elif isinstance(param, IntParam):
+            values[name] = int(value)
+        else:
+            values[name] = float(value)
+    return values

@@ -29,7 +29,7 @@ from .errors import (
     TrialNotFoundError,
     TrialNotRunningError,
 )
-from .records import ModelRecord, StudyRecord, StudySummary, TrialRecord, TrialState
+from .records import ModelRecord, StudyRecord, StudySummary, TrialCopy, TrialRecord, TrialState
 from .repository import Storage, config_key, open_storage
 from .schema import upgrade_database
 
@@ -46,6 +46,7 @@ __all__ = [
     "StudyRecord",
     "StudySummary",
     "TrialConflictError",
+    "TrialCopy",
     "TrialNotFoundError",
     "TrialNotRunningError",
     "TrialRecord",

@@ -62,9 +62,24 @@ class TrialRecord:
     heartbeat_at: datetime
     peak_memory_mb: float | None
     parent_number: int | None
+    #: Set on a trial copied from another study by ``--warm-start`` (that study's name and trial number);
+    #: None for a trial trained in this study. A copy never counts toward the trial budget.
+    copied_from_study: str | None
+    copied_from_number: int | None
     # Per-epoch values by metric name, aligned by epoch (None where a metric was missing that epoch).
     # Empty unless the query asked for ``with_epochs=True``: loading curves costs a second query.
     curves: dict[str, list[float | None]] = field(default_factory=dict)
+
+    @property
+    def copied(self) -> bool:
+        return self.copied_from_study is not None
+
+    @property
+    def copied_from(self) -> str | None:
+        """``study-name #3`` for a copied trial, as listings show it; None for a trained one."""
+        if self.copied_from_study is None:
+            return None
+        return f"{self.copied_from_study} #{self.copied_from_number}"
 
 
 @dataclass(frozen=True)
@@ -73,8 +88,31 @@ class StudySummary:
     counts: dict[TrialState, int]
     best_value: float | None
     n_trials: int
+    #: Totals of the trials trained in this study: copied trials (``--warm-start``) cost it nothing.
     epochs_total: int
     seconds_total: float
+    #: How many of ``n_trials`` were copied from other studies by ``--warm-start``.
+    copied: int = 0
+
+
+@dataclass(frozen=True)
+class TrialCopy:
+    """One trial of another study to copy into a study (``--warm-start``): the source trial, its study's
+    name, and its parameters as the new study's space writes them."""
+
+    source: TrialRecord
+    source_study: str
+    params: dict[str, Any]
+    #: What makes the copy the same work as a proposal of the new study's engine (its configuration key);
+    #: None: the params.
+    identity: Any = None
+
+    @property
+    def origin(self) -> tuple[str, int]:
+        """(study, number) the copy names: the original trial's, when the source is itself a copy."""
+        if self.source.copied_from_study is not None and self.source.copied_from_number is not None:
+            return self.source.copied_from_study, self.source.copied_from_number
+        return self.source_study, self.source.number
 
 
 @dataclass(frozen=True)

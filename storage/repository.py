@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, case, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Select, case, func, insert, literal, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,7 +37,7 @@ from .errors import (
     TrialNotFoundError,
     TrialNotRunningError,
 )
-from .records import ModelRecord, StudyRecord, StudySummary, TrialRecord, TrialState
+from .records import ModelRecord, StudyRecord, StudySummary, TrialCopy, TrialRecord, TrialState
 from .schema import ensure_schema
 from .tables import ModelRow, StudyRow, TrialEpochRow, TrialRow, utcnow
 
@@ -200,30 +200,37 @@ class Storage:
         """Every study with trial counts and totals, oldest first (two queries whatever the size)."""
         with self._read() as session:
             studies = session.scalars(select(StudyRow).order_by(StudyRow.id)).all()
+            copied = TrialRow.copied_from_study.is_not(None)
             stats = session.execute(
                 select(
                     TrialRow.study_id,
                     TrialRow.state,
                     func.count(),
-                    func.coalesce(func.sum(TrialRow.epochs_run), 0),
-                    func.coalesce(func.sum(TrialRow.duration_s), 0.0),
+                    # Copied trials were trained in their source study: they cost this one nothing.
+                    func.coalesce(func.sum(case((copied, 0), else_=TrialRow.epochs_run)), 0),
+                    func.coalesce(func.sum(case((copied, 0.0), else_=TrialRow.duration_s)), 0.0),
                     func.min(TrialRow.value),
                     func.max(TrialRow.value),
+                    func.coalesce(func.sum(case((copied, 1), else_=0)), 0),
                 ).group_by(TrialRow.study_id, TrialRow.state)
             ).all()
         per_study: dict[int, list[Any]] = {}
-        for study_id, state, count, epochs, seconds, low, high in stats:
-            per_study.setdefault(study_id, []).append((TrialState(state), count, epochs, seconds, low, high))
+        for study_id, state, count, epochs, seconds, low, high, n_copied in stats:
+            per_study.setdefault(study_id, []).append(
+                (TrialState(state), count, epochs, seconds, low, high, n_copied)
+            )
         summaries = []
         for row in studies:
             counts = {state: 0 for state in TrialState}
             best: float | None = None
             epochs_total = 0
             seconds_total = 0.0
-            for state, count, epochs, seconds, low, high in per_study.get(row.id, []):
+            copied_total = 0
+            for state, count, epochs, seconds, low, high, n_copied in per_study.get(row.id, []):
                 counts[state] = int(count)
                 epochs_total += int(epochs)
                 seconds_total += float(seconds)
+                copied_total += int(n_copied)
                 if state is TrialState.COMPLETE:
                     best = low if row.direction == "minimize" else high
             summaries.append(
@@ -234,6 +241,7 @@ class Storage:
                     n_trials=sum(counts.values()),
                     epochs_total=epochs_total,
                     seconds_total=seconds_total,
+                    copied=copied_total,
                 )
             )
         return summaries
@@ -275,7 +283,7 @@ class Storage:
         The claim is checked in the same transaction that inserts it, so K processes cannot all pass:
 
         - ``budget``: refuse (BudgetReachedError) when trials that count toward the budget (running, or
-          ended on their own) already number ``budget``;
+          ended on their own; never copies from other studies) already number ``budget``;
         - ``unique``: refuse (DuplicateTrialError) when a trial of the same ``identity`` (default: the
           params) exists, unless this is a retry (``retry_of``) and every earlier one was interrupted.
         """
@@ -295,14 +303,13 @@ class Storage:
                     # The budget's count and the next number in one pass over the study's index.
                     used, last = connection.execute(
                         select(
-                            func.count().filter(TrialRow.interrupted.is_(False)), func.max(TrialRow.number)
+                            func.count().filter(_counts_toward_budget(study_id)), func.max(TrialRow.number)
                         ).where(TrialRow.study_id == study_id)
                     ).one()
-                    if budget is not None:
-                        if used >= budget:
-                            raise BudgetReachedError(
-                                f"the study's budget of {budget} trials is used up ({used} counted)"
-                            )
+                    if budget is not None and used >= budget:
+                        raise BudgetReachedError(
+                            f"the study's budget of {budget} trials is used up ({used} counted)"
+                        )
                     if unique:
                         self._refuse_duplicate(connection, study_id, key, retry=retry_of is not None)
                     values: dict[str, Any] = dict(
@@ -324,6 +331,8 @@ class Storage:
                         heartbeat_at=now,
                         peak_memory_mb=None,
                         parent_number=parent_number,
+                        copied_from_study=None,
+                        copied_from_number=None,
                     )
                     trial_id = connection.execute(
                         insert(_TRIALS).values(**values, config_key=key).returning(_TRIALS.c.id)
@@ -350,18 +359,78 @@ class Storage:
 
     def budget_usage(self, study_id: int) -> tuple[int, int]:
         """(trials spent, trials running): spent are those that ended on their own (complete, pruned,
-        failed by their own error); interrupted trials are retried and spend nothing. Two COUNTs over
-        the (study_id, state) index, whatever the study's size."""
+        failed by their own error); interrupted trials are retried and spend nothing, and trials copied
+        from other studies (``--warm-start``) were trained there. Two COUNTs over the (study_id, state)
+        index, whatever the study's size."""
         with self._read() as session:
-            counted = session.scalar(
-                select(func.count()).where(TrialRow.study_id == study_id, TrialRow.interrupted.is_(False))
-            )
+            counted = session.scalar(select(func.count()).where(_counts_toward_budget(study_id)))
             running = session.scalar(
                 select(func.count()).where(
                     TrialRow.study_id == study_id, TrialRow.state == TrialState.RUNNING.value
                 )
             )
         return int(counted) - int(running), int(running)
+
+    def copy_trials(self, study_id: int, copies: Sequence[TrialCopy]) -> list[TrialRecord]:
+        """Add completed trials of other studies to this one, in one transaction (``--warm-start``).
+
+        Each copy is a new COMPLETE trial numbered after the study's last, with the source's value,
+        metrics, epochs run and per-epoch curves, and ``copied_from_*`` naming the source; it never counts
+        toward the budget. Its configuration key is that of its ``identity`` (default: its params), so the
+        engine's proposal of the same configuration is refused as a duplicate instead of trained again.
+        """
+        if not copies:
+            return []
+        with self._write() as session:
+            study = session.scalars(
+                select(StudyRow).where(StudyRow.id == study_id).with_for_update()
+            ).one_or_none()
+            if study is None:
+                raise self._study_id_missing(session, study_id)
+            last = session.scalar(select(func.max(TrialRow.number)).where(TrialRow.study_id == study_id))
+            number = 0 if last is None else last + 1
+            now = utcnow()
+            ids = []
+            for copy in copies:
+                source = copy.source
+                if source.state is not TrialState.COMPLETE or source.value is None:
+                    raise ValueError(f"only a completed trial with a value can be copied, not {source}")
+                origin_study, origin_number = copy.origin
+                row = TrialRow(
+                    study_id=study_id, number=number, engine_trial_id=None,
+                    state=TrialState.COMPLETE.value, params=dict(copy.params), value=source.value,
+                    metrics=dict(source.metrics), started_at=now, ended_at=now,
+                    duration_s=source.duration_s, epochs_run=source.epochs_run, error=None,
+                    interrupted=False, retry_of=None, worker=source.worker, heartbeat_at=now,
+                    peak_memory_mb=source.peak_memory_mb, parent_number=None,
+                    config_key=config_key(dict(copy.params) if copy.identity is None else copy.identity),
+                    copied_from_study=origin_study,
+                    copied_from_number=origin_number,
+                )
+                session.add(row)
+                session.flush()
+                # The source's curves, copied in the database: plots and pages show them like any trial's.
+                session.execute(
+                    insert(TrialEpochRow).from_select(
+                        ["trial_id", "epoch", "metrics", "recorded_at"],
+                        select(literal(row.id), TrialEpochRow.epoch, TrialEpochRow.metrics,
+                               TrialEpochRow.recorded_at).where(TrialEpochRow.trial_id == source.id),
+                    )
+                )
+                ids.append(row.id)
+                number += 1
+            study.updated_at = now
+        query = _trial_select().where(TrialRow.id.in_(ids)).order_by(TrialRow.number)
+        return [_trial_record(row) for row in self._rows(query, None)]
+
+    def copied_trials(self, study_id: int, *, with_epochs: bool = False) -> list[TrialRecord]:
+        """The study's trials copied from other studies (``--warm-start``), by number."""
+        query = (_trial_select()
+                 .where(TrialRow.study_id == study_id, TrialRow.copied_from_study.is_not(None))
+                 .order_by(TrialRow.number))
+        rows = self._rows(query, None)
+        curves = self._curves_for(rows, study_id, None) if with_epochs else {}
+        return [_trial_record(row, curves.get(row[0])) for row in rows]
 
     def beat(self, trial_ids: Sequence[int]) -> None:
         """Refresh the heartbeat of these trials while they run (a worker's heartbeat thread)."""
@@ -740,6 +809,14 @@ def fold_metric_name(fold: int, name: str) -> str:
     return f"split{fold}_{name}"
 
 
+def _counts_toward_budget(study_id: int) -> ColumnElement[bool]:
+    """Trials of a study that use its budget: not interrupted (those are retried) and not copied from
+    another study (those were trained there)."""
+    return (TrialRow.study_id == study_id) & TrialRow.interrupted.is_(False) & (
+        TrialRow.copied_from_study.is_(None)
+    )
+
+
 def _trial_select() -> Select[Any]:
     # Columns, not ORM entities: listing 100k trials should not build 100k identity-mapped objects.
     return select(*_TRIAL_COLUMNS)
@@ -801,6 +878,8 @@ def _trial_record(row: Sequence[Any], curves: dict[str, list[float | None]] | No
         heartbeat_at,
         peak_memory_mb,
         parent_number,
+        copied_from_study,
+        copied_from_number,
     ) = row
     return TrialRecord(
         id=id_,
@@ -822,6 +901,8 @@ def _trial_record(row: Sequence[Any], curves: dict[str, list[float | None]] | No
         heartbeat_at=heartbeat_at,
         peak_memory_mb=peak_memory_mb,
         parent_number=parent_number,
+        copied_from_study=copied_from_study,
+        copied_from_number=copied_from_number,
         curves=curves or {},
     )
 

@@ -192,6 +192,11 @@ class TrialRow(Base):
     #: sha256 of what makes two trials the same work (the configuration, and for a Hyperband round its
     #: round); NULL on rows written before schema 0002.
     config_key: Mapped[str | None] = mapped_column(String(64))
+    #: A trial copied from another study by ``--warm-start``: that study's name and the trial's number
+    #: there (the original's, for a copy of a copy). Not a foreign key: the source study may be deleted
+    #: later, and the copy (its params, scores and curves) stands on its own. NULL: trained here.
+    copied_from_study: Mapped[str | None] = mapped_column(String(512))
+    copied_from_number: Mapped[int | None] = mapped_column(Integer)
 
 
 class TrialEpochRow(Base):

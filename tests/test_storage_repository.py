@@ -510,3 +510,30 @@ def test_claims_respect_the_budget_and_refuse_repeated_configurations(storage: S
     with pytest.raises(DuplicateTrialError):  # a second retry while the first one runs
         storage.start_trial(study.id, {"n": 1}, worker="h:2", budget=3, unique=True, retry_of=0)
     assert storage.budget_usage(study.id) == (0, 2)
+
+
+def test_copied_trials_keep_their_results_and_use_no_budget(storage: Storage) -> None:
+    """``--warm-start`` copies: a COMPLETE trial with the source's value, metrics and curves, naming the
+    original (also through a copy of a copy), outside the budget, and a duplicate for its configuration."""
+    from storage import TrialCopy
+
+    source, middle, target = (make_study(storage, name) for name in ("src", "mid", "dst"))
+    trained = storage.start_trial(source.id, {"n": 1}, worker="h:1")
+    storage.record_epochs(trained.id, [(0, {"val_accuracy": 0.5}, None), (1, {"val_accuracy": 0.7}, None)])
+    original = storage.finish_trial(trained.id, TrialState.COMPLETE, value=0.7, metrics={"val_accuracy": 0.7})
+    [first] = storage.copy_trials(middle.id, [TrialCopy(original, "src", {"n": 1})])
+    [second] = storage.copy_trials(target.id, [TrialCopy(first, "mid", {"n": 1})])
+    assert second.copied_from == "src #0" and first.copied_from == "src #0"  # the original, not the copy
+    assert (second.state, second.value, second.metrics, second.epochs_run) == (
+        TrialState.COMPLETE, 0.7, {"val_accuracy": 0.7}, 2)
+    assert storage.get_trial(target.id, 0, with_epochs=True).curves == {"val_accuracy": [0.5, 0.7]}
+    assert [t.number for t in storage.copied_trials(target.id)] == [0]
+    assert storage.budget_usage(target.id) == (0, 0)
+    with pytest.raises(DuplicateTrialError):
+        storage.start_trial(target.id, {"n": 1}, worker="h:1", budget=1, unique=True)
+    fresh = storage.start_trial(target.id, {"n": 2}, worker="h:1", budget=1, unique=True)
+    assert fresh.number == 1 and not fresh.copied
+    with pytest.raises(BudgetReachedError):
+        storage.start_trial(target.id, {"n": 3}, worker="h:1", budget=1, unique=True)
+    summary = {s.study.name: s for s in storage.list_studies()}["dst"]
+    assert (summary.n_trials, summary.copied, summary.epochs_total) == (2, 1, 0)

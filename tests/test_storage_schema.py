@@ -291,3 +291,52 @@ def test_upgrade_from_0001_keys_existing_trials(tmp_path: Path) -> None:
         storage.start_trial(study.id, {"n_neurons": 8}, worker="h:2", unique=True)
     assert storage.start_trial(study.id, {"n_neurons": 9}, worker="h:2", unique=True).number == 1
     assert config_key({"n_neurons": 8}) != config_key({"n_neurons": 9})
+
+
+def test_upgrade_from_0002_adds_copied_trials(tmp_path: Path) -> None:
+    """A database of schema 0002 is upgraded to head: its trials read as trained in their own study, and
+    a trial copied in afterwards (``--warm-start``) names its source and does not use the budget."""
+    from alembic import command
+
+    from storage import TrialCopy
+    from storage.schema import alembic_config
+
+    path = tmp_path / "old.db"
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+        for name in ("a", "b"):
+            connection.exec_driver_sql(
+                "INSERT INTO hp_studies (name, engine, algorithm, objective, direction, space, dataset, "
+                f"settings, versions, created_at, updated_at) VALUES ('{name}', 'optuna', 'tpe', 'val_loss', "
+                "'minimize', '{}', '{}', '{}', '{}', '2025-01-01 00:00:00', '2025-01-01 00:00:00')"
+            )
+        connection.exec_driver_sql(
+            "INSERT INTO hp_trials (study_id, number, state, params, value, metrics, started_at, epochs_run,"
+            " interrupted, worker, heartbeat_at, config_key) VALUES (1, 0, 'COMPLETE', '{\"n_neurons\": 8}',"
+            " 0.5, '{\"val_loss\": 0.5}', '2025-01-01 00:00:00', 2, 0, 'h:1', '2025-01-01 00:00:00', 'k')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO hp_trial_epochs (trial_id, epoch, metrics, recorded_at) VALUES "
+            "(1, 0, '{\"val_loss\": 0.7}', '2025-01-01 00:00:00'), (1, 1, '{\"val_loss\": 0.5}', "
+            "'2025-01-01 00:00:00')"
+        )
+    engine.dispose()
+    head, _ = schema_module.known_revisions()
+    assert upgrade_database(str(path)) == ("0002", head)
+    storage = open_storage(str(path))
+    source = storage.get_trial(storage.get_study("a").id, 0)
+    assert not source.copied and source.copied_from is None
+    target = storage.get_study("b")
+    [copy] = storage.copy_trials(target.id, [TrialCopy(source, "a", {"n_neurons": 8})])
+    assert (copy.number, copy.state, copy.value, copy.copied_from) == (0, TrialState.COMPLETE, 0.5, "a #0")
+    assert storage.get_trial(target.id, 0, with_epochs=True).curves == {"val_loss": [0.7, 0.5]}
+    assert storage.budget_usage(target.id) == (0, 0)
+    # A budget of one still has room for a trained trial; the copy is refused as a duplicate config.
+    with pytest.raises(DuplicateTrialError):
+        storage.start_trial(target.id, {"n_neurons": 8}, worker="h:2", unique=True, budget=1)
+    assert storage.start_trial(target.id, {"n_neurons": 9}, worker="h:2", unique=True, budget=1).number == 1
+    summary = {s.study.name: s for s in storage.list_studies()}["b"]
+    assert (summary.n_trials, summary.copied, summary.epochs_total) == (2, 1, 0)

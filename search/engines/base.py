@@ -197,6 +197,25 @@ class Engine(ABC):
         Hyperband iteration); None for engines that propose until the default budget says stop."""
         return None
 
+    def planned_after_copies(
+        self, space: SearchSpace, settings: Mapping[str, Any], copied: int
+    ) -> int | None:
+        """``planned_trials`` of a study that starts with ``copied`` trials of ``--warm-start`` (which never
+        use budget): the same plan, unless the plan is a list of candidates the copies already cover."""
+        return self.planned_trials(space, settings)
+
+    def copy_identity(self, space: SearchSpace, settings: Mapping[str, Any], point: Mapping[str, Any]) -> Any:
+        """The identity (``Proposal.identity``) this engine would give ``point``: a ``--warm-start`` copy
+        gets it, so a later proposal of the same configuration is refused as a duplicate."""
+        return dict(point)
+
+    def check_warm_start(self, settings: Mapping[str, Any]) -> None:  # noqa: B027
+        """Raise UsageError when this algorithm cannot start from copied trials (``--warm-start``)."""
+
+    def warm_start_note(self, settings: Mapping[str, Any], copied: int) -> str:
+        """How this engine uses the ``copied`` trials of ``--warm-start`` (one line for the user)."""
+        return f"warm start: the {copied} copied trial(s) rank with the study's own (best, listings)"
+
     def prepare(self, ctx: RunContext) -> None:  # noqa: B027
         """Create the engine's own persistent state once, before any worker starts (workers racing to
         create it would collide)."""

@@ -201,6 +201,24 @@ class KerasTunerEngine(Engine):
                 )
         return lines
 
+    def copy_identity(self, space: SearchSpace, settings: Mapping[str, Any], point: Mapping[str, Any]) -> Any:
+        if settings["algorithm"] == "hyperband":
+            return dict(point)  # a round's identity holds its bracket and round: no copy is one
+        from spaces.compile_keras_tuner import hyperparameter_values
+
+        # As ``plan_trial`` identifies a random or Bayesian trial: its values as the oracle holds them.
+        return {"values": hyperparameter_values(space, dict(point))}
+
+    def warm_start_note(self, settings: Mapping[str, Any], copied: int) -> str:
+        algorithm = settings["algorithm"]
+        if algorithm == "hyperband":
+            return (f"warm start: KerasTuner's Hyperband draws each bracket's configurations itself and does "
+                    f"not learn from the {copied} copied trial(s); they rank with the study's own trials")
+        learns = ("records their values as tried, so it does not propose them again" if algorithm == "random"
+                  else "fits its Gaussian process to them before proposing")
+        return (f"warm start: KerasTuner's {algorithm} oracle takes the {copied} copied trial(s) as its "
+                f"history and {learns}")
+
     def recover(self, ctx: RunContext, interrupted: list[TrialRecord]) -> None:
         """Nothing to do here: the next ``run`` reconciles the oracle's snapshot with our trial table,
         which covers trials failed by ``resume`` or by the supervisor alike."""
@@ -377,6 +395,34 @@ class _Search:
                 )
             self._restore(snapshot)
             self._reconcile(trials)
+        elif self.algorithm != "hyperband" and self.ctx.settings.get("warm_start"):
+            # The first run of a warm-started study: the copies become the oracle's history, kept from
+            # then on in its snapshot (so this happens once).
+            self._seed_history([record for record in trials if record.copied])
+
+    def _seed_history(self, copies: list[TrialRecord]) -> None:
+        """End one oracle trial per ``--warm-start`` copy with its score, as if the oracle had run it: the
+        random oracle does not propose its values again, the Bayesian one fits its Gaussian process to it.
+        """
+        from keras_tuner.engine.trial import Trial
+
+        from spaces.compile_keras_tuner import hyperparameter_values
+
+        oracle = self.oracle
+        for record in copies:
+            if record.value is None:
+                continue
+            hyperparameters = oracle.hyperparameters.copy()
+            hyperparameters.values = hyperparameter_values(self.ctx.space, record.params)
+            # KerasTuner's own id scheme (the trial count, padded), so the trials it creates next follow on.
+            trial_id = f"{{:0{len(str(oracle.max_trials))}d}}".format(len(oracle.trials))
+            trial = Trial(hyperparameters, trial_id=trial_id, status="RUNNING")
+            oracle.trials[trial_id] = trial
+            oracle.start_order.append(trial_id)
+            oracle._record_values(trial)
+            oracle.update_trial(trial_id, {self.objective: record.value}, step=max(record.epochs_run - 1, 0))
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
 
     # -- the search --------------------------------------------------------------------------------
     @contextmanager

@@ -31,6 +31,8 @@ RETRY_ATTR = "hp_retry_of"
 NUMBER_ATTR = "hp_number"
 #: Optuna user attribute saying why an Optuna trial was not trained (a duplicate, the budget).
 NOT_TRAINED_ATTR = "hp_not_trained"
+#: Optuna user attribute of a trial added from a ``--warm-start`` copy: the study and trial it came from.
+COPIED_ATTR = "hp_copied_from"
 #: Proposals in a row that repeat tried configurations before the space is taken as exhausted.
 MAX_DUPLICATES_IN_A_ROW = 25
 
@@ -168,7 +170,49 @@ class OptunaEngine(Engine):
     def prepare(self, ctx: RunContext) -> None:
         # Optuna creates its tables and the study on first use; doing it here, in the supervisor,
         # keeps two workers starting together from both trying to create them.
-        self._study(ctx)
+        study = self._study(ctx)
+        if ctx.settings.get("warm_start"):
+            self._add_copies(ctx, study)
+
+    def warm_start_note(self, settings: Mapping[str, Any], copied: int) -> str:
+        return (f"warm start: Optuna's {settings['algorithm']} sampler (and the pruner, by their curves) "
+                f"learns from the {copied} copied trial(s) as finished trials; a proposal of a copied "
+                "configuration is refused as a duplicate, not trained")
+
+    def _add_copies(self, ctx: RunContext, study: Any) -> None:
+        """Give Optuna the study's ``--warm-start`` copies as COMPLETE trials, so the sampler learns from
+        them. Idempotent (each carries our trial number), so a resume or a joining worker adds none twice.
+        """
+        import optuna
+
+        from spaces.compile_optuna import to_distributions
+
+        added = {frozen.user_attrs.get(NUMBER_ATTR) for frozen in study.get_trials(deepcopy=False)}
+        copies = [trial for trial in ctx.storage.copied_trials(ctx.study.id, with_epochs=True)
+                  if trial.number not in added]
+        if not copies:
+            return
+        distributions = to_distributions(ctx.space)
+        grid = study.sampler if ctx.settings["algorithm"] == "grid" else None
+        for trial in copies:
+            curve = trial.curves.get(ctx.study.objective, [])
+            system_attrs: dict[str, Any] = {}
+            if grid is not None:
+                # GridSampler counts a grid point as visited by these two attributes: without them it would
+                # propose the copied point again (refused as a duplicate, but an ask wasted).
+                point = tuple(trial.params[name] for name in grid._param_names)
+                if point in grid._all_grids:
+                    system_attrs = {"search_space": grid._search_space,
+                                    "grid_id": grid._all_grids.index(point)}
+            study.add_trial(optuna.trial.create_trial(
+                params=dict(trial.params),
+                distributions=distributions,
+                value=trial.value,
+                intermediate_values={epoch: float(value) for epoch, value in enumerate(curve)
+                                     if value is not None and math.isfinite(value)},
+                user_attrs={NUMBER_ATTR: trial.number, COPIED_ATTR: trial.copied_from},
+                system_attrs=system_attrs,
+            ))
 
     # -- resume -----------------------------------------------------------------------------------
     def recover(self, ctx: RunContext, interrupted: list[TrialRecord]) -> None:

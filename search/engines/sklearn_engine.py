@@ -327,6 +327,25 @@ class SklearnEngine(Engine):
         rows, n_classes = data_shape(dataset)
         return describe_plan(plan_for(space, settings, rows=rows, n_classes=n_classes), cv_folds(settings))
 
+    def planned_after_copies(
+        self, space: SearchSpace, settings: Mapping[str, Any], copied: int
+    ) -> int | None:
+        """A grid search fits the candidates not already scored: every copy is a grid candidate (the warm
+        start copies no other), so the grid minus the copies (at least 1, the budget's minimum)."""
+        planned = self.planned_trials(space, settings)
+        return planned if planned is None else max(1, planned - copied)
+
+    def check_warm_start(self, settings: Mapping[str, Any]) -> None:
+        if settings["algorithm"] in HALVING_ALGORITHMS:
+            # A rung's score is a fit on that rung's resource, which no earlier study's trial is.
+            raise UsageError(f"--warm-start works with --algorithm grid or random of the sklearn engine, not "
+                             f"{settings['algorithm']}: successive halving fits every rung itself")
+
+    def warm_start_note(self, settings: Mapping[str, Any], copied: int) -> str:
+        # The copies are done candidates to _plan (``_histories``): skipped, never fitted.
+        return (f"warm start: the {copied} copied candidate(s) keep their fold scores and are not fitted "
+                "again; only the other candidates are fitted and use the trial budget")
+
     def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]:
         from search.engines.sklearn_estimators import check_routing, make_estimator
 

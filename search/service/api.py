@@ -165,11 +165,13 @@ def study_history(study: StudyRecord, trials: Sequence[TrialRecord], folds: int 
     best = best_so_far(values, study.direction)
     points, epochs, seconds = [], 0, 0.0
     for trial, value, best_value in zip(finished, values, best, strict=True):
-        epochs += trial.epochs_run * folds
-        seconds += trial.duration_s or 0.0
+        if not trial.copied:  # a --warm-start copy was trained in its source study: free here
+            epochs += trial.epochs_run * folds
+            seconds += trial.duration_s or 0.0
         points.append({
             "number": trial.number,
             "state": trial.state,
+            "copied": trial.copied,
             "value": value,
             "best": best_value,
             "wall_s": ((trial.ended_at or trial.started_at) - start).total_seconds() if start else 0.0,
@@ -282,7 +284,7 @@ def best(ctx: ApiContext, request: Request) -> Any:
     return {
         "study": record.name, "engine": record.engine, "algorithm": record.algorithm,
         "objective": record.objective, "direction": record.direction,
-        **{key: shown[0][key] for key in ("number", "value", "params", "metrics")},
+        **{key: shown[0][key] for key in ("number", "value", "params", "metrics", "copied_from")},
         "top": shown, "models": [_model_view(model) for model in models],
     }
 

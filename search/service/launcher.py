@@ -82,6 +82,8 @@ RUN_FIELDS: dict[str, _Field] = {
     "workers": _Field("--workers", int),
     "recycle_after": _Field("--recycle-after", int),
     "max_worker_memory": _Field("--max-worker-memory", (int, float)),
+    # "A,B": studies whose completed trials seed the new one (see search.warm_start).
+    "warm_start": _Field("--warm-start", str),
 }
 #: Fields of a launch that are not passed as a plain option.
 _LAUNCH_ONLY = ("study", "space", "preset", "data")

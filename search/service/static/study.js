@@ -71,7 +71,8 @@
     trialBody.replaceChildren();
     for (const t of page.trials) {
       trialBody.append(el("tr", { class: t.number === bestNumber ? "best" : null, "data-number": t.number },
-        el("td", { class: "num" }, t.number), el("td", {}, badge(t.state)),
+        el("td", { class: "num", title: t.copied_from ? `copied from study ${t.copied_from.study} #${t.copied_from.number} by --warm-start` : null },
+          t.copied_from ? `${t.number} (copied)` : t.number), el("td", {}, badge(t.state)),
         el("td", { class: "num" }, fmt(t.value)), el("td", { class: "num" }, t.epochs_run),
         el("td", { class: "num" }, t.duration_s === null ? "–" : t.duration_s.toFixed(1)),
         el("td", { class: "params" }, paramText(t.params)),
@@ -209,7 +210,8 @@
         api(`${base}/trials?state=complete&state=pruned`),
       ]);
       bestNumber = best ? best.number : null;
-      document.getElementById("best-trial").textContent = best ? `#${best.number}` : "–";
+      document.getElementById("best-trial").textContent = !best ? "–"
+        : best.copied_from ? `#${best.number} (copied from ${best.copied_from.study} #${best.copied_from.number})` : `#${best.number}`;
       drawHistory(history);
       drawCurves(best);
       drawParams(complete.trials);
