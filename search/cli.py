@@ -14,6 +14,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
@@ -143,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop after this many consecutive failed trials (default 5)")
     run.add_argument("--stale-after", type=_seconds, default=None, metavar="SECONDS",
                      help="fail and retry a trial whose worker sent no heartbeat for this long (default 60)")
+    run.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                     help="where trials of 10+ epochs keep their last epoch's checkpoint, so that a retry "
+                     "continues them (default: hpsearch-checkpoints/ next to the SQLite file); a disk all "
+                     "machines share, for several machines")
     run.add_argument("--warm-start", default=None, metavar="STUDY[,STUDY...]",
                      help="seed the new study with the completed trials of these studies (any engine; same "
                      "data, task and objective): trials inside the new space are copied, the others listed "
@@ -170,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the study's)")
     resume.add_argument("--stale-after", type=_seconds, default=None, metavar="SECONDS",
                         help="new heartbeat grace period")
+    resume.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                        help="new folder for trial checkpoints (an interrupted trial's own is not moved)")
     # Options that decide what the trials mean: accepted only to check them against the study.
     resume.add_argument("--seed", type=int, default=None, help="refuse unless the study used this seed")
     resume.add_argument("--cv", type=int, default=None, metavar="K",
@@ -330,7 +337,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         task=args.task, study=args.study, trials=args.trials, timeout_s=args.timeout, storage=args.storage,
         seed=args.seed, pruner=args.pruner, class_weight=args.class_weight,
         sample_weight=args.sample_weight, max_failures=args.max_failures, stale_after_s=args.stale_after,
-        resume=args.resume, dry_run=args.dry_run, progress=not args.quiet, isolation=_isolation(args),
+        checkpoint_dir=args.checkpoint_dir, resume=args.resume, dry_run=args.dry_run,
+        progress=not args.quiet, isolation=_isolation(args),
         warm_start=[] if args.warm_start is None else [args.warm_start],
         # Engine-specific settings, stored with the study; each engine reads the ones it knows.
         extra={key: value for key in ENGINE_OPTIONS if (value := getattr(args, key)) is not None},
@@ -350,6 +358,8 @@ def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:
     }
     if args.stale_after is not None:
         given["stale_after_s"] = args.stale_after
+    if args.checkpoint_dir is not None:
+        given["checkpoint_dir"] = str(Path(args.checkpoint_dir).expanduser().resolve())
     resume_study(
         args.study, args.storage, trials=args.trials, timeout_s=args.timeout, space=args.space,
         engine=args.engine, data=args.data, target=args.target, given=given, progress=not args.quiet,

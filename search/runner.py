@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from search.checkpoints import CHECKPOINT_MIN_EPOCHS, StudyCheckpoints, checkpoint_folder
 from search.errors import ClusterLostError, StorageTroubleError
 from search.training import EpochRecorderCallback, FitResult, NonFiniteLossError, describe_error, fit_config
 from storage import (
@@ -36,11 +37,16 @@ from storage import (
     TrialNotRunningError,
     TrialRecord,
     TrialState,
+    config_key,
 )
 
 if TYPE_CHECKING:
     from search.engines.base import RunContext
 
+#: Metric of a trial that continued an interrupted one: the epochs it restored instead of training.
+EPOCHS_RESTORED = "epochs_restored"
+#: Metric of a cross-validated trial that continued an interrupted one: the folds it kept.
+FOLDS_RESTORED = "folds_restored"
 #: The error text of a trial stopped by Ctrl-C or SIGTERM.
 USER_INTERRUPT = "interrupted by the user (Ctrl-C)"
 #: Seconds between heartbeats at most; shorter when the study's grace period is short.
@@ -173,8 +179,10 @@ class Attempt:
     @property
     def seed(self) -> int:
         """The trial's training seed: the study's seed plus the trial number, so a configuration trains
-        the same way whichever worker runs it."""
-        return self.runner.ctx.seed + self.record.number
+        the same way whichever worker runs it; a retry keeps the seed of the trial it retries, so that it
+        can continue that trial's checkpoint."""
+        number = self.record.number if self.record.retry_of is None else self.record.retry_of
+        return self.runner.ctx.seed + number
 
     def record_epoch(self, epoch: int, logs: Mapping[str, Any] | None, *, fold: int | None = None) -> None:
         self.runner.ctx.recorder.epoch(self.record, epoch, logs, fold=fold)
@@ -200,9 +208,18 @@ class Attempt:
         epoch_offset: int = 0,
         prepare_model: Callable[[Any], None] | None = None,
     ) -> FitResult:
-        """Train ``config`` on the study's data with the shared builder, recording every epoch."""
+        """Train ``config`` on the study's data with the shared builder, recording every epoch.
+
+        A fit of at least ``CHECKPOINT_MIN_EPOCHS`` epochs keeps a checkpoint of its last epoch and, as
+        the retry of an interrupted trial, continues from the one that trial left (search.checkpoints).
+        """
         ctx = self.runner.ctx
-        return fit_config(
+        total = int(epochs if epochs is not None else config["epochs"])
+        checkpoint = None
+        if total - initial_epoch >= CHECKPOINT_MIN_EPOCHS:
+            identity = {"config": config_key(dict(config)), "initial_epoch": initial_epoch, "epochs": total}
+            checkpoint = self.runner.checkpoints.for_fit(self.record.number, identity)
+        result = fit_config(
             config,
             ctx.dataset,
             objective=ctx.study.objective,
@@ -212,7 +229,12 @@ class Attempt:
             epochs=epochs,
             initial_epoch=initial_epoch,
             prepare_model=prepare_model,
+            checkpoint=checkpoint,
         )
+        if result.resumed_at is not None:
+            # Shown with the trial: how much of its curve the interrupted attempt had trained.
+            self.metrics[EPOCHS_RESTORED] = float(result.resumed_at)
+        return result
 
     def outcome(self, result: FitResult) -> TrialOutcome:
         """COMPLETE with the best epoch's objective, or FAILED when the model never reported it."""
@@ -233,6 +255,7 @@ class TrialRunner:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.heartbeat = Heartbeat(ctx.storage, heartbeat_interval(ctx.settings))
+        self.checkpoints = StudyCheckpoints(checkpoint_folder(ctx.storage.url, ctx.study.name, ctx.settings))
 
     def run(self, proposal: Proposal, train: Callable[[Attempt], TrialOutcome]) -> RunResult:
         """Claim ``proposal`` as a trial, train it with ``train``, record how it ended.
@@ -257,16 +280,23 @@ class TrialRunner:
         except StorageError as error:
             raise StorageTroubleError(self._trouble(None, error)) from error
         self.heartbeat.add(record.id)
+        self.checkpoints.take_over(record.number, record.retry_of)
+        ended = False
         try:
             attempt = Attempt(self, record)
             try:
                 outcome = self._train(attempt, train)
             except _Superseded as superseded:
+                ended = True
                 self._refused(record, str(superseded.__cause__ or superseded))
                 return RunResult(RunStatus.SUPERSEDED)
-            return self._finish(attempt, outcome)
+            result = self._finish(attempt, outcome)
+            ended = True
+            return result
         finally:
             self.heartbeat.discard(record.id)
+            if ended:  # an interrupted trial keeps its checkpoint for its retry
+                self.checkpoints.discard(record.number)
 
     def _train(self, attempt: Attempt, train: Callable[[Attempt], TrialOutcome]) -> TrialOutcome:
         record = attempt.record

@@ -14,8 +14,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from search.checkpoints import CHECKPOINT_DIR_SETTING, StudyCheckpoints, checkpoint_folder
 from search.engines.base import Budget, BudgetTracker, Engine, RunContext, get_engine
 from search.errors import StorageTroubleError, StudyMismatchError, UsageError
 from search.recorder import TrialRecorder, current_worker
@@ -53,7 +55,8 @@ DEFAULT_RECYCLE_AFTER = 50
 DEFAULT_MAX_WORKER_MEMORY_MB = 4096.0
 
 #: Options a resume may change: recorded in the study's settings and used from then on.
-RESUME_APPLIES = ("trials", "timeout_s", "max_failures", "jobs", "pruner", "stale_after_s", "dask")
+RESUME_APPLIES = ("trials", "timeout_s", "max_failures", "jobs", "pruner", "stale_after_s", "dask",
+                  CHECKPOINT_DIR_SETTING)
 #: Options that decide what the trials mean (data split, folds, weights, task, Hyperband's and successive
 #: halving's plans): a
 #: different value would mix incomparable trials in one study, so a resume refuses it.
@@ -94,6 +97,7 @@ class RunOptions:
     sample_weight: str | None = None  # a CSV column of per-row weights
     max_failures: int | None = None  # None: 5
     stale_after_s: float | None = None  # None: DEFAULT_STALE_AFTER_S
+    checkpoint_dir: str | None = None  # None: next to the SQLite file (search.checkpoints)
     resume: bool = False
     dry_run: bool = False
     progress: bool = True
@@ -226,6 +230,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         "max_failures": max_failures,
         "class_weight": options.class_weight,
         "stale_after_s": options.stale_after_s or DEFAULT_STALE_AFTER_S,
+        CHECKPOINT_DIR_SETTING: _absolute(options.checkpoint_dir),
         **engine_options,
     }
     engine.refuse_foreign_options(engine_options)
@@ -382,13 +387,19 @@ def join_study(
     return _resume(storage, study, given={}, progress=progress, isolation=isolation or Isolation(), out=out)
 
 
+def _absolute(folder: str | None) -> str | None:
+    """A folder as stored with the study: workers started elsewhere must find the same one."""
+    return None if folder is None else str(Path(folder).expanduser().resolve())
+
+
 def _given_options(options: RunOptions) -> dict[str, Any]:
     """The options of ``run --resume`` the user typed (None means not given)."""
     given = {
         "trials": options.trials, "timeout_s": options.timeout_s, "seed": options.seed,
         "pruner": options.pruner, "class_weight": options.class_weight,
         "sample_weight": options.sample_weight, "max_failures": options.max_failures,
-        "task": options.task, "stale_after_s": options.stale_after_s, **options.extra,
+        "task": options.task, "stale_after_s": options.stale_after_s,
+        CHECKPOINT_DIR_SETTING: _absolute(options.checkpoint_dir), **options.extra,
     }
     return {key: value for key, value in given.items() if value is not None}
 
@@ -458,9 +469,15 @@ def _resume(
         numbers = ", ".join(f"#{trial.number}" for trial in interrupted)
         print(f"marked {len(interrupted)} interrupted trial(s) as FAILED: {numbers}", file=out)
     retries = trials_to_retry(storage, study)
+    checkpoints = StudyCheckpoints(checkpoint_folder(storage.url, study.name, study.settings))
+    # Only a running trial or one due its retry can continue from a checkpoint.
+    checkpoints.sweep({t.number for t in retries} | {t.number for t in storage.running_trials(study.id)})
     if retries:
-        print(f"retrying the configuration of trial(s) {', '.join(f'#{t.number}' for t in retries)}",
-              file=out)
+        shown = []
+        for trial in retries:
+            saved = checkpoints.epochs_saved(trial.number)
+            shown.append(f"#{trial.number}" + (f" (continuing after epoch {saved})" if saved else ""))
+        print(f"retrying the configuration of trial(s) {', '.join(shown)}", file=out)
     remaining = probe.tracker.remaining()
     print(f"resuming study '{study.name}' ({study.engine}/{study.algorithm}): "
           f"{probe.tracker.spent()} trials done, {remaining if remaining is not None else 'unbounded'} to go",

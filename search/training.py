@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from search.checkpoints import EpochCheckpoint
     from search.data import Dataset
     from spaces import TaskInfo
 
@@ -28,6 +29,8 @@ class FitResult:
     value: float | None
     best_epoch: int | None
     epochs_run: int
+    #: Epochs of this fit restored from a checkpoint rather than trained (None: trained from the start).
+    resumed_at: int | None = None
 
     @property
     def final_metrics(self) -> dict[str, float]:
@@ -79,6 +82,9 @@ def EpochRecorderCallback(write_epoch: Callable[[int, Mapping[str, Any]], None])
                 self.non_finite = f"loss became {float(loss)} at epoch {epoch + 1}"
                 self.model.stop_training = True
 
+        #: A trial continued from a checkpoint hands its earlier epochs over again (search.checkpoints).
+        replay_epoch = on_epoch_end
+
     return _EpochRecorder()
 
 
@@ -109,51 +115,70 @@ def fit_config(
     epochs: int | None = None,
     initial_epoch: int = 0,
     prepare_model: Callable[[Any], None] | None = None,
+    checkpoint: EpochCheckpoint | None = None,
 ) -> FitResult:
     """Build ``config`` with the shared model builder and train it on the dataset's train split.
 
     Validation uses the dataset's validation split; the test split is never seen during search.
     ``prepare_model`` is called with the built model before training (a Hyperband round loads the weights
     of the round it continues, and trains from ``initial_epoch`` to ``epochs``).
+    With ``checkpoint``, training continues from the checkpoint's last epoch when there is one (its epochs
+    are replayed to the callbacks and head the returned history) and rewrites it after every epoch.
     Raises ``NonFiniteLossError`` when the loss diverges.
     """
     import keras
 
+    from search.checkpoints import replay
     from spaces import build_model
     from spaces.schedules import LearningRateCallback
 
     seed_everything(seed)
     task = task_info(dataset)
+    total = int(epochs if epochs is not None else config["epochs"])
     try:
         model = build_model(config, task)
         if prepare_model is not None:
             prepare_model(model)
         # First: it sets the epoch's learning rate (lr_schedule) and logs it for the callbacks after it.
         callback_list = [LearningRateCallback(config), *callbacks]
-        history = model.fit(
-            dataset.x_train,
-            dataset.y_train,
-            validation_data=(dataset.x_val, dataset.y_val),
-            epochs=int(epochs if epochs is not None else config["epochs"]),
-            initial_epoch=initial_epoch,
-            batch_size=int(config["batch_size"]),
-            class_weight=dataset.class_weight,
-            sample_weight=dataset.w_train,  # weights the training loss; validation scores stay unweighted
-            callbacks=callback_list,
-            verbose=0,
-        )
+        restored = checkpoint.restore(model, callback_list) if checkpoint is not None else None
+        start, past = initial_epoch, {}
+        model.stop_training = False
+        if restored is not None:
+            start, past = restored.done, restored.history
+            replay(callback_list, model, initial_epoch, restored)
+            # The rest of the trial draws its shuffles and dropout masks from a stream of its own.
+            seed_everything(seed + start)
+        if checkpoint is not None:
+            callback_list.append(checkpoint.keras_callback(initial_epoch, restored, callback_list))
+        new: dict[str, list[Any]] = {}
+        if start < total and not model.stop_training:  # a pruner may have stopped it on a replayed epoch
+            new = model.fit(
+                dataset.x_train,
+                dataset.y_train,
+                validation_data=(dataset.x_val, dataset.y_val),
+                epochs=total,
+                initial_epoch=start,
+                batch_size=int(config["batch_size"]),
+                class_weight=dataset.class_weight,
+                sample_weight=dataset.w_train,  # weights the training loss; validation scores stay unweighted
+                callbacks=callback_list,
+                verbose=0,
+            ).history
         for callback in callback_list:
             reason = getattr(callback, "non_finite", None)
             if reason:
                 raise NonFiniteLossError(reason)
-        curves = {name: [float(v) for v in values] for name, values in history.history.items()}
+        curves = {name: [float(v) for v in past.get(name, [])] + [float(v) for v in new.get(name, [])]
+                  for name in {**past, **new}}
     finally:
         # Frees the graph and layer-name counters between trials; memory still grows a few MB per
         # trial inside one process, which is why long searches recycle worker processes.
         keras.backend.clear_session()
     value, best_epoch = objective_value(curves, objective, direction)
     epochs_run = len(next(iter(curves.values()), []))
-    return FitResult(history=curves, value=value, best_epoch=best_epoch, epochs_run=epochs_run)
+    return FitResult(history=curves, value=value, best_epoch=best_epoch, epochs_run=epochs_run,
+                     resumed_at=None if restored is None else restored.done - initial_epoch)
 
 
 def describe_error(error: BaseException) -> str:

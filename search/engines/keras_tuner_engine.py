@@ -683,6 +683,13 @@ def _best_weights_keeper(objective: str, direction: str, path: Path) -> Any:
             if self.best is None or (value < self.best if direction == "minimize" else value > self.best):
                 self.best, self.weights = value, self.model.get_weights()
 
+        # A round continued from a checkpoint (search.checkpoints) keeps its best epoch so far.
+        def checkpoint_state(self) -> tuple[dict[str, Any], list[Any]]:
+            return {"best": self.best}, list(self.weights or [])
+
+        def restore_checkpoint_state(self, state: Mapping[str, Any], arrays: list[Any]) -> None:
+            self.best, self.weights = state["best"], (arrays or None)
+
         def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
             if self.weights is None:
                 return

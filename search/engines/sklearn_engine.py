@@ -531,8 +531,10 @@ def _cross_validation(
     import numpy as np
 
     def cross_validate(attempt: Attempt) -> TrialOutcome:
-        results: list[FoldResult] = []
-        with contextlib.closing(evaluator.folds(attempt, candidate, splits)) as fold_results:
+        # A retry keeps the folds its interrupted attempt finished: the unit of resuming is the fold.
+        results: list[FoldResult] = _restore_folds(attempt, len(splits))
+        todo = sorted(set(range(len(splits))) - {result.fold for result in results})
+        with contextlib.closing(evaluator.folds(attempt, candidate, splits, todo)) as fold_results:
             for result in fold_results:
                 attempt.partial(result.metrics())  # each fold committed as it ends
                 if result.error is not None:
@@ -558,12 +560,46 @@ def _cross_validation(
     return cross_validate
 
 
+def _restore_folds(attempt: Attempt, n_folds: int) -> list[FoldResult]:
+    """The folds the interrupted trial this one retries had finished, recorded again on this trial (scores,
+    times and per-epoch curves), so that only the others are fitted."""
+    from search.engines.sklearn_estimators import FoldResult
+    from search.runner import FOLDS_RESTORED
+
+    retry_of = attempt.record.retry_of
+    if retry_of is None:
+        return []
+    ctx = attempt.runner.ctx
+    earlier = ctx.storage.get_trial(ctx.study.id, retry_of, with_epochs=True)
+    restored = []
+    for fold in range(n_folds):
+        prefix = f"split{fold}_"
+        score = earlier.metrics.get(prefix + "test_score")
+        if score is None:
+            continue  # not finished (or failed): fitted again
+        curves = {name.removeprefix(prefix): values for name, values in earlier.curves.items()
+                  if name.startswith(prefix)}
+        epochs = max((sum(value is not None for value in values) for values in curves.values()), default=0)
+        for epoch in range(epochs):
+            attempt.record_epoch(epoch, {name: values[epoch] for name, values in curves.items()
+                                         if epoch < len(values) and values[epoch] is not None}, fold=fold)
+        result = FoldResult(fold, float(score), float(earlier.metrics.get(prefix + "fit_time", 0.0)),
+                            float(earlier.metrics.get(prefix + "score_time", 0.0)), epochs)
+        attempt.partial(result.metrics())
+        restored.append(result)
+    if restored:
+        attempt.metrics[FOLDS_RESTORED] = float(len(restored))
+    return restored
+
+
 # -- fitting folds ----------------------------------------------------------------------------------------
 class _Folds:
-    """Fits one candidate's folds and yields each fold's result as it ends."""
+    """Fits the folds ``todo`` (indices into ``splits``) of one candidate and yields each fold's result as
+    it ends."""
 
     def folds(
-        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]]
+        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]],
+        todo: list[int],
     ) -> Iterator[FoldResult]:
         raise NotImplementedError
 
@@ -580,14 +616,16 @@ class _InProcessFolds(_Folds):
         self.scorer = scorer
 
     def folds(
-        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]]
+        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]],
+        todo: list[int],
     ) -> Iterator[FoldResult]:
         import keras
 
         from search.engines.sklearn_estimators import fit_and_score
 
         try:
-            for fold, (train, test) in enumerate(splits):
+            for fold in todo:
+                train, test = splits[fold]
                 yield fit_and_score(
                     self.estimator, candidate.sklearn_params, self.x, self.y, train, test, self.scorer,
                     fold=fold, sample_weight=self.sample_weight,
@@ -629,16 +667,17 @@ class _ProcessFolds(_Folds):
         return self._executor
 
     def folds(
-        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]]
+        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]],
+        todo: list[int],
     ) -> Iterator[FoldResult]:
         from concurrent.futures import as_completed, wait
 
         from search.engines.sklearn_estimators import fit_fold_in_process
 
         pool = self._pool()
-        futures = [pool.submit(fit_fold_in_process, attempt.record.id, candidate.sklearn_params, fold, train,
-                               test)
-                   for fold, (train, test) in enumerate(splits)]
+        futures = [pool.submit(fit_fold_in_process, attempt.record.id, candidate.sklearn_params, fold,
+                               *splits[fold])
+                   for fold in todo]
         try:
             for future in as_completed(futures):
                 yield future.result()
@@ -685,15 +724,16 @@ class _DaskFolds(_Folds):
         self.stopping = stopping
 
     def folds(
-        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]]
+        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]],
+        todo: list[int],
     ) -> Iterator[FoldResult]:
         from search.cluster import completed, fit_fold_task, task_key
 
         name = f"trial{attempt.record.number}"
         futures = [
-            self.client.submit(fit_fold_task, self.data, candidate.sklearn_params, fold, train, test,
+            self.client.submit(fit_fold_task, self.data, candidate.sklearn_params, fold, *splits[fold],
                                key=task_key("fold", f"{name}-fold{fold}"), pure=False)
-            for fold, (train, test) in enumerate(splits)
+            for fold in todo
         ]
         try:
             for fold_result, epochs in completed(futures, self.address, self.stopping):
