@@ -10,8 +10,8 @@ counted). Studies already in ``OUT/efficiency.db`` are reused, so an interrupted
 
 For each study, trials are taken in the order they ended, with the epochs trained so far (a scikit-learn
 candidate trains once per fold: its epochs count ``--cv`` times, and the benchmark uses ``--cv 2``; a
-Hyperband round counts the epochs of that round only) and the seconds since the study's first trial
-started.
+Hyperband round counts the epochs of that round only) and the training seconds of its trials so far
+(summed durations: a study the benchmark resumed is not charged for the pause).
 
 - target: the best value that the *same engine's* random search reaches with its whole budget, on the same
   dataset and seed. Values of different engines are not comparable with one another (scikit-learn's value
@@ -94,7 +94,7 @@ class Point:
     """One ended trial of a study, in the order trials ended."""
 
     epochs: int  # epochs trained by the study up to and including this trial
-    seconds: float  # since the study's first trial started
+    seconds: float  # training seconds of the study's trials up to and including this one
     value: float | None
 
 
@@ -141,13 +141,14 @@ def points(storage, name: str) -> list[Point]:
     if not trials:
         return []
     trials.sort(key=lambda trial: trial.ended_at)
-    start = min(trial.started_at for trial in trials)
-    spent, result = 0, []
+    spent, seconds, result = 0, 0.0, []
     for trial in trials:
         folds = sum(1 for key in trial.metrics if key.startswith("split") and key.endswith("_test_score"))
         spent += trial.epochs_run * max(1, folds)
+        # Training time summed over trials, so a study the benchmark resumed is not charged for the pause.
+        seconds += trial.duration_s or 0.0
         value = trial.value if trial.state == TrialState.COMPLETE else None
-        result.append(Point(spent, (trial.ended_at - start).total_seconds(), value))
+        result.append(Point(spent, seconds, value))
     return result
 
 
