@@ -30,6 +30,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,12 +154,12 @@ class EpochCheckpoint:
                           for position, (name, state) in enumerate(meta["callbacks"].items())}
         except (OSError, KeyError, ValueError):
             return None
-        model.set_weights(weights)
         optimizer = model.optimizer
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
         if len(optimizer.variables) != len(slots):
-            return None
+            return None  # checked before anything is loaded: the fit then starts from scratch
+        model.set_weights(weights)
         for variable, value in zip(optimizer.variables, slots, strict=True):
             variable.assign(value)
         for callback in callbacks:
@@ -188,10 +189,17 @@ class EpochCheckpoint:
                 "history": {name: [float(v) for v in values] for name, values in history.items()},
                 "weights": len(model.get_weights()), "optimizer": len(slots), "callbacks": states}
         arrays["meta"] = numpy.array(json.dumps(meta))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(self.path.name + ".partial")
-        with open(partial, "wb") as file:
-            numpy.savez(file, **arrays)
+        for attempt in range(3):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with open(partial, "wb") as file:
+                    numpy.savez(file, **arrays)
+                break
+            except FileNotFoundError:
+                # Another worker's ended trial removed the study's (then empty) folder in between.
+                if attempt == 2:
+                    raise
         os.replace(partial, self.path)
 
     def keras_callback(self, initial_epoch: int, restored: Restored | None, callbacks: Sequence[Any]) -> Any:
@@ -203,6 +211,8 @@ class EpochCheckpoint:
                                            for name, values in (restored.history if restored else {}).items()}
 
         class _Checkpoint(keras.callbacks.Callback):
+            failed = False
+
             def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
                 logs = logs or {}
                 loss = logs.get("loss")
@@ -212,7 +222,17 @@ class EpochCheckpoint:
                 for name, value in logs.items():
                     # A metric that first appears late is padded, so every list stays one value per epoch.
                     history.setdefault(name, [math.nan] * done_before).append(float(value))
-                checkpoint.write(self.model, epoch + 1, history, callbacks)
+                if self.failed:
+                    return
+                try:
+                    checkpoint.write(self.model, epoch + 1, history, callbacks)
+                except OSError as error:
+                    # A checkpoint only saves a retry time: the trial goes on without one (full disk).
+                    self.failed = True
+                    with contextlib.suppress(OSError):
+                        checkpoint.path.unlink()
+                    print(f"note: no checkpoint of {checkpoint.path.stem} after epoch {epoch + 1}: {error}",
+                          file=sys.stderr, flush=True)
 
         return _Checkpoint()
 
