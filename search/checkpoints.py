@@ -46,22 +46,26 @@ _FORMAT = 1
 _NAME = re.compile(r"trial-(\d+)\.npz")
 
 
+def study_work_folder(storage_url: str, folder: str, study_name: str) -> Path:
+    """``folder/<study>`` next to the SQLite file (in the working directory for a server database): where
+    a study keeps files beside its database (checkpoints, KerasTuner's Hyperband weights)."""
+    from storage.connection import sqlite_path
+
+    database = sqlite_path(storage_url)
+    base = database.expanduser().resolve().parent if database is not None else Path.cwd()
+    return base / folder / _slug(study_name)
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "study"
 
 
 def checkpoint_folder(storage_url: str, study_name: str, settings: Mapping[str, Any]) -> Path:
     """Where the study's trial checkpoints live (see the module docstring)."""
-    from storage.connection import sqlite_path
-
     given = settings.get(CHECKPOINT_DIR_SETTING)
     if given:
-        root = Path(given).expanduser()
-    else:
-        database = sqlite_path(storage_url)
-        base = database.expanduser().resolve().parent if database is not None else Path.cwd()
-        root = base / CHECKPOINT_FOLDER
-    return root / _slug(study_name)
+        return Path(given).expanduser() / _slug(study_name)
+    return study_work_folder(storage_url, CHECKPOINT_FOLDER, study_name)
 
 
 @dataclass(frozen=True)

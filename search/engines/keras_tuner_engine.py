@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -254,16 +253,10 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in the oracle snapshot")
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "study"
-
-
 def hyperband_folder(ctx: RunContext) -> Path:
-    from storage.connection import sqlite_path
+    from search.checkpoints import study_work_folder
 
-    database = sqlite_path(ctx.storage.url)
-    root = database.expanduser().resolve().parent if database is not None else Path.cwd()
-    return root / WORK_FOLDER / _slug(ctx.study.name)
+    return study_work_folder(ctx.storage.url, WORK_FOLDER, ctx.study.name)
 
 
 class _Search:
