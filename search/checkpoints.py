@@ -1,10 +1,13 @@
 """Resume inside a trial: a long trial keeps one checkpoint of its last completed epoch.
 
 A trial that plans at least ``CHECKPOINT_MIN_EPOCHS`` epochs writes, after every epoch, one file holding
-everything needed to go on from there: the model's weights, the optimizer's state (slots, iteration count,
-learning rate), the state of the callbacks that keep any (a Hyperband round's best weights so far) and the
-curve so far. The file is written beside its final name and moved over it (``os.replace``), so a kill at
-any instant leaves the previous epoch's checkpoint or this one, never half of one.
+everything needed to go on from there: the model's weights and dropout seed states, the optimizer's state
+(slots, iteration count, learning rate), the state of the callbacks that keep any (a Hyperband round's
+best weights so far) and the curve so far. The file is written beside its final name and moved over it
+(``os.replace``), so a kill at any instant leaves the previous epoch's checkpoint or this one, never half
+of one. Each epoch's data order comes from the trial's seed and the epoch's number alone
+(``search.training.epoch_batches``), so the epochs trained after a checkpoint are, bit for bit, those the
+uninterrupted trial trained.
 
 When the trial is interrupted (``kill -9``, Ctrl-C, a lost machine), ``resume`` retries its configuration
 as a new trial with ``retry_of``; the retry takes the checkpoint over (renames it to its own number, so
@@ -42,7 +45,8 @@ CHECKPOINT_MIN_EPOCHS = 10
 CHECKPOINT_FOLDER = "hpsearch-checkpoints"
 #: Study settings key of ``--checkpoint-dir``.
 CHECKPOINT_DIR_SETTING = "checkpoint_dir"
-_FORMAT = 1
+#: 2: model variables with seed-generator states (1 held weights only, and is not continued).
+_FORMAT = 2
 _NAME = re.compile(r"trial-(\d+)\.npz")
 
 
@@ -161,9 +165,10 @@ class EpochCheckpoint:
         optimizer = model.optimizer
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
-        if len(optimizer.variables) != len(slots):
+        if len(optimizer.variables) != len(slots) or len(model.variables) != len(weights):
             return None  # checked before anything is loaded: the fit then starts from scratch
-        model.set_weights(weights)
+        for variable, value in zip(model.variables, weights, strict=True):
+            variable.assign(value)
         for variable, value in zip(optimizer.variables, slots, strict=True):
             variable.assign(value)
         for callback in callbacks:
@@ -178,7 +183,10 @@ class EpochCheckpoint:
         import keras
         import numpy
 
-        arrays: dict[str, Any] = {f"w{index}": value for index, value in enumerate(model.get_weights())}
+        # ``variables``, not ``weights``: they include the dropout layers' seed-generator states, so the
+        # epochs after the checkpoint draw the masks the uninterrupted trial would have drawn.
+        state = [keras.ops.convert_to_numpy(variable) for variable in model.variables]
+        arrays: dict[str, Any] = {f"w{index}": value for index, value in enumerate(state)}
         slots = [keras.ops.convert_to_numpy(variable) for variable in model.optimizer.variables]
         arrays.update({f"o{index}": value for index, value in enumerate(slots)})
         states: dict[str, Any] = {}
@@ -191,7 +199,7 @@ class EpochCheckpoint:
             arrays.update({f"c{position}_{index}": value for index, value in enumerate(state_arrays)})
         meta = {"format": _FORMAT, "identity": self.identity, "done": done,
                 "history": {name: [float(v) for v in values] for name, values in history.items()},
-                "weights": len(model.get_weights()), "optimizer": len(slots), "callbacks": states}
+                "weights": len(state), "optimizer": len(slots), "callbacks": states}
         arrays["meta"] = numpy.array(json.dumps(meta))
         partial = self.path.with_name(self.path.name + ".partial")
         for attempt in range(3):

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from search.errors import NoResultError, UsageError
+from search.reproducibility import ENVIRONMENT_SETTING, study_reproducibility
 from storage import ModelRecord, Storage, StudyRecord, StudySummary, TrialRecord, TrialState
 
 SORT_KEYS = ("number", "value", "duration", "started")
@@ -42,7 +43,10 @@ def study_dict(summary: StudySummary) -> dict[str, Any]:
             "direction": study.direction,
             "data": study.dataset.get("source"),
             # What the study runs with (options a resume changed included); engine state left out.
-            "settings": {key: value for key, value in study.settings.items() if not key.endswith("_state")},
+            "settings": {key: value for key, value in study.settings.items()
+                         if not key.endswith("_state") and key != ENVIRONMENT_SETTING},
+            # What a rerun must match to reproduce the trials (README: Reproducibility).
+            "reproducibility": study_reproducibility(study),
             "trials": summary.n_trials,
             # Of ``trials``, those copied from other studies by --warm-start (not trained here).
             "copied": summary.copied,

@@ -354,6 +354,7 @@ def retrain_study(
     out: TextIO = sys.stdout,
 ) -> RetrainResult:
     """Retrain, evaluate on test, export and record one study's config; see the module docstring."""
+    from search.reproducibility import study_reproducibility
     from search.study import package_versions, study_space
     from spaces import resolve_config
 
@@ -479,6 +480,8 @@ def retrain_study(
         "seeds": seeds_block,
         "files": files,
         "versions": package_versions(),
+        # What the search that chose this configuration needs to be rerun as it ran (README).
+        "reproducibility": study_reproducibility(study),
     }
     model_path = directory / MODEL_FILE
     card_path, sha = export_model(network, preprocessing, model_path, card)

@@ -66,6 +66,11 @@ def heartbeat_interval(settings: Mapping[str, Any]) -> float:
     return max(0.2, min(HEARTBEAT_S, stale_after_s(settings) / 4))
 
 
+def training_seed(study_seed: int, params: Mapping[str, Any]) -> int:
+    """The seed a configuration trains with in a study seeded ``study_seed`` (see ``Attempt.seed``)."""
+    return int(config_key({"seed": study_seed, "params": dict(params)})[:8], 16) % 2**31
+
+
 # -- what engines hand the runner, and what they get back -----------------------------------------------
 @dataclass(frozen=True)
 class Proposal:
@@ -178,11 +183,11 @@ class Attempt:
 
     @property
     def seed(self) -> int:
-        """The trial's training seed: the study's seed plus the trial number, so a configuration trains
-        the same way whichever worker runs it; a retry keeps the seed of the trial it retries, so that it
-        can continue that trial's checkpoint."""
-        number = self.record.number if self.record.retry_of is None else self.record.retry_of
-        return self.runner.ctx.seed + number
+        """The trial's training seed (initialisation, data order, dropout), drawn from the study's seed
+        and the configuration alone: a configuration trains the same way whichever worker runs it and
+        whenever it comes, so a retry after an interruption repeats (or continues) the interrupted
+        trial exactly, and a resumed study trains each configuration as the uninterrupted one did."""
+        return training_seed(self.runner.ctx.seed, self.record.params)
 
     def record_epoch(self, epoch: int, logs: Mapping[str, Any] | None, *, fold: int | None = None) -> None:
         self.runner.ctx.recorder.epoch(self.record, epoch, logs, fold=fold)

@@ -22,6 +22,7 @@ from search.engines.base import Budget, BudgetTracker, Engine, RunContext, get_e
 from search.errors import StorageTroubleError, StudyMismatchError, UsageError
 from search.recorder import TrialRecorder, current_worker
 from search.recovery import fail_abandoned_trials, trials_to_retry
+from search.reproducibility import ENVIRONMENT_SETTING, changes_since, numerical_environment
 from search.runner import DEFAULT_STALE_AFTER_S
 from search.warm_start import (
     WARM_START_SETTING,
@@ -311,7 +312,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         direction=space.direction,
         space=space.to_dict(),
         dataset={**dataset.reference, "fingerprint": dataset.fingerprint, "summary": dataset.summary()},
-        settings={**settings, "space_source": space.source},
+        settings={**settings, "space_source": space.source, ENVIRONMENT_SETTING: numerical_environment()},
         versions=package_versions(),
     )
     print(f"study '{name}' created in {display_name(url)}: {dataset.summary()}", file=out)
@@ -462,6 +463,10 @@ def _resume(
         shown = ", ".join(f"{key} {value}" for key, value in changes.items())
         print(f"study '{study.name}' settings updated: {shown}", file=out)
 
+    for line in changes_since(study.versions, study.settings.get(ENVIRONMENT_SETTING), package_versions(),
+                              numerical_environment()):
+        print(f"warning: study '{study.name}' was created with {line}: the trials from here on may differ "
+              "from those an uninterrupted run would have trained", file=sys.stderr)
     interrupted = fail_abandoned_trials(storage, study)
     probe = _context(storage, study, space, dataset, budget, [])
     if interrupted:

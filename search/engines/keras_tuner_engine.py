@@ -50,6 +50,8 @@ from storage import TrialRecord, TrialState
 #: Study settings key holding the oracle's snapshot.
 STATE_KEY = "keras_tuner_state"
 STATE_VERSION = 1
+#: Key of the Bayesian oracle's NumPy random state inside the snapshot's oracle state.
+RANDOM_STATE_KEY = "hp_random_state"
 DEFAULT_FACTOR = 3
 #: Folder (next to the SQLite file) holding Hyperband's weights between rounds.
 WORK_FOLDER = "hpsearch-keras-tuner"
@@ -608,6 +610,28 @@ def _database_backed(base: type) -> type:
             # search before the next trial and ends it with hpsearch's one message instead of a
             # RuntimeError from inside ``end_trial``.
             return
+
+        def get_state(self) -> dict[str, Any]:
+            # The Bayesian oracle draws the starting points of its acquisition search from a NumPy random
+            # state that KerasTuner's own state leaves out (it restarts from the seed on reload); kept
+            # here, a resumed search proposes what the uninterrupted one would have.
+            state = super().get_state()
+            random_state = getattr(self, "_random_state", None)
+            if random_state is not None:
+                kind, keys, position, has_gauss, cached = random_state.get_state()
+                state[RANDOM_STATE_KEY] = [kind, keys.tolist(), int(position), int(has_gauss), float(cached)]
+            return state
+
+        def set_state(self, state: Mapping[str, Any]) -> None:
+            super().set_state(state)
+            saved = state.get(RANDOM_STATE_KEY)
+            random_state = getattr(self, "_random_state", None)
+            if saved is not None and random_state is not None:
+                import numpy
+
+                kind, keys, position, has_gauss, cached = saved
+                random_state.set_state((kind, numpy.array(keys, dtype=numpy.uint32), position, has_gauss,
+                                        cached))
 
     DatabaseBackedOracle.__name__ = DatabaseBackedOracle.__qualname__ = f"DatabaseBacked{base.__name__}"
     return DatabaseBackedOracle

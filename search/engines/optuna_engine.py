@@ -5,9 +5,13 @@ optuna-dashboard open our file. Optuna decides what to try (``study.ask``); the 
 records it; Optuna is told the outcome (``study.tell``).
 
 Several workers share one Optuna study through its RDB storage. Each sampler's random state is reseeded
-from the study's seed and the trial's number before every proposal: Optuna numbers trials uniquely across
-workers, so K workers started together draw K different configurations (a seed per process would give
-them all the same draws), and a proposal does not depend on when its process started.
+before every proposal from the study's seed and the proposal's index: the Optuna trial number, less the
+trials before it that were not proposals (retries of interrupted trials, ``--warm-start`` copies, asks
+whose worker died before claiming them). Optuna numbers trials uniquely across workers, so K workers
+started together draw K different configurations (a seed per process would give them all the same
+draws); and a proposal depends neither on when its process started nor on how often the study was
+interrupted, so a resumed study proposes what the uninterrupted one would have. The grid sampler takes
+grid points in that index order too.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 from search.engines.base import Engine, RunContext
@@ -33,6 +38,11 @@ NUMBER_ATTR = "hp_number"
 NOT_TRAINED_ATTR = "hp_not_trained"
 #: Optuna user attribute of a trial added from a ``--warm-start`` copy: the study and trial it came from.
 COPIED_ATTR = "hp_copied_from"
+#: Optuna user attribute: the proposal index a trial was sampled at (a retry: that of the trial it retries).
+INDEX_ATTR = "hp_proposal"
+#: Optuna user attribute of an asked trial whose worker died before claiming it: it was never trained, and
+#: its proposal index is asked again.
+ABANDONED_ATTR = "hp_abandoned"
 #: Proposals in a row that repeat tried configurations before the space is taken as exhausted.
 MAX_DUPLICATES_IN_A_ROW = 25
 
@@ -63,7 +73,15 @@ def _trial_seeded(base: type, seed: int) -> type:
 
     class TrialSeeded(base):  # type: ignore[misc, valid-type]
         def before_trial(self, study: Any, trial: Any) -> None:
-            _reseed(self, trial_seed(seed, trial.number))
+            index = _proposal_index(study, trial)
+            _reseed(self, trial_seed(seed, index))
+            if "fixed_params" not in trial.system_attrs:
+                study._storage.set_trial_user_attr(trial._trial_id, INDEX_ATTR, index)
+            if (isinstance(self, _grid_sampler_class()) and "fixed_params" not in trial.system_attrs
+                    and index < len(self._all_grids)):
+                # GridSampler would take grid point ``trial.number``, which a retry ahead shifts.
+                study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
+                study._storage.set_trial_system_attr(trial._trial_id, "grid_id", index)
             super().before_trial(study, trial)
 
         def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
@@ -75,6 +93,30 @@ def _trial_seeded(base: type, seed: int) -> type:
 
     TrialSeeded.__name__ = TrialSeeded.__qualname__ = f"TrialSeeded{base.__name__}"
     return TrialSeeded
+
+
+def _proposal_index(study: Any, trial: Any) -> int:
+    """Trial ``trial``'s place among the study's proposals (see the module docstring)."""
+    earlier = study._storage.get_all_trials(study._study_id, deepcopy=False)
+    not_proposals = sum(
+        1 for other in earlier
+        if other.number < trial.number
+        and any(name in other.user_attrs for name in (RETRY_ATTR, COPIED_ATTR, ABANDONED_ATTR))
+    )
+    return trial.number - not_proposals
+
+
+def _indexed_hyperband(**options: Any) -> Any:
+    """Optuna's HyperbandPruner, assigning brackets by proposal index instead of trial number: a retry
+    shares the bracket of the trial it retries, and a retry ahead shifts no other trial's bracket."""
+    import optuna
+
+    class IndexedHyperbandPruner(optuna.pruners.HyperbandPruner):
+        def _get_bracket_id(self, study: Any, trial: Any) -> int:
+            number = trial.user_attrs.get(INDEX_ATTR, trial.number)
+            return super()._get_bracket_id(study, SimpleNamespace(number=number))
+
+    return IndexedHyperbandPruner(**options)
 
 
 def _grid_sampler_class() -> type:
@@ -137,7 +179,7 @@ class OptunaEngine(Engine):
         if pruner == "none":
             return optuna.pruners.NopPruner()
         if pruner == "hyperband":
-            return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=_epochs(ctx.space))
+            return _indexed_hyperband(min_resource=1, max_resource=_epochs(ctx.space))
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
     def _storage(self, ctx: RunContext) -> Any:
@@ -171,8 +213,27 @@ class OptunaEngine(Engine):
         # Optuna creates its tables and the study on first use; doing it here, in the supervisor,
         # keeps two workers starting together from both trying to create them.
         study = self._study(ctx)
+        self._settle_abandoned_asks(ctx, study)
         if ctx.settings.get("warm_start"):
             self._add_copies(ctx, study)
+
+    def _settle_abandoned_asks(self, ctx: RunContext, study: Any) -> None:
+        """Fail the Optuna trials a dead worker asked for but never claimed (killed between ``ask`` and
+        the claim), marked so that their proposal index is asked again and their grid point is not
+        taken as visited. Only while no trial of the study runs: a live worker may be between the two.
+        """
+        from optuna.trial import TrialState as OptunaState
+
+        if ctx.storage.running_trials(ctx.study.id):
+            return
+        claimed = {trial.engine_trial_id for trial in ctx.storage.list_trials(ctx.study.id)}
+        for frozen in study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
+            if str(frozen._trial_id) in claimed:
+                continue
+            study._storage.set_trial_user_attr(frozen._trial_id, ABANDONED_ATTR, True)
+            if "grid_id" in frozen.system_attrs:
+                study._storage.set_trial_system_attr(frozen._trial_id, "grid_id", -1)
+            study._storage.set_trial_state_values(frozen._trial_id, state=OptunaState.FAIL)
 
     def warm_start_note(self, settings: Mapping[str, Any], copied: int) -> str:
         return (f"warm start: Optuna's {settings['algorithm']} sampler (and the pruner, by their curves) "
@@ -247,8 +308,17 @@ class OptunaEngine(Engine):
             for frozen in study.get_trials(deepcopy=False, states=(OptunaState.WAITING,))
         }
         for trial in retries:
-            if trial.number not in already:
-                study.enqueue_trial(dict(trial.params), user_attrs={RETRY_ATTR: trial.number})
+            if trial.number in already:
+                continue
+            attrs: dict[str, Any] = {RETRY_ATTR: trial.number}
+            if trial.engine_trial_id is not None:
+                try:
+                    interrupted = study._storage.get_trial(int(trial.engine_trial_id))
+                except KeyError:
+                    interrupted = None
+                if interrupted is not None and INDEX_ATTR in interrupted.user_attrs:
+                    attrs[INDEX_ATTR] = interrupted.user_attrs[INDEX_ATTR]
+            study.enqueue_trial(dict(trial.params), user_attrs=attrs)
 
     # -- the search -------------------------------------------------------------------------------
     def run(self, ctx: RunContext) -> None:
