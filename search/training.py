@@ -202,6 +202,7 @@ def fit_config(
             new = model.fit(
                 batches,
                 steps_per_epoch=steps,
+                shuffle=False,  # the stream is already in each epoch's seeded order
                 validation_data=(dataset.x_val, dataset.y_val),
                 epochs=total,
                 initial_epoch=start,
