@@ -4,8 +4,11 @@
                                                  [--only LABEL,...] [--out bench-efficiency]
 
 Every algorithm of every engine searches the same small space (below) on bundled datasets, one study per
-(dataset, algorithm, seed), one worker, in this process (``--in-process``, so no worker start-up is
-counted). Studies already in ``OUT/efficiency.db`` are reused, so an interrupted benchmark continues and
+(dataset, algorithm, seed), one worker, each study in a fresh Python process running its trials itself
+(``--in-process``, so no worker start-up is counted). A fresh process per study matters: one process
+running study after study grows its heap, and ``keras.backend.clear_session()`` (a full garbage
+collection, once per fit) then costs seconds per fit, charging the studies that run last.
+Studies already in ``OUT/efficiency.db`` are reused, so an interrupted benchmark continues and
 ``--only`` adds algorithms to an earlier run.
 
 For each study, trials are taken in the order they ended, with the epochs trained so far (a scikit-learn
@@ -35,6 +38,7 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -102,10 +106,15 @@ def study_name(dataset: str, algorithm: Algorithm, seed: int) -> str:
     return f"{dataset}-{algorithm.label.replace(' ', '-').replace('+', '-')}-s{seed}"
 
 
+def hpsearch(args: Sequence[str]) -> int:
+    """``hpsearch ARGS`` in a fresh Python process importing this checkout's code; its exit code."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    return subprocess.run([sys.executable, "-m", "search.cli", *args], env=env, check=False).returncode
+
+
 def run_study(out: Path, dataset: str, algorithm: Algorithm, seed: int, trials: int, epochs: int,
               resume: bool) -> None:
-    from search.cli import main as hpsearch
-
     storage_url = f"sqlite:///{out / 'efficiency.db'}"
     if resume:
         code = hpsearch(["resume", study_name(dataset, algorithm, seed), "--storage", storage_url,
