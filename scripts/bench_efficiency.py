@@ -305,8 +305,9 @@ def main() -> None:
     from storage import StudyNotFoundError, open_storage
 
     storage = open_storage(f"sqlite:///{args.out / 'efficiency.db'}")
-    todo = [(dataset, algorithm, seed) for dataset in datasets for algorithm in algorithms
-            for seed in range(args.seeds)]
+    # Seed by seed: a benchmark stopped early has every algorithm on its first seeds.
+    todo = [(dataset, algorithm, seed) for dataset in datasets for seed in range(args.seeds)
+            for algorithm in algorithms]
     finished_file = args.out / "finished.json"
     finished = set(json.loads(finished_file.read_text())) if finished_file.exists() else set()
     started = time.perf_counter()

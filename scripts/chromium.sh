@@ -14,7 +14,7 @@ find_chromium() {
 
 if ! path=$(find_chromium); then
   echo "installing chromium from Debian's packages" >&2
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2
+  bash "$(dirname "$0")/apt_install.sh" chromium >&2
   path=$(find_chromium) || { echo "chromium is not installed and could not be installed" >&2; exit 1; }
 fi
 echo "$path"

@@ -19,7 +19,7 @@ start)
   bin=$(find_bin)
   if [ -z "$bin" ]; then
     echo "installing postgresql from Debian's packages" >&2
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >&2
+    bash "$(dirname "$0")/apt_install.sh" postgresql >&2
     bin=$(find_bin)
   fi
   [ -n "$bin" ] || { echo "postgresql is not installed and could not be installed" >&2; exit 1; }
