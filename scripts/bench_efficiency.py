@@ -16,6 +16,8 @@ candidate trains once per fold: its epochs count ``--cv`` times, and the benchma
 Hyperband round counts the epochs of that round only) and the training seconds of its trials so far
 (summed durations: a study the benchmark resumed is not charged for the pause).
 
+A pruned trial, or a halving candidate stopped at a lower rung, counts with the value it reached then.
+
 - target: the best value that the *same engine's* random search reaches with its whole budget, on the same
   dataset and seed. Values of different engines are not comparable with one another (scikit-learn's value
   is a cross-validated mean over folds of the training split, the others score one validation split), so
@@ -155,8 +157,12 @@ def points(storage, name: str) -> list[Point]:
         folds = sum(1 for key in trial.metrics if key.startswith("split") and key.endswith("_test_score"))
         spent += trial.epochs_run * max(1, folds)
         # Training time summed over trials, so a study the benchmark resumed is not charged for the pause.
-        seconds += trial.duration_s or 0.0
-        value = trial.value if trial.state == TrialState.COMPLETE else None
+        # An interrupted trial (the benchmark was stopped) "ended" when the resume found it, so its duration
+        # holds the pause: it is charged its epochs but no seconds (at most one partial trial's worth).
+        seconds += 0.0 if trial.interrupted else trial.duration_s or 0.0
+        # A pruned trial (and a halving candidate stopped at a lower rung) counts with the score it reached:
+        # that model was trained, as a short Hyperband round's model, which KerasTuner records as complete.
+        value = trial.value if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) else None
         result.append(Point(spent, seconds, value))
     return result
 
