@@ -271,7 +271,6 @@ def plot(storage, out: Path, datasets: Sequence[str], algorithms: Sequence[Algor
                     curves.append((series, best_so_far(series, direction)))
             if not curves:
                 continue
-            horizon = max(series[-1].epochs for series, _ in curves)
             grid = sorted({point.epochs for series, _ in curves for point in series})
             medians = []
             for epoch in grid:
@@ -281,7 +280,6 @@ def plot(storage, out: Path, datasets: Sequence[str], algorithms: Sequence[Algor
                 medians.append(statistics.median(values) if len(values) * 2 > len(curves) else math.nan)
             style = {"optuna": "-", "keras-tuner": "--", "sklearn": ":"}[algorithm.engine]
             axis.plot(grid, medians, style, label=algorithm.label, drawstyle="steps-post")
-            axis.set_xlim(0, max(axis.get_xlim()[1], horizon))
         axis.set_title(f"{dataset}: best {objective} so far (median of {seeds} seeds)")
         axis.set_xlabel("epochs trained (a scikit-learn candidate counts each fold)")
         axis.set_ylabel(objective)
