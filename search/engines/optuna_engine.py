@@ -79,9 +79,12 @@ def _trial_seeded(base: type, seed: int) -> type:
                 study._storage.set_trial_user_attr(trial._trial_id, INDEX_ATTR, index)
             if (isinstance(self, _grid_sampler_class()) and "fixed_params" not in trial.system_attrs
                     and index < len(self._all_grids)):
-                # GridSampler would take grid point ``trial.number``, which a retry ahead shifts.
+                # GridSampler would take grid point ``trial.number``, which a retry ahead shifts. Its own
+                # before_trial must not run after this: it reads the ``trial`` snapshot, which lacks the
+                # grid_id just written, and would overwrite it with ``trial.number``.
                 study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
                 study._storage.set_trial_system_attr(trial._trial_id, "grid_id", index)
+                return
             super().before_trial(study, trial)
 
         def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
