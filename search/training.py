@@ -7,7 +7,7 @@ config gives one architecture and one training procedure across engines.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +90,72 @@ def EpochRecorderCallback(write_epoch: Callable[[int, Mapping[str, Any]], None])
     return _EpochRecorder()
 
 
+def step_metric_names(objective: str) -> set[str]:
+    """The metrics a search trial updates on every training batch: the cheap ones
+    (``spaces.metrics.STEP_METRICS``), and the objective when it is a training-side metric."""
+    from spaces.metrics import STEP_METRICS
+
+    return set(STEP_METRICS) | ({objective} if not objective.startswith("val_") else set())
+
+
+#: One scorer per (task kind, classes, metric names) in a process: see ``ValidationMetrics``.
+_VALIDATION_SCORERS: dict[tuple[str, int, tuple[str, ...]], Any] = {}
+
+
+def _validation_scorer(task: TaskInfo, names: tuple[str, ...]) -> Any:
+    """A traced function scoring predictions with the task's metrics ``names``, from fresh state.
+
+    It does not depend on the model, so it is traced once per process and shared by every trial, where
+    Keras would trace these metrics again into every model's training and test functions."""
+    key = (task.kind, task.n_classes, names)
+    if key not in _VALIDATION_SCORERS:
+        import tensorflow as tf
+
+        from spaces.metrics import task_metrics
+
+        metrics = task_metrics(task.kind, task.n_classes, names)
+
+        @tf.function(reduce_retracing=True)
+        def score(y_true: Any, y_pred: Any) -> dict[str, Any]:
+            results = {}
+            for metric in metrics:
+                metric.reset_state()
+                metric.update_state(y_true, y_pred)
+                results[metric.name] = metric.result()
+            return results
+
+        _VALIDATION_SCORERS[key] = score
+    return _VALIDATION_SCORERS[key]
+
+
+def ValidationMetrics(task: TaskInfo, names: Collection[str], x_val: Any, y_val: Any) -> Any:  # noqa: N802
+    """The Keras callback (put it first) that adds ``val_<name>`` for the task's metrics ``names`` to each
+    epoch's logs, scored on the whole validation split at the epoch's end.
+
+    These are the metrics left out of the training step (``step_metric_names``): the callbacks after
+    this one, the recorder and the pruner among them, see the same ``val_*`` logs as before. The
+    metrics accumulate over rows, so one call over the split gives what Keras' batched evaluation gave.
+    """
+    import tensorflow as tf
+
+    ordered = tuple(sorted(names))
+    score = _validation_scorer(task, ordered) if ordered else None
+    features, labels = tf.constant(x_val), tf.constant(y_val)
+
+    class _ValidationMetrics(_keras_callback_base()):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if score is None or logs is None:
+                return
+            loss = logs.get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                return  # the trial fails on this epoch
+            predictions = self.model(features, training=False)
+            for name, value in score(labels, predictions).items():
+                logs[f"val_{name}"] = float(value)
+
+    return _ValidationMetrics()
+
+
 def task_info(dataset: Dataset) -> TaskInfo:
     """What the builder needs of ``dataset``: task, widths and, for regression, the train split's target
     mean and standard deviation (so no validation or test row shapes the model)."""
@@ -98,6 +164,45 @@ def task_info(dataset: Dataset) -> TaskInfo:
     mean, std = target_statistics(dataset.y_train) if dataset.task == "regression" else (0.0, 1.0)
     return TaskInfo(kind=dataset.task, n_features=dataset.n_features, n_classes=dataset.n_classes,
                     target_mean=mean, target_std=std)
+
+
+#: Rows per validation batch. The validation split is scored in as few calls as possible (one, below this
+#: size) rather than one per 32 rows; its metrics accumulate over rows, so their values do not change.
+VALIDATION_BATCH_ROWS = 4096
+
+_session_objects_frozen = False
+
+
+def fresh_keras_session() -> None:
+    """``keras.backend.clear_session()`` between fits, cheap in a long-lived process.
+
+    Its ``gc.collect()`` walks every object the process holds, most of them TensorFlow's and Keras' own
+    module state: about 0.25 s per fit here. After the first call the survivors are moved out of the
+    collector's sight (``gc.freeze``), so later collections walk only what trials since created; a model
+    of an ended trial is still collected.
+    """
+    import gc
+
+    import keras
+
+    global _session_objects_frozen
+    keras.backend.clear_session()
+    if not _session_objects_frozen:
+        gc.freeze()
+        _session_objects_frozen = True
+
+
+def use_epoch_executions(model: Any, config: Mapping[str, Any], steps: int) -> None:
+    """Resolve ``steps_per_execution`` 0 (auto): run all ``steps`` of an epoch in one execution.
+
+    Keras then returns to Python once per epoch instead of once per batch. Every callback of a search
+    trial (recorder, pruner, checkpoint, learning-rate schedule) acts per epoch, so none misses a batch;
+    the arithmetic is the same, and so are the values (checked bit for bit on digits).
+    """
+    from spaces.hyperparameters import AUTO_EXECUTION_STEPS, DEFAULTS
+
+    if int(config.get("steps_per_execution", DEFAULTS["steps_per_execution"])) == AUTO_EXECUTION_STEPS:
+        model.steps_per_execution = max(1, int(steps))
 
 
 def seed_everything(seed: int) -> None:
@@ -173,21 +278,25 @@ def fit_config(
     are replayed to the callbacks and head the returned history) and rewrites it after every epoch.
     Raises ``NonFiniteLossError`` when the loss diverges.
     """
-    import keras
 
     from search.checkpoints import replay
     from spaces import build_model
+    from spaces.objectives import metric_names
     from spaces.schedules import LearningRateCallback
 
     seed_everything(seed)
     task = task_info(dataset)
     total = int(epochs if epochs is not None else config["epochs"])
+    stepped = step_metric_names(objective)
     try:
-        model = build_model(config, task)
+        model = build_model(config, task, metrics=stepped)
         if prepare_model is not None:
             prepare_model(model)
-        # First: it sets the epoch's learning rate (lr_schedule) and logs it for the callbacks after it.
-        callback_list = [LearningRateCallback(config), *callbacks]
+        # First, the validation-only metrics, so that every callback after it sees them; then the
+        # learning rate of the epoch (lr_schedule), logged for the callbacks after it.
+        validation_only = set(metric_names(task.kind, task.n_classes)) - stepped
+        callback_list = [ValidationMetrics(task, validation_only, dataset.x_val, dataset.y_val),
+                         LearningRateCallback(config), *callbacks]
         restored = checkpoint.restore(model, callback_list) if checkpoint is not None else None
         start, past = initial_epoch, {}
         model.stop_training = False
@@ -199,11 +308,13 @@ def fit_config(
         new: dict[str, list[Any]] = {}
         if start < total and not model.stop_training:  # a pruner may have stopped it on a replayed epoch
             batches, steps = epoch_batches(dataset, int(config["batch_size"]), seed, start, total)
+            use_epoch_executions(model, config, steps)
             new = model.fit(
                 batches,
                 steps_per_epoch=steps,
                 shuffle=False,  # the stream is already in each epoch's seeded order
                 validation_data=(dataset.x_val, dataset.y_val),
+                validation_batch_size=max(1, min(len(dataset.x_val), VALIDATION_BATCH_ROWS)),
                 epochs=total,
                 initial_epoch=start,
                 callbacks=callback_list,
@@ -218,7 +329,7 @@ def fit_config(
     finally:
         # Frees the graph and layer-name counters between trials; memory still grows a few MB per
         # trial inside one process, which is why long searches recycle worker processes.
-        keras.backend.clear_session()
+        fresh_keras_session()
     value, best_epoch = objective_value(curves, objective, direction)
     epochs_run = len(next(iter(curves.values()), []))
     return FitResult(history=curves, value=value, best_epoch=best_epoch, epochs_run=epochs_run,

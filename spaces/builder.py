@@ -8,7 +8,7 @@ per trial and a retrain can pin them.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -110,13 +110,15 @@ def _optimizer(config: Mapping[str, Any]) -> Any:
     return getattr(keras.optimizers, _OPTIMIZER_CLASSES[spec.name])(**kwargs)
 
 
-def _output(task: TaskInfo, x: Any) -> tuple[Any, str, list[Any], float]:
+def _output(
+    task: TaskInfo, x: Any, metric_names: Collection[str] | None
+) -> tuple[Any, str, list[Any], float]:
     """The output tensor on top of ``x``, with the task's loss, metrics and loss weight."""
     import keras
 
     from spaces.metrics import task_metrics
 
-    metrics = task_metrics(task.kind, task.n_classes)
+    metrics = task_metrics(task.kind, task.n_classes, metric_names)
     if task.kind == "binary":
         return (keras.layers.Dense(1, activation="sigmoid", name="output")(x), "binary_crossentropy", metrics,
                 1.0)
@@ -134,8 +136,11 @@ def _output(task: TaskInfo, x: Any) -> tuple[Any, str, list[Any], float]:
     return y, "mse", metrics, 1.0 / task.target_std**2
 
 
-def build_model(config: Mapping[str, Any], task: TaskInfo) -> keras.Model:
-    """Build and compile the MLP that ``config`` describes for ``task``.
+def build_model(
+    config: Mapping[str, Any], task: TaskInfo, *, metrics: Collection[str] | None = None
+) -> keras.Model:
+    """Build and compile the MLP that ``config`` describes for ``task``, with the task's metrics (those
+    named in ``metrics`` only, when given; the loss always).
 
     ``config`` is normally ``resolve_config(space, point)``; keys it leaves out take ``DEFAULTS``, and a
     key the builder does not know is a :class:`SpaceError` rather than a silently ignored setting.
@@ -167,14 +172,15 @@ def build_model(config: Mapping[str, Any], task: TaskInfo) -> keras.Model:
         x = keras.layers.Activation(merged["activation"], name=f"activation_{index}")(x)
         if merged["dropout"] > 0:
             x = keras.layers.Dropout(merged["dropout"], name=f"dropout_{index}")(x)
-    output, loss, metrics, loss_weight = _output(task, x)
+    output, loss, metrics, loss_weight = _output(task, x, metrics)
     model = keras.Model(inputs, output, name="hpsearch_mlp")
     model.compile(
         optimizer=_optimizer(merged),
         loss=loss,
         loss_weights=loss_weight,
         metrics=metrics,
-        steps_per_execution=merged["steps_per_execution"],
+        # 0 (auto) is resolved by the search's trainer, which knows how many steps an epoch has.
+        steps_per_execution=merged["steps_per_execution"] or 1,
         # Tiny MLPs on CPU: XLA's compile time outweighs what it saves per step.
         jit_compile=False,
     )

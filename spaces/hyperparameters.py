@@ -29,7 +29,9 @@ lr_schedule             none                none, step(drop=0.1, every=10), expo
                                             epoch, as a factor of learning_rate (spaces.schedules)
 batch_size              32                  int >= 1
 epochs                  20                  int >= 1
-steps_per_execution     1                   int >= 1
+steps_per_execution     0                   int >= 0; 0 (auto): a search trial runs each epoch's
+                                            steps in one execution (its callbacks act per
+                                            epoch); elsewhere 0 means 1
 ======================  ==================  ===================================================
 
 Where the optimizer string and a separate knob say the same thing (``sgd(momentum=0.9)`` and
@@ -97,6 +99,10 @@ def _spec_parser(forms: Mapping[str, Any], what: str) -> Callable[[str], Spec]:
     return parse
 
 
+#: ``steps_per_execution`` meaning "every step of an epoch in one execution", set by the trainer that
+#: knows the epoch's steps (search.training.use_epoch_executions); Keras itself gets 1 from the builder.
+AUTO_EXECUTION_STEPS = 0
+
 KNOBS: dict[str, Knob] = {
     knob.name: knob
     for knob in (
@@ -117,7 +123,7 @@ KNOBS: dict[str, Knob] = {
         Knob("lr_schedule", "spec", "none", parse=_spec_parser(LR_SCHEDULE_FORMS, "lr_schedules")),
         Knob("batch_size", "int", 32, minimum=1),
         Knob("epochs", "int", 20, minimum=1),
-        Knob("steps_per_execution", "int", 1, minimum=1),
+        Knob("steps_per_execution", "int", AUTO_EXECUTION_STEPS, minimum=0),
     )
 }
 

@@ -183,10 +183,10 @@ def test_build_error_fails_that_trial_only(cli, tmp_path, monkeypatch):
 
     real_build = spaces.build_model
 
-    def fragile_build(config, task):
+    def fragile_build(config, task, **options):
         if config["n_neurons"] > 10:
             raise RuntimeError(f"cannot build {config['n_neurons']} neurons")
-        return real_build(config, task)
+        return real_build(config, task, **options)
 
     monkeypatch.setattr(spaces, "build_model", fragile_build)
     space = _space(tmp_path, QUICK_SPACE)

@@ -22,7 +22,7 @@ import numpy as np
 from scikeras.wrappers import KerasClassifier, KerasRegressor
 from sklearn.utils import ClassifierTags, RegressorTags
 
-from search.training import EpochRecorderCallback, describe_error
+from search.training import EpochRecorderCallback, describe_error, fresh_keras_session, use_epoch_executions
 from spaces import DEFAULTS, SpaceError, TaskInfo, build_model, target_statistics
 from spaces.compile_sklearn import MODEL_PREFIX, WRAPPER_PARAMS
 from storage import StorageError, TrialConflictError
@@ -41,12 +41,10 @@ def build_for_scikeras(task_kind: str, meta: Mapping[str, Any], **config: Any) -
     The model comes back compiled, and SciKeras keeps a compiled model as it is (it compiles only an
     uncompiled one), so loss, metrics and optimizer are the builder's whichever engine runs.
     """
-    import keras
-
     # Every fit starts from a fresh Keras session: it frees the previous fit's graph, and it makes the
     # fit independent of what ran before in this process (Keras keeps its unseeded random generator in
     # the session), so a seeded GridSearchCV and our own fold loop train the very same models.
-    keras.backend.clear_session()
+    fresh_keras_session()
     task = TaskInfo(
         kind=task_kind,
         n_features=int(meta["n_features_in_"]),
@@ -70,7 +68,22 @@ build_for_scikeras.__signature__ = inspect.Signature(  # type: ignore[attr-defin
 )
 
 
-class SearchClassifier(KerasClassifier):
+class _EpochExecutions:
+    """Runs a fit's ``steps_per_execution`` auto (0) as one execution per epoch, as search trials do
+    (search.training.use_epoch_executions): the rows Keras trains on are those left by its own
+    ``validation_split`` (the first floor(n * (1 - validation_split)))."""
+
+    def _initialize(self, X: Any, y: Any = None) -> Any:
+        result = super()._initialize(X, y)  # type: ignore[misc]
+        trained = int(math.floor(len(X) * (1.0 - float(self.validation_split or 0.0))))  # type: ignore[attr-defined]
+        steps = math.ceil(max(1, trained) / int(self.batch_size or 32))  # type: ignore[attr-defined]
+        knob = self.get_params().get(MODEL_PREFIX + "steps_per_execution",  # type: ignore[attr-defined]
+                                     DEFAULTS["steps_per_execution"])
+        use_epoch_executions(self.model_, {"steps_per_execution": knob}, steps)  # type: ignore[attr-defined]
+        return result
+
+
+class SearchClassifier(_EpochExecutions, KerasClassifier):
     """``KerasClassifier`` that scikit-learn >= 1.6 recognises as a classifier.
 
     SciKeras 0.13 lists ``ClassifierMixin`` after ``BaseEstimator`` in its bases, so the mixin's tags are
@@ -86,7 +99,7 @@ class SearchClassifier(KerasClassifier):
         return tags
 
 
-class SearchRegressor(KerasRegressor):
+class SearchRegressor(_EpochExecutions, KerasRegressor):
     """``KerasRegressor`` that scikit-learn >= 1.6 recognises as a regressor (see ``SearchClassifier``),
     whose model learns the standardized target.
 

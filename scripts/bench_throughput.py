@@ -1,0 +1,318 @@
+"""Search throughput: hpsearch against the plain loops a user would write, on the same configurations.
+
+Everything runs side by side in one invocation, each contender in its own fresh process (a real
+``hpsearch run`` as a user types it, or a plain script), one after the other so none shares the CPU:
+
+Workload 1, the default space on digits (10 epochs, ``--trials`` configurations, default 40):
+
+- ``hpsearch run --engine optuna --algorithm random --pruner none`` with one worker: the configurations
+  it trained are read back and become everyone else's;
+- the **plain Keras loop** (the reference): one process, ``build_model`` then ``model.fit`` on the arrays
+  with ``validation_data``, compiled with the metrics a user compiles (accuracy), nothing stored;
+- ``hpsearch run --engine keras-tuner --algorithm random`` and plain KerasTuner ``RandomSearch`` (same
+  declared space and oracle seed, so the same configurations; KerasTuner's own files);
+- ``hpsearch`` with ``--workers 2``, and with ``--workers 2`` plus Optuna's TPE and median pruner (all
+  hpsearch does together; its best value is printed next to the plain loop's best).
+
+Workload 2, the absenteeism grid's shape (``spaces/presets/absenteeism-grid.yaml``: 768 candidates, 3
+folds) on breast_cancer with ``--grid-epochs`` epochs (default 2): the first ``--grid-candidates``
+candidates (default all 768) through ``hpsearch run --engine sklearn --cv 3 --jobs 2`` and through
+``GridSearchCV(n_jobs=2)`` over the same SciKeras estimator, candidates and folds.
+
+Reported per contender: seconds per trial, trials per minute, latency from launch to the first finished
+trial, and the ratio of trials per minute to the reference; score parity as the median absolute
+difference of the objective between the same configurations; and, from a probe that trains one
+configuration at two batch sizes both ways, milliseconds per training step and the fixed cost per epoch.
+Timings are printed, never asserted. Run:
+
+    .venv/bin/python scripts/bench_throughput.py                      # both workloads, about an hour here
+    .venv/bin/python scripts/bench_throughput.py --trials 20 --grid-candidates 48   # a shorter look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+# The reference: a plain loop over the same configurations. Compiled with accuracy only, as a user
+# would; hpsearch's trials also score AUC, F1 and top-k accuracy on the validation split every epoch.
+PLAIN_LOOP = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from search.data import load_dataset
+from search.training import seed_everything, task_info
+from spaces import build_model, load_space, resolve_config
+import keras
+space = load_space(sys.argv[1])
+dataset = load_dataset(sys.argv[2], seed=0)
+points = json.loads(sys.argv[3])
+task = task_info(dataset)
+values, first = [], None
+for number, point in enumerate(points):
+    config = resolve_config(space, point)
+    seed_everything(number)
+    model = build_model(config, task, metrics={"accuracy"})
+    history = model.fit(dataset.x_train, dataset.y_train, validation_data=(dataset.x_val, dataset.y_val),
+                        epochs=config["epochs"], batch_size=config["batch_size"], verbose=0).history
+    values.append(max(history[space.objective]) if space.direction == "maximize"
+                  else min(history[space.objective]))
+    keras.backend.clear_session()
+    first = first or time.perf_counter() - t0
+print(json.dumps({"wall_s": time.perf_counter() - t0, "first_s": first, "values": values}))
+"""
+
+# Plain KerasTuner as its users write it: a HyperModel, RandomSearch, search(); KerasTuner's defaults for
+# checkpoints and state files. Same declared space and oracle seed as hpsearch's engine (--seed 0 -> 1).
+PLAIN_KERAS_TUNER = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import keras, keras_tuner
+from search.data import load_dataset
+from search.training import task_info
+from spaces import build_model, load_space, resolve_config
+from spaces.compile_keras_tuner import declare_hyperparameters, point_from_hyperparameters
+space = load_space(sys.argv[1])
+dataset = load_dataset(sys.argv[2], seed=0)
+trials, directory = int(sys.argv[3]), sys.argv[4]
+task = task_info(dataset)
+ended = []
+
+class SpaceModel(keras_tuner.HyperModel):
+    def build(self, hp):
+        return build_model(resolve_config(space, point_from_hyperparameters(space, hp)), task,
+                           metrics={"accuracy"})
+
+    def fit(self, hp, model, *args, **kwargs):
+        config = resolve_config(space, point_from_hyperparameters(space, hp))
+        history = model.fit(*args, epochs=config["epochs"], batch_size=config["batch_size"], **kwargs)
+        ended.append(time.perf_counter() - t0)
+        return history
+
+tuner = keras_tuner.RandomSearch(
+    SpaceModel(), objective=keras_tuner.Objective(space.objective, "min" if space.direction == "minimize"
+                                                  else "max"),
+    max_trials=trials, seed=1, hyperparameters=declare_hyperparameters(space), allow_new_entries=False,
+    tune_new_entries=False, directory=directory, project_name="plain", overwrite=True)
+tuner.search(dataset.x_train, dataset.y_train, validation_data=(dataset.x_val, dataset.y_val), verbose=0)
+points = [point_from_hyperparameters(space, trial.hyperparameters)
+          for _, trial in sorted(tuner.oracle.trials.items())]
+print(json.dumps({"wall_s": time.perf_counter() - t0, "first_s": ended[0], "points": points}))
+"""
+
+# Plain scikit-learn: GridSearchCV over the very candidates hpsearch fitted (one single-point grid each).
+PLAIN_GRIDSEARCHCV = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from sklearn.model_selection import GridSearchCV
+from search.data import load_dataset
+from search.engines.sklearn_engine import cv_rows
+from search.scoring import scoring_for
+from search.engines.sklearn_estimators import make_estimator
+from spaces import load_space, resolve_config
+from spaces.compile_sklearn import WRAPPER_PARAMS
+space = load_space(sys.argv[1])
+dataset = load_dataset(sys.argv[2], seed=0)
+points, folds, jobs = json.loads(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+grid = [{(k if k in WRAPPER_PARAMS else "model__" + k): [v] for k, v in point.items()} for point in points]
+x, y = cv_rows(dataset)
+search = GridSearchCV(make_estimator(dataset.task, resolve_config(space, {}), seed=0), grid, cv=folds,
+                      scoring=scoring_for(space.objective, dataset.task).name, refit=False, n_jobs=jobs)
+search.fit(x, y)
+print(json.dumps({"wall_s": time.perf_counter() - t0, "first_s": None,
+                  "values": [float(v) for v in search.cv_results_["mean_test_score"]]}))
+"""
+
+# Milliseconds per training step and fixed cost per epoch, both ways: epochs 2..E of one configuration
+# at batch sizes 32 and 128 give two (steps, seconds) points; the line through them is cost = fixed +
+# steps * per_step. "plain" is model.fit on arrays; "hpsearch" is the trial runner's fit_config.
+PROBE = r"""
+import json, sys, time
+import keras
+from search.data import load_dataset
+from search.training import fit_config, seed_everything, task_info
+from spaces import build_model, load_space, resolve_config
+space = load_space(sys.argv[1])
+dataset = load_dataset(sys.argv[2], seed=0)
+task = task_info(dataset)
+epochs = 8
+
+class Clock(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        self.ends = getattr(self, "ends", []) + [time.perf_counter()]
+
+def per_epoch(mode, batch):
+    config = dict(resolve_config(space, {"n_hidden": 2, "n_neurons": 64, "activation": "relu",
+                                         "batch_size": batch}), epochs=epochs)
+    clock = Clock()
+    if mode == "plain":
+        seed_everything(0)
+        model = build_model(config, task, metrics={"accuracy"})
+        model.fit(dataset.x_train, dataset.y_train, validation_data=(dataset.x_val, dataset.y_val),
+                  epochs=epochs, batch_size=batch, verbose=0, callbacks=[clock])
+        keras.backend.clear_session()
+    else:
+        fit_config(config, dataset, objective=space.objective, direction=space.direction, callbacks=[clock])
+    gaps = [b - a for a, b in zip(clock.ends, clock.ends[1:])]  # the first epoch holds the compile
+    return sorted(gaps)[len(gaps) // 2]
+
+out = {}
+rows = len(dataset.x_train)
+for mode in ("plain", "hpsearch"):
+    per_epoch(mode, 32)  # warm-up: the process's first fit pays one-time costs
+    (s1, t1), (s2, t2) = [(-(-rows // batch), per_epoch(mode, batch)) for batch in (32, 128)]
+    per_step = (t1 - t2) / (s1 - s2)
+    out[mode] = {"ms_per_step": 1000 * per_step, "fixed_ms_per_epoch": 1000 * (t1 - s1 * per_step)}
+print(json.dumps(out))
+"""
+
+GRID_SPACE = "absenteeism-grid"
+FOLDS = 3
+
+
+def _python(code: str, env: dict, *argv: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", code, *argv], check=True, capture_output=True, text=True,
+                          env=env)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _hpsearch(env: dict, url: str, study: str, *args: str) -> dict:
+    """Run ``hpsearch run`` to the end; wall time, first-trial latency and the trials it trained."""
+    hpsearch = str(Path(sys.executable).parent / "hpsearch")
+    launched = time.time()
+    started = time.perf_counter()
+    subprocess.run([hpsearch, "run", *args, "--study", study, "--storage", url, "--quiet"], check=True,
+                   env=env, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    trials = json.loads(subprocess.run([hpsearch, "trials", study, "--storage", url, "--json"], check=True,
+                                       capture_output=True, text=True, env=env).stdout)
+    trained = [trial for trial in trials if trial["state"] in ("COMPLETE", "PRUNED")]
+    ends = [_epoch_seconds(trial["ended_at"]) for trial in trained if trial["ended_at"]]
+    return {"wall_s": wall, "first_s": min(ends) - launched if ends else None, "trials": trained}
+
+
+def _epoch_seconds(stamp: str) -> float:
+    moment = datetime.fromisoformat(stamp)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _key(point: dict) -> str:
+    return json.dumps(point, sort_keys=True)
+
+
+def _parity(ours: dict[str, float], theirs: dict[str, float]) -> str:
+    shared = [key for key in ours if key in theirs and ours[key] is not None and theirs[key] is not None]
+    if not shared:
+        return "no configuration in common"
+    gaps = [abs(ours[key] - theirs[key]) for key in shared]
+    return f"median |diff| {statistics.median(gaps):.4f} over {len(shared)} configurations"
+
+
+def _row(rows: list, name: str, n: int, result: dict, reference_per_min: float | None,
+         parity: str = "") -> float:
+    per_min = 60.0 * n / result["wall_s"]
+    first = result.get("first_s")
+    rows.append((name, n, result["wall_s"] / n, per_min,
+                 per_min / reference_per_min if reference_per_min else 1.0,
+                 "-" if first is None else f"{first:.1f}", parity))
+    return per_min
+
+
+def _print(title: str, rows: list) -> None:
+    print(f"\n{title}")
+    print(f"{'':44}{'trials':>7}{'s/trial':>9}{'trials/min':>12}{'x ref':>7}{'1st trial s':>13}  parity")
+    for name, n, per_trial, per_min, ratio, first, parity in rows:
+        print(f"{name:44}{n:>7}{per_trial:>9.2f}{per_min:>12.1f}{ratio:>7.2f}{first:>13}  {parity}")
+
+
+def workload_default(args: argparse.Namespace, env: dict, tmp: Path) -> None:
+    url = f"sqlite:///{tmp / 'throughput.db'}"
+    common = ["default", "--data", "digits", "--trials", str(args.trials)]
+    rows: list = []
+    random_run = _hpsearch(env, url, "optuna-1", *common, "--engine", "optuna", "--algorithm", "random",
+                           "--pruner", "none")
+    points = [trial["params"] for trial in random_run["trials"]]
+    n = len(points)
+    plain = _python(PLAIN_LOOP, env, "default", "digits", json.dumps(points))
+    reference = _row(rows, "plain Keras loop (reference)", n, plain, None)
+    plain_values = {_key(point): value for point, value in zip(points, plain["values"], strict=True)}
+    ours = {_key(trial["params"]): trial["value"] for trial in random_run["trials"]}
+    _row(rows, "hpsearch optuna random, 1 worker", n, random_run, reference, _parity(ours, plain_values))
+
+    two = _hpsearch(env, url, "optuna-2", *common, "--engine", "optuna", "--algorithm", "random",
+                    "--pruner", "none", "--workers", "2")
+    two_values = {_key(trial["params"]): trial["value"] for trial in two["trials"]}
+    _row(rows, "hpsearch optuna random, 2 workers", len(two["trials"]), two, reference,
+         _parity(two_values, plain_values))
+
+    kt = _hpsearch(env, url, "kt-1", *common, "--engine", "keras-tuner", "--algorithm", "random")
+    kt_values = {_key(trial["params"]): trial["value"] for trial in kt["trials"]}
+    _row(rows, "hpsearch keras-tuner random, 1 worker", len(kt["trials"]), kt, reference)
+    plain_kt = _python(PLAIN_KERAS_TUNER, env, "default", "digits", str(args.trials),
+                       str(tmp / "plain-keras-tuner"))
+    same = {_key(point) for point in plain_kt["points"]} == set(kt_values)
+    _row(rows, "plain KerasTuner RandomSearch", len(plain_kt["points"]), plain_kt, reference,
+         f"same configurations as hpsearch keras-tuner: {same}")
+
+    best = _hpsearch(env, url, "optuna-tpe-2", *common, "--engine", "optuna", "--algorithm", "tpe",
+                     "--pruner", "median", "--workers", "2")
+    best_value = max(trial["value"] for trial in best["trials"] if trial["value"] is not None)
+    _row(rows, "hpsearch optuna tpe+median pruner, 2 workers", len(best["trials"]), best, reference,
+         f"best {best_value:.4f} vs plain loop's best {max(plain['values']):.4f}")
+    _print(f"Workload 1: space 'default' on digits, 10 epochs, {n} configurations (x ref: trials/min "
+           "against the plain loop)", rows)
+
+    probe = _python(PROBE, env, "default", "digits")
+    print("\nPer-epoch costs (one configuration, 2x64 relu, epochs 2-8 at batch 32 and 128):")
+    for mode, label in (("plain", "plain model.fit"), ("hpsearch", "hpsearch trial fit")):
+        print(f"  {label:20} {probe[mode]['ms_per_step']:.2f} ms per step, "
+              f"{probe[mode]['fixed_ms_per_epoch']:.0f} ms fixed per epoch")
+
+
+def workload_grid(args: argparse.Namespace, env: dict, tmp: Path) -> None:
+    space = tmp / "grid.yaml"
+    preset = Path(__file__).resolve().parent.parent / "spaces" / "presets" / f"{GRID_SPACE}.yaml"
+    epochs = f"epochs: {{type: categorical, choices: [{args.grid_epochs}]}}"
+    space.write_text(preset.read_text().replace("epochs: {type: categorical, choices: [50]}", epochs))
+    url = f"sqlite:///{tmp / 'grid.db'}"
+    ours = _hpsearch(env, url, "grid", str(space), "--engine", "sklearn", "--algorithm", "grid",
+                     "--data", "breast_cancer", "--cv", str(FOLDS), "--jobs", "2",
+                     "--trials", str(args.grid_candidates))
+    points = [trial["params"] for trial in ours["trials"]]
+    plain = _python(PLAIN_GRIDSEARCHCV, env, str(space), "breast_cancer", json.dumps(points), str(FOLDS), "2")
+    theirs = {_key(point): value for point, value in zip(points, plain["values"], strict=True)}
+    mine = {_key(trial["params"]): trial["metrics"].get("mean_test_score") for trial in ours["trials"]}
+    rows: list = []
+    reference = _row(rows, "GridSearchCV(n_jobs=2) over SciKeras", len(points), plain, None)
+    _row(rows, "hpsearch sklearn grid --jobs 2", len(points), ours, reference, _parity(mine, theirs))
+    _print(f"Workload 2: the absenteeism grid's shape on breast_cancer, {len(points)} candidates x {FOLDS} "
+           f"folds, {args.grid_epochs} epochs (whole grid: GridSearchCV {plain['wall_s']:.0f} s, hpsearch "
+           f"{ours['wall_s']:.0f} s)", rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=40, help="configurations of workload 1")
+    parser.add_argument("--grid-candidates", type=int, default=768, help="candidates of workload 2")
+    parser.add_argument("--grid-epochs", type=int, default=2)
+    parser.add_argument("--workloads", default="default,grid", help="comma-separated: default, grid")
+    args = parser.parse_args()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with tempfile.TemporaryDirectory() as folder:
+        if "default" in args.workloads:
+            workload_default(args, env, Path(folder))
+        if "grid" in args.workloads:
+            workload_grid(args, env, Path(folder))
+
+
+if __name__ == "__main__":
+    main()
