@@ -192,8 +192,16 @@ def fresh_keras_session() -> None:
         _session_objects_frozen = True
 
 
+#: Fewest steps per epoch for which ``steps_per_execution`` auto runs an epoch in one execution. The
+#: loop over an epoch's steps costs about 0.2 s more to trace, once per model, and saves a little per
+#: step: measured on digits (lean metrics, 2x64 relu, 10 epochs), 1.45 s against 1.51 at 34 steps per
+#: epoch, but 1.48 s against 1.36 at 9.
+EPOCH_EXECUTION_MIN_STEPS = 32
+
+
 def use_epoch_executions(model: Any, config: Mapping[str, Any], steps: int) -> None:
-    """Resolve ``steps_per_execution`` 0 (auto): run all ``steps`` of an epoch in one execution.
+    """Resolve ``steps_per_execution`` 0 (auto): run all ``steps`` of an epoch in one execution when the
+    epoch has at least ``EPOCH_EXECUTION_MIN_STEPS`` steps, else one step per execution.
 
     Keras then returns to Python once per epoch instead of once per batch. Every callback of a search
     trial (recorder, pruner, checkpoint, learning-rate schedule) acts per epoch, so none misses a batch;
@@ -201,8 +209,9 @@ def use_epoch_executions(model: Any, config: Mapping[str, Any], steps: int) -> N
     """
     from spaces.hyperparameters import AUTO_EXECUTION_STEPS, DEFAULTS
 
-    if int(config.get("steps_per_execution", DEFAULTS["steps_per_execution"])) == AUTO_EXECUTION_STEPS:
-        model.steps_per_execution = max(1, int(steps))
+    auto = int(config.get("steps_per_execution", DEFAULTS["steps_per_execution"])) == AUTO_EXECUTION_STEPS
+    if auto and steps >= EPOCH_EXECUTION_MIN_STEPS:
+        model.steps_per_execution = int(steps)
 
 
 def seed_everything(seed: int) -> None:

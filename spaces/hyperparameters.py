@@ -30,8 +30,8 @@ lr_schedule             none                none, step(drop=0.1, every=10), expo
 batch_size              32                  int >= 1
 epochs                  20                  int >= 1
 steps_per_execution     0                   int >= 0; 0 (auto): a search trial runs each epoch's
-                                            steps in one execution (its callbacks act per
-                                            epoch); elsewhere 0 means 1
+                                            steps in one execution when there are 32 or more
+                                            (its callbacks act per epoch); elsewhere 0 means 1
 ======================  ==================  ===================================================
 
 Where the optimizer string and a separate knob say the same thing (``sgd(momentum=0.9)`` and
