@@ -172,13 +172,13 @@ def build_model(
         x = keras.layers.Activation(merged["activation"], name=f"activation_{index}")(x)
         if merged["dropout"] > 0:
             x = keras.layers.Dropout(merged["dropout"], name=f"dropout_{index}")(x)
-    output, loss, metrics, loss_weight = _output(task, x, metrics)
+    output, loss, compiled_metrics, loss_weight = _output(task, x, metrics)
     model = keras.Model(inputs, output, name="hpsearch_mlp")
     model.compile(
         optimizer=_optimizer(merged),
         loss=loss,
         loss_weights=loss_weight,
-        metrics=metrics,
+        metrics=compiled_metrics,
         # 0 (auto) is resolved by the search's trainer, which knows how many steps an epoch has.
         steps_per_execution=merged["steps_per_execution"] or 1,
         # Tiny MLPs on CPU: XLA's compile time outweighs what it saves per step.

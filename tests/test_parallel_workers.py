@@ -85,13 +85,27 @@ def test_a_paused_worker_loses_its_trial_and_its_late_result_is_refused(tmp_path
         "--stale-after", "4", cwd=tmp_path,
     )
     running = "SELECT number, worker FROM hp_trials WHERE state = 'RUNNING' AND epochs_run >= 2"
-    wait_for(lambda: query(db, running))
-    number, worker = query(db, running)[0]
-    pid = int(worker.rpartition(":")[2])
-    os.kill(pid, signal.SIGSTOP)
+    state = "SELECT state FROM hp_trials WHERE number = ?"
+
+    def pause_a_worker_mid_trial() -> bool:
+        # A trial whose epochs reached the store may end before the signal lands (trials are short, and
+        # epochs reach the store in batches): then let that worker go on and pause one again.
+        nonlocal number, pid
+        rows = query(db, running)
+        if not rows:
+            return False
+        number, worker = rows[0]
+        pid = int(worker.rpartition(":")[2])
+        os.kill(pid, signal.SIGSTOP)
+        if query(db, state, (number,)) == [("RUNNING",)]:
+            return True
+        os.kill(pid, signal.SIGCONT)
+        return False
+
+    number = pid = None
+    wait_for(pause_a_worker_mid_trial)
     try:
         # Paused past the grace period: the trial is failed and another worker retries its configuration.
-        state = "SELECT state FROM hp_trials WHERE number = ?"
         wait_for(lambda: query(db, state, (number,)) == [("FAILED",)], timeout_s=60)
         retried = "SELECT COUNT(*) FROM hp_trials WHERE retry_of = ?"
         wait_for(lambda: query(db, retried, (number,))[0][0] == 1, timeout_s=120)
