@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -117,6 +118,23 @@ def query(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
         return connection.execute(sql, params).fetchall()
     finally:
         connection.close()
+
+
+def pause_worker_mid_trial(db_path: Path, sql: str) -> tuple[int, int] | None:
+    """SIGSTOP the worker of the first ``(number, worker)`` row ``sql`` finds, and return ``(number, pid)``
+    when that trial is still RUNNING once the worker is stopped; otherwise let the worker go on (SIGCONT)
+    and return None. Epochs reach the store in batches, so a short trial seen mid-way may have ended
+    before the signal landed; use with ``wait_for`` to try again."""
+    rows = query(db_path, sql)
+    if not rows:
+        return None
+    number, worker = rows[0]
+    pid = int(worker.rpartition(":")[2])
+    os.kill(pid, signal.SIGSTOP)
+    if query(db_path, "SELECT state FROM hp_trials WHERE number = ?", (number,)) == [("RUNNING",)]:
+        return number, pid
+    os.kill(pid, signal.SIGCONT)
+    return None
 
 
 def wait_for(condition, timeout_s: float = 180.0, interval_s: float = 0.2) -> None:

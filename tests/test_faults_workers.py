@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
+from tests.conftest import hpsearch_command, pause_worker_mid_trial, query, spawn_hpsearch, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -41,8 +41,11 @@ def _rows(db):
                      "FROM hp_trials ORDER BY number")
 
 
+RUNNING_WITH_EPOCH = "SELECT number, worker FROM hp_trials WHERE state = 'RUNNING' AND epochs_run >= 1"
+
+
 def _running_with_epoch(db) -> list[tuple]:
-    return query(db, "SELECT number, worker FROM hp_trials WHERE state = 'RUNNING' AND epochs_run >= 1")
+    return query(db, RUNNING_WITH_EPOCH)
 
 
 def _assert_clean(db, budget: int) -> list[tuple]:
@@ -66,10 +69,17 @@ def test_kill_9_of_a_worker_costs_only_its_trial(tmp_path):
     db = tmp_path / "w.db"
     process = spawn_hpsearch("run", _space(tmp_path, SLOW_SPACE), "--data", "digits", "--trials", "4",
                              "--study", "w", "--storage", db, "--quiet", "--pruner", "none", cwd=tmp_path)
-    wait_for(lambda: query(db, "SELECT COUNT(*) FROM hp_trials WHERE state = 'COMPLETE'")[0][0] >= 1
-             and _running_with_epoch(db))
-    number, worker = _running_with_epoch(db)[0]
-    os.kill(int(worker.rpartition(":")[2]), signal.SIGKILL)
+    paused: list[tuple[int, int]] = []
+
+    def worker_paused_mid_trial() -> bool:
+        if query(db, "SELECT COUNT(*) FROM hp_trials WHERE state = 'COMPLETE'")[0][0] < 1:
+            return False
+        paused.append(pause_worker_mid_trial(db, RUNNING_WITH_EPOCH))
+        return paused[-1] is not None
+
+    wait_for(worker_paused_mid_trial)
+    number, pid = paused[-1]
+    os.kill(pid, signal.SIGKILL)
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err
     assert "killed by SIGKILL" in err
@@ -78,7 +88,7 @@ def test_kill_9_of_a_worker_costs_only_its_trial(tmp_path):
     assert killed[1] == "FAILED" and killed[2] and "killed by SIGKILL" in killed[6]
     retry = [row for row in rows if row[3] == number]
     assert len(retry) == 1 and json.loads(retry[0][4]) == json.loads(killed[4])
-    assert retry[0][5] != worker, "a new worker process took over"
+    assert not retry[0][5].endswith(f":{pid}"), "a new worker process took over"
     assert all(row[7] and row[7] > 50 for row in rows if row[1] == "COMPLETE"), "peak memory recorded"
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
+from tests.conftest import hpsearch_command, pause_worker_mid_trial, query, spawn_hpsearch, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -86,24 +86,9 @@ def test_a_paused_worker_loses_its_trial_and_its_late_result_is_refused(tmp_path
     )
     running = "SELECT number, worker FROM hp_trials WHERE state = 'RUNNING' AND epochs_run >= 2"
     state = "SELECT state FROM hp_trials WHERE number = ?"
-
-    def pause_a_worker_mid_trial() -> bool:
-        # A trial whose epochs reached the store may end before the signal lands (trials are short, and
-        # epochs reach the store in batches): then let that worker go on and pause one again.
-        nonlocal number, pid
-        rows = query(db, running)
-        if not rows:
-            return False
-        number, worker = rows[0]
-        pid = int(worker.rpartition(":")[2])
-        os.kill(pid, signal.SIGSTOP)
-        if query(db, state, (number,)) == [("RUNNING",)]:
-            return True
-        os.kill(pid, signal.SIGCONT)
-        return False
-
-    number = pid = None
-    wait_for(pause_a_worker_mid_trial)
+    paused: list[tuple[int, int]] = []
+    wait_for(lambda: paused.append(pause_worker_mid_trial(db, running)) or paused[-1] is not None)
+    number, pid = paused[-1]
     try:
         # Paused past the grace period: the trial is failed and another worker retries its configuration.
         wait_for(lambda: query(db, state, (number,)) == [("FAILED",)], timeout_s=60)
