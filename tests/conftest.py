@@ -124,17 +124,33 @@ def pause_worker_mid_trial(db_path: Path, sql: str) -> tuple[int, int] | None:
     """SIGSTOP the worker of the first ``(number, worker)`` row ``sql`` finds, and return ``(number, pid)``
     when that trial is still RUNNING once the worker is stopped; otherwise let the worker go on (SIGCONT)
     and return None. Epochs reach the store in batches, so a short trial seen mid-way may have ended
-    before the signal landed; use with ``wait_for`` to try again."""
+    before the signal landed, or the worker may have stopped while writing; use with ``wait_for`` to try
+    again."""
     rows = query(db_path, sql)
     if not rows:
         return None
     number, worker = rows[0]
     pid = int(worker.rpartition(":")[2])
     os.kill(pid, signal.SIGSTOP)
-    if query(db_path, "SELECT state FROM hp_trials WHERE number = ?", (number,)) == [("RUNNING",)]:
+    if (query(db_path, "SELECT state FROM hp_trials WHERE number = ?", (number,)) == [("RUNNING",)]
+            and _writable(db_path)):
         return number, pid
     os.kill(pid, signal.SIGCONT)
     return None
+
+
+def _writable(db_path: Path) -> bool:
+    """Whether a writer can start on the SQLite file: a worker stopped in the middle of a write (an
+    epoch batch, a heartbeat) holds SQLite's one write lock, and nobody could fail its trial then."""
+    connection = sqlite3.connect(db_path, timeout=3)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.rollback()
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        connection.close()
 
 
 def wait_for(condition, timeout_s: float = 180.0, interval_s: float = 0.2) -> None:
