@@ -73,10 +73,13 @@ class _EpochExecutions:
     (search.training.use_epoch_executions): the rows Keras trains on are those left by its own
     ``validation_split`` (the first floor(n * (1 - validation_split)))."""
 
+    def _trained_rows(self, rows: int) -> int:
+        """How many of a fit's ``rows`` Keras trains on: the first floor(n * (1 - validation_split))."""
+        return int(math.floor(rows * (1.0 - float(self.validation_split or 0.0))))  # type: ignore[attr-defined]
+
     def _initialize(self, X: Any, y: Any = None) -> Any:
         result = super()._initialize(X, y)  # type: ignore[misc]
-        trained = int(math.floor(len(X) * (1.0 - float(self.validation_split or 0.0))))  # type: ignore[attr-defined]
-        steps = math.ceil(max(1, trained) / int(self.batch_size or 32))  # type: ignore[attr-defined]
+        steps = math.ceil(max(1, self._trained_rows(len(X))) / int(self.batch_size or 32))  # type: ignore[attr-defined]
         knob = self.get_params().get(MODEL_PREFIX + "steps_per_execution",  # type: ignore[attr-defined]
                                      DEFAULTS["steps_per_execution"])
         use_epoch_executions(self.model_, {"steps_per_execution": knob}, steps)  # type: ignore[attr-defined]
@@ -112,8 +115,7 @@ class SearchRegressor(_EpochExecutions, KerasRegressor):
     def _initialize(self, X: Any, y: Any = None) -> Any:
         if y is not None:
             rows = np.asarray(y, dtype=np.float64).reshape(len(y), -1)[:, 0]
-            # Keras' own split: the first floor(n * (1 - validation_split)) rows train.
-            trained = int(math.floor(len(rows) * (1.0 - float(self.validation_split or 0.0))))
+            trained = self._trained_rows(len(rows))
             self.target_mean_, self.target_std_ = target_statistics(rows[:trained] if trained else rows)
         return super()._initialize(X, y)
 
