@@ -17,7 +17,9 @@ Workload 1, the default space on digits (10 epochs, ``--trials`` configurations,
 Workload 2, the absenteeism grid's shape (``spaces/presets/absenteeism-grid.yaml``: 768 candidates, 3
 folds) on breast_cancer with ``--grid-epochs`` epochs (default 2): the first ``--grid-candidates``
 candidates (default all 768) through ``hpsearch run --engine sklearn --cv 3 --jobs 2`` and through
-``GridSearchCV(n_jobs=2)`` over the same SciKeras estimator, candidates and folds.
+``GridSearchCV(n_jobs=2)`` over the same SciKeras estimator, candidates and folds. The estimator's model is
+the builder's, compiled with the cheap metrics (accuracy) as a user compiles it; hpsearch adds, per
+epoch, the validation curves of the others, its compiled-model reuse and its records.
 
 Reported per contender: seconds per trial, trials per minute, latency from launch to the first finished
 trial, and the ratio of trials per minute to the reference; score parity as the median absolute

@@ -248,6 +248,8 @@ def trials_in_flight(study: str) -> Iterator[InFlight]:
 #: One fit at a time per worker process: Keras keeps its session and random seeds per process.
 _FIT_LOCK = threading.Lock()
 _CONFIGURED: list[bool] = []
+#: The worker process's compiled models, reused by fold fits of the same structure (under ``_FIT_LOCK``).
+_COMPILED_MODELS: list[Any] = []
 
 
 class _ThreadRandom:
@@ -324,11 +326,16 @@ def fit_fold_task(data: tuple, params: Mapping[str, Any], fold: int, train: Any,
     x, y, sample_weight, estimator, scoring = data
     epochs: list[tuple[int, dict[str, float]]] = []
     with _FIT_LOCK:
+        if not _COMPILED_MODELS:
+            from search.compiled_models import CompiledModels
+
+            _COMPILED_MODELS.append(CompiledModels())
         try:
             outcome = fit_and_score(
                 estimator, params, x, y, train, test, check_scoring(estimator, scoring), fold=fold,
                 sample_weight=sample_weight,
                 on_epoch=lambda epoch, logs: epochs.append((epoch, plain_metrics(logs))),
+                compiled_models=_COMPILED_MODELS[0],
             )
         finally:
             keras.backend.clear_session()

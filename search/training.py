@@ -173,20 +173,30 @@ VALIDATION_BATCH_ROWS = 4096
 _session_objects_frozen = False
 
 
-def fresh_keras_session() -> None:
+def fresh_keras_session(*, full_collection: bool = True) -> None:
     """``keras.backend.clear_session()`` between fits, cheap in a long-lived process.
 
     Its ``gc.collect()`` walks every object the process holds, most of them TensorFlow's and Keras' own
     module state: about 0.25 s per fit here. After the first call the survivors are moved out of the
     collector's sight (``gc.freeze``), so later collections walk only what trials since created; a model
     of an ended trial is still collected.
+
+    ``full_collection=False`` collects the young generations only, for a process that keeps compiled
+    models alive between fits (:mod:`search.compiled_models`): a full collection walks all their traced
+    graphs at every fit (32 ms per fit growing to 124 ms as a fold process's cache filled; 2 ms young),
+    and Python's own full collections free what the young ones leave (peak memory over 192 fits: 856 MB
+    against 852 MB).
     """
     import gc
 
     import keras
 
     global _session_objects_frozen
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)
+    if full_collection or not _session_objects_frozen:
+        gc.collect()
+    else:
+        gc.collect(1)
     if not _session_objects_frozen:
         gc.freeze()
         _session_objects_frozen = True

@@ -84,3 +84,54 @@ def test_kill_9_mid_grid_then_resume_fits_only_the_missing_candidates(tmp_path):
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert _trials(db) == after
+
+
+def _two_in_flight(db) -> bool:
+    """A candidate done, and two candidates' trials running at once (each with a fold's epoch stored)."""
+    complete = query(db, "SELECT count(*) FROM hp_trials WHERE state = 'COMPLETE'")[0][0]
+    running = query(db, "SELECT count(DISTINCT t.id) FROM hp_trial_epochs e JOIN hp_trials t "
+                        "ON e.trial_id = t.id WHERE t.state = 'RUNNING'")[0][0]
+    return complete >= 1 and running >= 2
+
+
+def test_ctrl_c_with_parallel_folds_interrupts_every_candidate_in_flight_then_resume_finishes(tmp_path):
+    """--jobs 2 keeps two processes busy by starting the next candidate's folds while the last fold of
+    the one before still trains: Ctrl-C then stops both candidates in flight, each recorded as
+    interrupted, and resume fits them again and nothing else."""
+    space = tmp_path / "grid.yaml"
+    space.write_text(GRID_SPACE)
+    db = tmp_path / "p.db"
+    url = f"sqlite:///{db}"
+    process = spawn_hpsearch("run", space, "--engine", "sklearn", "--cv", "3", "--jobs", "2",
+                             "--data", "iris", "--study", "p", "--storage", url, "--quiet", "--in-process",
+                             cwd=tmp_path)
+    try:
+        wait_for(lambda: _two_in_flight(db), interval_s=0.05)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert f"resume with: hpsearch resume p --storage {url}" in err
+    before = _trials(db)
+    assert not [row for row in before if row[1] == "RUNNING"]
+    interrupted = [row for row in before if row[2]]
+    assert len(interrupted) >= 2 and all(row[1] == "FAILED" for row in interrupted)
+    completed_before = {row[0]: row for row in before if row[1] == "COMPLETE"}
+
+    resumed = subprocess.run(hpsearch_command("resume", "p", "--storage", url, "--quiet"), cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    after = _trials(db)
+    by_number = {row[0]: row for row in after}
+    for number, row in completed_before.items():
+        assert by_number[number] == row
+    finished = [row for row in after if not row[2]]
+    assert len(finished) == len(GRID) and {_key(row[4]) for row in finished} == GRID
+    assert all(row[1] == "COMPLETE" for row in finished)
+    # Each interrupted candidate was fitted again once, as a retry of its interrupted trial.
+    for row in interrupted:
+        retries = [again for again in after if again[3] == row[0]]
+        assert len(retries) == 1 and _key(retries[0][4]) == _key(row[4])

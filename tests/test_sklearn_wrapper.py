@@ -71,3 +71,45 @@ def test_gridsearchcv_runs_our_estimator_with_stratified_folds():
     assert len(search.cv_results_["mean_test_score"]) == 2
     # Stratified (we are a classifier to scikit-learn): iris sorted by class still has every class per fold.
     assert np.isfinite(search.cv_results_["split0_test_score"]).all()
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_fits_on_a_reused_compiled_model_score_exactly_as_fresh_fits(task):
+    """The engine's fold fits train the cached compiled model of their structure (no tracing), restarted
+    from the fresh model's weights, dropout seeds and optimizer state: every fold scores exactly as a fit
+    of a freshly built model, whatever fit of the same structure ran before on the cached one."""
+    from sklearn.metrics import check_scoring
+    from sklearn.model_selection import KFold
+
+    from search.compiled_models import CompiledModels
+    from search.engines.sklearn_estimators import fit_and_score
+
+    if task == "regression":
+        x, y = load_diabetes(return_X_y=True)
+        x, y = ((x - x.mean(0)) / x.std(0)).astype("float32"), y.astype("float32")
+    else:
+        x, y = _iris()
+    base = make_estimator(task, {**CONFIG, "dropout": 0.2, "n_hidden": 2}, seed=0)
+    scorer = check_scoring(base, "r2" if task == "regression" else "accuracy")
+    splits = list(KFold(2, shuffle=True, random_state=0).split(x, y))
+    # Two structures (adam, clipped sgd), each fitted with several initializers, learning rates and batch
+    # sizes: the later fits of a structure restart the model the first one traced.
+    candidates = [
+        {"model__optimizer": optimizer, "model__learning_rate": rate, "model__kernel_initializer": init,
+         "batch_size": batch}
+        for optimizer in ("adam", "sgd(clipnorm=1.0)")
+        for rate, init, batch in ((0.01, "he_normal", 32), (0.001, "glorot_uniform", 16))
+    ]
+
+    def scores(compiled_models):
+        return [fit_and_score(base, params, x, y, train, test, scorer, fold=fold,
+                              compiled_models=compiled_models).score
+                for params in candidates for fold, (train, test) in enumerate(splits)]
+
+    compiled_models = CompiledModels()
+    reused = scores(compiled_models)
+    # A regression model's output layer holds its fold's target mean and spread: one structure per fold.
+    structures = 2 * (len(splits) if task == "regression" else 1)
+    assert compiled_models.misses == structures and compiled_models.hits == len(reused) - structures
+    assert None not in reused
+    assert reused == scores(None)

@@ -31,8 +31,9 @@ import contextlib
 import functools
 import json
 import os
+import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,11 +56,14 @@ from storage import TrialRecord, TrialState
 if TYPE_CHECKING:
     import numpy as np
 
+    from search.cluster import StopSignal
     from search.data import Dataset
     from search.engines.sklearn_estimators import FoldResult
 
 DEFAULT_CV = 3
 DEFAULT_JOBS = 1
+#: How often a trial waiting on its fold processes looks whether the run stops (Ctrl-C, a fatal error).
+_POLL_S = 0.2
 #: A candidate cut short this many times (its worker killed, or Ctrl-C) is recorded FAILED and given up.
 MAX_INTERRUPTED_ATTEMPTS = 3
 #: ``n_iter`` of a random search bounded by time only: the sampler is read lazily, one candidate at a time.
@@ -94,7 +98,7 @@ def cv_folds(settings: Mapping[str, Any]) -> int:
 
 
 def cv_jobs(settings: Mapping[str, Any]) -> int:
-    """``--jobs``: folds fitted at once, each in its own process with its share of the cores.
+    """``--jobs``: fold fits at once, each in its own process with its share of the cores.
 
     More processes than cores would only oversubscribe them (each one a TensorFlow runtime), so that is
     refused rather than silently slowed down.
@@ -376,8 +380,12 @@ class SklearnEngine(Engine):
                 lines.append(f"the trial budget stops the search after {trials} of the {count} candidates; "
                              f"pass --trials {count} to fit them all")
         if jobs > 1:
-            lines.append(f"{min(jobs, folds)} folds fitted at once, in processes of "
-                         f"{max(1, available_cores() // jobs)} TensorFlow thread(s) each")
+            threads = f"in processes of {max(1, available_cores() // jobs)} TensorFlow thread(s) each"
+            if settings["algorithm"] in HALVING_ALGORITHMS:
+                lines.append(f"{min(jobs, folds)} folds fitted at once, {threads}")
+            else:
+                lines.append(f"{jobs} fits at once, {threads}; the next candidate's folds start as the "
+                             "processes free up")
         address = cv_cluster(settings)
         if address is not None:
             from search.cluster import describe
@@ -412,13 +420,20 @@ class SklearnEngine(Engine):
             payload = (x, y, sample_weight, estimator, scoring.name)
             self._run_on_cluster(ctx, address, splits, scoring, payload)
             return
+        halving = settings["algorithm"] in HALVING_ALGORITHMS
         if jobs > 1:
-            evaluator: _Folds = _ProcessFolds(ctx.storage.url, min(jobs, folds),
-                                              max(1, available_cores() // jobs), x, y, sample_weight,
-                                              estimator, scoring.name)
+            def processes(stopping: StopSignal | None = None) -> _ProcessFolds:
+                return _ProcessFolds(ctx.storage.url, jobs if not halving else min(jobs, folds),
+                                     max(1, available_cores() // jobs), x, y, sample_weight, estimator,
+                                     scoring.name, stopping)
+
+            if not halving:
+                self._run_in_flight(ctx, splits, scoring, processes, lambda: jobs)
+                return
+            evaluator: _Folds = processes()
         else:
             evaluator = _InProcessFolds(x, y, sample_weight, estimator, scorer(estimator, scoring.name))
-        if settings["algorithm"] in HALVING_ALGORITHMS:
+        if halving:
             try:
                 run_halving(ctx, evaluator, splits, scoring)
             finally:
@@ -447,16 +462,34 @@ class SklearnEngine(Engine):
 
     def _run_on_cluster(self, ctx: RunContext, address: str, splits: list[tuple[np.ndarray, np.ndarray]],
                         scoring: Scoring, payload: tuple) -> None:
-        """``--dask``: every fold a task; enough candidates in flight to keep every worker busy.
-
-        Candidates are still proposed, claimed and recorded here, in scikit-learn's order; each one's
-        trial runs in a thread that waits on its fold tasks (see ``search.cluster.InFlight``).
-        """
-        from search.cluster import connect, share, slots, trials_in_flight
+        """``--dask``: every fold a task; enough candidates in flight to keep every worker busy."""
+        from search.cluster import connect, share, slots
 
         client = connect(address)
+        try:
+            data = share(client, payload, "folds")
+            self._run_in_flight(ctx, splits, scoring,
+                                lambda stopping: _DaskFolds(client, address, data, stopping),
+                                lambda: slots(client))
+        finally:
+            client.close()
+
+    def _run_in_flight(
+        self, ctx: RunContext, splits: list[tuple[np.ndarray, np.ndarray]], scoring: Scoring,
+        evaluator: Callable[[StopSignal], _Folds], width: Callable[[], int],
+    ) -> None:
+        """Several candidates in flight, so that ``width()`` fits run at once whatever the folds per
+        candidate: the next candidate's folds start while the last folds of the one before still train,
+        as ``GridSearchCV(n_jobs=N)`` spreads every (candidate, fold) over its workers.
+
+        Candidates are still proposed, claimed and recorded here, in scikit-learn's order; each one's
+        trial runs in a thread that waits on its fold fits (see ``search.cluster.InFlight``).
+        """
+        from search.cluster import trials_in_flight
+
         runner = TrialRunner(ctx)
         budget_reached = False
+        folds: _Folds | None = None
 
         def settle(done: list[tuple[Any, Any]]) -> None:
             nonlocal budget_reached
@@ -466,10 +499,10 @@ class SklearnEngine(Engine):
 
         try:
             with trials_in_flight(ctx.study.name) as in_flight:
-                evaluator = _DaskFolds(client, address, share(client, payload, "folds"), in_flight.stopping)
+                folds = evaluator(in_flight.stopping)
                 for candidate, history in self._plan(ctx):
-                    # Candidates in flight: each worker thread busy, plus one so a worker never waits for us.
-                    while len(in_flight) >= -(-slots(client) // len(splits)) + 1:
+                    # Candidates in flight: every fit slot busy, plus one so a slot never waits for us.
+                    while len(in_flight) >= -(-width() // len(splits)) + 1:
                         settle(in_flight.next_done())
                     if budget_reached or ctx.tracker.should_stop():
                         break
@@ -477,15 +510,16 @@ class SklearnEngine(Engine):
                     if len(history.interrupted) >= MAX_INTERRUPTED_ATTEMPTS:
                         train = _given_up(history)
                     else:
-                        train = _cross_validation(candidate, evaluator, splits, scoring)
+                        train = _cross_validation(candidate, folds, splits, scoring)
                     in_flight.start(candidate.index,
                                     functools.partial(_claimed_then, runner, proposal, train))
                 while len(in_flight):
                     settle(in_flight.next_done())
         finally:
+            if folds is not None:
+                folds.close()
             if budget_reached:
                 ctx.tracker.budget_reached()
-            client.close()
 
     def _plan(self, ctx: RunContext) -> Iterator[tuple[Candidate, _History]]:
         """Cut-short candidates first (``ctx.retries`` among them), then the rest in scikit-learn's order;
@@ -611,9 +645,12 @@ class _InProcessFolds(_Folds):
     """``--jobs 1``: folds one after another in this process, epochs written by the recorder."""
 
     def __init__(self, x: Any, y: Any, sample_weight: Any, estimator: Any, scorer: Any):
+        from search.compiled_models import CompiledModels
+
         self.x, self.y, self.sample_weight = x, y, sample_weight
         self.estimator = estimator
         self.scorer = scorer
+        self.compiled_models = CompiledModels()
 
     def folds(
         self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]],
@@ -630,26 +667,33 @@ class _InProcessFolds(_Folds):
                     self.estimator, candidate.sklearn_params, self.x, self.y, train, test, self.scorer,
                     fold=fold, sample_weight=self.sample_weight,
                     on_epoch=lambda epoch, logs, fold=fold: attempt.record_epoch(epoch, logs, fold=fold),
+                    compiled_models=self.compiled_models,
                 )
         finally:
             keras.backend.clear_session()  # the last fold's model; the builder clears before each build
 
 
 class _ProcessFolds(_Folds):
-    """``--jobs N``: folds in N spawned processes, each with ``threads`` TensorFlow threads.
+    """``--jobs N``: fold fits in N spawned processes, each with ``threads`` TensorFlow threads.
 
     Spawned, not forked (TensorFlow's runtime does not survive a fork); the processes write their
-    epochs themselves and die with this one. A fold process that dies (out of memory) fails its
-    candidate, and the next candidate gets fresh processes.
+    epochs themselves, reuse compiled models across the fits of one structure, and die with this one.
+    Several candidates' trials may wait on the processes at once (``SklearnEngine._run_in_flight``); a
+    fold process that dies (out of memory) fails the candidates whose fits were queued or running, and the
+    next candidate gets fresh processes.
     """
 
     def __init__(self, storage_url: str, processes: int, threads: int, x: Any, y: Any, sample_weight: Any,
-                 estimator: Any, scoring: str) -> None:
+                 estimator: Any, scoring: str, stopping: StopSignal | None = None) -> None:
+        from search.cluster import StopSignal
+
         self.storage_url = storage_url
         self.processes = processes
         self.threads = threads
         self.payload = (x, y, sample_weight, estimator, scoring)
+        self.stopping = stopping or StopSignal()
         self._executor: Any = None
+        self._lock = threading.Lock()
 
     def _pool(self) -> Any:
         import multiprocessing
@@ -657,20 +701,21 @@ class _ProcessFolds(_Folds):
 
         from search.engines.sklearn_estimators import init_fold_process
 
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(
-                max_workers=self.processes,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=init_fold_process,
-                initargs=(self.threads, self.storage_url, *self.payload),
-            )
-        return self._executor
+        with self._lock:
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(
+                    max_workers=self.processes,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=init_fold_process,
+                    initargs=(self.threads, self.storage_url, *self.payload),
+                )
+            return self._executor
 
     def folds(
         self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]],
         todo: list[int],
     ) -> Iterator[FoldResult]:
-        from concurrent.futures import as_completed, wait
+        from concurrent.futures import FIRST_COMPLETED, wait
 
         from search.engines.sklearn_estimators import fit_fold_in_process
 
@@ -678,9 +723,19 @@ class _ProcessFolds(_Folds):
         futures = [pool.submit(fit_fold_in_process, attempt.record.id, candidate.sklearn_params, fold,
                                *splits[fold])
                    for fold in todo]
+        pending = set(futures)
         try:
-            for future in as_completed(futures):
-                yield future.result()
+            while pending:
+                # Ctrl-C, or another trial's fatal error: this trial stops as interrupted.
+                self.stopping.raise_if_set(list(pending))
+                done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+                for future in done:
+                    try:
+                        result = future.result()
+                    except BaseException:
+                        self.stopping.raise_if_set()  # the processes were stopped for the run's end
+                        raise
+                    yield result
         except GeneratorExit:  # a fold failed: fit no more of this candidate, let running folds end
             for future in futures:
                 future.cancel()
@@ -691,7 +746,8 @@ class _ProcessFolds(_Folds):
             raise
 
     def _stop(self) -> None:
-        executor, self._executor = self._executor, None
+        with self._lock:
+            executor, self._executor = self._executor, None
         if executor is None:
             return
         processes = list(getattr(executor, "_processes", {}).values())
@@ -703,7 +759,8 @@ class _ProcessFolds(_Folds):
             process.join(timeout=10)
 
     def close(self) -> None:
-        executor, self._executor = self._executor, None
+        with self._lock:
+            executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
 

@@ -10,11 +10,12 @@ incompatible upgrade fails in CI).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +23,11 @@ import numpy as np
 from scikeras.wrappers import KerasClassifier, KerasRegressor
 from sklearn.utils import ClassifierTags, RegressorTags
 
+from search.compiled_models import CompiledModels
 from search.training import EpochRecorderCallback, describe_error, fresh_keras_session, use_epoch_executions
 from spaces import DEFAULTS, SpaceError, TaskInfo, build_model, target_statistics
 from spaces.compile_sklearn import MODEL_PREFIX, WRAPPER_PARAMS
+from spaces.metrics import STEP_METRICS
 from storage import StorageError, TrialConflictError
 
 #: Share of each training fold that Keras holds out (``validation_split``) for the ``val_*`` curves.
@@ -39,12 +42,16 @@ def build_for_scikeras(task_kind: str, meta: Mapping[str, Any], **config: Any) -
     """SciKeras' ``model=``: our one builder, sized from the data SciKeras saw (``meta``).
 
     The model comes back compiled, and SciKeras keeps a compiled model as it is (it compiles only an
-    uncompiled one), so loss, metrics and optimizer are the builder's whichever engine runs.
+    uncompiled one), so loss, metrics and optimizer are the builder's whichever engine runs. Its training
+    step updates the loss and the cheap metrics only (``spaces.metrics.STEP_METRICS``), as a search
+    trial's does: a fold is scored by scikit-learn's scorer on its held-out rows, and the engine's fits
+    add the other ``val_*`` curves once per epoch (``fit_and_score``).
     """
     # Every fit starts from a fresh Keras session: it frees the previous fit's graph, and it makes the
     # fit independent of what ran before in this process (Keras keeps its unseeded random generator in
     # the session), so a seeded GridSearchCV and our own fold loop train the very same models.
-    fresh_keras_session()
+    # A process reusing compiled models keeps them alive: a full collection would walk them all.
+    fresh_keras_session(full_collection=_COMPILED_MODELS is None)
     task = TaskInfo(
         kind=task_kind,
         n_features=int(meta["n_features_in_"]),
@@ -53,7 +60,12 @@ def build_for_scikeras(task_kind: str, meta: Mapping[str, Any], **config: Any) -
         target_mean=float(meta.get("target_mean_", 0.0)),
         target_std=float(meta.get("target_std_", 1.0)),
     )
-    return build_model(config, task)
+    return build_model(config, task, metrics=STEP_METRICS)
+
+
+def task_kind(estimator: Any) -> str:
+    """The task kind (binary, multiclass, regression) ``make_estimator`` made ``estimator`` for."""
+    return estimator.get_params()["model"].args[0]
 
 
 # SciKeras passes `meta`, `compile_kwargs` and `params` to a function taking **kwargs, and only the
@@ -68,10 +80,34 @@ build_for_scikeras.__signature__ = inspect.Signature(  # type: ignore[attr-defin
 )
 
 
-class _EpochExecutions:
-    """Runs a fit's ``steps_per_execution`` auto (0) as one execution per epoch, as search trials do
-    (search.training.use_epoch_executions): the rows Keras trains on are those left by its own
-    ``validation_split`` (the first floor(n * (1 - validation_split)))."""
+#: Builder parameters that only set starting values of variables (the weights, the optimizer's learning
+#: rate), never the traced functions: fits that differ only in them share one compiled model.
+UNTRACED_PARAMS = frozenset({"kernel_initializer", "learning_rate"})
+
+#: The compiled models the fit running in this process may train instead of its fresh model (see
+#: ``fit_and_score``); None: the fit trains the model it builds, as plain SciKeras does.
+_COMPILED_MODELS: CompiledModels | None = None
+
+
+@contextlib.contextmanager
+def _reusing(compiled_models: CompiledModels | None) -> Iterator[None]:
+    global _COMPILED_MODELS
+    outer, _COMPILED_MODELS = _COMPILED_MODELS, compiled_models
+    try:
+        yield
+    finally:
+        _COMPILED_MODELS = outer
+
+
+class _SearchFits:
+    """What a search fit does beyond SciKeras' own ``_initialize``.
+
+    - ``steps_per_execution`` auto (0) runs an epoch in one execution, as search trials do
+      (search.training.use_epoch_executions); the rows Keras trains on are those left by its own
+      ``validation_split`` (the first floor(n * (1 - validation_split))).
+    - Inside ``fit_and_score`` given compiled models, the fresh model gives its starting state to the
+      cached compiled model of its structure, which is trained instead (no tracing).
+    """
 
     def _trained_rows(self, rows: int) -> int:
         """How many of a fit's ``rows`` Keras trains on: the first floor(n * (1 - validation_split))."""
@@ -80,13 +116,24 @@ class _EpochExecutions:
     def _initialize(self, X: Any, y: Any = None) -> Any:
         result = super()._initialize(X, y)  # type: ignore[misc]
         steps = math.ceil(max(1, self._trained_rows(len(X))) / int(self.batch_size or 32))  # type: ignore[attr-defined]
-        knob = self.get_params().get(MODEL_PREFIX + "steps_per_execution",  # type: ignore[attr-defined]
-                                     DEFAULTS["steps_per_execution"])
-        use_epoch_executions(self.model_, {"steps_per_execution": knob}, steps)  # type: ignore[attr-defined]
+        params = self.get_params()  # type: ignore[attr-defined]
+        knob = params.get(MODEL_PREFIX + "steps_per_execution", DEFAULTS["steps_per_execution"])
+        use_epoch_executions(self.model_, {"steps_per_execution": knob}, steps)  # type: ignore[has-type]
+        if _COMPILED_MODELS is not None:
+            self.model_ = _COMPILED_MODELS.adopt(self.model_, self._structure_key(params))
         return result
 
+    def _structure_key(self, params: Mapping[str, Any]) -> tuple:
+        """Everything that shapes the model's traced functions (see :mod:`search.compiled_models`)."""
+        model_params = sorted((name, repr(value)) for name, value in params.items()
+                              if name.startswith(MODEL_PREFIX)
+                              and name.removeprefix(MODEL_PREFIX) not in UNTRACED_PARAMS)
+        meta = tuple(repr(getattr(self, name, None))
+                     for name in ("n_features_in_", "n_classes_", "target_mean_", "target_std_"))
+        return (type(self).__name__, tuple(model_params), meta, int(self.model_.steps_per_execution))
 
-class SearchClassifier(_EpochExecutions, KerasClassifier):
+
+class SearchClassifier(_SearchFits, KerasClassifier):
     """``KerasClassifier`` that scikit-learn >= 1.6 recognises as a classifier.
 
     SciKeras 0.13 lists ``ClassifierMixin`` after ``BaseEstimator`` in its bases, so the mixin's tags are
@@ -102,7 +149,7 @@ class SearchClassifier(_EpochExecutions, KerasClassifier):
         return tags
 
 
-class SearchRegressor(_EpochExecutions, KerasRegressor):
+class SearchRegressor(_SearchFits, KerasRegressor):
     """``KerasRegressor`` that scikit-learn >= 1.6 recognises as a regressor (see ``SearchClassifier``),
     whose model learns the standardized target.
 
@@ -207,6 +254,7 @@ def fit_and_score(
     fold: int,
     sample_weight: np.ndarray | None = None,
     on_epoch: Callable[[int, Mapping[str, Any]], None] | None = None,
+    compiled_models: CompiledModels | None = None,
 ) -> FoldResult:
     """What ``GridSearchCV`` does for one (candidate, fold): clone, set params, fit on the training
     part, score on the held-out part, with ``error_score`` semantics (an error is returned, not raised).
@@ -214,17 +262,25 @@ def fit_and_score(
     Validation data for the ``val_*`` curves is the estimator's ``validation_split`` of the training
     part; the held-out part is only scored. ``KeyboardInterrupt`` and storage errors (raised by
     ``on_epoch``) propagate.
+
+    With ``compiled_models``, the fit trains the cached compiled model of its structure, restarted from
+    the fresh model's state (see :mod:`search.compiled_models`): the same fit without the tracing. The
+    fitted estimator's ``model_`` is then the cache's, restarted by the next fit of that structure: only
+    the returned result is the fold's.
     """
     from sklearn.base import clone
 
     model = clone(estimator).set_params(**params)
     callback = EpochRecorderCallback(on_epoch or _ignore_epoch)
-    model.set_params(callbacks=[_learning_rate_callback(model), callback])
+    callbacks = [_learning_rate_callback(model), callback]
+    validation = _validation_metrics(model, x[train], y[train])
+    model.set_params(callbacks=callbacks if validation is None else [validation, *callbacks])
     fit_kwargs = {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight)[train]}
     started = time.perf_counter()
     fit_time = score_time = 0.0
     try:
-        model.fit(x[train], y[train], **fit_kwargs)
+        with _reusing(compiled_models):
+            model.fit(x[train], y[train], **fit_kwargs)
         fit_time = time.perf_counter() - started
         epochs = len(getattr(model, "history_", {}).get("loss", []))
         if callback.non_finite:
@@ -240,6 +296,25 @@ def fit_and_score(
     if not math.isfinite(score):
         return FoldResult(fold, None, fit_time, score_time, epochs, f"fold {fold}: the score was {score}")
     return FoldResult(fold, score, fit_time, score_time, epochs)
+
+
+def _validation_metrics(model: Any, x_fit: np.ndarray, y_fit: np.ndarray) -> Any | None:
+    """The callback (put first) that adds, at each epoch's end, the ``val_*`` metrics the training step
+    leaves out (AUC, PR-AUC, F1, precision, recall, the counts), scored on the rows Keras holds out of the
+    fit (``validation_split``: the last ones) as a search trial scores its validation split (see
+    ``search.training.ValidationMetrics``). None when nothing is held out."""
+    from search.training import ValidationMetrics
+    from spaces.objectives import metric_names
+
+    trained = model._trained_rows(len(x_fit))
+    if trained >= len(x_fit):
+        return None
+    kind = task_kind(model)
+    # As SciKeras sizes the model: the classes among the fit's own rows.
+    n_classes = len(np.unique(y_fit)) if kind != "regression" else 1
+    names = set(metric_names(kind, n_classes)) - STEP_METRICS
+    task = TaskInfo(kind=kind, n_features=int(x_fit.shape[1]), n_classes=n_classes)
+    return ValidationMetrics(task, names, np.asarray(x_fit[trained:], dtype="float32"), y_fit[trained:])
 
 
 def _learning_rate_callback(model: Any) -> Any:
@@ -308,6 +383,7 @@ def init_fold_process(
     _FOLD_PROCESS.update(
         storage=open_storage(storage_url, create=False), x=x, y=y, sample_weight=sample_weight,
         estimator=estimator, scorer=scorer(estimator, scoring),
+        compiled_models=CompiledModels(),
     )
 
 
@@ -325,5 +401,5 @@ def fit_fold_in_process(
 
     return fit_and_score(
         state["estimator"], params, state["x"], state["y"], train, test, state["scorer"], fold=fold,
-        sample_weight=state["sample_weight"], on_epoch=on_epoch,
+        sample_weight=state["sample_weight"], on_epoch=on_epoch, compiled_models=state["compiled_models"],
     )
