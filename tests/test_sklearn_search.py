@@ -69,6 +69,9 @@ def test_grid_search_records_folds_and_agrees_with_gridsearchcv(cli, tmp_path, d
         assert trial["metrics"]["std_test_score"] == pytest.approx(np.std(folds))
         # Per-epoch curves of every fold, three epochs each.
         assert len(trial["curves"]["split0_loss"]) == len(trial["curves"]["split1_loss"]) == 3
+        # AUC and F1 are scored on each fold's validation rows once per epoch, not on training batches.
+        assert len(trial["curves"]["split0_val_auc"]) == len(trial["curves"]["split1_val_f1"]) == 3
+        assert "split0_auc" not in trial["curves"] and "split0_accuracy" in trial["curves"]
         assert trial["epochs_run"] == 3
     table = cli("trials", "g").out
     assert "fold scores" in table.splitlines()[0]
