@@ -107,6 +107,7 @@ def test_dry_run_of_the_absenteeism_grid_counts_768_candidates_and_3840_fits(cli
     result = cli("run", "absenteeism-grid", "--engine", "sklearn", "--cv", "5", "--data", "breast_cancer",
                  "--dry-run")
     assert result.code == 0, result.err
+    assert "GridSearchCV over SciKeras KerasClassifier" in result.out
     assert "5 folds for each of 768 candidates, totalling 3840 fits" in result.out
     assert "budget: 768 trials" in result.out
     assert cli("studies").out.count("\n") <= 1, "a dry run writes nothing"

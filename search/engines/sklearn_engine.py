@@ -81,6 +81,11 @@ def _scoring_text(objective: str, task: str) -> str:
     return "scoring " + " or ".join(names)
 
 
+def _scikeras_class(estimator: Any) -> str:
+    """The SciKeras class our estimator extends (``KerasClassifier``, ``KerasRegressor``)."""
+    return next(cls.__name__ for cls in type(estimator).__mro__ if cls.__module__.startswith("scikeras"))
+
+
 # -- settings ---------------------------------------------------------------------------------------------
 def available_cores() -> int:
     try:
@@ -362,7 +367,7 @@ class SklearnEngine(Engine):
         estimator = make_estimator("binary", resolve_config(space, {}), seed=0)
         check_routing(estimator, list(compiled_space(space, settings["algorithm"])), space.source)
         lines = [
-            f"engine sklearn: {search} over SciKeras {type(estimator).__mro__[1].__name__}, "
+            f"engine sklearn: {search} over SciKeras {_scikeras_class(estimator)}, "
             f"{_scoring_text(space.objective, space.task)} on each held-out fold "
             f"(objective {space.objective})",
         ]
