@@ -12,7 +12,7 @@ and fits every candidate once per fold: the absenteeism grid has 64 structures f
 So a fit still builds its fresh model (cheap: variables, no tracing) exactly as it would alone, and then
 trains the cached model of the same structure with the fresh model's variables copied in: weights, dropout
 seed states, and the optimizer's variables (iteration, learning rate, slots) as a fresh optimizer starts
-them. Same graph, same starting values: the same training, bit for bit (``tests/test_sklearn_search.py``
+them. Same graph, same starting values: the same training, bit for bit (``tests/test_sklearn_wrapper.py``
 compares the fold scores with and without the cache).
 """
 
