@@ -317,11 +317,11 @@ def prepare_worker_process() -> None:
 def fit_fold_task(data: tuple, params: Mapping[str, Any], fold: int, train: Any, test: Any) -> tuple:
     """One (candidate, fold) fit on a Dask worker: the ``FoldResult`` and the fold's per-epoch logs."""
     prepare_worker_process()
-    import keras
     from sklearn.metrics import check_scoring
 
     from search.engines.sklearn_estimators import fit_and_score
     from search.recorder import plain_metrics
+    from search.training import fresh_keras_session
 
     x, y, sample_weight, estimator, scoring = data
     epochs: list[tuple[int, dict[str, float]]] = []
@@ -338,7 +338,8 @@ def fit_fold_task(data: tuple, params: Mapping[str, Any], fold: int, train: Any,
                 compiled_models=_COMPILED_MODELS[0],
             )
         finally:
-            keras.backend.clear_session()
+            # The cached compiled models stay alive: a full collection would walk them all at every fit.
+            fresh_keras_session(full_collection=False)
     return outcome, epochs
 
 

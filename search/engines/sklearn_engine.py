@@ -661,9 +661,8 @@ class _InProcessFolds(_Folds):
         self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]],
         todo: list[int],
     ) -> Iterator[FoldResult]:
-        import keras
-
         from search.engines.sklearn_estimators import fit_and_score
+        from search.training import fresh_keras_session
 
         try:
             for fold in todo:
@@ -675,7 +674,9 @@ class _InProcessFolds(_Folds):
                     compiled_models=self.compiled_models,
                 )
         finally:
-            keras.backend.clear_session()  # the last fold's model; the builder clears before each build
+            # The last fold's model (the builder clears before each build); young generations only, as the
+            # builder's own clear does while compiled models are cached.
+            fresh_keras_session(full_collection=False)
 
 
 class _ProcessFolds(_Folds):
