@@ -11,8 +11,11 @@ Workload 1, the default space on digits (10 epochs, ``--trials`` configurations,
   with ``validation_data``, compiled with the metrics a user compiles (accuracy), nothing stored;
 - ``hpsearch run --engine keras-tuner --algorithm random`` and plain KerasTuner ``RandomSearch`` (same
   declared space and oracle seed, so the same configurations; KerasTuner's own files);
-- ``hpsearch`` with ``--workers 2``, and with ``--workers 2`` plus Optuna's TPE and median pruner (all
-  hpsearch does together; its best value is printed next to the plain loop's best).
+- ``hpsearch`` with ``--workers 2``, and with ``--workers 2`` plus Optuna's TPE and median pruner;
+- ``hpsearch`` with ``--pack 8`` (configurations sharing a batch size train together, see
+  ``search/packing.py``), with one worker and with two: the same configurations, whose values must equal
+  those trained alone; and TPE with the median pruner, ``--pack 8`` and ``--workers 2`` (all hpsearch does
+  together; its best value is printed next to the plain loop's best).
 
 Workload 2, the absenteeism grid's shape (``spaces/presets/absenteeism-grid.yaml``: 768 candidates, 3
 folds) on breast_cancer with ``--grid-epochs`` epochs (default 2): the first ``--grid-candidates``
@@ -219,6 +222,14 @@ def _parity(ours: dict[str, float], theirs: dict[str, float]) -> str:
     return f"median |diff| {statistics.median(gaps):.4f} over {len(shared)} configurations"
 
 
+def _same(ours: dict[str, float], theirs: dict[str, float], what: str) -> str:
+    """Whether the configurations both trained have exactly the same values (two workers asking packs at
+    once may leave a few different configurations to the last places of the budget)."""
+    shared = [key for key in ours if key in theirs]
+    same = all(ours[key] == theirs[key] for key in shared)
+    return f"same values as {what}: {same} ({len(shared)} configurations in common)"
+
+
 def _row(rows: list, name: str, n: int, result: dict, reference_per_min: float | None,
          parity: str = "") -> float:
     per_min = 60.0 * n / result["wall_s"]
@@ -256,6 +267,21 @@ def workload_default(args: argparse.Namespace, env: dict, tmp: Path) -> None:
     _row(rows, "hpsearch optuna random, 2 workers", len(two["trials"]), two, reference,
          _parity(two_values, plain_values))
 
+    # Packs: the same configurations (the sampler draws by proposal index), trained in packs of up to
+    # --pack configurations sharing a batch size; each trial's value must equal its value alone.
+    packed = _hpsearch(env, url, "optuna-pack-1", *common, "--engine", "optuna", "--algorithm", "random",
+                       "--pruner", "none", "--pack", str(args.pack))
+    packed_values = {_key(trial["params"]): trial["value"] for trial in packed["trials"]}
+    _row(rows, f"hpsearch optuna random, --pack {args.pack}, 1 worker", len(packed["trials"]), packed,
+         reference, _same(packed_values, ours, "alone"))
+    packed_two = _hpsearch(env, url, "optuna-pack-2", *common, "--engine", "optuna", "--algorithm", "random",
+                           "--pruner", "none", "--pack", str(args.pack), "--workers", "2")
+    packed_two_values = {_key(trial["params"]): trial["value"] for trial in packed_two["trials"]}
+    # Against the unpacked two workers: a worker's TensorFlow threads (cores / workers) change float
+    # rounding, so one worker and two do not give the same values even alone.
+    _row(rows, f"hpsearch optuna random, --pack {args.pack}, 2 workers", len(packed_two["trials"]),
+         packed_two, reference, _same(packed_two_values, two_values, "alone with 2 workers"))
+
     kt = _hpsearch(env, url, "kt-1", *common, "--engine", "keras-tuner", "--algorithm", "random")
     kt_values = {_key(trial["params"]): trial["value"] for trial in kt["trials"]}
     _row(rows, "hpsearch keras-tuner random, 1 worker", len(kt["trials"]), kt, reference)
@@ -270,6 +296,11 @@ def workload_default(args: argparse.Namespace, env: dict, tmp: Path) -> None:
     best_value = max(trial["value"] for trial in best["trials"] if trial["value"] is not None)
     _row(rows, "hpsearch optuna tpe+median pruner, 2 workers", len(best["trials"]), best, reference,
          f"best {best_value:.4f} vs plain loop's best {max(plain['values']):.4f}")
+    together = _hpsearch(env, url, "optuna-tpe-pack-2", *common, "--engine", "optuna", "--algorithm", "tpe",
+                         "--pruner", "median", "--workers", "2", "--pack", str(args.pack))
+    together_value = max(trial["value"] for trial in together["trials"] if trial["value"] is not None)
+    _row(rows, f"hpsearch tpe+median, --pack {args.pack}, 2 workers", len(together["trials"]), together,
+         reference, f"best {together_value:.4f} vs plain loop's best {max(plain['values']):.4f}")
     _print(f"Workload 1: space 'default' on digits, 10 epochs, {n} configurations (x ref: trials/min "
            "against the plain loop)", rows)
 
@@ -304,6 +335,7 @@ def workload_grid(args: argparse.Namespace, env: dict, tmp: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40, help="configurations of workload 1")
+    parser.add_argument("--pack", type=int, default=8, help="--pack of the packed contenders of workload 1")
     parser.add_argument("--grid-candidates", type=int, default=768, help="candidates of workload 2")
     parser.add_argument("--grid-epochs", type=int, default=2)
     parser.add_argument("--workloads", default="default,grid", help="comma-separated: default, grid")

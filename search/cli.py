@@ -21,7 +21,7 @@ DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 EXIT_INTERRUPTED = 130
 #: ``run`` options that only some engines read; passed through to the study's settings when given.
 ENGINE_OPTIONS = ("cv", "jobs", "max_epochs", "factor", "dask", "min_resources", "halving_resource",
-                  "n_candidates")
+                  "n_candidates", "pack")
 
 
 def _storage_default() -> str:
@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None,
                      help="seed for data split, sampler and weights (default 0)")
     run.add_argument("--pruner", default=None, help="optuna: median (default), hyperband, none")
+    run.add_argument("--pack", type=int, default=None, metavar="K",
+                     help="optuna: ask K configurations at a time and train those that share batch size and "
+                     "epochs together in one process, each with its own seed, curve, pruning and record "
+                     "(default 1: every trial alone)")
     run.add_argument("--class-weight", default=None, choices=("balanced",),
                      help="weight classes inversely to their frequency")
     run.add_argument("--sample-weight", default=None, metavar="COLUMN",
@@ -170,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--max-failures", type=int, default=None, help="new consecutive-failure limit")
     resume.add_argument("--jobs", type=int, default=None, metavar="N", help="sklearn: new parallel folds")
     resume.add_argument("--pruner", default=None, help="optuna: new pruner (median, hyperband, none)")
+    resume.add_argument("--pack", type=int, default=None, metavar="K", help="optuna: new pack size")
     resume.add_argument("--dask", default=None, metavar="ADDRESS",
                         help="sklearn, keras-tuner: another Dask scheduler, or 'local' to train here "
                         "(default: the study's)")
@@ -353,7 +358,8 @@ def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:
     given = {
         key: value
         for key in ("max_failures", "jobs", "pruner", "seed", "cv", "class_weight", "sample_weight", "task",
-                    "max_epochs", "factor", "dask", "min_resources", "halving_resource", "n_candidates")
+                    "max_epochs", "factor", "dask", "min_resources", "halving_resource", "n_candidates",
+                    "pack")
         if (value := getattr(args, key)) is not None
     }
     if args.stale_after is not None:

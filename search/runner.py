@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from search.checkpoints import CHECKPOINT_MIN_EPOCHS, StudyCheckpoints, checkpoint_folder
 from search.errors import ClusterLostError, StorageTroubleError
+from search.packing import PackMember
 from search.training import EpochRecorderCallback, FitResult, NonFiniteLossError, describe_error, fit_config
 from storage import (
     BudgetReachedError,
@@ -241,6 +242,17 @@ class Attempt:
             self.metrics[EPOCHS_RESTORED] = float(result.resumed_at)
         return result
 
+    def pack_member(self, config: Mapping[str, Any], *, callbacks: Sequence[Any] = ()) -> PackMember:
+        """This trial as a member of a pack (search.packing): its seed, its recorder and ``callbacks``,
+        and the checkpoint ``fit`` would keep, so that a retry after an interruption continues alone."""
+        total = int(config["epochs"])
+        checkpoint = None
+        if total >= CHECKPOINT_MIN_EPOCHS:
+            identity = {"config": config_key(dict(config)), "initial_epoch": 0, "epochs": total}
+            checkpoint = self.runner.checkpoints.for_fit(self.record.number, identity)
+        return PackMember(config, self.seed, callbacks=[self.epoch_callback(), *callbacks],
+                          checkpoint=checkpoint)
+
     def outcome(self, result: FitResult) -> TrialOutcome:
         """COMPLETE with the best epoch's objective, or FAILED when the model never reported it."""
         if result.value is None:
@@ -268,22 +280,9 @@ class TrialRunner:
         Returns without training when the budget is used up or the configuration was tried before.
         Raises only KeyboardInterrupt (the trial is recorded as interrupted) and StorageTroubleError.
         """
-        ctx = self.ctx
-        try:
-            record = ctx.recorder.start(
-                proposal.params,
-                engine_trial_id=proposal.engine_trial_id,
-                retry_of=proposal.retry_of,
-                parent_number=proposal.parent_number,
-                identity=proposal.identity,
-                budget=ctx.tracker.budget.trials,
-            )
-        except BudgetReachedError:
-            return RunResult(RunStatus.BUDGET_REACHED)
-        except DuplicateTrialError as duplicate:
-            return RunResult(RunStatus.DUPLICATE, duplicate_of=duplicate.number)
-        except StorageError as error:
-            raise StorageTroubleError(self._trouble(None, error)) from error
+        record = self._claim(proposal)
+        if isinstance(record, RunResult):
+            return record
         self.heartbeat.add(record.id)
         self.checkpoints.take_over(record.number, record.retry_of)
         ended = False
@@ -303,6 +302,96 @@ class TrialRunner:
             if ended:  # an interrupted trial keeps its checkpoint for its retry
                 self.checkpoints.discard(record.number)
 
+    def _claim(self, proposal: Proposal) -> TrialRecord | RunResult:
+        """The proposal's RUNNING trial, or why it is not trained (a RunResult)."""
+        ctx = self.ctx
+        try:
+            return ctx.recorder.start(
+                proposal.params,
+                engine_trial_id=proposal.engine_trial_id,
+                retry_of=proposal.retry_of,
+                parent_number=proposal.parent_number,
+                identity=proposal.identity,
+                budget=ctx.tracker.budget.trials,
+            )
+        except BudgetReachedError:
+            return RunResult(RunStatus.BUDGET_REACHED)
+        except DuplicateTrialError as duplicate:
+            return RunResult(RunStatus.DUPLICATE, duplicate_of=duplicate.number)
+        except StorageError as error:
+            raise StorageTroubleError(self._trouble(None, error)) from error
+
+    def run_pack(
+        self,
+        proposals: Sequence[Proposal],
+        train: Callable[[list[Attempt]], Sequence[TrialOutcome | Exception]],
+    ) -> list[RunResult]:
+        """Claim every proposal, train the claimed ones together with ``train`` (search.packing), record
+        how each ended; one RunResult per proposal, in order.
+
+        ``train`` gives each attempt its outcome, or the exception that ended that attempt alone (judged as
+        ``run`` judges a trial's exception). Ctrl-C and a failing database interrupt every member, as they
+        interrupt a trial; any other exception of ``train`` fails every member with it.
+        """
+        results: list[RunResult | None] = [None] * len(proposals)
+        attempts: list[tuple[int, Attempt]] = []
+        try:
+            for index, proposal in enumerate(proposals):
+                record = self._claim(proposal)
+                if isinstance(record, RunResult):
+                    results[index] = record
+                    continue
+                self.heartbeat.add(record.id)
+                self.checkpoints.take_over(record.number, record.retry_of)
+                attempts.append((index, Attempt(self, record)))
+        except StorageTroubleError:
+            for _, attempt in attempts:
+                self._interrupt(attempt, "interrupted: the database failed while its pack was claimed")
+                self.heartbeat.discard(attempt.record.id)
+            raise
+        ended: list[Attempt] = []
+        try:
+            members = [attempt for _, attempt in attempts]
+            try:
+                outcomes: Sequence[TrialOutcome | Exception] = train(members) if members else []
+            except KeyboardInterrupt:
+                for attempt in members:
+                    self._interrupt(attempt, USER_INTERRUPT)
+                raise
+            except StorageError as error:
+                for attempt in members:
+                    self._interrupt(attempt, f"interrupted: the database failed during the trial ({error})")
+                raise StorageTroubleError(self._trouble(members[0].record, error)) from error
+            except Exception as error:  # noqa: BLE001 - no member's fault alone, but the search goes on
+                outcomes = [error] * len(members)
+            for position, ((index, attempt), outcome) in enumerate(zip(attempts, outcomes, strict=True)):
+                if isinstance(outcome, TrialNotRunningError):
+                    ended.append(attempt)
+                    self._refused(attempt.record, str(outcome))
+                    results[index] = RunResult(RunStatus.SUPERSEDED)
+                    continue
+                if isinstance(outcome, Exception):
+                    outcome = self._failed_by(attempt, outcome)
+                try:
+                    results[index] = self._finish(attempt, outcome)
+                except StorageTroubleError:
+                    for _, rest in attempts[position + 1:]:
+                        self._interrupt(rest, "interrupted: the database failed while its pack was recorded")
+                    raise
+                ended.append(attempt)
+        finally:
+            for _, attempt in attempts:
+                self.heartbeat.discard(attempt.record.id)
+            for attempt in ended:  # an interrupted trial keeps its checkpoint for its retry
+                self.checkpoints.discard(attempt.record.number)
+        return [result for result in results if result is not None]
+
+    def _failed_by(self, attempt: Attempt, error: Exception) -> TrialOutcome:
+        """The outcome of a trial whose training raised ``error`` (its own fault: the search goes on)."""
+        if isinstance(error, NonFiniteLossError):
+            return TrialOutcome.failed(str(error), attempt.metrics)
+        return TrialOutcome.failed(describe_error(error), attempt.metrics)
+
     def _train(self, attempt: Attempt, train: Callable[[Attempt], TrialOutcome]) -> TrialOutcome:
         record = attempt.record
         try:
@@ -318,10 +407,8 @@ class TrialRunner:
         except StorageError as error:
             self._interrupt(attempt, f"interrupted: the database failed during the trial ({error})")
             raise StorageTroubleError(self._trouble(record, error)) from error
-        except NonFiniteLossError as error:
-            return TrialOutcome.failed(str(error), attempt.metrics)
         except Exception as error:  # noqa: BLE001 - one configuration's error must not end the search
-            return TrialOutcome.failed(describe_error(error), attempt.metrics)
+            return self._failed_by(attempt, error)
 
     def _finish(self, attempt: Attempt, outcome: TrialOutcome) -> RunResult:
         recorder, record = self.ctx.recorder, attempt.record

@@ -56,7 +56,7 @@ DEFAULT_RECYCLE_AFTER = 50
 DEFAULT_MAX_WORKER_MEMORY_MB = 4096.0
 
 #: Options a resume may change: recorded in the study's settings and used from then on.
-RESUME_APPLIES = ("trials", "timeout_s", "max_failures", "jobs", "pruner", "stale_after_s", "dask",
+RESUME_APPLIES = ("trials", "timeout_s", "max_failures", "jobs", "pruner", "stale_after_s", "dask", "pack",
                   CHECKPOINT_DIR_SETTING)
 #: Options that decide what the trials mean (data split, folds, weights, task, Hyperband's and successive
 #: halving's plans): a
@@ -421,7 +421,7 @@ def _settings_changes(study: StudyRecord, engine: Engine, space: SearchSpace,
     """Refuse options that would change what the study's trials mean; return those to apply."""
     engine.refuse_foreign_options({key: value for key, value in given.items()
                                    if key in ("pruner", "cv", "jobs", "max_epochs", "factor", "dask",
-                                              "min_resources", "halving_resource", "n_candidates")})
+                                              "min_resources", "halving_resource", "n_candidates", "pack")})
     current = engine.resolved_options(space, study.settings)
     refused = []
     for key in RESUME_REFUSES:

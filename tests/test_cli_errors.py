@@ -154,6 +154,8 @@ def test_options_of_another_engine_are_refused(cli):
         assert result.code == 2 and f"--pruner does not apply to engine '{engine}'" in _one_sentence(result)
     result = cli("run", "--engine", "sklearn", "--max-epochs", "9", "--dry-run")
     assert result.code == 2 and "--max-epochs does not apply to engine 'sklearn'" in _one_sentence(result)
+    result = cli("run", "--engine", "keras-tuner", "--pack", "4", "--dry-run")
+    assert result.code == 2 and "--pack does not apply to engine 'keras-tuner'" in _one_sentence(result)
 
 
 @pytest.mark.parametrize(
@@ -166,9 +168,10 @@ def test_options_of_another_engine_are_refused(cli):
         (("--trials", "-3"), "--trials must be at least 1, but got -3"),
         (("--max-worker-memory", "nan"), "--max-worker-memory must be a positive number of MiB, but got nan"),
         (("--stale-after", "0"), "--stale-after must be a positive, finite number of seconds, but got 0.0"),
+        (("--pack", "0"), "--pack must be a whole number of at least 1, but got 0"),
     ],
     ids=["timeout-nan", "timeout-inf", "timeout-negative", "trials-0", "trials-negative", "memory-nan",
-         "stale-after-0"],
+         "stale-after-0", "pack-0"],
 )
 def test_bad_numbers_are_refused_before_anything_is_created(cli, tiny_space, args, expected):
     result = cli("run", tiny_space, "--data", "iris", "--study", "n", "--quiet", *args)

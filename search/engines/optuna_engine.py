@@ -19,13 +19,15 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 from search.engines.base import Engine, RunContext
 from search.errors import UsageError
-from search.runner import Proposal, RunResult, RunStatus, TrialOutcome, TrialRunner
-from search.training import EpochRecorderCallback
+from search.packing import fit_pack, pack_key
+from search.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome, TrialRunner
+from search.training import EpochRecorderCallback, FitResult
 from spaces import SearchSpace, resolve_config
 from storage import TrialRecord, TrialState
 
@@ -43,6 +45,8 @@ INDEX_ATTR = "hp_proposal"
 #: Optuna user attribute of an asked trial whose worker died before claiming it: it was never trained, and
 #: its proposal index is asked again.
 ABANDONED_ATTR = "hp_abandoned"
+#: ``--pack`` by default: every trial trains alone.
+DEFAULT_PACK = 1
 #: Proposals in a row that repeat tried configurations before the space is taken as exhausted.
 MAX_DUPLICATES_IN_A_ROW = 25
 
@@ -132,7 +136,7 @@ class OptunaEngine(Engine):
     name = "optuna"
     algorithms = ("tpe", "random", "grid", "cmaes")
     default_algorithm = "tpe"
-    options = ("pruner",)
+    options = ("pruner", "pack")
     # Optuna's RDB storage coordinates workers: each asks the shared study for its next trial.
     parallel_workers = True
 
@@ -140,11 +144,12 @@ class OptunaEngine(Engine):
         pruner = settings.get("pruner", "median")
         if pruner not in PRUNERS:
             raise UsageError(f"--pruner must be one of {', '.join(PRUNERS)}, but got '{pruner}'")
+        pack_size(settings)
         if settings["algorithm"] == "grid":
             space.grid_size()  # raises SpaceError naming a parameter without finite values
 
     def resolved_options(self, space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
-        return {"pruner": settings.get("pruner") or "median"}
+        return {"pruner": settings.get("pruner") or "median", "pack": pack_size(settings)}
 
     def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]:
         lines = [
@@ -153,6 +158,10 @@ class OptunaEngine(Engine):
         ]
         if settings["algorithm"] == "grid":
             lines.append(f"grid: {space.grid_size()} candidates")
+        size = pack_size(settings)
+        if size > 1:
+            lines.append(f"packs: {size} configurations asked at a time; those sharing batch size and epochs "
+                         "train together in one process (a retry of an interrupted trial trains alone)")
         return lines
 
     # -- Optuna objects ---------------------------------------------------------------------------
@@ -231,12 +240,8 @@ class OptunaEngine(Engine):
             return
         claimed = {trial.engine_trial_id for trial in ctx.storage.list_trials(ctx.study.id)}
         for frozen in study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
-            if str(frozen._trial_id) in claimed:
-                continue
-            study._storage.set_trial_user_attr(frozen._trial_id, ABANDONED_ATTR, True)
-            if "grid_id" in frozen.system_attrs:
-                study._storage.set_trial_system_attr(frozen._trial_id, "grid_id", -1)
-            study._storage.set_trial_state_values(frozen._trial_id, state=OptunaState.FAIL)
+            if str(frozen._trial_id) not in claimed:
+                _abandon(study, frozen)
 
     def warm_start_note(self, settings: Mapping[str, Any], copied: int) -> str:
         return (f"warm start: Optuna's {settings['algorithm']} sampler (and the pruner, by their curves) "
@@ -325,45 +330,94 @@ class OptunaEngine(Engine):
 
     # -- the search -------------------------------------------------------------------------------
     def run(self, ctx: RunContext) -> None:
-        from spaces.compile_optuna import suggest_point
-
         runner = TrialRunner(ctx)
         study = self._study(ctx)
         self._enqueue_retries(study, ctx.retries)
-        objective = ctx.study.objective
+        size = pack_size(ctx.settings)
         duplicates_in_a_row = 0
         while not ctx.tracker.should_stop():
             if self._grid_exhausted(ctx, study):
                 return
-            trial = study.ask()
-            point = suggest_point(ctx.space, trial)
-            config = resolve_config(ctx.space, point)
-            pruning = _PruningCallback(trial, objective)
-
-            def train(attempt: Any, trial: Any = trial, config: Any = config, pruning: Any = pruning) -> Any:
-                trial.set_user_attr(NUMBER_ATTR, attempt.record.number)
-                result = attempt.fit(config, callbacks=[pruning.keras()])
-                if pruning.pruned_at is not None:
-                    return TrialOutcome.pruned(result.value, result.final_metrics)
-                return attempt.outcome(result)
-
-            proposal = Proposal(point, engine_trial_id=str(trial._trial_id),
-                                retry_of=trial.user_attrs.get(RETRY_ATTR))
-            try:
-                result = runner.run(proposal, train)
-            except BaseException:
-                _tell_failed(study, trial)  # Ctrl-C or the database: our record says interrupted
-                raise
-            _tell(study, trial, result)
-            if result.status is RunStatus.BUDGET_REACHED:
-                ctx.tracker.budget_reached()
-                return
-            duplicates_in_a_row = duplicates_in_a_row + 1 if result.status is RunStatus.DUPLICATE else 0
+            asked = self._ask(ctx, study, size)
+            for result in self._train(ctx, runner, study, asked):
+                if result.status is RunStatus.BUDGET_REACHED:
+                    ctx.tracker.budget_reached()
+                    return
+                duplicates_in_a_row = duplicates_in_a_row + 1 if result.status is RunStatus.DUPLICATE else 0
             if duplicates_in_a_row >= MAX_DUPLICATES_IN_A_ROW:
                 print(f"note: sampler {ctx.settings['algorithm']} proposed {duplicates_in_a_row} "
                       "configurations in a row that were already tried; the space looks exhausted",
                       file=sys.stderr)
                 return
+
+    def _ask(self, ctx: RunContext, study: Any, size: int) -> list[_Asked]:
+        """The next proposals: one, or with ``--pack K`` up to K (never more than the budget has room for).
+
+        A queued retry of an interrupted trial is asked alone: it trains alone, to continue from its
+        checkpoint."""
+        from spaces.compile_optuna import suggest_point
+
+        room = self._room(ctx, study) if size > 1 else ctx.tracker.remaining()
+        wanted = size if room is None else max(1, min(size, room))
+        asked: list[_Asked] = []
+        while len(asked) < wanted:
+            if asked and (self._grid_exhausted(ctx, study) or _retry_waiting(study)):
+                break
+            trial = study.ask()
+            point = suggest_point(ctx.space, trial)
+            proposal = Proposal(point, engine_trial_id=str(trial._trial_id),
+                                retry_of=trial.user_attrs.get(RETRY_ATTR))
+            asked.append(_Asked(trial, resolve_config(ctx.space, point), proposal,
+                                _PruningCallback(trial, ctx.study.objective)))
+            if proposal.retry_of is not None:
+                break
+        return asked
+
+    def _room(self, ctx: RunContext, study: Any) -> int | None:
+        """Trials the budget still has room for, less those other workers asked for and have not claimed
+        yet (a worker asks its whole pack first): without this, two workers asking packs at once near the
+        end of the budget would ask more than it holds, and the store would refuse the extra ones."""
+        from optuna.trial import TrialState as OptunaState
+
+        remaining = ctx.tracker.remaining()
+        if remaining is None:
+            return None
+        asked = len(study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)))
+        claimed = ctx.storage.budget_usage(ctx.study.id)[1]
+        return remaining - max(0, asked - claimed)
+
+    def _train(
+        self, ctx: RunContext, runner: TrialRunner, study: Any, asked: list[_Asked]
+    ) -> list[RunResult]:
+        """Train the asked proposals, those that share batch size and epochs together (search.packing),
+        and tell Optuna how each ended."""
+        groups: dict[Any, list[_Asked]] = {}
+        for item in asked:
+            key = ("alone", id(item)) if item.proposal.retry_of is not None else pack_key(item.config)
+            groups.setdefault(key, []).append(item)
+        results: list[RunResult] = []
+        pending = list(asked)
+        for group in groups.values():
+            try:
+                if len(group) == 1:
+                    outcomes = [runner.run(group[0].proposal, group[0].train)]
+                else:
+                    outcomes = runner.run_pack(
+                        [item.proposal for item in group],
+                        lambda attempts, group=group: _train_pack(ctx, group, attempts),
+                    )
+            except BaseException:
+                for item in group:
+                    _tell_failed(study, item.trial)  # Ctrl-C or the database: our record says interrupted
+                for item in pending:
+                    if item not in group:
+                        _abandon(study, item.trial)  # asked, never claimed: its proposal index is asked again
+                raise
+            for item, result in zip(group, outcomes, strict=True):
+                _tell(study, item.trial, result)
+                pending.remove(item)
+            results.extend(outcomes)
+        return results
 
     def _grid_exhausted(self, ctx: RunContext, study: Any) -> bool:
         """Every grid point is tried or being tried: nothing is left for this worker."""
@@ -393,6 +447,74 @@ def _tell(study: Any, trial: Any, result: RunResult) -> None:
     elif result.status is RunStatus.BUDGET_REACHED:
         trial.set_user_attr(NOT_TRAINED_ATTR, "the trial budget was used up by other workers")
     study.tell(trial, state=OptunaState.FAIL, skip_if_finished=True)
+
+
+def _abandon(study: Any, trial: Any) -> None:
+    """Fail an asked Optuna trial that was never claimed, marked so that its proposal index is asked again
+    and its grid point is not taken as visited."""
+    from optuna.trial import TrialState as OptunaState
+
+    try:
+        study._storage.set_trial_user_attr(trial._trial_id, ABANDONED_ATTR, True)
+        if "grid_id" in trial.system_attrs:
+            study._storage.set_trial_system_attr(trial._trial_id, "grid_id", -1)
+        study._storage.set_trial_state_values(trial._trial_id, state=OptunaState.FAIL)
+    except Exception:  # noqa: BLE001 - the database may be what failed; the next start settles it
+        pass
+
+
+def _retry_waiting(study: Any) -> bool:
+    """A retry of an interrupted trial is queued (it is asked next, and trains alone)."""
+    from optuna.trial import TrialState as OptunaState
+
+    return any(RETRY_ATTR in frozen.user_attrs
+               for frozen in study.get_trials(deepcopy=False, states=(OptunaState.WAITING,)))
+
+
+def pack_size(settings: Mapping[str, Any]) -> int:
+    """``--pack K``: most proposals asked at once and trained together when they share batch size and
+    epochs (search.packing); 1 trains every trial alone."""
+    value = settings.get("pack")
+    size = DEFAULT_PACK if value is None else value
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise UsageError(f"--pack must be a whole number of at least 1, but got {value}")
+    return size
+
+
+@dataclass
+class _Asked:
+    """A proposal asked of Optuna, with what trains it."""
+
+    trial: Any
+    config: Mapping[str, Any]
+    proposal: Proposal
+    pruning: _PruningCallback
+
+    def train(self, attempt: Attempt) -> TrialOutcome:
+        """Train alone."""
+        self.trial.set_user_attr(NUMBER_ATTR, attempt.record.number)
+        result = attempt.fit(self.config, callbacks=[self.pruning.keras()])
+        return self.outcome(attempt, result)
+
+    def outcome(self, attempt: Attempt, result: FitResult) -> TrialOutcome:
+        if self.pruning.pruned_at is not None:
+            return TrialOutcome.pruned(result.value, result.final_metrics)
+        return attempt.outcome(result)
+
+
+def _train_pack(
+    ctx: RunContext, group: list[_Asked], attempts: list[Attempt]
+) -> list[TrialOutcome | Exception]:
+    """Train the claimed members of ``group`` together; one outcome (or exception) per attempt."""
+    by_number = {item.proposal.engine_trial_id: item for item in group}
+    items = [by_number[attempt.record.engine_trial_id] for attempt in attempts]
+    for item, attempt in zip(items, attempts, strict=True):
+        item.trial.set_user_attr(NUMBER_ATTR, attempt.record.number)
+    members = [attempt.pack_member(item.config, callbacks=[item.pruning.keras()])
+               for item, attempt in zip(items, attempts, strict=True)]
+    fits = fit_pack(members, ctx.dataset, objective=ctx.study.objective, direction=ctx.study.direction)
+    return [fit if isinstance(fit, Exception) else item.outcome(attempt, fit)
+            for item, attempt, fit in zip(items, attempts, fits, strict=True)]
 
 
 def _tell_failed(study: Any, trial: Any) -> None:

@@ -67,6 +67,7 @@ RUN_FIELDS: dict[str, _Field] = {
     "engine": _Field("--engine", str),
     "algorithm": _Field("--algorithm", str),
     "pruner": _Field("--pruner", str),
+    "pack": _Field("--pack", int),
     "target": _Field("--target", str),
     "task": _Field("--task", str, ("auto", "binary", "multiclass", "regression")),
     "trials": _Field("--trials", int),
