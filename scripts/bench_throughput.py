@@ -11,6 +11,8 @@ Workload 1, the default space on digits (10 epochs, ``--trials`` configurations,
   with ``validation_data``, compiled with the metrics a user compiles (accuracy), nothing stored;
 - ``hpsearch run --engine keras-tuner --algorithm random`` and plain KerasTuner ``RandomSearch`` (same
   declared space and oracle seed, so the same configurations; KerasTuner's own files);
+- the same with ``--recycle-after 5`` (a worker replaced every 5 trials; see warm workers in
+  ``search/supervisor.py``);
 - ``hpsearch`` with ``--workers 2``, and with ``--workers 2`` plus Optuna's TPE and median pruner;
 - ``hpsearch`` with ``--pack 8`` (configurations sharing a batch size train together, see
   ``search/packing.py``), with one worker and with two: the same configurations, whose values must equal
@@ -260,6 +262,12 @@ def workload_default(args: argparse.Namespace, env: dict, tmp: Path) -> None:
     plain_values = {_key(point): value for point, value in zip(points, plain["values"], strict=True)}
     ours = {_key(trial["params"]): trial["value"] for trial in random_run["trials"]}
     _row(rows, "hpsearch optuna random, 1 worker", n, random_run, reference, _parity(ours, plain_values))
+
+    # Recycling every 5 trials: 7 replacements, each started warm while its predecessor trains.
+    recycled = _hpsearch(env, url, "optuna-recycled", *common, "--engine", "optuna", "--algorithm", "random",
+                         "--pruner", "none", "--recycle-after", "5")
+    _row(rows, "hpsearch optuna random, 1 worker, --recycle-after 5", len(recycled["trials"]), recycled,
+         reference, _same({_key(t["params"]): t["value"] for t in recycled["trials"]}, ours, "1 worker"))
 
     two = _hpsearch(env, url, "optuna-2", *common, "--engine", "optuna", "--algorithm", "random",
                     "--pruner", "none", "--workers", "2")

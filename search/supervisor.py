@@ -7,12 +7,19 @@ it also applies the liveness rule of :mod:`search.recovery` to the whole study, 
 went silent (paused, hung, or on a machine that died) is failed and retried even while that worker
 still exists. Progress is read from the database, so the bar counts every worker's trials.
 
+Warm workers: once a live worker is within ``WARM_WORKER_LEAD_TRIALS`` trials of being recycled
+(``--recycle-after``), a replacement is started as a standby (``search.worker --standby``): it imports
+TensorFlow and Keras while the old worker still trains, and is told to start the moment a worker slot
+frees, so recycling costs no wait. It claims nothing before that, so an engine that allows one worker at a
+time still never has two training; a standby no longer needed is killed (it holds no trial).
+
 The storage URL reaches workers through their environment, never their command line, where ``ps`` would
 show a password to every user of the machine.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -38,6 +45,9 @@ MAX_DEATHS_WITHOUT_PROGRESS = 3
 POLL_S = 0.5
 #: Seconds between two liveness checks of the study's running trials.
 LIVENESS_EVERY_S = 1.0
+#: A warm replacement is started when a live worker has this many trials or fewer left before recycling
+#: (a worker's imports take about as long as three short trials here).
+WARM_WORKER_LEAD_TRIALS = 3
 
 
 class WorkerError(HpsearchError):
@@ -116,6 +126,8 @@ class Supervisor:
         self.retries_pending = retries_pending
         self.tracker = BudgetTracker(storage, study, budget)
         self.live: list[Worker] = []
+        #: A warm worker, imported and waiting to replace the next worker that retires.
+        self.standby: Worker | None = None
         self.deaths_without_progress = 0
         self.exhausted = False
         self.threads = max(1, _cpu_count() // workers)
@@ -125,27 +137,76 @@ class Supervisor:
         self.resume_command = resume_command
 
     # -- workers ----------------------------------------------------------------------------------
-    def _spawn(self) -> Worker:
+    def _spawn(self, *, standby: bool = False) -> Worker:
         command = [sys.executable, "-m", "search.worker", self.study.name, "--threads", str(self.threads)]
         if self.recycle_after:
             command += ["--recycle-after", str(self.recycle_after)]
         if self.memory_limit_mb:
             command += ["--max-memory-mb", str(self.memory_limit_mb)]
-        time_left = self.budget.time_left()
-        if time_left is not None:
-            command += ["--timeout", f"{time_left:.3f}"]
-        if self.retries_pending:
-            command.append("--retries")
-            self.retries_pending = False
+        if standby:
+            command.append("--standby")  # the time left and the retries come with its start line
+        else:
+            time_left = self.budget.time_left()
+            if time_left is not None:
+                command += ["--timeout", f"{time_left:.3f}"]
+            if self.retries_pending:
+                command.append("--retries")
+                self.retries_pending = False
         # stderr goes to a file, not a pipe: TensorFlow can write more than a pipe buffers.
         stderr = tempfile.TemporaryFile(mode="w+", prefix="hpsearch-worker-")
         process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+            command, stdin=subprocess.PIPE if standby else subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=stderr,
             env={**os.environ, "PYTHONPATH": _pythonpath(), "HPSEARCH_STORAGE": self.storage.url},
             # Own session: a Ctrl-C in the terminal reaches the supervisor, which stops workers in order.
             start_new_session=True,
         )
         return Worker(process, stderr, self._finished())
+
+    def _next_worker(self) -> Worker:
+        """The standby, told to start now, or a new worker when there is no live standby."""
+        worker, self.standby = self.standby, None
+        if worker is not None and worker.process.poll() is None:
+            start = {"timeout": self.budget.time_left(), "retries": self.retries_pending}
+            try:
+                assert worker.process.stdin is not None
+                worker.process.stdin.write((json.dumps(start) + "\n").encode())
+                worker.process.stdin.close()
+            except OSError:
+                self._dismiss(worker)  # it died while waiting: start a fresh one instead
+            else:
+                self.retries_pending = False
+                worker.finished_at_start = self._finished()
+                return worker
+        elif worker is not None:
+            self._dismiss(worker)
+        return self._spawn()
+
+    def _keep_standby(self, done: bool) -> None:
+        """Start a warm worker when a live one is about to be recycled; dismiss it when none will be."""
+        if self.standby is not None:
+            if done or self.standby.process.poll() is not None:
+                self._dismiss(self.standby)
+                self.standby = None
+            return
+        if done or not self.recycle_after or len(self.live) < self.workers:
+            return
+        try:
+            remaining = self.tracker.remaining()
+            if remaining is not None and remaining <= 0:
+                return
+            finished = self.storage.finished_by_worker(self.study.id, [worker.id for worker in self.live])
+        except (StorageError, SQLAlchemyError):
+            return  # the database is busy: look again next time
+        if any(count >= self.recycle_after - WARM_WORKER_LEAD_TRIALS for count in finished.values()):
+            self.standby = self._spawn(standby=True)
+
+    def _dismiss(self, worker: Worker) -> None:
+        """End a standby: it claimed nothing, so killing it loses nothing."""
+        if worker.process.poll() is None:
+            worker.process.kill()
+        worker.process.wait()
+        worker.stderr.close()
 
     def _finished(self) -> int:
         counts = self.storage.count_trials(self.study.id)
@@ -240,6 +301,9 @@ class Supervisor:
 
     def stop_workers(self) -> None:
         """Ask every worker to stop (SIGINT: it records its trial as interrupted), then make sure."""
+        if self.standby is not None:
+            self._dismiss(self.standby)
+            self.standby = None
         for worker in self.live:
             if worker.process.poll() is None:
                 worker.process.send_signal(signal.SIGINT)
@@ -279,7 +343,8 @@ class Supervisor:
             while True:
                 done = self.exhausted or self.tracker.should_stop()
                 while not done and len(self.live) < self.workers:
-                    self.live.append(self._spawn())
+                    self.live.append(self._next_worker())
+                self._keep_standby(done)
                 if not self.live:
                     return
                 time.sleep(POLL_S)
@@ -292,6 +357,9 @@ class Supervisor:
             self.stop_workers()
             raise
         finally:
+            if self.standby is not None:
+                self._dismiss(self.standby)
+                self.standby = None
             self._refresh()
             bar.close()
             self._bar = None

@@ -3,15 +3,20 @@
 The supervisor (``hpsearch run``/``resume``/``worker``) starts workers as ``python -m search.worker``;
 only workers import TensorFlow, so a leak, an out-of-memory kill or a segfault costs one worker and its
 in-flight trial, never the search. A worker exits 0 when it stopped on its own (budget reached, or
-recycled after ``--recycle-after`` trials or past ``--max-memory-mb``), 1 or 2 with one ``error:`` line
-on stderr when the search cannot go on, 75 when the database failed during a trial (the supervisor stops
-and says how to resume), 130 when interrupted.
+recycled after ``--recycle-after`` trials or past ``--max-memory-mb``; a warm worker told to go away), 1
+or 2 with one ``error:`` line on stderr when the search cannot go on, 75 when the database failed during
+a trial (the supervisor stops and says how to resume), 130 when interrupted.
+
+With ``--standby`` it is a warm worker: it imports TensorFlow and Keras, then waits for one JSON line on
+stdin before it claims anything, so the supervisor can replace a worker that retires without waiting for
+those imports.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import os
 import signal
 import sys
@@ -53,6 +58,20 @@ def configure_threads(threads: int | None) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1 if threads == 1 else 2)
 
 
+def _wait_for_start(args: argparse.Namespace) -> bool:
+    """A warm worker (``--standby``): imported, it waits for the supervisor's start line, which carries what
+    is only known then (the time left, whether retries are due). False: told to go away (end of input)."""
+    import keras  # noqa: F401 - the import is what a warm worker saves its successor-to-be
+
+    line = sys.stdin.readline()
+    if not line.strip():
+        return False
+    start = json.loads(line)
+    args.timeout = start.get("timeout")
+    args.retries = bool(start.get("retries"))
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m search.worker", description=__doc__.splitlines()[0])
     parser.add_argument("study")
@@ -63,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--retries", action="store_true", help="retry interrupted trials' configs first")
+    parser.add_argument("--standby", action="store_true",
+                        help="import and wait: start on a JSON line on stdin, exit on end of input")
     args = parser.parse_args(argv)
 
     storage = args.storage or os.environ.get("HPSEARCH_STORAGE")
@@ -76,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_threads(args.threads)
         from search.study import work_on_study
 
+        if args.standby and not _wait_for_start(args):
+            return 0
         work_on_study(
             args.study, storage, session_trials=args.recycle_after, memory_limit_mb=args.max_memory_mb,
             timeout_s=args.timeout, retries=args.retries,

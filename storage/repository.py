@@ -715,6 +715,24 @@ class Storage:
             counts[TrialState(state)] = int(count)
         return counts
 
+    def finished_by_worker(self, study_id: int, workers: Iterable[str]) -> dict[str, int]:
+        """How many trials each of ``workers`` (``host:pid``) finished in the study (complete, pruned or
+        failed): the supervisor starts a warm replacement for a worker about to be recycled."""
+        wanted = list(workers)
+        counts = {worker: 0 for worker in wanted}
+        if not wanted:
+            return counts
+        ended = [TrialState.COMPLETE.value, TrialState.PRUNED.value, TrialState.FAILED.value]
+        with self._read() as session:
+            rows = session.execute(
+                select(TrialRow.worker, func.count())
+                .where(TrialRow.study_id == study_id, TrialRow.worker.in_(wanted), TrialRow.state.in_(ended))
+                .group_by(TrialRow.worker)
+            ).all()
+        for worker, count in rows:
+            counts[str(worker)] = int(count)
+        return counts
+
     def running_trials(self, study_id: int) -> list[TrialRecord]:
         return self.list_trials(study_id, states=[TrialState.RUNNING])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import resource
@@ -142,6 +143,40 @@ def test_recycling_replaces_workers_and_keeps_every_trial(tmp_path):
     workers = [row[5] for row in rows]
     assert len(set(workers)) == 3 and workers[0] == workers[1] != workers[2] == workers[3] != workers[4]
     assert {row[1] for row in rows} <= {"COMPLETE", "PRUNED"}
+
+
+def test_a_warm_worker_replaces_a_recycled_one_and_never_trains_beside_it(tmp_path):
+    import time
+
+    import psutil
+
+    db = tmp_path / "warm.db"
+    process = spawn_hpsearch("run", _space(tmp_path, QUICK_SPACE), "--data", "iris", "--trials", "6",
+                             "--study", "warm", "--storage", db, "--quiet", "--recycle-after", "2",
+                             cwd=tmp_path)
+    supervisor = psutil.Process(process.pid)
+    started_as_standby: set[int] = set()
+    while process.poll() is None:
+        try:
+            for child in supervisor.children():
+                if "--standby" in child.cmdline():
+                    started_as_standby.add(child.pid)
+        except psutil.Error:
+            pass  # a worker ended between listing and reading it
+        time.sleep(0.05)
+    _, err = process.communicate()
+    assert process.returncode == 0, err
+    rows = _assert_clean(db, budget=6)
+    trained_by = [int(row[5].rsplit(":", 1)[1]) for row in rows]
+    assert len(set(trained_by)) == 3, "a worker per two trials"
+    # The replacements were started warm, before their predecessors retired, and took over.
+    assert set(trained_by[2:]) <= started_as_standby and trained_by[0] not in started_as_standby
+    # ...but never trained beside them: one worker means one trial at a time.
+    spans = query(db, "SELECT started_at, ended_at FROM hp_trials ORDER BY started_at")
+    assert all(ended <= next_started for (_, ended), (next_started, _) in itertools.pairwise(spans))
+    # A standby no longer needed is not left behind.
+    assert not [pid for pid in started_as_standby if psutil.pid_exists(pid)
+                and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
 
 
 def test_memory_ceiling_recycles_after_each_trial(tmp_path):
