@@ -32,6 +32,7 @@ from search.errors import ClusterLostError, StorageTroubleError
 from search.packing import PackMember
 from search.training import EpochRecorderCallback, FitResult, NonFiniteLossError, describe_error, fit_config
 from storage import (
+    EPOCHS_RESTORED_METRIC,
     BudgetReachedError,
     DuplicateTrialError,
     StorageError,
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from search.engines.base import RunContext
 
 #: Metric of a trial that continued an interrupted one: the epochs it restored instead of training.
-EPOCHS_RESTORED = "epochs_restored"
+EPOCHS_RESTORED = EPOCHS_RESTORED_METRIC
 #: Metric of a cross-validated trial that continued an interrupted one: the folds it kept.
 FOLDS_RESTORED = "folds_restored"
 #: The error text of a trial stopped by Ctrl-C or SIGTERM.

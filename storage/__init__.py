@@ -30,10 +30,11 @@ from .errors import (
     TrialNotRunningError,
 )
 from .records import ModelRecord, StudyRecord, StudySummary, TrialCopy, TrialRecord, TrialState
-from .repository import Storage, config_key, open_storage
+from .repository import EPOCHS_RESTORED_METRIC, Storage, config_key, open_storage
 from .schema import upgrade_database
 
 __all__ = [
+    "EPOCHS_RESTORED_METRIC",
     "BudgetReachedError",
     "DatabaseNotFoundError",
     "DuplicateTrialError",

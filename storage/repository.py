@@ -42,6 +42,9 @@ from .schema import ensure_schema
 from .tables import ModelRow, StudyRow, TrialEpochRow, TrialRow, utcnow
 
 DIRECTIONS = ("minimize", "maximize")
+#: Metric of a trial that continued an interrupted one from its checkpoint: the epochs it restored
+#: instead of training (written by search.runner).
+EPOCHS_RESTORED_METRIC = "epochs_restored"
 TRIAL_ORDERS = ("number", "value", "duration", "started")
 
 # PostgreSQL can hand two writers the same next number; each retry sees the winner's row.
@@ -214,6 +217,17 @@ class Storage:
                     func.coalesce(func.sum(case((copied, 1), else_=0)), 0),
                 ).group_by(TrialRow.study_id, TrialRow.state)
             ).all()
+            # A retry that continued its interrupted trial from a checkpoint counts that trial's epochs in
+            # its own curve (and epochs_run) without training them again: they are counted once, with the
+            # interrupted trial. Retries are few, so their metrics are read here rather than summed in SQL.
+            retries = session.execute(
+                select(TrialRow.study_id, TrialRow.metrics).where(TrialRow.retry_of.is_not(None))
+            ).all()
+        restored: dict[int, int] = {}
+        for study_id, metrics in retries:
+            value = (metrics or {}).get(EPOCHS_RESTORED_METRIC)
+            if isinstance(value, int | float) and math.isfinite(value):
+                restored[study_id] = restored.get(study_id, 0) + int(value)
         per_study: dict[int, list[Any]] = {}
         for study_id, state, count, epochs, seconds, low, high, n_copied in stats:
             per_study.setdefault(study_id, []).append(
@@ -239,7 +253,7 @@ class Storage:
                     counts=counts,
                     best_value=best,
                     n_trials=sum(counts.values()),
-                    epochs_total=epochs_total,
+                    epochs_total=epochs_total - restored.get(row.id, 0),
                     seconds_total=seconds_total,
                     copied=copied_total,
                 )

@@ -150,35 +150,43 @@ def test_pruning_in_a_pack_stops_only_the_pruned_member(cli, tmp_path):
 INTERRUPT_SPACE = """\
 objective: val_accuracy
 params:
-  n_neurons: {type: int, low: 8, high: 32}
-fixed: {n_hidden: 1, epochs: 40, batch_size: 32}
+  n_neurons: {type: categorical, choices: [8, 16]}
+  batch_size: {type: categorical, choices: [32, 64]}
+fixed: {n_hidden: 1, epochs: 40}
 """
 
 
-def test_ctrl_c_interrupts_every_member_of_the_pack_and_resume_finishes_them(tmp_path):
+def test_ctrl_c_interrupts_every_member_of_the_pack_and_resume_finishes_the_grid(tmp_path):
     space = tmp_path / "slow.yaml"
     space.write_text(INTERRUPT_SPACE)
     db = tmp_path / "c.db"
     url = f"sqlite:///{db}"
-    process = spawn_hpsearch("run", space, "--data", "digits", "--trials", "3", "--pack", "3", "--study", "c",
-                             "--algorithm", "random", "--pruner", "none", "--storage", url, "--quiet",
+    # Four grid points asked at once: two packs (one per batch size), trained one after the other.
+    process = spawn_hpsearch("run", space, "--data", "digits", "--trials", "4", "--pack", "4", "--study", "c",
+                             "--algorithm", "grid", "--pruner", "none", "--storage", url, "--quiet",
                              cwd=tmp_path)
     running = "SELECT COUNT(*) FROM hp_trials WHERE state = 'RUNNING' AND epochs_run >= 1"
-    wait_for(lambda: query(db, running) == [(3,)], interval_s=0.05)
+    wait_for(lambda: query(db, running) == [(2,)], interval_s=0.05)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert "Traceback" not in err
     rows = query(db, "SELECT number, state, interrupted FROM hp_trials ORDER BY number")
-    assert rows == [(0, "FAILED", 1), (1, "FAILED", 1), (2, "FAILED", 1)]
+    assert rows == [(0, "FAILED", 1), (1, "FAILED", 1)], "the first pack's members, both interrupted"
+    # The second pack was asked but never claimed: Optuna holds nothing RUNNING for it.
+    assert query(db, "SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'") == [(0,)]
 
     resumed = subprocess.run(hpsearch_command("resume", "c", "--storage", url, "--quiet"), cwd=tmp_path,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     # The packed members' checkpoints serve their retries, which train alone.
-    assert "continuing after epoch" in resumed.stdout, resumed.stdout
-    rows = query(db, "SELECT number, state, retry_of, epochs_run FROM hp_trials ORDER BY number")
+    assert resumed.stdout.count("continuing after epoch") == 2, resumed.stdout
+    rows = query(db, "SELECT number, state, retry_of, epochs_run, params FROM hp_trials ORDER BY number")
     retries = [row for row in rows if row[2] is not None]
-    assert sorted(row[2] for row in retries) == [0, 1, 2], "each interrupted member is retried once"
-    assert all(state == "COMPLETE" and epochs == 40 for _, state, _, epochs in retries)
+    assert sorted(row[2] for row in retries) == [0, 1], "each interrupted member is retried once"
+    finished = [row for row in rows if row[1] == "COMPLETE"]
+    assert all(row[3] == 40 for row in finished)
+    grid = {(n, b) for n in (8, 16) for b in (32, 64)}
+    assert sorted((json.loads(row[4])["n_neurons"], json.loads(row[4])["batch_size"]) for row in finished) \
+        == sorted(grid), "every grid point trained exactly once"
     assert query(db, "SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'") == [(0,)]

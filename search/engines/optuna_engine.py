@@ -375,8 +375,9 @@ class OptunaEngine(Engine):
 
     def _room(self, ctx: RunContext, study: Any) -> int | None:
         """Trials the budget still has room for, less those other workers asked for and have not claimed
-        yet (a worker asks its whole pack first): without this, two workers asking packs at once near the
-        end of the budget would ask more than it holds, and the store would refuse the extra ones."""
+        yet (a worker asks its whole pack first): two workers asking packs near the end of the budget
+        then ask fewer than they would, and the store refuses fewer of their proposals (still some: two
+        workers asking at the same instant both see room)."""
         from optuna.trial import TrialState as OptunaState
 
         remaining = ctx.tracker.remaining()
@@ -456,7 +457,7 @@ def _abandon(study: Any, trial: Any) -> None:
 
     try:
         study._storage.set_trial_user_attr(trial._trial_id, ABANDONED_ATTR, True)
-        if "grid_id" in trial.system_attrs:
+        if "grid_id" in study._storage.get_trial(trial._trial_id).system_attrs:
             study._storage.set_trial_system_attr(trial._trial_id, "grid_id", -1)
         study._storage.set_trial_state_values(trial._trial_id, state=OptunaState.FAIL)
     except Exception:  # noqa: BLE001 - the database may be what failed; the next start settles it
