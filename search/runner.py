@@ -345,9 +345,11 @@ class TrialRunner:
                 self.heartbeat.add(record.id)
                 self.checkpoints.take_over(record.number, record.retry_of)
                 attempts.append((index, Attempt(self, record)))
-        except StorageTroubleError:
+        except (StorageTroubleError, KeyboardInterrupt) as error:
+            why = (USER_INTERRUPT if isinstance(error, KeyboardInterrupt)
+                   else "interrupted: the database failed while its pack was claimed")
             for _, attempt in attempts:
-                self._interrupt(attempt, "interrupted: the database failed while its pack was claimed")
+                self._interrupt(attempt, why)
                 self.heartbeat.discard(attempt.record.id)
             raise
         ended: list[Attempt] = []
