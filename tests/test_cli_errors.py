@@ -230,11 +230,11 @@ def test_resume_applies_or_refuses_every_changed_option(cli, tiny_space):
     # Options a resume may change are applied and recorded.
     result = cli("run", tiny_space, "--data", "iris", "--study", "c", "--resume", "--seed", "1",
                  "--trials", "2", "--max-failures", "3", "--pruner", "none", "--stale-after", "30", "--quiet",
-                 "--in-process")
+                 "--pack", "2", "--in-process")
     assert result.code == 0, result.err
     assert "settings updated" in result.out
     [study] = json.loads(cli("studies", "--json").out)
     settings = study["settings"]
     assert (settings["trials"], settings["max_failures"], settings["pruner"], settings["stale_after_s"],
-            settings["seed"]) == (2, 3, "none", 30.0, 1)
+            settings["seed"], settings["pack"]) == (2, 3, "none", 30.0, 1, 2)
     assert study["trials"] == 2

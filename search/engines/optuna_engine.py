@@ -12,6 +12,11 @@ started together draw K different configurations (a seed per process would give 
 draws); and a proposal depends neither on when its process started nor on how often the study was
 interrupted, so a resumed study proposes what the uninterrupted one would have. The grid sampler takes
 grid points in that index order too.
+
+With ``--pack K`` a worker asks up to K proposals at once and trains those that share batch size and
+epochs together (:mod:`search.packing`, ``TrialRunner.run_pack``); each is still its own Optuna trial,
+reported to per epoch and told its own outcome. Asked proposals never claimed (Ctrl-C during an earlier
+pack) are marked abandoned, so their proposal indices are asked again.
 """
 
 from __future__ import annotations
