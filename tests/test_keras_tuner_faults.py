@@ -13,13 +13,15 @@ from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
 
 pytestmark = pytest.mark.slow
 
-#: Epochs slow enough (digits, batch 8) that a 3-epoch Hyperband round is still training when killed.
+#: Epochs slow enough (digits, batch 4, one step per execution: about half a second each) that a 3-epoch
+#: Hyperband round is still training, with its first epochs in the store, when killed. (With batch 8 and
+#: whole-epoch executions a round could end before the store saw an epoch of it, and the wait timed out.)
 SLOW_SPACE = """\
 objective: val_accuracy
 params:
   n_neurons: {type: int, low: 16, high: 32}
   learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
-fixed: {n_hidden: 1, epochs: 4, batch_size: 8}
+fixed: {n_hidden: 1, epochs: 4, batch_size: 4, steps_per_execution: 1}
 """
 #: --max-epochs 4 --factor 4: bracket 1 trains 4 configs 1 epoch, continues the best for 3 more; bracket 0
 #: trains 2 configs 4 epochs. 7 trials.
