@@ -36,6 +36,7 @@ from search.training import (
     ValidationMetrics,
     epoch_batches,
     fresh_keras_session,
+    non_finite_loss,
     objective_value,
     seed_everything,
     step_metric_names,
@@ -226,8 +227,8 @@ def _train_together(members: list[_Training], dataset: Dataset, batch_size: int,
             if member.error is None:
                 member.record(logs)
                 loss = logs.get("loss")
-                if loss is not None and not math.isfinite(loss):  # as search.training's recorder says it
-                    member.error = NonFiniteLossError(f"loss became {loss} at epoch {epoch + 1}")
+                if loss is not None and not math.isfinite(loss):
+                    member.error = NonFiniteLossError(non_finite_loss(loss, epoch))
             if not member.running:
                 member.active.assign(False)
     for member in members:

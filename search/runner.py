@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from search.checkpoints import CHECKPOINT_MIN_EPOCHS, StudyCheckpoints, checkpoint_folder
+from search.checkpoints import CHECKPOINT_MIN_EPOCHS, EpochCheckpoint, StudyCheckpoints, checkpoint_folder
 from search.errors import ClusterLostError, StorageTroubleError
 from search.packing import PackMember
 from search.training import EpochRecorderCallback, FitResult, NonFiniteLossError, describe_error, fit_config
@@ -222,10 +222,7 @@ class Attempt:
         """
         ctx = self.runner.ctx
         total = int(epochs if epochs is not None else config["epochs"])
-        checkpoint = None
-        if total - initial_epoch >= CHECKPOINT_MIN_EPOCHS:
-            identity = {"config": config_key(dict(config)), "initial_epoch": initial_epoch, "epochs": total}
-            checkpoint = self.runner.checkpoints.for_fit(self.record.number, identity)
+        checkpoint = self._checkpoint(config, initial_epoch, total)
         result = fit_config(
             config,
             ctx.dataset,
@@ -246,13 +243,18 @@ class Attempt:
     def pack_member(self, config: Mapping[str, Any], *, callbacks: Sequence[Any] = ()) -> PackMember:
         """This trial as a member of a pack (search.packing): its seed, its recorder and ``callbacks``,
         and the checkpoint ``fit`` would keep, so that a retry after an interruption continues alone."""
-        total = int(config["epochs"])
-        checkpoint = None
-        if total >= CHECKPOINT_MIN_EPOCHS:
-            identity = {"config": config_key(dict(config)), "initial_epoch": 0, "epochs": total}
-            checkpoint = self.runner.checkpoints.for_fit(self.record.number, identity)
         return PackMember(config, self.seed, callbacks=[self.epoch_callback(), *callbacks],
-                          checkpoint=checkpoint)
+                          checkpoint=self._checkpoint(config, 0, int(config["epochs"])))
+
+    def _checkpoint(
+        self, config: Mapping[str, Any], initial_epoch: int, total: int
+    ) -> EpochCheckpoint | None:
+        """The checkpoint of a fit from ``initial_epoch`` to ``total`` (None when too short to keep one);
+        the same for a fit alone and a packed one, so a retry alone continues a packed member."""
+        if total - initial_epoch < CHECKPOINT_MIN_EPOCHS:
+            return None
+        identity = {"config": config_key(dict(config)), "initial_epoch": initial_epoch, "epochs": total}
+        return self.runner.checkpoints.for_fit(self.record.number, identity)
 
     def outcome(self, result: FitResult) -> TrialOutcome:
         """COMPLETE with the best epoch's objective, or FAILED when the model never reported it."""

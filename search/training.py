@@ -57,6 +57,11 @@ def objective_value(
     return float(value), epoch
 
 
+def non_finite_loss(loss: float, epoch: int) -> str:
+    """Why a trial whose loss diverged in (0-based) ``epoch`` fails."""
+    return f"loss became {loss} at epoch {epoch + 1}"
+
+
 def _keras_callback_base() -> type:
     import keras
 
@@ -81,7 +86,7 @@ def EpochRecorderCallback(write_epoch: Callable[[int, Mapping[str, Any]], None])
             write_epoch(epoch, logs)
             loss = logs.get("loss")
             if loss is not None and not math.isfinite(float(loss)):
-                self.non_finite = f"loss became {float(loss)} at epoch {epoch + 1}"
+                self.non_finite = non_finite_loss(float(loss), epoch)
                 self.model.stop_training = True
 
         #: A trial continued from a checkpoint hands its earlier epochs over again (search.checkpoints).
