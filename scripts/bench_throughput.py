@@ -21,7 +21,9 @@ Workload 1, the default space on digits (10 epochs, ``--trials`` configurations,
 
 Workload 2, the absenteeism grid's shape (``spaces/presets/absenteeism-grid.yaml``: 768 candidates, 3
 folds) on breast_cancer with ``--grid-epochs`` epochs (default 2): the first ``--grid-candidates``
-candidates (default all 768) through ``hpsearch run --engine sklearn --cv 3 --jobs 2`` and through
+candidates (default all 768) through ``hpsearch run --engine sklearn --cv 3 --jobs 2`` (SciKeras' fit, the
+default ``--trainer scikeras``, whose scores must equal GridSearchCV's), the same with ``--trainer hpsearch``
+(the direct fit, ``search/engines/sklearn_direct.py``: scores within noise) and through
 ``GridSearchCV(n_jobs=2)`` over the same SciKeras estimator, candidates and folds. The estimator's model is
 the builder's, compiled with the cheap metrics (accuracy) as a user compiles it; hpsearch adds, per
 epoch, the validation curves of the others, its compiled-model reuse and its records.
@@ -224,6 +226,14 @@ def _parity(ours: dict[str, float], theirs: dict[str, float]) -> str:
     return f"median |diff| {statistics.median(gaps):.4f} over {len(shared)} configurations"
 
 
+def _best(ours: dict[str, float], theirs: dict[str, float]) -> str:
+    """Both searches' best mean fold score, and whether they pick the same candidate."""
+    mine = max(ours, key=lambda key: ours[key] or 0.0)
+    reference = max(theirs, key=lambda key: theirs[key] or 0.0)
+    return (f"; best {ours[mine]:.4f} against GridSearchCV's {theirs[reference]:.4f}"
+            f" ({'the same' if mine == reference else 'another'} candidate)")
+
+
 def _same(ours: dict[str, float], theirs: dict[str, float], what: str) -> str:
     """Whether the configurations both trained have exactly the same values (two workers asking packs at
     once may leave a few different configurations to the last places of the budget)."""
@@ -244,9 +254,9 @@ def _row(rows: list, name: str, n: int, result: dict, reference_per_min: float |
 
 def _print(title: str, rows: list) -> None:
     print(f"\n{title}")
-    print(f"{'':44}{'trials':>7}{'s/trial':>9}{'trials/min':>12}{'x ref':>7}{'1st trial s':>13}  parity")
+    print(f"{'':52}{'trials':>7}{'s/trial':>9}{'trials/min':>12}{'x ref':>7}{'1st trial s':>13}  parity")
     for name, n, per_trial, per_min, ratio, first, parity in rows:
-        print(f"{name:44}{n:>7}{per_trial:>9.2f}{per_min:>12.1f}{ratio:>7.2f}{first:>13}  {parity}")
+        print(f"{name:52}{n:>7}{per_trial:>9.2f}{per_min:>12.1f}{ratio:>7.2f}{first:>13}  {parity}")
 
 
 def workload_default(args: argparse.Namespace, env: dict, tmp: Path) -> None:
@@ -332,12 +342,19 @@ def workload_grid(args: argparse.Namespace, env: dict, tmp: Path) -> None:
     plain = _python(PLAIN_GRIDSEARCHCV, env, str(space), "breast_cancer", json.dumps(points), str(FOLDS), "2")
     theirs = {_key(point): value for point, value in zip(points, plain["values"], strict=True)}
     mine = {_key(trial["params"]): trial["metrics"].get("mean_test_score") for trial in ours["trials"]}
+    direct = _hpsearch(env, url, "grid-direct", str(space), "--engine", "sklearn", "--algorithm", "grid",
+                       "--data", "breast_cancer", "--cv", str(FOLDS), "--jobs", "2", "--trainer", "hpsearch",
+                       "--trials", str(args.grid_candidates))
+    direct_scores = {_key(trial["params"]): trial["metrics"].get("mean_test_score")
+                     for trial in direct["trials"]}
     rows: list = []
     reference = _row(rows, "GridSearchCV(n_jobs=2) over SciKeras", len(points), plain, None)
     _row(rows, "hpsearch sklearn grid --jobs 2", len(points), ours, reference, _parity(mine, theirs))
+    _row(rows, "hpsearch sklearn grid --jobs 2 --trainer hpsearch", len(direct["trials"]), direct, reference,
+         _parity(direct_scores, theirs) + _best(direct_scores, theirs))
     _print(f"Workload 2: the absenteeism grid's shape on breast_cancer, {len(points)} candidates x {FOLDS} "
            f"folds, {args.grid_epochs} epochs (whole grid: GridSearchCV {plain['wall_s']:.0f} s, hpsearch "
-           f"{ours['wall_s']:.0f} s)", rows)
+           f"{ours['wall_s']:.0f} s, --trainer hpsearch {direct['wall_s']:.0f} s)", rows)
 
 
 def main() -> None:

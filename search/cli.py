@@ -21,7 +21,7 @@ DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 EXIT_INTERRUPTED = 130
 #: ``run`` options that only some engines read; passed through to the study's settings when given.
 ENGINE_OPTIONS = ("cv", "jobs", "max_epochs", "factor", "dask", "min_resources", "halving_resource",
-                  "n_candidates", "pack")
+                  "n_candidates", "pack", "trainer")
 
 
 def _storage_default() -> str:
@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sklearn: cross-validation folds (default 3)")
     run.add_argument("--jobs", type=int, default=None, metavar="N",
                      help="sklearn: folds fitted in parallel (default 1)")
+    run.add_argument("--trainer", default=None, metavar="NAME",
+                     help="sklearn: what fits each fold: scikeras (default; SciKeras' fit, GridSearchCV's "
+                     "scores to the bit) or hpsearch (the same training outside Keras' fit machinery, "
+                     "several times faster; scores within the noise of the batch order)")
     run.add_argument("--dask", default=None, metavar="ADDRESS",
                      help="sklearn, keras-tuner: train folds / trials as tasks on the Dask cluster of this "
                      "scheduler (tcp://host:8786 or a scheduler file; default: $HPSEARCH_DASK, else here)")
@@ -186,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--seed", type=int, default=None, help="refuse unless the study used this seed")
     resume.add_argument("--cv", type=int, default=None, metavar="K",
                         help="refuse unless the study used K folds")
+    resume.add_argument("--trainer", default=None, metavar="NAME",
+                        help="refuse unless the study's folds were fitted by this trainer")
     resume.add_argument("--class-weight", default=None, choices=("balanced",))
     resume.add_argument("--sample-weight", default=None, metavar="COLUMN")
     resume.add_argument("--task", default=None, choices=("auto", "binary", "multiclass", "regression"))
@@ -359,7 +365,7 @@ def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:
         key: value
         for key in ("max_failures", "jobs", "pruner", "seed", "cv", "class_weight", "sample_weight", "task",
                     "max_epochs", "factor", "dask", "min_resources", "halving_resource", "n_candidates",
-                    "pack")
+                    "pack", "trainer")
         if (value := getattr(args, key)) is not None
     }
     if args.stale_after is not None:

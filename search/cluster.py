@@ -248,8 +248,9 @@ def trials_in_flight(study: str) -> Iterator[InFlight]:
 #: One fit at a time per worker process: Keras keeps its session and random seeds per process.
 _FIT_LOCK = threading.Lock()
 _CONFIGURED: list[bool] = []
-#: The worker process's compiled models, reused by fold fits of the same structure (under ``_FIT_LOCK``).
-_COMPILED_MODELS: list[Any] = []
+#: The worker process's compiled models per ``--trainer``, reused by fold fits of the same structure (under
+#: ``_FIT_LOCK``).
+_COMPILED_MODELS: dict[str, Any] = {}
 
 
 class _ThreadRandom:
@@ -319,27 +320,25 @@ def fit_fold_task(data: tuple, params: Mapping[str, Any], fold: int, train: Any,
     prepare_worker_process()
     from sklearn.metrics import check_scoring
 
-    from search.engines.sklearn_estimators import fit_and_score
+    from search.engines.sklearn_estimators import fit_and_score, fit_cache, release_fit
     from search.recorder import plain_metrics
-    from search.training import fresh_keras_session
 
-    x, y, sample_weight, estimator, scoring = data
+    x, y, sample_weight, estimator, scoring, trainer = data
     epochs: list[tuple[int, dict[str, float]]] = []
     with _FIT_LOCK:
-        if not _COMPILED_MODELS:
-            from search.compiled_models import CompiledModels
-
-            _COMPILED_MODELS.append(CompiledModels())
+        cache = _COMPILED_MODELS.get(trainer)
+        if cache is None:
+            cache = _COMPILED_MODELS[trainer] = fit_cache(trainer)
         try:
             outcome = fit_and_score(
                 estimator, params, x, y, train, test, check_scoring(estimator, scoring), fold=fold,
                 sample_weight=sample_weight,
                 on_epoch=lambda epoch, logs: epochs.append((epoch, plain_metrics(logs))),
-                compiled_models=_COMPILED_MODELS[0],
+                compiled_models=cache, trainer=trainer,
             )
         finally:
-            # The cached compiled models stay alive: a full collection would walk them all at every fit.
-            fresh_keras_session(full_collection=False)
+            # The cached models stay alive: a full collection would walk them all at every fit.
+            release_fit(trainer)
     return outcome, epochs
 
 

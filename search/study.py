@@ -62,7 +62,7 @@ RESUME_APPLIES = ("trials", "timeout_s", "max_failures", "jobs", "pruner", "stal
 #: halving's plans): a
 #: different value would mix incomparable trials in one study, so a resume refuses it.
 RESUME_REFUSES = ("seed", "cv", "class_weight", "sample_weight", "task", "max_epochs", "factor",
-                  "min_resources", "halving_resource", "n_candidates")
+                  "min_resources", "halving_resource", "n_candidates", "trainer")
 
 _VERSIONED_PACKAGES = (
     "hpsearch", "tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "scikeras", "scikit-learn",
@@ -421,7 +421,8 @@ def _settings_changes(study: StudyRecord, engine: Engine, space: SearchSpace,
     """Refuse options that would change what the study's trials mean; return those to apply."""
     engine.refuse_foreign_options({key: value for key, value in given.items()
                                    if key in ("pruner", "cv", "jobs", "max_epochs", "factor", "dask",
-                                              "min_resources", "halving_resource", "n_candidates", "pack")})
+                                              "min_resources", "halving_resource", "n_candidates", "pack",
+                                              "trainer")})
     current = engine.resolved_options(space, study.settings)
     refused = []
     for key in RESUME_REFUSES:

@@ -136,15 +136,18 @@ def test_random_search_samples_what_randomizedsearchcv_samples(cli, tmp_path):
         assert trial["value"] == pytest.approx(-trial["metrics"]["mean_test_score"])
 
 
-def test_a_failing_candidate_is_failed_and_the_search_goes_on(cli, tmp_path):
+@pytest.mark.parametrize("trainer", ["scikeras", "hpsearch"])
+def test_a_failing_candidate_is_failed_and_the_search_goes_on(cli, tmp_path, trainer):
     space_path = _write(tmp_path, DIVERGING_SPACE)
-    result = _run(cli, space_path, "--data", "diabetes", "--cv", "2", "--study", "d")
+    result = _run(cli, space_path, "--data", "diabetes", "--cv", "2", "--study", "d", "--trainer", trainer)
     assert result.code == 0, result.err
     trials = {t["params"]["learning_rate"]: t for t in json.loads(cli("trials", "d", "--json").out)}
     assert trials[1e6]["state"] == "FAILED"
-    assert "fold 0" in trials[1e6]["error"]
+    assert "fold 0" in trials[1e6]["error"] and "loss" in trials[1e6]["error"]
     assert "split0_test_score" not in trials[1e6]["metrics"], "error_score: the failed fold has no score"
     assert trials[1e-3]["state"] == "COMPLETE"
+    # A regression's curves are in the target's own units: an MSE in the thousands on diabetes.
+    assert max(trials[1e-3]["curves"]["split0_val_mse"]) > 1000
     assert json.loads(cli("best", "d", "--json").out)["params"] == {"learning_rate": 1e-3}
 
 

@@ -10,7 +10,9 @@ What scikit-learn would do, fold by fold, with every fold recorded as it ends:
   test split is never seen), as ``GridSearchCV(cv=K)`` splits them: ``StratifiedKFold`` for
   classification, ``KFold`` for regression, unshuffled;
 - each (candidate, fold) is ``clone(estimator).set_params(**candidate).fit(train)`` then the scorer on
-  the held-out fold; an error fails the candidate (``error_score``) and the search goes on.
+  the held-out fold; an error fails the candidate (``error_score``) and the search goes on. With
+  ``--trainer hpsearch`` the fit is the same training outside SciKeras' ``fit`` (batches in our seeded
+  order, see ``search.engines.sklearn_direct``), scored by the same scorer.
 
 A candidate is one trial: its value is the mean fold score in the objective's own sense (see
 ``scoring_for``), its metrics hold ``cv_results_``'s numbers (``split{k}_test_score``, ``mean_test_score``,
@@ -62,6 +64,11 @@ if TYPE_CHECKING:
 
 DEFAULT_CV = 3
 DEFAULT_JOBS = 1
+#: ``--trainer``: what fits a fold. ``scikeras``: SciKeras' own fit, as GridSearchCV runs it (its scores to
+#: the bit); ``hpsearch``: the same model and training without Keras' fit machinery, batches in hpsearch's
+#: seeded order (scores within that order's noise; see search.engines.sklearn_direct).
+TRAINERS = ("scikeras", "hpsearch")
+DEFAULT_TRAINER = "scikeras"
 #: How often a trial waiting on its fold processes looks whether the run stops (Ctrl-C, a fatal error).
 _POLL_S = 0.2
 #: A candidate cut short this many times (its worker killed, or Ctrl-C) is recorded FAILED and given up.
@@ -120,6 +127,14 @@ def cv_jobs(settings: Mapping[str, Any]) -> int:
             f"the cores: use --jobs {cores} or less"
         )
     return jobs
+
+
+def fold_trainer(settings: Mapping[str, Any]) -> str:
+    trainer = settings.get("trainer")
+    trainer = DEFAULT_TRAINER if trainer is None else trainer
+    if trainer not in TRAINERS:
+        raise UsageError(f"--trainer must be one of {', '.join(TRAINERS)}, but got {trainer!r}")
+    return trainer
 
 
 def cv_cluster(settings: Mapping[str, Any]) -> str | None:
@@ -278,11 +293,12 @@ class SklearnEngine(Engine):
     name = "sklearn"
     algorithms = ("grid", "random", *HALVING_ALGORITHMS)
     default_algorithm = "grid"
-    options = ("cv", "jobs", "dask", *HALVING_OPTIONS)
+    options = ("cv", "jobs", "dask", "trainer", *HALVING_OPTIONS)
 
     def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
         cv_folds(settings)
         cv_jobs(settings)
+        fold_trainer(settings)
         address = cv_cluster(settings)
         if space.task != "auto":
             scoring_for(space.objective, space.task)
@@ -315,7 +331,7 @@ class SklearnEngine(Engine):
     def resolved_options(self, space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
         jobs = settings.get("jobs")
         options: dict[str, Any] = {"cv": cv_folds(settings), "jobs": DEFAULT_JOBS if jobs is None else jobs,
-                                   **dict.fromkeys(HALVING_OPTIONS)}
+                                   "trainer": fold_trainer(settings), **dict.fromkeys(HALVING_OPTIONS)}
         if settings["algorithm"] in HALVING_ALGORITHMS:
             halving = halving_settings(space, settings)
             options.update(factor=halving.factor, min_resources=halving.min_resources,
@@ -397,6 +413,10 @@ class SklearnEngine(Engine):
 
             lines.append(f"{describe(address)}: each fold a task, as many at once as the cluster has "
                          "worker threads")
+        if fold_trainer(settings) == "hpsearch":
+            lines.append("--trainer hpsearch: each fold trains the same model, loss, optimizer and epochs on "
+                         "the same rows outside SciKeras' fit (batches in hpsearch's seeded order), scored "
+                         "by the same scorer: scores within noise of GridSearchCV's, not the same to the bit")
         lines.append("folds split the train+validation rows; the test split is never used in the search")
         return lines
 
@@ -410,6 +430,7 @@ class SklearnEngine(Engine):
         settings = ctx.settings
         folds = cv_folds(settings)
         jobs = cv_jobs(settings)
+        trainer = fold_trainer(settings)
         dataset = ctx.dataset
         scoring = scoring_for(ctx.study.objective, dataset.task)
         x, y = cv_rows(dataset)
@@ -422,7 +443,7 @@ class SklearnEngine(Engine):
         sample_weight = cv_weights(dataset)
         address = cv_cluster(settings)
         if address is not None:
-            payload = (x, y, sample_weight, estimator, scoring.name)
+            payload = (x, y, sample_weight, estimator, scoring.name, trainer)
             self._run_on_cluster(ctx, address, splits, scoring, payload)
             return
         halving = settings["algorithm"] in HALVING_ALGORITHMS
@@ -430,14 +451,15 @@ class SklearnEngine(Engine):
             def processes(stopping: StopSignal | None = None) -> _ProcessFolds:
                 return _ProcessFolds(ctx.storage.url, jobs if not halving else min(jobs, folds),
                                      max(1, available_cores() // jobs), x, y, sample_weight, estimator,
-                                     scoring.name, stopping)
+                                     scoring.name, trainer, stopping)
 
             if not halving:
                 self._run_in_flight(ctx, splits, scoring, processes, lambda: jobs)
                 return
             evaluator: _Folds = processes()
         else:
-            evaluator = _InProcessFolds(x, y, sample_weight, estimator, scorer(estimator, scoring.name))
+            evaluator = _InProcessFolds(x, y, sample_weight, estimator, scorer(estimator, scoring.name),
+                                        trainer)
         if halving:
             try:
                 run_halving(ctx, evaluator, splits, scoring)
@@ -649,20 +671,21 @@ class _Folds:
 class _InProcessFolds(_Folds):
     """``--jobs 1``: folds one after another in this process, epochs written by the recorder."""
 
-    def __init__(self, x: Any, y: Any, sample_weight: Any, estimator: Any, scorer: Any):
-        from search.compiled_models import CompiledModels
+    def __init__(self, x: Any, y: Any, sample_weight: Any, estimator: Any, scorer: Any,
+                 trainer: str = DEFAULT_TRAINER):
+        from search.engines.sklearn_estimators import fit_cache
 
         self.x, self.y, self.sample_weight = x, y, sample_weight
         self.estimator = estimator
         self.scorer = scorer
-        self.compiled_models = CompiledModels()
+        self.trainer = trainer
+        self.compiled_models = fit_cache(trainer)
 
     def folds(
         self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]],
         todo: list[int],
     ) -> Iterator[FoldResult]:
-        from search.engines.sklearn_estimators import fit_and_score
-        from search.training import fresh_keras_session
+        from search.engines.sklearn_estimators import fit_and_score, release_fit
 
         try:
             for fold in todo:
@@ -671,12 +694,10 @@ class _InProcessFolds(_Folds):
                     self.estimator, candidate.sklearn_params, self.x, self.y, train, test, self.scorer,
                     fold=fold, sample_weight=self.sample_weight,
                     on_epoch=lambda epoch, logs, fold=fold: attempt.record_epoch(epoch, logs, fold=fold),
-                    compiled_models=self.compiled_models,
+                    compiled_models=self.compiled_models, trainer=self.trainer,
                 )
         finally:
-            # The last fold's model (the builder clears before each build); young generations only, as the
-            # builder's own clear does while compiled models are cached.
-            fresh_keras_session(full_collection=False)
+            release_fit(self.trainer)
 
 
 class _ProcessFolds(_Folds):
@@ -690,13 +711,14 @@ class _ProcessFolds(_Folds):
     """
 
     def __init__(self, storage_url: str, processes: int, threads: int, x: Any, y: Any, sample_weight: Any,
-                 estimator: Any, scoring: str, stopping: StopSignal | None = None) -> None:
+                 estimator: Any, scoring: str, trainer: str = DEFAULT_TRAINER,
+                 stopping: StopSignal | None = None) -> None:
         from search.cluster import StopSignal
 
         self.storage_url = storage_url
         self.processes = processes
         self.threads = threads
-        self.payload = (x, y, sample_weight, estimator, scoring)
+        self.payload = (x, y, sample_weight, estimator, scoring, trainer)
         self.stopping = stopping or StopSignal()
         self._executor: Any = None
         self._lock = threading.Lock()

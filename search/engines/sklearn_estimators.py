@@ -24,6 +24,7 @@ from scikeras.wrappers import KerasClassifier, KerasRegressor
 from sklearn.utils import ClassifierTags, RegressorTags
 
 from search.compiled_models import CompiledModels
+from search.engines.sklearn_direct import TracedModels, fit_fold_directly, release
 from search.training import EpochRecorderCallback, describe_error, fresh_keras_session, use_epoch_executions
 from spaces import DEFAULTS, SpaceError, TaskInfo, build_model, target_statistics
 from spaces.compile_sklearn import MODEL_PREFIX, WRAPPER_PARAMS
@@ -242,6 +243,20 @@ class FoldResult:
         return values
 
 
+def fit_cache(trainer: str) -> CompiledModels | TracedModels:
+    """What a process keeps between the fits of ``trainer`` (see ``fit_and_score``)."""
+    return TracedModels() if trainer == "hpsearch" else CompiledModels()
+
+
+def release_fit(trainer: str) -> None:
+    """After a process's fits: free the last fit's model, keeping the cached ones."""
+    if trainer == "hpsearch":
+        release()  # no clear_session: it would clear the kernels of every cached traced function
+    else:
+        # The builder clears the session before each build; young generations only while models are cached.
+        fresh_keras_session(full_collection=False)
+
+
 def fit_and_score(
     estimator: Any,
     params: Mapping[str, Any],
@@ -254,7 +269,8 @@ def fit_and_score(
     fold: int,
     sample_weight: np.ndarray | None = None,
     on_epoch: Callable[[int, Mapping[str, Any]], None] | None = None,
-    compiled_models: CompiledModels | None = None,
+    compiled_models: CompiledModels | TracedModels | None = None,
+    trainer: str = "scikeras",
 ) -> FoldResult:
     """What ``GridSearchCV`` does for one (candidate, fold): clone, set params, fit on the training
     part, score on the held-out part, with ``error_score`` semantics (an error is returned, not raised).
@@ -263,30 +279,28 @@ def fit_and_score(
     part; the held-out part is only scored. ``KeyboardInterrupt`` and storage errors (raised by
     ``on_epoch``) propagate.
 
-    With ``compiled_models``, the fit trains the cached compiled model of its structure, restarted from
-    the fresh model's state (see :mod:`search.compiled_models`): the same fit without the tracing. The
-    fitted estimator's ``model_`` is then the cache's, restarted by the next fit of that structure: only
-    the returned result is the fold's.
+    ``trainer`` ``scikeras`` fits with SciKeras' ``fit``; with ``compiled_models`` (a ``CompiledModels``),
+    the fit trains the cached compiled model of its structure, restarted from the fresh model's state (see
+    :mod:`search.compiled_models`): the same fit without the tracing. The fitted estimator's ``model_`` is
+    then the cache's, restarted by the next fit of that structure: only the returned result is the fold's.
+    ``trainer`` ``hpsearch`` fits directly (:mod:`search.engines.sklearn_direct`), with ``compiled_models``
+    a ``TracedModels``.
     """
-    from sklearn.base import clone
-
-    model = clone(estimator).set_params(**params)
-    callback = EpochRecorderCallback(on_epoch or _ignore_epoch)
-    callbacks = [_learning_rate_callback(model), callback]
-    validation = _validation_metrics(model, x[train], y[train])
-    model.set_params(callbacks=callbacks if validation is None else [validation, *callbacks])
-    fit_kwargs = {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight)[train]}
+    record = on_epoch or _ignore_epoch
     started = time.perf_counter()
     fit_time = score_time = 0.0
     try:
-        with _reusing(compiled_models):
-            model.fit(x[train], y[train], **fit_kwargs)
+        if trainer == "hpsearch":
+            fitted, epochs, diverged = _fit_directly(estimator, params, x[train], y[train], sample_weight,
+                                                     train, record, compiled_models)
+        else:
+            fitted, epochs, diverged = _fit_with_scikeras(estimator, params, x[train], y[train],
+                                                          sample_weight, train, record, compiled_models)
         fit_time = time.perf_counter() - started
-        epochs = len(getattr(model, "history_", {}).get("loss", []))
-        if callback.non_finite:
-            return FoldResult(fold, None, fit_time, 0.0, epochs, f"fold {fold}: {callback.non_finite}")
+        if diverged:
+            return FoldResult(fold, None, fit_time, 0.0, epochs, f"fold {fold}: {diverged}")
         scored = time.perf_counter()
-        score = float(scorer(model, x[test], y[test]))
+        score = float(scorer(fitted, x[test], y[test]))
         score_time = time.perf_counter() - scored
     except (KeyboardInterrupt, StorageError, TrialConflictError):
         raise  # Ctrl-C, and the database's trouble, are not this candidate's fault: the runner decides
@@ -296,6 +310,46 @@ def fit_and_score(
     if not math.isfinite(score):
         return FoldResult(fold, None, fit_time, score_time, epochs, f"fold {fold}: the score was {score}")
     return FoldResult(fold, score, fit_time, score_time, epochs)
+
+
+def _fit_with_scikeras(
+    estimator: Any, params: Mapping[str, Any], x_fit: np.ndarray, y_fit: np.ndarray,
+    sample_weight: np.ndarray | None, train: np.ndarray, on_epoch: Callable[[int, Mapping[str, Any]], None],
+    compiled_models: Any,
+) -> tuple[Any, int, str | None]:
+    """``clone(estimator).set_params(**params).fit(...)``: the fitted estimator, its epochs, and why its
+    loss diverged (None if it did not)."""
+    from sklearn.base import clone
+
+    model = clone(estimator).set_params(**params)
+    callback = EpochRecorderCallback(on_epoch)
+    callbacks = [_learning_rate_callback(model), callback]
+    validation = _validation_metrics(model, x_fit, y_fit)
+    model.set_params(callbacks=callbacks if validation is None else [validation, *callbacks])
+    fit_kwargs = {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight)[train]}
+    with _reusing(compiled_models):
+        model.fit(x_fit, y_fit, **fit_kwargs)
+    epochs = len(getattr(model, "history_", {}).get("loss", []))
+    return model, epochs, callback.non_finite
+
+
+def _fit_directly(
+    estimator: Any, params: Mapping[str, Any], x_fit: np.ndarray, y_fit: np.ndarray,
+    sample_weight: np.ndarray | None, train: np.ndarray, on_epoch: Callable[[int, Mapping[str, Any]], None],
+    traced_models: Any,
+) -> tuple[Any, int, str | None]:
+    """The same fit as ``_fit_with_scikeras``, trained by :func:`fit_fold_directly`."""
+    from sklearn.base import clone
+
+    full = clone(estimator).set_params(**params).get_params(deep=False)
+    kind = task_kind(estimator)
+    return fit_fold_directly(
+        kind, full, x_fit, y_fit,
+        None if sample_weight is None else np.asarray(sample_weight)[train],
+        full.get("class_weight") if kind != "regression" else None,
+        seed=int(full["random_state"]), validation_split=float(full["validation_split"] or 0.0),
+        on_epoch=on_epoch, traced_models=traced_models if traced_models is not None else TracedModels(),
+    )
 
 
 def _validation_metrics(model: Any, x_fit: np.ndarray, y_fit: np.ndarray) -> Any | None:
@@ -349,6 +403,7 @@ def init_fold_process(
     sample_weight: np.ndarray | None,
     estimator: Any,
     scoring: str,
+    trainer: str = "scikeras",
 ) -> None:
     """Start-up of a process that fits folds for ``--jobs N``.
 
@@ -382,8 +437,8 @@ def init_fold_process(
 
     _FOLD_PROCESS.update(
         storage=open_storage(storage_url, create=False), x=x, y=y, sample_weight=sample_weight,
-        estimator=estimator, scorer=scorer(estimator, scoring),
-        compiled_models=CompiledModels(),
+        estimator=estimator, scorer=scorer(estimator, scoring), trainer=trainer,
+        compiled_models=fit_cache(trainer),
     )
 
 
@@ -399,7 +454,12 @@ def fit_fold_in_process(
     def on_epoch(epoch: int, logs: Mapping[str, Any]) -> None:
         storage.record_epoch(trial_id, epoch, plain_metrics(logs), fold=fold)
 
-    return fit_and_score(
-        state["estimator"], params, state["x"], state["y"], train, test, state["scorer"], fold=fold,
-        sample_weight=state["sample_weight"], on_epoch=on_epoch, compiled_models=state["compiled_models"],
-    )
+    try:
+        return fit_and_score(
+            state["estimator"], params, state["x"], state["y"], train, test, state["scorer"], fold=fold,
+            sample_weight=state["sample_weight"], on_epoch=on_epoch, compiled_models=state["compiled_models"],
+            trainer=state["trainer"],
+        )
+    finally:
+        if state["trainer"] == "hpsearch":
+            release()  # SciKeras' fits are released by the builder, before the next build

@@ -77,6 +77,7 @@ RUN_FIELDS: dict[str, _Field] = {
     "sample_weight": _Field("--sample-weight", str),
     "cv": _Field("--cv", int),
     "jobs": _Field("--jobs", int),
+    "trainer": _Field("--trainer", str, ("scikeras", "hpsearch")),
     "max_epochs": _Field("--max-epochs", int),
     "factor": _Field("--factor", int),
     "max_failures": _Field("--max-failures", int),
