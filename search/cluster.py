@@ -318,10 +318,9 @@ def prepare_worker_process() -> None:
 def fit_fold_task(data: tuple, params: Mapping[str, Any], fold: int, train: Any, test: Any) -> tuple:
     """One (candidate, fold) fit on a Dask worker: the ``FoldResult`` and the fold's per-epoch logs."""
     prepare_worker_process()
-    from sklearn.metrics import check_scoring
-
     from search.engines.sklearn_estimators import fit_and_score, fit_cache, release_fit
     from search.recorder import plain_metrics
+    from search.scoring import scorer
 
     x, y, sample_weight, estimator, scoring, trainer = data
     epochs: list[tuple[int, dict[str, float]]] = []
@@ -331,7 +330,7 @@ def fit_fold_task(data: tuple, params: Mapping[str, Any], fold: int, train: Any,
             cache = _COMPILED_MODELS[trainer] = fit_cache(trainer)
         try:
             outcome = fit_and_score(
-                estimator, params, x, y, train, test, check_scoring(estimator, scoring), fold=fold,
+                estimator, params, x, y, train, test, scorer(estimator, scoring), fold=fold,
                 sample_weight=sample_weight,
                 on_epoch=lambda epoch, logs: epochs.append((epoch, plain_metrics(logs))),
                 compiled_models=cache, trainer=trainer,

@@ -11,7 +11,7 @@ when the trial's result means the same thing there:
   epoch its configuration sets (a Hyperband round that stopped early is not that configuration's result);
 - for the scikit-learn engine a copy stands for a candidate already scored, so it must have been
   cross-validated by the same folds: an sklearn study with the same ``--cv`` (same data and seed give
-  the same splits). Trials scored on a validation split are skipped there.
+  the same splits) and the same ``--trainer``. Trials scored on a validation split are skipped there.
 
 Other trials are skipped, each with its reason. A copy is a new COMPLETE trial of the new study that
 names its source (``copied_from``), keeps its value, metrics, epochs and curves, and never counts toward
@@ -202,7 +202,7 @@ def _fold_rule(engine: Engine, settings: Mapping[str, Any], source: StudyRecord)
     """Why no trial of ``source`` stands for a candidate of an sklearn study (None: they may)."""
     if engine.name != "sklearn":
         return None
-    from search.engines.sklearn_engine import cv_folds
+    from search.engines.sklearn_engine import cv_folds, fold_trainer
 
     folds = cv_folds(settings)
     if source.engine != "sklearn":
@@ -211,6 +211,11 @@ def _fold_rule(engine: Engine, settings: Mapping[str, Any], source: StudyRecord)
     theirs = cv_folds(source.settings)
     if theirs != folds:
         return f"cross-validated on {theirs} folds; this study uses {folds}, so the folds differ"
+    trainer, their_trainer = fold_trainer(settings), fold_trainer(source.settings)
+    if their_trainer != trainer:
+        # The same candidate scores within noise, not the same, under the other trainer (another batch order).
+        return (f"its folds were fitted by --trainer {their_trainer}; this study uses --trainer {trainer}, "
+                "whose scores differ")
     return None
 
 

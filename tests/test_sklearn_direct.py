@@ -133,3 +133,30 @@ def test_a_direct_build_starts_from_the_weights_of_a_seeded_build():
     assert len(built) == len(reference)
     for ours, theirs in zip(built, reference, strict=True):
         np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("trainer", ["scikeras", "hpsearch"])
+def test_a_dask_fold_task_scores_a_regression_loss_with_our_own_scorer(trainer):
+    """A fold sent to a Dask worker is scored as a local fold is: the regression ``loss`` objective's
+    scoring (the MSE of the standardized target) is ours, not a name scikit-learn knows."""
+    from sklearn.model_selection import KFold
+
+    from search.cluster import fit_fold_task
+    from search.data import load_dataset
+    from search.engines.sklearn_engine import cv_rows
+    from search.engines.sklearn_estimators import make_estimator
+    from search.scoring import scoring_for
+    from spaces import resolve_config, space_from_dict
+
+    space = space_from_dict({"objective": "val_loss", "params": {},
+                             "fixed": {"n_hidden": 1, "n_neurons": 8, "epochs": 2, "batch_size": 64}})
+    dataset = load_dataset("diabetes", seed=0)
+    x, y = cv_rows(dataset)
+    estimator = make_estimator(dataset.task, resolve_config(space, {}), seed=0)
+    scoring = scoring_for("val_loss", "regression").name
+    train, test = next(KFold(n_splits=2).split(x, y))
+    result, epochs = fit_fold_task((x, y, None, estimator, scoring, trainer), {}, 0, train, test)
+    assert result.error is None, result.error
+    # Minus the standardized MSE: about -1 for a model that has barely learned, never thousands.
+    assert -5.0 < result.score < 0.0
+    assert [epoch for epoch, _ in epochs] == [0, 1]

@@ -175,6 +175,14 @@ def test_sklearn_grid_warm_started_from_an_overlapping_grid(cli, tmp_path, monke
         assert points[copy["number"]]["copied"] and not points[new["number"]]["copied"]
         assert points[new["number"]]["epochs"] == new["epochs_run"] * 2  # two folds, the copy free
 
+    # Folds fitted by the other trainer score within noise, not the same: nothing is copied.
+    other = cli("run", grid_b, "--engine", "sklearn", "--cv", "2", "--data", "iris", "--study", "gh",
+                "--trainer", "hpsearch", "--warm-start", "ga", "--quiet", "--in-process")
+    assert other.code == 0, other.err
+    assert ("its folds were fitted by --trainer scikeras; this study uses --trainer hpsearch, whose scores "
+            "differ") in other.out
+    assert not [t for t in _json(cli, "trials", "gh") if t["copied_from"]]
+
     # Other data: the whole source is refused, naming the fingerprint, and nothing is created.
     refused = cli("run", grid_b, "--engine", "sklearn", "--cv", "2", "--data", "wine", "--study", "gw",
                   "--warm-start", "ga", "--quiet", "--in-process")
