@@ -35,7 +35,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from search.compiled_models import CompiledModels
-from search.training import EpochRecorderCallback, ValidationMetrics, non_finite_loss
+from search.training import EpochRecorderCallback, ValidationMetrics
 from spaces import DEFAULTS, TaskInfo, build_model, target_statistics
 from spaces.compile_sklearn import MODEL_PREFIX
 from spaces.metrics import STEP_METRICS
@@ -58,15 +58,15 @@ class _Traced:
         weights = tf.TensorSpec([None], tf.float32)
 
         def train_epoch(x: Any, y: Any, w: Any, order: Any, batch_size: Any) -> None:
-            rows = tf.shape(order, out_type=tf.int64)[0]
-            steps = (rows + batch_size - 1) // batch_size
+            count = tf.shape(order, out_type=tf.int64)[0]
+            steps = (count + batch_size - 1) // batch_size
             for step in tf.range(steps):
                 index = order[step * batch_size:(step + 1) * batch_size]
                 data = (tf.gather(x, index), tf.gather(y, index))
                 model.train_step((*data, tf.gather(w, index)) if weighted else data)
 
         signature = [features, targets, weights, rows, batch]
-        self.train_epoch = tf.function(train_epoch, input_signature=signature, reduce_retracing=True)
+        self.train_epoch = tf.function(train_epoch, input_signature=signature)
         self.validate = tf.function(lambda x, y: model.test_step((x, y)),
                                     input_signature=[features, targets])
         self.predict = tf.function(lambda x: model(x, training=False), input_signature=[features])
@@ -181,16 +181,17 @@ def fit_fold_directly(
     w_train = tf.constant(weights if weights is not None else np.zeros(0, dtype="float32"))
     has_validation = trained < len(x_fit)
     validation_only = set(metric_names(kind, task.n_classes)) - STEP_METRICS
-    callbacks = [LearningRateCallback(config), EpochRecorderCallback(on_epoch)]
+    # The recorder writes each epoch, and stops the fit when the loss diverges (its ``non_finite``).
+    recorder = EpochRecorderCallback(on_epoch)
+    callbacks = [LearningRateCallback(config), recorder]
     if has_validation:
-        callbacks.insert(0, ValidationMetrics(task, validation_only, x_fit[trained:].astype("float32"),
-                                              targets[trained:]))
+        callbacks.insert(0, ValidationMetrics(task, validation_only, x_val, y_val))
     for callback in callbacks:
         callback.set_model(model)
         callback.on_train_begin()
     batch_size = tf.constant(config["batch_size"], dtype=tf.int64)
     seed_tensor = tf.constant(seed % 2**31, dtype=tf.int64)
-    epochs_run, diverged = 0, None
+    epochs_run = 0
     for epoch in range(config["epochs"]):
         for callback in callbacks:
             callback.on_epoch_begin(epoch)
@@ -206,14 +207,12 @@ def fit_fold_directly(
         for callback in callbacks:
             callback.on_epoch_end(epoch, logs)
         epochs_run += 1
-        loss = logs.get("loss")
-        if loss is not None and not math.isfinite(loss):
-            diverged = non_finite_loss(loss, epoch)
-            break
         if model.stop_training:
             break
     for callback in callbacks:
         callback.on_train_end()
+
+    diverged = recorder.non_finite
 
     def predict_raw(x: Any) -> np.ndarray:
         return traced.predict(tf.constant(np.asarray(x, dtype="float32"))).numpy()
