@@ -28,6 +28,17 @@ default ``--trainer scikeras``, whose scores must equal GridSearchCV's), the sam
 the builder's, compiled with the cheap metrics (accuracy) as a user compiles it; hpsearch adds, per
 epoch, the validation curves of the others, its compiled-model reuse and its records.
 
+Workload 3 (``--workloads backend``, not in the default set), the Keras backends: the default space on
+digits with ``--backend-epochs`` epochs (default 10), ``--trials`` configurations, through the plain loop
+on TensorFlow (the reference) and on JAX (``jit_compile``, as the builder compiles for JAX), and through
+``hpsearch run --backend tensorflow|jax`` with one and two workers; parity against the plain TensorFlow
+loop's values.
+
+Workload 4 (``--workloads workers``, not in the default set): one hpsearch worker against ``--workers
+2`` on the default workload's configurations, next to the plain loop alone and two plain loops at once
+(each on half the configurations, one thread per TensorFlow pool): the most two processes get out of
+this machine's two cores on this workload.
+
 Reported per contender: seconds per trial, trials per minute, latency from launch to the first finished
 trial, and the ratio of trials per minute to the reference; score parity as the median absolute
 difference of the objective between the same configurations; and, from a probe that trains one
@@ -36,6 +47,8 @@ Timings are printed, never asserted. Run:
 
     .venv/bin/python scripts/bench_throughput.py                      # both workloads, about an hour here
     .venv/bin/python scripts/bench_throughput.py --trials 20 --grid-candidates 48   # a shorter look
+    .venv/bin/python scripts/bench_throughput.py --workloads backend --trials 24    # TensorFlow vs JAX
+    .venv/bin/python scripts/bench_throughput.py --workloads workers --trials 40    # 2 workers vs 2 loops
 """
 
 from __future__ import annotations
@@ -190,6 +203,27 @@ def _python(code: str, env: dict, *argv: str) -> dict:
     done = subprocess.run([sys.executable, "-c", code, *argv], check=True, capture_output=True, text=True,
                           env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _python_pair(code: str, env: dict, space: str, data: str, points: list) -> dict:
+    """Two plain loops at once, each on every other configuration and one thread per TensorFlow pool
+    (as hpsearch sizes two workers' pools): what two independent processes get out of this machine."""
+    one_thread = {**env, "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    halves = [points[0::2], points[1::2]]
+    started = time.perf_counter()
+    processes = [subprocess.Popen([sys.executable, "-c", code, space, data, json.dumps(half)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=one_thread)
+                 for half in halves]
+    results = []
+    for process in processes:
+        stdout, stderr = process.communicate()
+        if process.returncode != 0:
+            raise subprocess.CalledProcessError(process.returncode, process.args, stdout, stderr)
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    wall = time.perf_counter() - started
+    values = [None] * len(points)
+    values[0::2], values[1::2] = results[0]["values"], results[1]["values"]
+    return {"wall_s": wall, "first_s": min(result["first_s"] for result in results), "values": values}
 
 
 def _hpsearch(env: dict, url: str, study: str, *args: str) -> dict:
@@ -357,13 +391,71 @@ def workload_grid(args: argparse.Namespace, env: dict, tmp: Path) -> None:
            f"{ours['wall_s']:.0f} s, --trainer hpsearch {direct['wall_s']:.0f} s)", rows)
 
 
+def workload_workers(args: argparse.Namespace, env: dict, tmp: Path) -> None:
+    """``--workers 2`` against one worker, next to what two independent plain loops at once get from
+    this machine (the ceiling two workers can approach: they share its cores, caches and memory)."""
+    url = f"sqlite:///{tmp / 'workers.db'}"
+    common = ["default", "--data", "digits", "--trials", str(args.trials), "--engine", "optuna",
+              "--algorithm", "random", "--pruner", "none"]
+    one = _hpsearch(env, url, "workers-1", *common)
+    points = [trial["params"] for trial in one["trials"]]
+    n = len(points)
+    plain = _python(PLAIN_LOOP, env, "default", "digits", json.dumps(points))
+    pair = _python_pair(PLAIN_LOOP, env, "default", "digits", points)
+    two = _hpsearch(env, url, "workers-2", *common, "--workers", "2")
+    rows: list = []
+    reference = _row(rows, "plain Keras loop (reference)", n, plain, None)
+    pair_rate = _row(rows, "two plain loops at once, half the configurations each", n, pair, reference)
+    one_rate = _row(rows, "hpsearch, 1 worker", n, one, reference)
+    two_rate = _row(rows, "hpsearch, --workers 2", len(two["trials"]), two, reference)
+    _print(f"Workers: space 'default' on digits, 10 epochs, {n} configurations (x ref: trials/min against "
+           "the plain loop)", rows)
+    print(f"\ntwo plain loops at once: {pair_rate / reference:.2f}x one plain loop; --workers 2: "
+          f"{two_rate / one_rate:.2f}x one worker")
+
+
+def workload_backend(args: argparse.Namespace, env: dict, tmp: Path) -> None:
+    """TensorFlow against JAX (``--backend``), each as the plain loop and as hpsearch, on the same
+    configurations of the default space with ``--backend-epochs`` epochs."""
+    space = tmp / "backend.yaml"
+    preset = Path(__file__).resolve().parent.parent / "spaces" / "presets" / "default.yaml"
+    space.write_text(preset.read_text().replace("epochs: 10", f"epochs: {args.backend_epochs}"))
+    url = f"sqlite:///{tmp / 'backend.db'}"
+    common = [str(space), "--data", "digits", "--trials", str(args.trials), "--engine", "optuna",
+              "--algorithm", "random", "--pruner", "none"]
+    tf_one = _hpsearch(env, url, "tensorflow-1", *common)
+    points = [trial["params"] for trial in tf_one["trials"]]
+    n = len(points)
+    plain_tf = _python(PLAIN_LOOP, {**env, "KERAS_BACKEND": "tensorflow"}, str(space), "digits",
+                       json.dumps(points))
+    plain_jax = _python(PLAIN_LOOP, {**env, "KERAS_BACKEND": "jax"}, str(space), "digits", json.dumps(points))
+    tf_values = {_key(point): value for point, value in zip(points, plain_tf["values"], strict=True)}
+    jax_values = {_key(point): value for point, value in zip(points, plain_jax["values"], strict=True)}
+    rows: list = []
+    reference = _row(rows, "plain Keras loop, tensorflow (reference)", n, plain_tf, None)
+    _row(rows, "plain Keras loop, jax (jit_compile)", n, plain_jax, reference, _parity(jax_values, tf_values))
+    for workers in (1, 2):
+        run = tf_one if workers == 1 else _hpsearch(env, url, "tensorflow-2", *common, "--workers", "2")
+        values = {_key(trial["params"]): trial["value"] for trial in run["trials"]}
+        _row(rows, f"hpsearch --backend tensorflow, {workers} worker(s)", len(run["trials"]), run, reference,
+             _parity(values, tf_values))
+        run = _hpsearch(env, url, f"jax-{workers}", *common, "--backend", "jax", "--workers", str(workers))
+        values = {_key(trial["params"]): trial["value"] for trial in run["trials"]}
+        _row(rows, f"hpsearch --backend jax, {workers} worker(s)", len(run["trials"]), run, reference,
+             _parity(values, tf_values))
+    _print(f"Backends: space 'default' on digits, {args.backend_epochs} epochs, {n} configurations (x ref: "
+           "trials/min against the plain TensorFlow loop; parity against it)", rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40, help="configurations of workload 1")
     parser.add_argument("--pack", type=int, default=8, help="--pack of the packed contenders of workload 1")
     parser.add_argument("--grid-candidates", type=int, default=768, help="candidates of workload 2")
     parser.add_argument("--grid-epochs", type=int, default=2)
-    parser.add_argument("--workloads", default="default,grid", help="comma-separated: default, grid")
+    parser.add_argument("--backend-epochs", type=int, default=10, help="epochs of the backend workload")
+    parser.add_argument("--workloads", default="default,grid",
+                        help="comma-separated: default, grid; workers and backend run only when named")
     args = parser.parse_args()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     # Warm the disk cache first: whichever contender ran first would otherwise pay for the cold imports
@@ -375,6 +467,10 @@ def main() -> None:
             workload_default(args, env, Path(folder))
         if "grid" in args.workloads:
             workload_grid(args, env, Path(folder))
+        if "workers" in args.workloads:
+            workload_workers(args, env, Path(folder))
+        if "backend" in args.workloads:
+            workload_backend(args, env, Path(folder))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 EXIT_INTERRUPTED = 130
 #: ``run`` options that only some engines read; passed through to the study's settings when given.
 ENGINE_OPTIONS = ("cv", "jobs", "max_epochs", "factor", "dask", "min_resources", "halving_resource",
-                  "n_candidates", "pack", "trainer")
+                  "n_candidates", "pack", "trainer", "backend")
 
 
 def _storage_default() -> str:
@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sklearn: what fits each fold: scikeras (default; SciKeras' fit, GridSearchCV's "
                      "scores to the bit) or hpsearch (the same training outside Keras' fit machinery, "
                      "several times faster; scores within the noise of the batch order)")
+    run.add_argument("--backend", default=None, metavar="NAME",
+                     help="optuna, keras-tuner: the Keras backend trials train on, tensorflow (default; the "
+                     "faster here) or jax (models compiled with XLA); workers are started with it")
     run.add_argument("--dask", default=None, metavar="ADDRESS",
                      help="sklearn, keras-tuner: train folds / trials as tasks on the Dask cluster of this "
                      "scheduler (tcp://host:8786 or a scheduler file; default: $HPSEARCH_DASK, else here)")
@@ -192,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="refuse unless the study used K folds")
     resume.add_argument("--trainer", default=None, metavar="NAME",
                         help="refuse unless the study's folds were fitted by this trainer")
+    resume.add_argument("--backend", default=None, metavar="NAME",
+                        help="refuse unless the study's trials train on this Keras backend")
     resume.add_argument("--class-weight", default=None, choices=("balanced",))
     resume.add_argument("--sample-weight", default=None, metavar="COLUMN")
     resume.add_argument("--task", default=None, choices=("auto", "binary", "multiclass", "regression"))
@@ -365,7 +370,7 @@ def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:
         key: value
         for key in ("max_failures", "jobs", "pruner", "seed", "cv", "class_weight", "sample_weight", "task",
                     "max_epochs", "factor", "dask", "min_resources", "halving_resource", "n_candidates",
-                    "pack", "trainer")
+                    "pack", "trainer", "backend")
         if (value := getattr(args, key)) is not None
     }
     if args.stale_after is not None:

@@ -11,10 +11,8 @@ digits, or more.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,14 +22,15 @@ if TYPE_CHECKING:
 ENVIRONMENT_SETTING = "environment"
 
 
-def numerical_environment() -> dict[str, Any]:
-    """The Keras backend and the settings that change floating-point results on this machine.
+def numerical_environment(backend: str) -> dict[str, Any]:
+    """The study's Keras ``backend`` (``search.backends``) and the settings that change floating-point
+    results on this machine.
 
     Read without importing Keras or TensorFlow (seconds a run's supervisor does not otherwise pay): the
-    backend as Keras picks it, and the environment variables that steer TensorFlow's kernels.
+    environment variables that steer TensorFlow's kernels.
     """
     return {
-        "backend": keras_backend_name(),
+        "backend": backend,
         "determinism": {
             # oneDNN's fused kernels sum in another order; TensorFlow turns them on by default on x86.
             "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
@@ -42,19 +41,6 @@ def numerical_environment() -> dict[str, Any]:
             "cpus": os.cpu_count(),
         },
     }
-
-
-def keras_backend_name() -> str:
-    """The backend Keras will load, by its own rule: ``KERAS_BACKEND``, else ``keras.json``, else
-    TensorFlow."""
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
-    try:
-        configured = json.loads((home / "keras.json").read_text()).get("backend")
-    except (OSError, ValueError, AttributeError):
-        configured = None
-    return str(configured or "tensorflow")
 
 
 def study_reproducibility(study: StudyRecord) -> dict[str, Any]:

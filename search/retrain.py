@@ -354,6 +354,7 @@ def retrain_study(
     out: TextIO = sys.stdout,
 ) -> RetrainResult:
     """Retrain, evaluate on test, export and record one study's config; see the module docstring."""
+    from search.backends import study_backend, use_backend_here
     from search.reproducibility import study_reproducibility
     from search.study import package_versions, study_space
     from spaces import resolve_config
@@ -361,6 +362,8 @@ def retrain_study(
     options.check()
     storage = open_storage(normalize_url(storage_url), create=False)
     study = storage.get_study(name)
+    # The best model is retrained as its trials trained: on the study's backend.
+    use_backend_here(study.settings, why="run `hpsearch retrain` in a new process")
     trial = _pick_trial(storage, study, options.trial)
     config = resolve_config(study_space(study), trial.params)
     dataset = _load_dataset(study)
@@ -479,7 +482,7 @@ def retrain_study(
         "threshold": threshold,
         "seeds": seeds_block,
         "files": files,
-        "versions": package_versions(),
+        "versions": package_versions(study_backend(study.settings)),
         # What the search that chose this configuration needs to be rerun as it ran (README).
         "reproducibility": study_reproducibility(study),
     }

@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from search.backends import study_backend, use_backend_here
 from search.checkpoints import CHECKPOINT_DIR_SETTING, StudyCheckpoints, checkpoint_folder
 from search.engines.base import Budget, BudgetTracker, Engine, RunContext, get_engine
 from search.errors import StorageTroubleError, StudyMismatchError, UsageError
@@ -59,15 +60,21 @@ DEFAULT_MAX_WORKER_MEMORY_MB = 4096.0
 RESUME_APPLIES = ("trials", "timeout_s", "max_failures", "jobs", "pruner", "stale_after_s", "dask", "pack",
                   CHECKPOINT_DIR_SETTING)
 #: Options that decide what the trials mean (data split, folds, weights, task, Hyperband's and successive
-#: halving's plans): a
-#: different value would mix incomparable trials in one study, so a resume refuses it.
+#: halving's plans, the fold trainer, the Keras backend): a different value would mix incomparable trials
+#: in one study, so a resume refuses it.
 RESUME_REFUSES = ("seed", "cv", "class_weight", "sample_weight", "task", "max_epochs", "factor",
-                  "min_resources", "halving_resource", "n_candidates", "trainer")
+                  "min_resources", "halving_resource", "n_candidates", "trainer", "backend")
+
+#: Why ``--in-process`` cannot train on a backend other than the one this process loaded.
+IN_PROCESS_BACKEND = "drop --in-process to train in worker processes, which start on the study's backend"
 
 _VERSIONED_PACKAGES = (
     "hpsearch", "tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "scikeras", "scikit-learn",
     "optuna", "sqlalchemy", "numpy",
 )
+#: Recorded for studies that train on JAX only: a TensorFlow study resumed where JAX is not installed
+#: has nothing of JAX's that changed.
+_JAX_PACKAGES = ("jax", "jaxlib")
 
 
 class SearchInterrupted(KeyboardInterrupt):
@@ -136,9 +143,10 @@ class Isolation:
                              f"{self.memory_limit_mb}")
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(backend: str = "tensorflow") -> dict[str, str]:
+    """The versions a study on ``backend`` records (and a resume compares)."""
     versions = {"python": sys.version.split()[0]}
-    for name in _VERSIONED_PACKAGES:
+    for name in _VERSIONED_PACKAGES + (_JAX_PACKAGES if backend == "jax" else ()):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -241,6 +249,8 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     budget = _budget(trials, options.timeout_s, max_failures)
     settings["trials"] = budget.trials
     engine.check(space, settings)
+    if options.isolation.in_process and not options.dry_run:
+        use_backend_here(settings, why=IN_PROCESS_BACKEND)
     task = options.task or space.task
     url = normalize_url(options.storage)
     sources = parse_sources(options.warm_start)
@@ -312,8 +322,9 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         direction=space.direction,
         space=space.to_dict(),
         dataset={**dataset.reference, "fingerprint": dataset.fingerprint, "summary": dataset.summary()},
-        settings={**settings, "space_source": space.source, ENVIRONMENT_SETTING: numerical_environment()},
-        versions=package_versions(),
+        settings={**settings, "space_source": space.source,
+                  ENVIRONMENT_SETTING: numerical_environment(study_backend(settings))},
+        versions=package_versions(study_backend(settings)),
     )
     print(f"study '{name}' created in {display_name(url)}: {dataset.summary()}", file=out)
     if plan is not None:
@@ -422,7 +433,7 @@ def _settings_changes(study: StudyRecord, engine: Engine, space: SearchSpace,
     engine.refuse_foreign_options({key: value for key, value in given.items()
                                    if key in ("pruner", "cv", "jobs", "max_epochs", "factor", "dask",
                                               "min_resources", "halving_resource", "n_candidates", "pack",
-                                              "trainer")})
+                                              "trainer", "backend")})
     current = engine.resolved_options(space, study.settings)
     refused = []
     for key in RESUME_REFUSES:
@@ -458,14 +469,17 @@ def _resume(
     budget = _budget(settings.get("trials"), settings.get("timeout_s"), int(settings.get("max_failures", 5)))
     _check_seconds("--stale-after", settings.get("stale_after_s"))
     engine.check(space, settings)
+    if isolation.in_process:
+        use_backend_here(settings, why=IN_PROCESS_BACKEND)
     dataset = load_study_dataset(study)
     if changes:
         study = storage.update_study_settings(study.id, changes)
         shown = ", ".join(f"{key} {value}" for key, value in changes.items())
         print(f"study '{study.name}' settings updated: {shown}", file=out)
 
-    for line in changes_since(study.versions, study.settings.get(ENVIRONMENT_SETTING), package_versions(),
-                              numerical_environment()):
+    backend = study_backend(study.settings)
+    for line in changes_since(study.versions, study.settings.get(ENVIRONMENT_SETTING),
+                              package_versions(backend), numerical_environment(backend)):
         print(f"warning: study '{study.name}' was created with {line}: the trials from here on may differ "
               "from those an uninterrupted run would have trained", file=sys.stderr)
     interrupted = fail_abandoned_trials(storage, study)

@@ -33,6 +33,7 @@ from typing import IO
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from search.backends import worker_environment
 from search.engines.base import Budget, BudgetTracker, Engine, RunContext
 from search.errors import HpsearchError, SearchFailedError, StorageTroubleError
 from search.recovery import fail_abandoned_trials, interrupt_trial
@@ -157,7 +158,8 @@ class Supervisor:
         process = subprocess.Popen(
             command, stdin=subprocess.PIPE if standby else subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=stderr,
-            env={**os.environ, "PYTHONPATH": _pythonpath(), "HPSEARCH_STORAGE": self.storage.url},
+            env={**os.environ, **worker_environment(self.study.settings), "PYTHONPATH": _pythonpath(),
+                 "HPSEARCH_STORAGE": self.storage.url},
             # Own session: a Ctrl-C in the terminal reaches the supervisor, which stops workers in order.
             start_new_session=True,
         )

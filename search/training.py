@@ -108,19 +108,22 @@ _VALIDATION_SCORERS: dict[tuple[str, int, tuple[str, ...]], Any] = {}
 
 
 def _validation_scorer(task: TaskInfo, names: tuple[str, ...]) -> Any:
-    """A traced function scoring predictions with the task's metrics ``names``, from fresh state.
+    """A function scoring predictions with the task's metrics ``names``, from fresh state.
 
-    It does not depend on the model, so it is traced once per process and shared by every trial, where
-    Keras would trace these metrics again into every model's training and test functions."""
+    It does not depend on the model, so it is made once per process and shared by every trial, where
+    Keras would trace these metrics again into every model's training and test functions. On
+    TensorFlow it is one traced function; on JAX the metrics run as they are, once per epoch (a traced
+    function is TensorFlow's, and the metrics' few ops over one validation split cost less than a
+    compile would).
+    """
+    import keras
+
     key = (task.kind, task.n_classes, names)
     if key not in _VALIDATION_SCORERS:
-        import tensorflow as tf
-
         from spaces.metrics import task_metrics
 
         metrics = task_metrics(task.kind, task.n_classes, names)
 
-        @tf.function(reduce_retracing=True)
         def score(y_true: Any, y_pred: Any) -> dict[str, Any]:
             results = {}
             for metric in metrics:
@@ -129,6 +132,10 @@ def _validation_scorer(task: TaskInfo, names: tuple[str, ...]) -> Any:
                 results[metric.name] = metric.result()
             return results
 
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            score = tf.function(score, reduce_retracing=True)
         _VALIDATION_SCORERS[key] = score
     return _VALIDATION_SCORERS[key]
 
@@ -141,11 +148,11 @@ def ValidationMetrics(task: TaskInfo, names: Collection[str], x_val: Any, y_val:
     this one, the recorder and the pruner among them, see the same ``val_*`` logs as before. The
     metrics accumulate over rows, so one call over the split gives what Keras' batched evaluation gave.
     """
-    import tensorflow as tf
+    import keras
 
     ordered = tuple(sorted(names))
     score = _validation_scorer(task, ordered) if ordered else None
-    features, labels = tf.constant(x_val), tf.constant(y_val)
+    features, labels = keras.ops.convert_to_tensor(x_val), keras.ops.convert_to_tensor(y_val)
 
     class _ValidationMetrics(_keras_callback_base()):
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

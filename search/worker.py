@@ -52,6 +52,10 @@ def configure_threads(threads: int | None) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1" if threads == 1 else "2"
+    if threads == 1 and os.environ.get("KERAS_BACKEND") == "jax":
+        # XLA's CPU kernels split their work across every core unless told not to; read at JAX's import.
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from search.backends import check_backend, describe_backend, study_backend
 from search.engines.base import Engine, RunContext
 from search.errors import SearchFailedError, UsageError
 from search.recorder import current_worker
@@ -130,7 +131,7 @@ class KerasTunerEngine(Engine):
     name = "keras-tuner"
     algorithms = ("random", "hyperband", "bayesian")
     default_algorithm = "random"
-    options = ("max_epochs", "factor", "dask")
+    options = ("max_epochs", "factor", "dask", "backend")
     #: The options of Hyperband's plan (refused with other algorithms).
     hyperband_options = ("max_epochs", "factor")
 
@@ -149,6 +150,7 @@ class KerasTunerEngine(Engine):
         from search.cluster import check_address
 
         check_address(settings.get("dask"))
+        check_backend(settings)
         algorithm = settings["algorithm"]
         if algorithm != "hyperband":
             given = [key for key in self.hyperband_options if settings.get(key) is not None]
@@ -165,10 +167,11 @@ class KerasTunerEngine(Engine):
             )
 
     def resolved_options(self, space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
+        backend = study_backend(settings)
         if settings["algorithm"] != "hyperband":
-            return {"max_epochs": None, "factor": None}
+            return {"max_epochs": None, "factor": None, "backend": backend}
         max_epochs, factor = self._hyperband_settings(space, settings)
-        return {"max_epochs": max_epochs, "factor": factor}
+        return {"max_epochs": max_epochs, "factor": factor, "backend": backend}
 
     def planned_trials(self, space: SearchSpace, settings: Mapping[str, Any]) -> int | None:
         """The trial budget when ``--trials`` is not given: one full Hyperband iteration."""
@@ -180,7 +183,8 @@ class KerasTunerEngine(Engine):
         from search.cluster import dask_address, describe
 
         algorithm = settings["algorithm"]
-        lines = [f"{len(space.params)} tuned parameters: {', '.join(space.params) or '(none)'}"]
+        lines = [f"{len(space.params)} tuned parameters: {', '.join(space.params) or '(none)'}",
+                 describe_backend(settings)]
         address = dask_address(settings)
         if address is not None:
             lines.append(f"{describe(address)}: each trial a task, as many at once as the cluster has worker "

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+from search.backends import check_backend, describe_backend, study_backend
 from search.engines.base import Engine, RunContext
 from search.errors import UsageError
 from search.packing import fit_pack, pack_key
@@ -141,7 +142,7 @@ class OptunaEngine(Engine):
     name = "optuna"
     algorithms = ("tpe", "random", "grid", "cmaes")
     default_algorithm = "tpe"
-    options = ("pruner", "pack")
+    options = ("pruner", "pack", "backend")
     # Optuna's RDB storage coordinates workers: each asks the shared study for its next trial.
     parallel_workers = True
 
@@ -149,17 +150,19 @@ class OptunaEngine(Engine):
         pruner = settings.get("pruner", "median")
         if pruner not in PRUNERS:
             raise UsageError(f"--pruner must be one of {', '.join(PRUNERS)}, but got '{pruner}'")
-        pack_size(settings)
+        check_backend(settings, pack=pack_size(settings))
         if settings["algorithm"] == "grid":
             space.grid_size()  # raises SpaceError naming a parameter without finite values
 
     def resolved_options(self, space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
-        return {"pruner": settings.get("pruner") or "median", "pack": pack_size(settings)}
+        return {"pruner": settings.get("pruner") or "median", "pack": pack_size(settings),
+                "backend": study_backend(settings)}
 
     def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]:
         lines = [
             f"engine optuna, sampler {settings['algorithm']}, pruner {settings.get('pruner', 'median')}",
             f"{len(space.params)} tuned parameters: {', '.join(space.params) or '(none)'}",
+            describe_backend(settings),
         ]
         if settings["algorithm"] == "grid":
             lines.append(f"grid: {space.grid_size()} candidates")

@@ -78,6 +78,7 @@ RUN_FIELDS: dict[str, _Field] = {
     "cv": _Field("--cv", int),
     "jobs": _Field("--jobs", int),
     "trainer": _Field("--trainer", str, ("scikeras", "hpsearch")),
+    "backend": _Field("--backend", str, ("tensorflow", "jax")),
     "max_epochs": _Field("--max-epochs", int),
     "factor": _Field("--factor", int),
     "max_failures": _Field("--max-failures", int),
