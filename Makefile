@@ -27,7 +27,7 @@ lint: venv
 
 test: venv
 	$(BIN)/ruff check search spaces storage tests scripts
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=15
 
 clean:
 	rm -rf $(VENV) demo.db demo.db-wal demo.db-shm *.egg-info

@@ -277,9 +277,17 @@ def models_text(models: Sequence[ModelRecord]) -> list[str]:
     return lines
 
 
+def _how_trained(study: StudyRecord) -> str:
+    """What trained the study's trials, where it is not the default: the Keras backend (``--backend``) and
+    the scikit-learn fold trainer (``--trainer``), both of which move values within noise."""
+    shown = [f"{key} {value}" for key, default in (("backend", "tensorflow"), ("trainer", "scikeras"))
+             if (value := study.settings.get(key)) not in (None, default)]
+    return "".join(f", {part}" for part in shown)
+
+
 def best_text(study: StudyRecord, trials: Sequence[TrialRecord], models: Sequence[ModelRecord] = ()) -> str:
-    lines = [f"study '{study.name}' ({study.engine}/{study.algorithm}), objective {study.objective} "
-             f"({study.direction})"]
+    lines = [f"study '{study.name}' ({study.engine}/{study.algorithm}{_how_trained(study)}), objective "
+             f"{study.objective} ({study.direction})"]
     for rank, trial in enumerate(trials, start=1):
         prefix = "best trial" if rank == 1 else f"#{rank}"
         duration = "-" if trial.duration_s is None else f"{trial.duration_s:.1f} s"

@@ -66,6 +66,8 @@ def test_a_jax_study_trains_on_jax_and_its_exported_model_predicts_the_same_on_t
     assert studies["tf"]["reproducibility"]["backend"] == "tensorflow"
     assert "jax" in studies["jx"]["reproducibility"]["versions"]
     assert "jax" not in studies["tf"]["reproducibility"]["versions"]
+    assert "study 'jx' (optuna/random, backend jax)" in cli("best", "jx").out
+    assert "study 'tf' (optuna/random)," in cli("best", "tf").out
 
     refused = cli("resume", "jx", "--backend", "tensorflow")
     assert refused.code == 2

@@ -54,6 +54,7 @@ def test_direct_folds_score_as_scikeras_within_noise_in_process_and_in_fold_proc
         # Fold processes train the same seeded fits: the same values to the bit.
         assert parallel[key]["value"] == trial["value"]
         assert parallel[key]["curves"]["split2_val_loss"] == trial["curves"]["split2_val_loss"]
+    assert "study 'direct' (sklearn/grid, trainer hpsearch)" in cli("best", "direct").out
     best = json.loads(cli("best", "direct", "--json").out)
     assert best["value"] == max(trial["value"] for trial in direct.values())
 
