@@ -19,9 +19,6 @@ from typing import Any, TextIO
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 EXIT_INTERRUPTED = 130
-#: ``run`` options that only some engines read; passed through to the study's settings when given.
-ENGINE_OPTIONS = ("cv", "jobs", "max_epochs", "factor", "dask", "min_resources", "halving_resource",
-                  "n_candidates", "pack", "trainer", "backend")
 
 
 def _storage_default() -> str:
@@ -340,6 +337,7 @@ def _print_json(data: Any, out: TextIO) -> None:
 
 # -- commands ---------------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from search.engines.base import ENGINE_OPTIONS
     from search.study import RunOptions, run_study
 
     if args.dask is None and os.environ.get("HPSEARCH_DASK"):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from search.backends import study_backend, use_backend_here
 from search.checkpoints import CHECKPOINT_DIR_SETTING, StudyCheckpoints, checkpoint_folder
-from search.engines.base import Budget, BudgetTracker, Engine, RunContext, get_engine
+from search.engines.base import ENGINE_OPTIONS, Budget, BudgetTracker, Engine, RunContext, get_engine
 from search.errors import StorageTroubleError, StudyMismatchError, UsageError
 from search.recorder import TrialRecorder, current_worker
 from search.recovery import fail_abandoned_trials, trials_to_retry
@@ -314,6 +314,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
             planned = engine.planned_after_copies(space, settings, len(plan.copies))
             budget = _budget(planned, options.timeout_s, max_failures)
             settings["trials"] = budget.trials
+    backend = study_backend(settings)
     study = storage.create_study(
         name,
         engine=engine.name,
@@ -323,8 +324,8 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         space=space.to_dict(),
         dataset={**dataset.reference, "fingerprint": dataset.fingerprint, "summary": dataset.summary()},
         settings={**settings, "space_source": space.source,
-                  ENVIRONMENT_SETTING: numerical_environment(study_backend(settings))},
-        versions=package_versions(study_backend(settings)),
+                  ENVIRONMENT_SETTING: numerical_environment(backend)},
+        versions=package_versions(backend),
     )
     print(f"study '{name}' created in {display_name(url)}: {dataset.summary()}", file=out)
     if plan is not None:
@@ -431,9 +432,7 @@ def _settings_changes(study: StudyRecord, engine: Engine, space: SearchSpace,
                       given: dict[str, Any]) -> dict[str, Any]:
     """Refuse options that would change what the study's trials mean; return those to apply."""
     engine.refuse_foreign_options({key: value for key, value in given.items()
-                                   if key in ("pruner", "cv", "jobs", "max_epochs", "factor", "dask",
-                                              "min_resources", "halving_resource", "n_candidates", "pack",
-                                              "trainer", "backend")})
+                                   if key == "pruner" or key in ENGINE_OPTIONS})
     current = engine.resolved_options(space, study.settings)
     refused = []
     for key in RESUME_REFUSES:

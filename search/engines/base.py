@@ -140,6 +140,13 @@ class RunContext:
         return int(self.settings.get("seed", 0))
 
 
+#: ``run`` options that only some engines read (each engine lists its own in ``Engine.options``): the CLI
+#: passes them through to the study's settings when given, and a resume refuses those the engine does not
+#: read. ``--pruner`` is one too, though ``RunOptions`` carries it by name.
+ENGINE_OPTIONS = ("cv", "jobs", "max_epochs", "factor", "dask", "min_resources", "halving_resource",
+                  "n_candidates", "pack", "trainer", "backend")
+
+
 class Engine(ABC):
     """One search library behind hpsearch's interface.
 

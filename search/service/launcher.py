@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from search.backends import BACKENDS
 from search.errors import HpsearchError, UsageError
 from storage import Storage, StudyNotFoundError, StudyRecord, TrialState
 
@@ -78,7 +79,7 @@ RUN_FIELDS: dict[str, _Field] = {
     "cv": _Field("--cv", int),
     "jobs": _Field("--jobs", int),
     "trainer": _Field("--trainer", str, ("scikeras", "hpsearch")),
-    "backend": _Field("--backend", str, ("tensorflow", "jax")),
+    "backend": _Field("--backend", str, BACKENDS),
     "max_epochs": _Field("--max-epochs", int),
     "factor": _Field("--factor", int),
     "max_failures": _Field("--max-failures", int),
