@@ -1,7 +1,8 @@
 """Search efficiency: epochs and seconds each engine and algorithm needs to reach random search's best.
 
-    .venv/bin/python scripts/bench_efficiency.py [--seeds 5] [--trials 12] [--datasets wine,diabetes]
-                                                 [--only LABEL,...] [--out bench-efficiency]
+    .venv/bin/python scripts/bench_efficiency.py [--seeds 5] [--trials 12] [--epochs 9] [--equal-budget]
+                                                 [--datasets wine,diabetes] [--only LABEL,...]
+                                                 [--out bench-efficiency]
 
 Every algorithm of every engine searches the same small space (below) on bundled datasets, one study per
 (dataset, algorithm, seed), one worker, each study in a fresh Python process running its trials itself
@@ -28,6 +29,11 @@ A pruned trial, or a halving candidate stopped at a lower rung, counts with the 
   of that engine spent on that dataset and seed; the median over seeds.
 - ratio: the median time to target in epochs over random search's own (random search reaches its own best
   at the epoch its best trial ended).
+- ``--equal-budget``: an algorithm with a pruner (Optuna's median and Hyperband pruners) spends fewer
+  epochs on ``--trials`` trials than random search does, and so gets a smaller budget. With this option it
+  runs trials until it has spent random search's epochs (``--trials`` x ``--epochs``); only the trials that
+  ended within that budget count. Use a new ``--out`` for each ``--epochs``: studies are named by dataset,
+  algorithm and seed only.
 
 Writes ``OUT/efficiency.md`` (the README table), ``OUT/efficiency.json`` and ``OUT/efficiency.png`` (best
 so far against epochs, one line per algorithm, the median over seeds).
@@ -43,7 +49,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,13 +76,17 @@ class Algorithm:
     args: tuple[str, ...]
     #: the engine's random search, the target of every algorithm of this engine
     reference: str
+    #: a pruner stops its weak trials early, so a trial budget leaves it epochs unspent; with
+    #: ``--equal-budget`` it runs trials until it has spent random search's epochs
+    prunes: bool = False
 
 
 ALGORITHMS = (
     Algorithm("optuna random", "optuna", ("--algorithm", "random", "--pruner", "none"), "optuna random"),
-    Algorithm("optuna tpe+median", "optuna", ("--algorithm", "tpe", "--pruner", "median"), "optuna random"),
+    Algorithm("optuna tpe+median", "optuna", ("--algorithm", "tpe", "--pruner", "median"), "optuna random",
+              prunes=True),
     Algorithm("optuna tpe+hyperband", "optuna", ("--algorithm", "tpe", "--pruner", "hyperband"),
-              "optuna random"),
+              "optuna random", prunes=True),
     Algorithm("optuna cmaes", "optuna", ("--algorithm", "cmaes", "--pruner", "none"), "optuna random"),
     Algorithm("keras-tuner random", "keras-tuner", ("--algorithm", "random"), "keras-tuner random"),
     Algorithm("keras-tuner bayesian", "keras-tuner", ("--algorithm", "bayesian"), "keras-tuner random"),
@@ -119,10 +129,7 @@ def run_study(out: Path, dataset: str, algorithm: Algorithm, seed: int, trials: 
               resume: bool) -> None:
     storage_url = f"sqlite:///{out / 'efficiency.db'}"
     if resume:
-        code = hpsearch(["resume", study_name(dataset, algorithm, seed), "--storage", storage_url,
-                         "--in-process", "--quiet"])
-        if code != 0:
-            raise SystemExit(f"resuming {algorithm.label} on {dataset} (seed {seed}) exited {code}")
+        _resume(storage_url, dataset, algorithm, seed, ())
         return
     objective, _ = DATASETS[dataset]
     space = out / f"space-{dataset}.yaml"
@@ -139,8 +146,39 @@ def run_study(out: Path, dataset: str, algorithm: Algorithm, seed: int, trials: 
         raise SystemExit(f"{algorithm.label} on {dataset} (seed {seed}) exited {code}")
 
 
-def points(storage, name: str) -> list[Point]:
-    """The study's ended trials as points, or [] when the study was not run."""
+def _resume(storage_url: str, dataset: str, algorithm: Algorithm, seed: int, extra: Sequence[str]) -> None:
+    code = hpsearch(["resume", study_name(dataset, algorithm, seed), "--storage", storage_url,
+                     "--in-process", "--quiet", *extra])
+    if code != 0:
+        raise SystemExit(f"resuming {algorithm.label} on {dataset} (seed {seed}) exited {code}")
+
+
+def spend_epoch_budget(out: Path, storage, dataset: str, algorithm: Algorithm, seed: int,
+                       budget: int) -> None:
+    """Continue a pruning study with more trials until it has trained ``budget`` epochs.
+
+    The number of trials that spend the budget is not known ahead (it depends on how many the pruner
+    stops, and when), so the study resumes with as many more trials as its epochs per trial so far
+    predict, until the budget is spent. One worker runs the trials in order, so the trials below the
+    budget are those a study stopped exactly at the budget would have run; ``points`` leaves out the
+    trial that crosses it."""
+    storage_url = f"sqlite:///{out / 'efficiency.db'}"
+    for _ in range(20):  # each round predicts the rest from the epochs per trial so far: a few suffice
+        series = points(storage, study_name(dataset, algorithm, seed))
+        spent = series[-1].epochs if series else 0
+        if spent >= budget:
+            return
+        per_trial = max(1.0, spent / max(1, len(series)))
+        more = max(1, math.ceil((budget - spent) / per_trial))
+        total = len(storage.list_trials(storage.get_study(study_name(dataset, algorithm, seed)).id))
+        _resume(storage_url, dataset, algorithm, seed, ("--trials", str(total + more)))
+    raise SystemExit(f"{algorithm.label} on {dataset} (seed {seed}) did not spend {budget} epochs "
+                     "in 20 rounds")
+
+
+def points(storage, name: str, budget: int | None = None) -> list[Point]:
+    """The study's ended trials as points, or [] when the study was not run; with a ``budget``, only the
+    trials that ended within that many epochs."""
     from storage import StudyNotFoundError, TrialState
 
     try:
@@ -163,6 +201,8 @@ def points(storage, name: str) -> list[Point]:
         # A pruned trial (and a halving candidate stopped at a lower rung) counts with the score it reached:
         # that model was trained, as a short Hyperband round's model, which KerasTuner records as complete.
         value = trial.value if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) else None
+        if budget is not None and spent > budget:
+            break
         result.append(Point(spent, seconds, value))
     return result
 
@@ -186,8 +226,10 @@ def reaches(value: float | None, target: float, direction: str) -> bool:
     return value >= target - slack if direction == "maximize" else value <= target + slack
 
 
-def summarize(storage, datasets: Sequence[str], algorithms: Sequence[Algorithm], seeds: int) -> dict:
-    runs = {(dataset, algorithm.label, seed): points(storage, study_name(dataset, algorithm, seed))
+def summarize(storage, datasets: Sequence[str], algorithms: Sequence[Algorithm], seeds: int,
+              budget: Callable[[Algorithm], int | None]) -> dict:
+    runs = {(dataset, algorithm.label, seed): points(storage, study_name(dataset, algorithm, seed),
+                                                     budget(algorithm))
             for dataset in datasets for algorithm in algorithms for seed in range(seeds)}
     rows = {}
     for dataset in datasets:
@@ -254,7 +296,8 @@ def table(summary: dict, seeds: int, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(storage, out: Path, datasets: Sequence[str], algorithms: Sequence[Algorithm], seeds: int) -> None:
+def plot(storage, out: Path, datasets: Sequence[str], algorithms: Sequence[Algorithm], seeds: int,
+         budget: Callable[[Algorithm], int | None]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -266,7 +309,7 @@ def plot(storage, out: Path, datasets: Sequence[str], algorithms: Sequence[Algor
         for algorithm in algorithms:
             curves = []
             for seed in range(seeds):
-                series = points(storage, study_name(dataset, algorithm, seed))
+                series = points(storage, study_name(dataset, algorithm, seed), budget(algorithm))
                 if series:
                     curves.append((series, best_so_far(series, direction)))
             if not curves:
@@ -298,6 +341,9 @@ def main() -> None:
     parser.add_argument("--datasets", default="wine,diabetes")
     parser.add_argument("--only", default=None, help="comma-separated algorithm labels (default: all)")
     parser.add_argument("--out", type=Path, default=Path("bench-efficiency"))
+    parser.add_argument("--equal-budget", action="store_true",
+                        help="algorithms with a pruner run trials until they have spent random search's "
+                             "epochs (trials x epochs) instead of stopping at --trials")
     parser.add_argument("--report-only", action="store_true", help="summarize the studies already run")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -308,16 +354,31 @@ def main() -> None:
 
     from storage import StudyNotFoundError, open_storage
 
+    for dataset in datasets:
+        space = args.out / f"space-{dataset}.yaml"
+        if space.exists() and space.read_text() != SPACE.format(objective=DATASETS[dataset][0],
+                                                                 epochs=args.epochs):
+            raise SystemExit(f"{args.out} holds studies of another space or --epochs ({space}): "
+                             "choose another --out")
     storage = open_storage(f"sqlite:///{args.out / 'efficiency.db'}")
     # Seed by seed: a benchmark stopped early has every algorithm on its first seeds.
     todo = [(dataset, algorithm, seed) for dataset in datasets for seed in range(args.seeds)
             for algorithm in algorithms]
     finished_file = args.out / "finished.json"
     finished = set(json.loads(finished_file.read_text())) if finished_file.exists() else set()
+    epoch_budget = args.trials * args.epochs
+
+    def budget(algorithm: Algorithm) -> int | None:
+        return epoch_budget if args.equal_budget and algorithm.prunes else None
+
     started = time.perf_counter()
     for index, (dataset, algorithm, seed) in enumerate(todo, 1):
         name = study_name(dataset, algorithm, seed)
-        if name in finished or args.report_only:
+        if args.report_only:
+            continue
+        if name in finished:
+            if budget(algorithm) is not None:  # run earlier with a trial budget: continue to the epochs
+                spend_epoch_budget(args.out, storage, dataset, algorithm, seed, epoch_budget)
             continue  # run earlier: reused
         try:
             storage.get_study(name)
@@ -326,6 +387,8 @@ def main() -> None:
             resume = False
         began = time.perf_counter()
         run_study(args.out, dataset, algorithm, seed, args.trials, args.epochs, resume=resume)
+        if budget(algorithm) is not None:
+            spend_epoch_budget(args.out, storage, dataset, algorithm, seed, epoch_budget)
         finished.add(name)
         # Two benchmark processes may share OUT (one per dataset, on two cores): keep what the other added.
         if finished_file.exists():
@@ -337,11 +400,11 @@ def main() -> None:
     # Reference algorithms are summarized even when --only left them out: ratios need them.
     shown = [a for a in ALGORITHMS if a in algorithms or any(a.label == b.reference for b in algorithms)]
     command = ("scripts/bench_efficiency.py " + " ".join(sys.argv[1:])).strip()
-    summary = summarize(storage, datasets, shown, args.seeds)
+    summary = summarize(storage, datasets, shown, args.seeds, budget)
     (args.out / "efficiency.json").write_text(json.dumps(summary, indent=2))
     text = table(summary, args.seeds, command)
     (args.out / "efficiency.md").write_text(text)
-    plot(storage, args.out, datasets, shown, args.seeds)
+    plot(storage, args.out, datasets, shown, args.seeds, budget)
     storage.close()
     print(text)
     print(f"wrote efficiency.md, efficiency.png and efficiency.json in {args.out}")

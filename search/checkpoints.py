@@ -101,6 +101,10 @@ class StudyCheckpoints:
             self.path(number).unlink()
         with contextlib.suppress(OSError):
             self.folder.rmdir()  # only when empty
+            if self.folder.parent.name == CHECKPOINT_FOLDER:
+                # The default folder too, once no study has a checkpoint in it: a finished run leaves
+                # nothing behind. (A ``--checkpoint-dir`` is the user's, and stays.)
+                self.folder.parent.rmdir()
 
     def numbers(self) -> list[int]:
         if not self.folder.is_dir():
@@ -203,13 +207,14 @@ class EpochCheckpoint:
         arrays["meta"] = numpy.array(json.dumps(meta))
         partial = self.path.with_name(self.path.name + ".partial")
         for attempt in range(3):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 with open(partial, "wb") as file:
                     numpy.savez(file, **arrays)
                 break
             except FileNotFoundError:
-                # Another worker's ended trial removed the study's (then empty) folder in between.
+                # Another worker's ended trial removed the study's (then empty) folder, or the default
+                # folder above it, in between.
                 if attempt == 2:
                     raise
         os.replace(partial, self.path)

@@ -160,3 +160,35 @@ def test_nan_trial_fails_but_search_continues_and_is_never_best(cli, tmp_path):
     assert [t["number"] for t in by_value] == [sane["number"], diverged["number"]]
     assert json.loads(cli("compare", "g", "--json").out)[0]["best_value"] == sane["value"]
     assert json.loads(cli("best", "g", "--json").out)["params"]["learning_rate"] == 3.0e-3
+
+
+def test_optuna_tables_created_by_another_study_at_the_same_moment(tmp_path, monkeypatch):
+    """Two studies started together on a fresh database: Optuna checks for its tables, the other process
+    creates them, and Optuna's CREATE TABLE then fails. hpsearch opens the storage again instead of
+    failing the whole run with "table studies already exists"."""
+    import optuna
+    from sqlalchemy.dialects.sqlite.base import SQLiteDialect
+    from sqlalchemy.exc import OperationalError
+
+    from search.engines.optuna_engine import open_optuna_storage
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    optuna.storages.RDBStorage(url)  # the other process, a moment earlier
+    real_has_table = SQLiteDialect.has_table
+    stale_checks = []
+
+    def has_table_checked_before_the_other_created_it(self, connection, table_name, *args, **kwargs):
+        if table_name == "studies" and not stale_checks:
+            stale_checks.append(table_name)
+            return False
+        return real_has_table(self, connection, table_name, *args, **kwargs)
+
+    monkeypatch.setattr(SQLiteDialect, "has_table", has_table_checked_before_the_other_created_it)
+    with pytest.raises(OperationalError, match="already exists"):
+        optuna.storages.RDBStorage(url)  # the race, as Optuna alone meets it
+
+    stale_checks.clear()
+    storage = open_optuna_storage(lambda: optuna.storages.RDBStorage(url))
+    assert stale_checks == ["studies"], "the first attempt must have met the race"
+    study = optuna.create_study(study_name="after-the-race", storage=storage)
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == [study.study_name]

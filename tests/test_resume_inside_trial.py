@@ -82,6 +82,7 @@ def test_worker_killed_in_epoch_e_continues_from_its_checkpoint(tmp_path):
     # Trained on, not from scratch: the first new epoch is no worse off than a fresh model's first epoch.
     assert retry.curves["loss"][done] < retry.curves["loss"][0]
     assert not folder.exists(), "the checkpoint is deleted when the trial ends"
+    assert not folder.parent.exists(), "a finished run leaves no empty checkpoint folder behind"
     # The study's epoch total counts the restored epochs once (with the interrupted attempt), not twice.
     with open_storage(url) as storage:
         [summary] = storage.list_studies()

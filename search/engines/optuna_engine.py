@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -119,6 +120,28 @@ def _proposal_index(study: Any, trial: Any) -> int:
     return trial.number - not_proposals
 
 
+def open_optuna_storage(open_storage: Callable[[], Any], attempts: int = 5) -> Any:
+    """Optuna's RDB storage from ``open_storage``, retried when another process created Optuna's tables
+    at the same moment.
+
+    Optuna creates its tables by checking for each one and then creating it, so two studies started
+    together on a fresh database (``hpsearch run ... &`` twice) can both see a table missing and the
+    second ``CREATE TABLE`` fails ("table studies already exists" on SQLite, a duplicate key on
+    PostgreSQL). The tables are then there: opening again finds them and creates nothing.
+    """
+    from sqlalchemy.exc import DatabaseError
+
+    for attempt in range(attempts):
+        try:
+            return open_storage()
+        except DatabaseError as e:
+            text = str(e.orig if e.orig is not None else e).lower()
+            if attempt == attempts - 1 or not ("already exists" in text or "duplicate key" in text):
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
 def _indexed_hyperband(**options: Any) -> Any:
     """Optuna's HyperbandPruner, assigning brackets by proposal index instead of trial number: a retry
     shares the bracket of the trial it retries, and a retry ahead shifts no other trial's bracket."""
@@ -210,9 +233,11 @@ class OptunaEngine(Engine):
         from storage.connection import sqlite_busy_timeout_s
 
         sqlite = ctx.storage.url.startswith("sqlite")
-        return optuna.storages.RDBStorage(
-            ctx.storage.url,
-            engine_kwargs={"connect_args": {"timeout": sqlite_busy_timeout_s()}} if sqlite else {},
+        return open_optuna_storage(
+            lambda: optuna.storages.RDBStorage(
+                ctx.storage.url,
+                engine_kwargs={"connect_args": {"timeout": sqlite_busy_timeout_s()}} if sqlite else {},
+            )
         )
 
     def _study(self, ctx: RunContext) -> Any:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from search.backends import BACKENDS
+from search.engines.sklearn_engine import TRAINERS
 from search.errors import HpsearchError, UsageError
 from storage import Storage, StudyNotFoundError, StudyRecord, TrialState
 
@@ -78,7 +79,7 @@ RUN_FIELDS: dict[str, _Field] = {
     "sample_weight": _Field("--sample-weight", str),
     "cv": _Field("--cv", int),
     "jobs": _Field("--jobs", int),
-    "trainer": _Field("--trainer", str, ("scikeras", "hpsearch")),
+    "trainer": _Field("--trainer", str, TRAINERS),
     "backend": _Field("--backend", str, BACKENDS),
     "max_epochs": _Field("--max-epochs", int),
     "factor": _Field("--factor", int),
