@@ -21,9 +21,11 @@ more than what a retry repeats. Trials trained as tasks on a Dask cluster are re
 (a Dask worker's disk is not this process's). The scikit-learn engine resumes by folds instead: a retried
 candidate keeps the folds its interrupted attempt finished (see ``search.engines.sklearn_engine``).
 
-Files live in ``hpsearch-checkpoints/<study>/`` next to the SQLite file (in the working directory for a
-server database), like KerasTuner's Hyperband folder; ``--checkpoint-dir`` on a shared disk lets a retry on
-another machine continue too.
+Files live in ``hpsearch-checkpoints/<database>/<study>/`` next to the SQLite file (in the working
+directory for a server database), like KerasTuner's Hyperband folder; ``--checkpoint-dir`` on a shared disk
+lets a retry on another machine continue too. The database's name is part of the path because a study is
+named within its database only: two databases in one folder may each hold a study ``s``, and neither may
+sweep or continue from the other's files.
 """
 
 from __future__ import annotations
@@ -51,25 +53,53 @@ _NAME = re.compile(r"trial-(\d+)\.npz")
 
 
 def study_work_folder(storage_url: str, folder: str, study_name: str) -> Path:
-    """``folder/<study>`` next to the SQLite file (in the working directory for a server database): where
-    a study keeps files beside its database (checkpoints, KerasTuner's Hyperband weights)."""
+    """``folder/<database>/<study>`` next to the SQLite file (in the working directory for a server
+    database): where a study keeps files beside its database (checkpoints, KerasTuner's Hyperband
+    weights)."""
+    return _work_root(storage_url) / folder / _database_slug(storage_url) / _slug(study_name)
+
+
+def _work_root(storage_url: str) -> Path:
     from storage.connection import sqlite_path
 
     database = sqlite_path(storage_url)
-    base = database.expanduser().resolve().parent if database is not None else Path.cwd()
-    return base / folder / _slug(study_name)
+    return database.expanduser().resolve().parent if database is not None else Path.cwd()
+
+
+def _database_slug(storage_url: str) -> str:
+    """The database's file name (SQLite) or database name (a server): the same on every machine that
+    shares the study, whatever host name its URL uses."""
+    from sqlalchemy.engine import make_url
+
+    from storage.connection import sqlite_path
+
+    database = sqlite_path(storage_url)
+    return _slug(database.name if database is not None else make_url(storage_url).database or "database")
 
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "study"
 
 
-def checkpoint_folder(storage_url: str, study_name: str, settings: Mapping[str, Any]) -> Path:
-    """Where the study's trial checkpoints live (see the module docstring)."""
+def remove_empty_folders(folder: Path, stop_at: Path) -> None:
+    """Remove ``folder`` and then each parent below ``stop_at`` while they are empty."""
+    while folder != stop_at and stop_at in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another study's files), or already gone
+            return
+        folder = folder.parent
+
+
+def study_checkpoints(storage_url: str, study_name: str, settings: Mapping[str, Any]) -> StudyCheckpoints:
+    """The study's trial checkpoints (see the module docstring)."""
     given = settings.get(CHECKPOINT_DIR_SETTING)
     if given:
-        return Path(given).expanduser() / _slug(study_name)
-    return study_work_folder(storage_url, CHECKPOINT_FOLDER, study_name)
+        # The user's folder stays; our subfolders in it go once empty.
+        root = Path(given).expanduser()
+        return StudyCheckpoints(root / _database_slug(storage_url) / _slug(study_name), keep=root)
+    return StudyCheckpoints(study_work_folder(storage_url, CHECKPOINT_FOLDER, study_name),
+                            keep=_work_root(storage_url))
 
 
 @dataclass(frozen=True)
@@ -83,8 +113,10 @@ class Restored:
 class StudyCheckpoints:
     """The checkpoint files of one study: one per running (or interrupted, awaiting retry) trial."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, keep: Path) -> None:
         self.folder = folder
+        #: the folder above ``folder`` that stays when the last checkpoint goes (ours below it go)
+        self.keep = keep
 
     def path(self, number: int) -> Path:
         return self.folder / f"trial-{number}.npz"
@@ -99,12 +131,7 @@ class StudyCheckpoints:
     def discard(self, number: int) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(number).unlink()
-        with contextlib.suppress(OSError):
-            self.folder.rmdir()  # only when empty
-            if self.folder.parent.name == CHECKPOINT_FOLDER:
-                # The default folder too, once no study has a checkpoint in it: a finished run leaves
-                # nothing behind. (A ``--checkpoint-dir`` is the user's, and stays.)
-                self.folder.parent.rmdir()
+        remove_empty_folders(self.folder, self.keep)  # a finished run leaves no empty folder behind
 
     def numbers(self) -> list[int]:
         if not self.folder.is_dir():
@@ -213,8 +240,8 @@ class EpochCheckpoint:
                     numpy.savez(file, **arrays)
                 break
             except FileNotFoundError:
-                # Another worker's ended trial removed the study's (then empty) folder, or the default
-                # folder above it, in between.
+                # Another worker's ended trial removed the study's (then empty) folder, or those
+                # above it, in between.
                 if attempt == 2:
                     raise
         os.replace(partial, self.path)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from search.checkpoints import CHECKPOINT_MIN_EPOCHS, EpochCheckpoint, StudyCheckpoints, checkpoint_folder
+from search.checkpoints import CHECKPOINT_MIN_EPOCHS, EpochCheckpoint, study_checkpoints
 from search.errors import ClusterLostError, StorageTroubleError
 from search.packing import PackMember
 from search.training import EpochRecorderCallback, FitResult, NonFiniteLossError, describe_error, fit_config
@@ -275,7 +275,7 @@ class TrialRunner:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.heartbeat = Heartbeat(ctx.storage, heartbeat_interval(ctx.settings))
-        self.checkpoints = StudyCheckpoints(checkpoint_folder(ctx.storage.url, ctx.study.name, ctx.settings))
+        self.checkpoints = study_checkpoints(ctx.storage.url, ctx.study.name, ctx.settings)
 
     def run(self, proposal: Proposal, train: Callable[[Attempt], TrialOutcome]) -> RunResult:
         """Claim ``proposal`` as a trial, train it with ``train``, record how it ended.

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from search.backends import study_backend, use_backend_here
-from search.checkpoints import CHECKPOINT_DIR_SETTING, StudyCheckpoints, checkpoint_folder
+from search.checkpoints import CHECKPOINT_DIR_SETTING, study_checkpoints
 from search.engines.base import ENGINE_OPTIONS, Budget, BudgetTracker, Engine, RunContext, get_engine
 from search.errors import StorageTroubleError, StudyMismatchError, UsageError
 from search.recorder import TrialRecorder, current_worker
@@ -488,7 +488,7 @@ def _resume(
         numbers = ", ".join(f"#{trial.number}" for trial in interrupted)
         print(f"marked {len(interrupted)} interrupted trial(s) as FAILED: {numbers}", file=out)
     retries = trials_to_retry(storage, study)
-    checkpoints = StudyCheckpoints(checkpoint_folder(storage.url, study.name, study.settings))
+    checkpoints = study_checkpoints(storage.url, study.name, study.settings)
     # Only a running trial or one due its retry can continue from a checkpoint.
     checkpoints.sweep({t.number for t in retries} | {t.number for t in storage.running_trials(study.id)})
     if retries:

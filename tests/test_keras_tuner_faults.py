@@ -71,7 +71,7 @@ def test_kill_9_during_a_continued_hyperband_round_then_resume(tmp_path):
     assert len(killed) == 1
     completed_before = {row[0]: row for row in before if row[1] == "COMPLETE"}
     # The round's parent keeps its weights: the retry must continue from them.
-    assert list((tmp_path / "hpsearch-keras-tuner" / "k").glob("trial_*/best-weights.npz"))
+    assert list((tmp_path / "hpsearch-keras-tuner" / "k.db" / "k").glob("trial_*/best-weights.npz"))
 
     resumed = _resume(tmp_path, url)  # in supervised worker processes, as users run it
     assert resumed.returncode == 0, resumed.stderr

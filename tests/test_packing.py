@@ -167,7 +167,7 @@ def test_ctrl_c_interrupts_every_member_of_the_pack_and_resume_finishes_the_grid
                              "--algorithm", "grid", "--pruner", "none", "--storage", url, "--quiet",
                              cwd=tmp_path)
     # Both members of the first pack have trained an epoch and written its checkpoint.
-    checkpoints = tmp_path / "hpsearch-checkpoints" / "c"
+    checkpoints = tmp_path / "hpsearch-checkpoints" / "c.db" / "c"
     wait_for(lambda: all((checkpoints / f"trial-{number}.npz").exists() for number in (0, 1)),
              interval_s=0.05)
     process.send_signal(signal.SIGINT)

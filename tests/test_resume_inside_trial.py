@@ -50,7 +50,7 @@ def test_worker_killed_in_epoch_e_continues_from_its_checkpoint(tmp_path):
     space.write_text(SPACE)
     db = tmp_path / "r.db"
     url = f"sqlite:///{db}"
-    folder = tmp_path / "hpsearch-checkpoints" / "r"
+    folder = tmp_path / "hpsearch-checkpoints" / "r.db" / "r"
     process = spawn_hpsearch("run", space, "--engine", "optuna", "--data", "digits", "--trials", "1",
                              "--study", "r", "--storage", url, "--quiet", "--in-process", cwd=tmp_path)
     try:
@@ -82,7 +82,7 @@ def test_worker_killed_in_epoch_e_continues_from_its_checkpoint(tmp_path):
     # Trained on, not from scratch: the first new epoch is no worse off than a fresh model's first epoch.
     assert retry.curves["loss"][done] < retry.curves["loss"][0]
     assert not folder.exists(), "the checkpoint is deleted when the trial ends"
-    assert not folder.parent.exists(), "a finished run leaves no empty checkpoint folder behind"
+    assert not (tmp_path / "hpsearch-checkpoints").exists(), "a finished run leaves no empty folder behind"
     # The study's epoch total counts the restored epochs once (with the interrupted attempt), not twice.
     with open_storage(url) as storage:
         [summary] = storage.list_studies()
@@ -135,3 +135,32 @@ def test_retried_sklearn_candidate_keeps_its_finished_folds(tmp_path):
     for fold in range(3):
         curve = retry.curves[f"split{fold}_loss"]
         assert sum(value is not None for value in curve) == 12
+
+
+def test_same_study_name_in_two_databases_of_one_folder_keeps_apart(tmp_path):
+    """A study is named within its database: study 's' of a.db and study 's' of b.db, side by side, must
+    not sweep (or continue from) each other's checkpoints."""
+    from search.checkpoints import CHECKPOINT_DIR_SETTING, study_checkpoints, study_work_folder
+
+    a = study_checkpoints(f"sqlite:///{tmp_path / 'a.db'}", "s", {})
+    b = study_checkpoints(f"sqlite:///{tmp_path / 'b.db'}", "s", {})
+    assert a.folder != b.folder
+    for checkpoints in (a, b):
+        checkpoints.folder.mkdir(parents=True)
+        checkpoints.path(0).write_bytes(b"epoch 5 of trial 0")
+    assert a.sweep(keep=[]) == [0], "a.db's resume found trial 0 neither running nor due a retry"
+    assert b.numbers() == [0], "b.db's running trial keeps its checkpoint"
+    b.discard(0)
+    assert list(tmp_path.iterdir()) == [], "the last checkpoint's folders go with it"
+    # KerasTuner's Hyperband weights are kept apart the same way.
+    assert (study_work_folder(f"sqlite:///{tmp_path / 'a.db'}", "w", "s")
+            != study_work_folder(f"sqlite:///{tmp_path / 'b.db'}", "w", "s"))
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    given = study_checkpoints(f"sqlite:///{tmp_path / 'a.db'}", "s", {CHECKPOINT_DIR_SETTING: str(shared)})
+    assert given.folder == shared / "a.db" / "s"
+    given.folder.mkdir(parents=True)
+    given.path(3).write_bytes(b"epoch 2")
+    given.discard(3)
+    assert shared.is_dir() and list(shared.iterdir()) == [], "--checkpoint-dir itself is the user's: it stays"

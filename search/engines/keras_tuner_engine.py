@@ -21,9 +21,9 @@ the new snapshot, and the one in-flight trial is reconciled with our trial table
 What stays on disk. Random and Bayesian searches keep nothing (a temporary directory KerasTuner insists
 on, removed when the run ends). Hyperband keeps, per trial that a later round may continue, one weights
 file of its best epoch (KerasTuner's ``SaveBestEpoch`` semantics, held in memory and written once at the
-end of the trial, atomically), under ``hpsearch-keras-tuner/<study>/`` next to the SQLite file (the
-working directory for other databases). A file is deleted as soon as no round can continue it, and the
-folder when none is left, so at most one round's worth of weights files exists at a time.
+end of the trial, atomically), under ``hpsearch-keras-tuner/<database>/<study>/`` next to the SQLite
+file (the working directory for other databases). A file is deleted as soon as no round can continue it,
+and the folder when none is left, so at most one round's worth of weights files exists at a time.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from search.backends import check_backend, describe_backend, study_backend
+from search.checkpoints import remove_empty_folders, study_work_folder
 from search.engines.base import Engine, RunContext
 from search.errors import SearchFailedError, UsageError
 from search.recorder import current_worker
@@ -260,8 +261,7 @@ def _plain(value: Any) -> Any:
 
 
 def hyperband_folder(ctx: RunContext) -> Path:
-    from search.checkpoints import study_work_folder
-
+    """``hpsearch-keras-tuner/<database>/<study>`` next to the database (see ``study_work_folder``)."""
     return study_work_folder(ctx.storage.url, WORK_FOLDER, ctx.study.name)
 
 
@@ -507,10 +507,8 @@ class _Search:
                 shutil.rmtree(path, ignore_errors=True)
         if not any(self.folder.iterdir()):
             shutil.rmtree(self.folder, ignore_errors=True)
-            try:
-                self.folder.parent.rmdir()  # only when no other study keeps weights there
-            except OSError:
-                pass
+            # Then the database's folder and hpsearch-keras-tuner/, when no other study keeps weights there.
+            remove_empty_folders(self.folder.parent, stop_at=self.folder.parents[2])
 
     # -- one trial ---------------------------------------------------------------------------------
     def train(self, trial: Any) -> float:
