@@ -56,6 +56,15 @@ class StorageTroubleError(HpsearchError):
     worker_exit_code = 75
 
 
+class FitProcessLostError(HpsearchError):
+    """A process fitting part of a trial died (a signal, the out-of-memory killer, a crash) while the run
+    goes on: the trial is marked interrupted with the cause and its engine fits it again with fresh
+    processes, keeping what was finished (scikit-learn: the folds). Not counted toward ``--max-failures``;
+    a configuration cut short too often is given up (``MAX_INTERRUPTED_ATTEMPTS``)."""
+
+    exit_code = 1
+
+
 class ClusterLostError(HpsearchError):
     """Where trials execute went away (the Dask scheduler of ``--dask``): not the configuration's fault.
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from search.checkpoints import CHECKPOINT_MIN_EPOCHS, EpochCheckpoint, study_checkpoints
-from search.errors import ClusterLostError, StorageTroubleError
+from search.errors import ClusterLostError, FitProcessLostError, StorageTroubleError
 from search.packing import PackMember
 from search.training import EpochRecorderCallback, FitResult, NonFiniteLossError, describe_error, fit_config
 from storage import (
@@ -120,6 +120,9 @@ class RunStatus(enum.Enum):
     BUDGET_REACHED = "budget reached"
     #: Trained, but recovery had failed the trial meanwhile: the result was refused.
     SUPERSEDED = "superseded"
+    #: Cut short by a lost fitting process (``FitProcessLostError``): recorded FAILED and interrupted (see
+    #: ``RunResult.trial``), for the engine to fit again.
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,14 @@ class _Superseded(Exception):
     """Recovery failed the trial while it trained (its writes are refused from then on)."""
 
 
+class _Lost(Exception):
+    """A fitting process of the trial died; the trial was marked interrupted (``trial``, when recorded)."""
+
+    def __init__(self, trial: TrialRecord | None) -> None:
+        super().__init__("a fitting process died")
+        self.trial = trial
+
+
 class TrialRunner:
     """Claims, trains, records and finishes trials for one run of one study (see the module docstring)."""
 
@@ -280,7 +291,8 @@ class TrialRunner:
     def run(self, proposal: Proposal, train: Callable[[Attempt], TrialOutcome]) -> RunResult:
         """Claim ``proposal`` as a trial, train it with ``train``, record how it ended.
 
-        Returns without training when the budget is used up or the configuration was tried before.
+        Returns without training when the budget is used up or the configuration was tried before, and
+        INTERRUPTED when a fitting process died (``FitProcessLostError``).
         Raises only KeyboardInterrupt (the trial is recorded as interrupted) and StorageTroubleError.
         """
         record = self._claim(proposal)
@@ -297,6 +309,8 @@ class TrialRunner:
                 ended = True
                 self._refused(record, str(superseded.__cause__ or superseded))
                 return RunResult(RunStatus.SUPERSEDED)
+            except _Lost as lost:
+                return RunResult(RunStatus.INTERRUPTED, trial=lost.trial)
             result = self._finish(attempt, outcome)
             ended = True
             return result
@@ -409,6 +423,10 @@ class TrialRunner:
         except ClusterLostError as error:  # the Dask cluster went away: retried on resume, not counted
             self._interrupt(attempt, f"interrupted: {error}")
             raise
+        except FitProcessLostError as error:  # not counted either; the engine fits it again in this run
+            print(f"note: trial #{record.number} interrupted: {error}; it is fitted again", file=sys.stderr,
+                  flush=True)
+            raise _Lost(self._interrupt(attempt, f"interrupted: {error}")) from error
         except StorageError as error:
             self._interrupt(attempt, f"interrupted: the database failed during the trial ({error})")
             raise StorageTroubleError(self._trouble(record, error)) from error
@@ -436,13 +454,13 @@ class TrialRunner:
             raise StorageTroubleError(self._trouble(record, error)) from error
         return RunResult(RunStatus.FINISHED, trial=finished)
 
-    def _interrupt(self, attempt: Attempt, reason: str) -> None:
+    def _interrupt(self, attempt: Attempt, reason: str) -> TrialRecord | None:
         """Mark the trial interrupted (retried on resume), if the database still takes the write; when it
         does not, the trial stays RUNNING and recovery fails it once its heartbeat is stale."""
         try:
-            self.ctx.recorder.fail(attempt.record, reason, interrupted=True, metrics=attempt.metrics)
+            return self.ctx.recorder.fail(attempt.record, reason, interrupted=True, metrics=attempt.metrics)
         except (TrialNotRunningError, StorageError):
-            pass
+            return None
 
     def _refused(self, record: TrialRecord, why: str, outcome: TrialOutcome | None = None) -> None:
         result = "" if outcome is None else f" ({outcome.state.value.lower()}, value {outcome.value})"

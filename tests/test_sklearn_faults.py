@@ -135,3 +135,56 @@ def test_ctrl_c_with_parallel_folds_interrupts_every_candidate_in_flight_then_re
     for row in interrupted:
         retries = [again for again in after if again[3] == row[0]]
         assert len(retries) == 1 and _key(retries[0][4]) == _key(row[4])
+
+
+def _fold_in_flight(db) -> bool:
+    """A trial ended, and a running one has a fold's epoch stored."""
+    ended = query(db, "SELECT count(*) FROM hp_trials WHERE state != 'RUNNING'")[0][0]
+    running = query(db, "SELECT count(*) FROM hp_trial_epochs e JOIN hp_trials t ON e.trial_id = t.id "
+                        "WHERE t.state = 'RUNNING'")[0][0]
+    return ended >= 1 and running >= 1
+
+
+@pytest.mark.parametrize("algorithm", ["grid", "halving-grid"])
+def test_a_dead_fold_process_interrupts_the_candidates_in_flight_and_the_run_fits_them_again(tmp_path,
+                                                                                            algorithm):
+    """--jobs 2: a fold process killed (as the out-of-memory killer would) breaks the pool. The candidates
+    whose fits were in it are recorded interrupted with the cause, and the same run fits them again with
+    fresh processes: the search ends, exit 0, with no candidate failed or fitted twice."""
+    import psutil
+
+    space = tmp_path / "grid.yaml"
+    space.write_text(GRID_SPACE)
+    db = tmp_path / "d.db"
+    url = f"sqlite:///{db}"
+    process = spawn_hpsearch("run", space, "--engine", "sklearn", "--algorithm", algorithm, "--cv", "2",
+                             "--jobs", "2", "--data", "iris", "--study", "d", "--storage", url, "--quiet",
+                             "--in-process", cwd=tmp_path)
+    try:
+        wait_for(lambda: _fold_in_flight(db), interval_s=0.05)
+        fold_processes = [child for child in psutil.Process(process.pid).children(recursive=True)
+                          if "spawn_main" in " ".join(child.cmdline())]
+        assert fold_processes, "the fold processes run under the search"
+        fold_processes[0].kill()
+        out, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    rows = _trials(db)
+    interrupted = [row for row in rows if row[2]]
+    assert interrupted and all(row[1] == "FAILED" for row in interrupted)
+    causes = query(db, "SELECT error FROM hp_trials WHERE interrupted = 1")
+    assert all("a fold process died" in cause for (cause,) in causes), causes
+    for row in interrupted:
+        assert f"note: trial #{row[0]} interrupted: a fold process died" in err
+    finished = [row for row in rows if not row[2]]
+    assert not [row for row in finished if row[1] == "FAILED"], "no candidate failed for a lost process"
+    retried = {row[3] for row in finished if row[3] is not None}
+    assert retried == {row[0] for row in interrupted}, "each interrupted candidate fitted again, as its retry"
+    if algorithm == "grid":
+        assert sorted(_key(row[4]) for row in finished) == sorted(GRID), "each candidate once, none lost"
+        assert f"{len(rows)} trials ({len(GRID)} complete, {len(interrupted)} failed)" in out, out
+    else:  # the whole plan ran: its last rung has a complete trial, as without the kill
+        assert [row for row in finished if row[1] == "COMPLETE"]

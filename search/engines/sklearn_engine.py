@@ -36,8 +36,9 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from search.engines.base import Engine, RunContext
 from search.engines.sklearn_halving import (
@@ -49,7 +50,7 @@ from search.engines.sklearn_halving import (
     plan_for,
     run_halving,
 )
-from search.errors import DataError, UsageError
+from search.errors import DataError, FitProcessLostError, UsageError
 from search.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
 from search.scoring import Scoring, scorer, scoring_for
 from spaces import SearchSpace, resolve_config
@@ -516,32 +517,40 @@ class SklearnEngine(Engine):
 
         runner = TrialRunner(ctx)
         budget_reached = False
+        lost = True  # a fold process died this pass: plan again, the cut-short candidates first
         folds: _Folds | None = None
 
         def settle(done: list[tuple[Any, Any]]) -> None:
-            nonlocal budget_reached
+            nonlocal budget_reached, lost
             for _, future in done:
-                if future.result().status is RunStatus.BUDGET_REACHED:  # re-raises a fatal error
-                    budget_reached = True
+                status = future.result().status  # re-raises a fatal error
+                budget_reached = budget_reached or status is RunStatus.BUDGET_REACHED
+                lost = lost or status is RunStatus.INTERRUPTED
 
         try:
             with trials_in_flight(ctx.study.name) as in_flight:
                 folds = evaluator(in_flight.stopping)
-                for candidate, history in self._plan(ctx):
-                    # Candidates in flight: every fit slot busy, plus one so a slot never waits for us.
-                    while len(in_flight) >= -(-width() // len(splits)) + 1:
+                # Each pass plans from the store: a candidate cut short by a dead fold process comes back
+                # as a retry (keeping its finished folds), until it is given up.
+                while lost and not budget_reached:
+                    lost = False
+                    for candidate, history in self._plan(ctx):
+                        # Candidates in flight: every fit slot busy, plus one so a slot never waits for us.
+                        while len(in_flight) >= -(-width() // len(splits)) + 1:
+                            settle(in_flight.next_done())
+                        if budget_reached or ctx.tracker.should_stop():
+                            break
+                        proposal = self._proposal(candidate, history)
+                        if len(history.interrupted) >= MAX_INTERRUPTED_ATTEMPTS:
+                            train = _given_up(history)
+                        else:
+                            train = _cross_validation(candidate, folds, splits, scoring)
+                        in_flight.start(candidate.index,
+                                        functools.partial(_claimed_then, runner, proposal, train))
+                    while len(in_flight):
                         settle(in_flight.next_done())
-                    if budget_reached or ctx.tracker.should_stop():
+                    if ctx.tracker.should_stop():
                         break
-                    proposal = self._proposal(candidate, history)
-                    if len(history.interrupted) >= MAX_INTERRUPTED_ATTEMPTS:
-                        train = _given_up(history)
-                    else:
-                        train = _cross_validation(candidate, folds, splits, scoring)
-                    in_flight.start(candidate.index,
-                                    functools.partial(_claimed_then, runner, proposal, train))
-                while len(in_flight):
-                    settle(in_flight.next_done())
         finally:
             if folds is not None:
                 folds.close()
@@ -705,9 +714,10 @@ class _ProcessFolds(_Folds):
 
     Spawned, not forked (TensorFlow's runtime does not survive a fork); the processes write their
     epochs themselves, reuse compiled models across the fits of one structure, and die with this one.
-    Several candidates' trials may wait on the processes at once (``SklearnEngine._run_in_flight``); a
-    fold process that dies (out of memory) fails the candidates whose fits were queued or running, and the
-    next candidate gets fresh processes.
+    Several candidates' trials may wait on the processes at once (``SklearnEngine._run_in_flight``). A
+    fold process that dies (the out-of-memory killer, a signal) breaks the pool: the candidates whose fits
+    were queued or running are interrupted (``FitProcessLostError``; which candidate's fit killed it is
+    not known), keep their finished folds, and are fitted again with fresh processes in the same run.
     """
 
     def __init__(self, storage_url: str, processes: int, threads: int, x: Any, y: Any, sample_weight: Any,
@@ -748,9 +758,12 @@ class _ProcessFolds(_Folds):
         from search.engines.sklearn_estimators import fit_fold_in_process
 
         pool = self._pool()
-        futures = [pool.submit(fit_fold_in_process, attempt.record.id, candidate.sklearn_params, fold,
-                               *splits[fold])
-                   for fold in todo]
+        try:
+            futures = [pool.submit(fit_fold_in_process, attempt.record.id, candidate.sklearn_params, fold,
+                                   *splits[fold])
+                       for fold in todo]
+        except BrokenProcessPool as error:  # broken by another candidate's fit, not yet replaced
+            self._lost(pool, error)
         pending = set(futures)
         try:
             while pending:
@@ -760,6 +773,9 @@ class _ProcessFolds(_Folds):
                 for future in done:
                     try:
                         result = future.result()
+                    except BrokenProcessPool as error:
+                        self.stopping.raise_if_set()  # the processes were stopped for the run's end
+                        self._lost(pool, error)
                     except BaseException:
                         self.stopping.raise_if_set()  # the processes were stopped for the run's end
                         raise
@@ -769,28 +785,49 @@ class _ProcessFolds(_Folds):
                 future.cancel()
             wait(futures)
             raise
-        except BaseException:  # Ctrl-C, or a fold process died: stop the processes now
+        except FitProcessLostError:  # the broken pool is gone already; a fresh one may be serving others
+            raise
+        except BaseException:  # Ctrl-C: stop the processes now
             self._stop()
             raise
+
+    def _lost(self, pool: Any, error: BaseException) -> NoReturn:
+        """The pool broke (a fold process died): shut it down once, whichever candidate sees it first, so
+        the next fits get fresh processes; this candidate is interrupted."""
+        with self._lock:
+            if self._executor is not pool:
+                pool = None  # another candidate's thread replaced it already: leave the new one be
+            else:
+                self._executor = None
+        if pool is not None:
+            _shut_down(pool)
+        raise FitProcessLostError(
+            "a fold process died (killed by a signal or the out-of-memory killer) while this candidate "
+            "had fits in its pool"
+        ) from error
 
     def _stop(self) -> None:
         with self._lock:
             executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        processes = list(getattr(executor, "_processes", {}).values())
-        executor.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-        for process in processes:
-            process.join(timeout=10)
+        if executor is not None:
+            _shut_down(executor)
 
     def close(self) -> None:
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _shut_down(executor: Any) -> None:
+    """Stop a process pool now: its queued fits are cancelled and its processes killed."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+    for process in processes:
+        process.join(timeout=10)
 
 
 class _DaskFolds(_Folds):

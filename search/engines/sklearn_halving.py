@@ -368,20 +368,25 @@ def run_halving(ctx: RunContext, evaluator: Any, splits: list[tuple[np.ndarray, 
             if plan.resource == "epochs":
                 fitted = Candidate(candidate.index, {**candidate.sklearn_params, "epochs": rung.resources},
                                    candidate.point)
-            proposal = Proposal(
-                candidate.point,
-                engine_trial_id=f"{rung.iteration}:{candidate.index}",
-                retry_of=history.interrupted[-1].number if history.interrupted else None,
-                parent_number=parents.get(candidate.key),
-                # The same parameters on another rung are other work, not a duplicate.
-                identity={"params": candidate.point, "halving_iter": rung.iteration},
-            )
-            if len(history.interrupted) >= MAX_INTERRUPTED_ATTEMPTS:
-                train = _given_up(history)  # type: ignore[arg-type]
-            else:
-                cross_validate = _cross_validation(fitted, evaluator, folds, scoring)
-                train = _rung_fit(cross_validate, rung, rung.iteration == last)
-            result = runner.run(proposal, train)
+            while True:
+                proposal = Proposal(
+                    candidate.point,
+                    engine_trial_id=f"{rung.iteration}:{candidate.index}",
+                    retry_of=history.interrupted[-1].number if history.interrupted else None,
+                    parent_number=parents.get(candidate.key),
+                    # The same parameters on another rung are other work, not a duplicate.
+                    identity={"params": candidate.point, "halving_iter": rung.iteration},
+                )
+                if len(history.interrupted) >= MAX_INTERRUPTED_ATTEMPTS:
+                    train = _given_up(history)  # type: ignore[arg-type]
+                else:
+                    cross_validate = _cross_validation(fitted, evaluator, folds, scoring)
+                    train = _rung_fit(cross_validate, rung, rung.iteration == last)
+                result = runner.run(proposal, train)
+                if result.status is not RunStatus.INTERRUPTED or result.trial is None:
+                    break
+                # A fold process died: fit it again now (keeping its finished folds), until given up.
+                history.interrupted.append(result.trial)
             if result.status is RunStatus.BUDGET_REACHED:
                 ctx.tracker.budget_reached()
                 return
