@@ -648,6 +648,9 @@ def _best_value(storage: Storage, study: StudyRecord) -> float | None:
 def _print_summary(storage: Storage, study: StudyRecord, seconds: float, out: TextIO) -> None:
     counts = storage.count_trials(study.id)
     states = ", ".join(f"{counts[state]} {state.value.lower()}" for state in TrialState if counts[state])
+    interrupted = storage.count_interrupted(study.id) if counts[TrialState.FAILED] else 0
+    # An interrupted attempt is FAILED in the store, but not for its configuration: it is retried.
+    states += f", {interrupted} of them interrupted" if interrupted else ""
     copied = len(storage.copied_trials(study.id)) if study.settings.get(WARM_START_SETTING) else 0
     states += f"; {copied} of them copied by --warm-start" if copied else ""
     print(f"study '{study.name}': {sum(counts.values())} trials ({states}) after {seconds:.1f} s", file=out)

@@ -729,6 +729,15 @@ class Storage:
             counts[TrialState(state)] = int(count)
         return counts
 
+    def count_interrupted(self, study_id: int) -> int:
+        """Failed trials that were cut short (a kill, Ctrl-C, a lost process), not failed by their
+        configuration: each is retried, on resume or in the same run."""
+        with self._read() as session:
+            count = session.scalar(
+                select(func.count()).where(TrialRow.study_id == study_id, TrialRow.interrupted.is_(True))
+            )
+        return int(count or 0)
+
     def finished_by_worker(self, study_id: int, workers: Iterable[str]) -> dict[str, int]:
         """How many trials each of ``workers`` (``host:pid``) finished in the study (complete, pruned or
         failed): the supervisor starts a warm replacement for a worker about to be recycled."""
