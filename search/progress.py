@@ -1,4 +1,9 @@
-"""The progress bar shown during a search: trials done against the budget and the best value so far."""
+"""The progress shown during a search: trials done against the budget and the best value so far.
+
+On a terminal it is a tqdm bar redrawn in place. When stderr is a file or a pipe (``nohup``, a batch
+job, CI), a redrawn bar would append a copy of itself every half second; there it is one plain line
+each time a trial ends instead, which reads well in a log.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from storage import TrialRecord, TrialState
 
 
 class ProgressBar:
-    """A tqdm bar on stderr fed by the recorder's finish events; silent when ``enabled`` is false."""
+    """Progress on stderr fed by the recorder's finish events (in-process runs) or by the supervisor's
+    view of the store (``show``); silent when ``enabled`` is false."""
 
     def __init__(
         self,
@@ -25,13 +31,15 @@ class ProgressBar:
         self.objective = objective
         self.direction = direction
         self.best = best
+        self.total = total
+        self.done = min(initial, total) if total else initial
+        self.enabled = enabled
         self._bar: Any = None
-        if enabled:
+        if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
             self._bar = tqdm(
-                total=total, initial=min(initial, total) if total else initial, unit="trial",
-                file=sys.stderr, dynamic_ncols=True, leave=True,
+                total=total, initial=self.done, unit="trial", file=sys.stderr, dynamic_ncols=True, leave=True,
             )
             self._show(last=None)
 
@@ -48,27 +56,38 @@ class ProgressBar:
             and self._better(trial.value)
         ):
             self.best = trial.value
-        if self._bar is None:
-            return
-        if not trial.interrupted:
-            self._bar.update(1)
-        self._show(last=trial)
+        if not trial.interrupted:  # an interrupted attempt is retried: it does not spend the budget
+            self.done += 1
+            if self._bar is not None:
+                self._bar.update(1)
+        if self._bar is not None:
+            self._show(last=trial)
+        elif self.enabled:
+            self._log(_describe(trial, self.objective))
 
     def show(self, done: int, best: float | None) -> None:
         """Jump to what the database says (the supervisor's view of all its workers)."""
+        changed = done != self.done or best != self.best
         self.best = best
-        if self._bar is None:
-            return
-        if done != self._bar.n:
-            self._bar.n = done
-        self._show(last=None)
+        self.done = done
+        if self._bar is not None:
+            if done != self._bar.n:
+                self._bar.n = done
+            self._show(last=None)
+        elif self.enabled and changed:
+            self._log("trials done")
 
     def write(self, message: str) -> None:
         """A message above the bar without breaking it."""
         if self._bar is None:
-            print(message, file=sys.stderr)
+            print(message, file=sys.stderr, flush=True)
         else:
             self._bar.write(message, file=sys.stderr)
+
+    def _log(self, what: str) -> None:
+        count = f"{self.done}/{self.total}" if self.total else str(self.done)
+        best = "-" if self.best is None else f"{self.best:.4g}"
+        self.write(f"[{count}] {what}; best {self.objective} {best}")
 
     def _show(self, last: TrialRecord | None) -> None:
         best = "-" if self.best is None else f"{self.best:.4g}"
@@ -81,3 +100,14 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _describe(trial: TrialRecord, objective: str) -> str:
+    """``trial #3 complete, val_accuracy 0.9333`` (pruned: at which epoch; interrupted: retried)."""
+    state = trial.state.value.lower()
+    if trial.interrupted:
+        return f"trial #{trial.number} interrupted (it is retried)"
+    if trial.state is TrialState.PRUNED:
+        state = f"pruned after epoch {trial.epochs_run}"
+    value = "" if trial.value is None else f", {objective} {trial.value:.4g}"
+    return f"trial #{trial.number} {state}{value}"

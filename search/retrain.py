@@ -221,25 +221,48 @@ def _callback_settings(
     }
 
 
+#: Seconds between two progress lines of a retrain logged to a file (see search.progress).
+LOG_EVERY_S = 10.0
+
+
 def _progress_callback(seed: int, epochs: int, monitor: str, enabled: bool) -> list[Any]:
     if not enabled:
         return []
     import keras
-    from tqdm import tqdm
 
     class _EpochBar(keras.callbacks.Callback):
+        """A tqdm bar on a terminal; in a log, a line every ``LOG_EVERY_S`` seconds and one at the end."""
+
         def on_train_begin(self, logs: Any = None) -> None:
-            self.bar = tqdm(total=epochs, unit="epoch", desc=f"seed {seed}", file=sys.stderr,
-                            dynamic_ncols=True, leave=False)
+            self.bar = None
+            self.line = f"seed {seed}: epoch 0/{epochs}"
+            self.logged_at = time.monotonic()
+            if sys.stderr.isatty():
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=epochs, unit="epoch", desc=f"seed {seed}", file=sys.stderr,
+                                dynamic_ncols=True, leave=False)
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             value = (logs or {}).get(monitor)
-            if value is not None:
-                self.bar.set_postfix_str(f"{monitor}={float(value):.4g}", refresh=False)
-            self.bar.update(1)
+            shown = "" if value is None else f", {monitor} {float(value):.4g}"
+            self.line = f"seed {seed}: epoch {epoch + 1}/{epochs}{shown}"
+            if self.bar is not None:
+                if value is not None:
+                    self.bar.set_postfix_str(f"{monitor}={float(value):.4g}", refresh=False)
+                self.bar.update(1)
+            elif time.monotonic() - self.logged_at >= LOG_EVERY_S:
+                self._log()
 
         def on_train_end(self, logs: Any = None) -> None:
-            self.bar.close()
+            if self.bar is not None:
+                self.bar.close()
+            else:
+                self._log()
+
+        def _log(self) -> None:
+            print(self.line, file=sys.stderr, flush=True)
+            self.logged_at = time.monotonic()
 
     return [_EpochBar()]
 
