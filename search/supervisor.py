@@ -7,6 +7,13 @@ it also applies the liveness rule of :mod:`search.recovery` to the whole study, 
 went silent (paused, hung, or on a machine that died) is failed and retried even while that worker
 still exists. Progress is read from the database, so the bar counts every worker's trials.
 
+A worker of ours stopped (SIGSTOP, a debugger) in the middle of a write to an SQLite database holds the
+file's one write lock: every other writer waits, then fails at its busy timeout, and nobody can fail the
+stopped worker's trial. So when one of our workers is stopped while the file stays write-locked for a
+third of the busy timeout (at most 10 s), the supervisor kills it: the lock is released, and its trial is
+failed and retried as for any dead worker. A stopped worker that holds no lock is left to the liveness
+rule above. PostgreSQL has no file-wide lock.
+
 Warm workers: once a live worker is within ``WARM_WORKER_LEAD_TRIALS`` trials of being recycled
 (``--recycle-after``), a replacement is started as a standby (``search.worker --standby``): it imports
 TensorFlow and Keras while the old worker still trains, and is told to start the moment a worker slot
@@ -31,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import psutil
 from sqlalchemy.exc import SQLAlchemyError
 
 from search.backends import worker_environment
@@ -38,6 +46,7 @@ from search.engines.base import Budget, BudgetTracker, Engine, RunContext
 from search.errors import HpsearchError, SearchFailedError, StorageTroubleError
 from search.recovery import fail_abandoned_trials, interrupt_trial
 from storage import Storage, StorageError, StudyRecord, TrialRecord, TrialState
+from storage.connection import sqlite_busy_timeout_s, sqlite_path
 
 #: Seconds a worker gets to record its interrupted trial after SIGINT before it is killed.
 STOP_GRACE_S = 30.0
@@ -64,6 +73,8 @@ class Worker:
     process: subprocess.Popen
     stderr: IO[str]
     finished_at_start: int
+    #: Why the supervisor killed it, when it did (the cause its trial is failed with).
+    killed_because: str | None = None
 
     @property
     def id(self) -> str:
@@ -134,6 +145,9 @@ class Supervisor:
         self.threads = max(1, _cpu_count() // workers)
         self._bar = None
         self._liveness_at = 0.0
+        self._sqlite_file = sqlite_path(storage.url)
+        #: Since when one of our workers has been seen stopped while the SQLite file was write-locked.
+        self._stopped_and_locked_since: float | None = None
         #: The command that continues the study, for messages (no password in it).
         self.resume_command = resume_command
 
@@ -238,6 +252,9 @@ class Supervisor:
         if now - self._liveness_at < LIVENESS_EVERY_S:
             return
         self._liveness_at = now
+        self._end_stopped_lock_holders(now)
+        if self._stopped_and_locked_since is not None:
+            return  # failing a trial is a write: it would only wait for the stopped worker's lock
         try:
             failed = fail_abandoned_trials(self.storage, self.study)
             if failed:
@@ -258,6 +275,31 @@ class Supervisor:
             for worker in self.live:
                 if worker.id == trial.worker and worker.process.poll() is None:
                     worker.process.kill()
+
+    def _end_stopped_lock_holders(self, now: float) -> None:
+        """Kill our workers that are stopped while the SQLite file stays write-locked (module docstring)."""
+        if self._sqlite_file is None:
+            return
+        stopped = [worker for worker in self.live if _is_stopped(worker.process.pid)]
+        if not stopped or not _write_locked(self._sqlite_file):
+            self._stopped_and_locked_since = None
+            return
+        if self._stopped_and_locked_since is None:
+            self._stopped_and_locked_since = now
+        waited = now - self._stopped_and_locked_since
+        if waited < stopped_lock_holder_limit_s():
+            return
+        self._stopped_and_locked_since = None
+        for worker in stopped:
+            worker.killed_because = (
+                "was stopped (SIGSTOP or a debugger) while the SQLite database stayed locked for "
+                f"{waited:.0f} s, which blocks every writer of the study, and was killed"
+            )
+            worker.process.kill()
+            # Reaped now, with its cause: left to the next poll, the liveness rule could find its
+            # process gone first and fail its trial as merely "stopped".
+            worker.process.wait()
+            self._reap(worker)
 
     def _reap(self, worker: Worker) -> None:
         returncode = worker.process.returncode
@@ -285,7 +327,7 @@ class Supervisor:
             worker.stderr.close()
             self.stop_workers()
             raise WorkerError(message, returncode)
-        cause = describe_death(returncode)
+        cause = worker.killed_because or describe_death(returncode)
         worker.stderr.close()
         failed = self._fail_trials_of(worker, cause)
         self.retries_pending = True
@@ -365,6 +407,36 @@ class Supervisor:
             self._refresh()
             bar.close()
             self._bar = None
+
+
+def stopped_lock_holder_limit_s() -> float:
+    """Seconds a stopped worker may keep the SQLite file locked: well within the others' busy timeout."""
+    return min(10.0, sqlite_busy_timeout_s() / 3)
+
+
+def _is_stopped(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+    except psutil.Error:
+        return False
+
+
+def _write_locked(path: Path) -> bool:
+    """Whether another connection holds the SQLite file's write lock right now (no waiting)."""
+    import sqlite3
+
+    try:
+        connection = sqlite3.connect(path, timeout=0, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError as error:
+        return "locked" in str(error) or "busy" in str(error)
+    finally:
+        connection.close()
 
 
 def _pythonpath() -> str:

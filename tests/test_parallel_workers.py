@@ -115,6 +115,62 @@ def test_a_paused_worker_loses_its_trial_and_its_late_result_is_refused(tmp_path
     assert len(set(configs)) == len(configs), "no configuration both retried and completed twice"
 
 
+#: A ``sitecustomize`` module loaded by every Python process of the run (through PYTHONPATH): the first
+#: worker to write an epoch batch after its first epoch stops itself (SIGSTOP) inside that write
+#: transaction, holding SQLite's one write lock, as a worker paused by a user or a debugger at the wrong
+#: moment would.
+STOP_WHILE_WRITING = """\
+import os
+import signal
+
+flag = os.environ.get("TEST_STOP_WHILE_WRITING")
+if flag:
+    from storage.repository import Storage
+
+    original = Storage._add_epochs
+
+    def _add_epochs(self, connection, trial_id, epochs):
+        if max(epoch for epoch, _, _ in epochs) >= 1:
+            try:
+                os.close(os.open(flag, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGSTOP)
+        return original(self, connection, trial_id, epochs)
+
+    Storage._add_epochs = _add_epochs
+"""
+
+
+def test_a_worker_stopped_while_it_writes_is_killed_so_the_study_goes_on(tmp_path):
+    db = tmp_path / "w.db"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(STOP_WHILE_WRITING)
+    stopped = tmp_path / "stopped"
+    # A 9 s busy timeout: the other worker's writes fail after 9 s of waiting; the stopped worker must be
+    # gone before (a third of it, 3 s).
+    env = {"PYTHONPATH": str(hook), "TEST_STOP_WHILE_WRITING": str(stopped),
+           "HPSEARCH_SQLITE_BUSY_TIMEOUT_S": "9"}
+    done = _run(tmp_path, "run", _space(tmp_path, LONG_SPACE), "--data", "digits", "--trials", "4",
+                "--algorithm", "random", "--pruner", "none", "--study", "w", "--storage", db,
+                "--workers", "2", check=False, env=env)
+    assert stopped.exists(), "a worker stopped itself while writing"
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "locked" not in done.stderr.replace("stayed locked", "")
+    rows = _trials(db)
+    killed = [row for row in rows if row[2]]
+    assert len(killed) == 1, rows
+    number, error = killed[0][0], killed[0][6]
+    assert "was stopped (SIGSTOP or a debugger) while the SQLite database stayed locked" in error
+    assert f"trial #{number} marked FAILED and will be retried once" in done.stderr
+    retries = [row for row in rows if row[3] == number]
+    assert len(retries) == 1 and retries[0][1] == "COMPLETE"
+    counted = [row for row in rows if not row[2]]
+    assert len(counted) == 4 and {row[1] for row in counted} == {"COMPLETE"}
+
+
 def test_a_database_error_during_a_trial_is_not_the_trials_failure(tmp_path):
     db = tmp_path / "lock.db"
     env = {"HPSEARCH_SQLITE_BUSY_TIMEOUT_S": "1"}
