@@ -1,4 +1,5 @@
-"""Progress during a search: a bar redrawn in place on a terminal, one plain line per ended trial in a log."""
+"""Progress during a search: a bar redrawn in place on a terminal, one plain line per ended trial in a log;
+and no TensorFlow start-up lines among ours."""
 
 from __future__ import annotations
 
@@ -82,6 +83,9 @@ def test_a_run_logged_to_a_file_prints_one_line_per_ended_trial_not_a_redrawn_ba
                                check=False)
     assert retrained.returncode == 0, retrained.stderr
     assert "\r" not in retrained.stderr
+    # Nor TensorFlow's C++ start-up lines, which TF_CPP_MIN_LOG_LEVEL cannot hide.
+    for chatter in ("absl::InitializeLog", "port.cc"):
+        assert chatter not in retrained.stderr and chatter not in done.stderr
     epochs = [line for line in retrained.stderr.splitlines() if line.startswith("seed 0: epoch")]
     assert epochs and re.fullmatch(r"seed 0: epoch 4/4, val_accuracy [\d.]+", epochs[-1]), retrained.stderr
 
