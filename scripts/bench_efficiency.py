@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_efficiency.py [--seeds 5] [--trials 12] [--epochs 9] [--equal-budget]
                                                  [--datasets wine,diabetes] [--only LABEL,...]
-                                                 [--out bench-efficiency]
+                                                 [--space small|default] [--out bench-efficiency]
 
 Every algorithm of every engine searches the same small space (below) on bundled datasets, one study per
 (dataset, algorithm, seed), one worker, each study in a fresh Python process running its trials itself
@@ -34,6 +34,12 @@ A pruned trial, or a halving candidate stopped at a lower rung, counts with the 
   runs trials until it has spent random search's epochs (``--trials`` x ``--epochs``); only the trials that
   ended within that budget count. Use a new ``--out`` for each ``--epochs``: studies are named by dataset,
   algorithm and seed only.
+
+``--space default`` searches the bundled default space instead (``spaces/presets/default.yaml``: 1-3 layers of
+16-128 neurons, four activations, three initializers, dropout, four optimizers, learning rates over three
+decades, three batch sizes), the kind of space a user writes, where many configurations are poor. Its
+grid is too large to enumerate, so the grid searches (``sklearn grid``, ``sklearn halving-grid``) are
+left out.
 
 Writes ``OUT/efficiency.md`` (the README table), ``OUT/efficiency.json`` and ``OUT/efficiency.png`` (best
 so far against epochs, one line per algorithm, the median over seeds).
@@ -67,6 +73,22 @@ params:
   learning_rate: {{type: float, low: 1.0e-3, high: 1.0e-1, log: true, grid: [1.0e-3, 1.0e-2, 1.0e-1]}}
 fixed: {{n_hidden: 1, epochs: {epochs}, batch_size: 32}}
 """
+
+DEFAULT_SPACE = ROOT / "spaces" / "presets" / "default.yaml"
+#: algorithms that enumerate the space's grid: they run the small space only
+GRID_ALGORITHMS = ("sklearn grid", "sklearn halving-grid")
+
+
+def space_text(space: str, objective: str, epochs: int) -> str:
+    """The space file a study of this benchmark searches."""
+    if space == "small":
+        return SPACE.format(objective=objective, epochs=epochs)
+    import yaml
+
+    document = yaml.safe_load(DEFAULT_SPACE.read_text())
+    document["objective"] = objective
+    document["fixed"] = {**document.get("fixed", {}), "epochs": epochs}
+    return yaml.safe_dump(document, sort_keys=False)
 
 
 @dataclass(frozen=True)
@@ -126,14 +148,14 @@ def hpsearch(args: Sequence[str]) -> int:
 
 
 def run_study(out: Path, dataset: str, algorithm: Algorithm, seed: int, trials: int, epochs: int,
-              resume: bool) -> None:
+              resume: bool, space_name: str) -> None:
     storage_url = f"sqlite:///{out / 'efficiency.db'}"
     if resume:
         _resume(storage_url, dataset, algorithm, seed, ())
         return
     objective, _ = DATASETS[dataset]
     space = out / f"space-{dataset}.yaml"
-    space.write_text(SPACE.format(objective=objective, epochs=epochs))
+    space.write_text(space_text(space_name, objective, epochs))
     budget = ("--trials", str(trials))
     if algorithm.args[1] == "hyperband" and algorithm.engine == "keras-tuner":
         budget = ()  # Hyperband's plan (max epochs, factor) sets the number of trials
@@ -341,6 +363,8 @@ def main() -> None:
     parser.add_argument("--datasets", default="wine,diabetes")
     parser.add_argument("--only", default=None, help="comma-separated algorithm labels (default: all)")
     parser.add_argument("--out", type=Path, default=Path("bench-efficiency"))
+    parser.add_argument("--space", choices=("small", "default"), default="small",
+                        help="the 36-point space, or the bundled default space (no grid searches)")
     parser.add_argument("--equal-budget", action="store_true",
                         help="algorithms with a pruner run trials until they have spent random search's "
                              "epochs (trials x epochs) instead of stopping at --trials")
@@ -350,14 +374,19 @@ def main() -> None:
     datasets = args.datasets.split(",")
     wanted = set(args.only.split(",")) if args.only else None
     algorithms = [a for a in ALGORITHMS if wanted is None or a.label in wanted]
+    if args.space != "small":
+        skipped = [a.label for a in algorithms if a.label in GRID_ALGORITHMS]
+        if skipped:
+            print(f"left out with --space {args.space} (its grid is too large to enumerate): "
+                  + ", ".join(skipped))
+        algorithms = [a for a in algorithms if a.label not in GRID_ALGORITHMS]
     args.out.mkdir(parents=True, exist_ok=True)
 
     from storage import StudyNotFoundError, open_storage
 
     for dataset in datasets:
         space = args.out / f"space-{dataset}.yaml"
-        if space.exists() and space.read_text() != SPACE.format(objective=DATASETS[dataset][0],
-                                                                 epochs=args.epochs):
+        if space.exists() and space.read_text() != space_text(args.space, DATASETS[dataset][0], args.epochs):
             raise SystemExit(f"{args.out} holds studies of another space or --epochs ({space}): "
                              "choose another --out")
     storage = open_storage(f"sqlite:///{args.out / 'efficiency.db'}")
@@ -386,7 +415,8 @@ def main() -> None:
         except StudyNotFoundError:
             resume = False
         began = time.perf_counter()
-        run_study(args.out, dataset, algorithm, seed, args.trials, args.epochs, resume=resume)
+        run_study(args.out, dataset, algorithm, seed, args.trials, args.epochs, resume=resume,
+                  space_name=args.space)
         if budget(algorithm) is not None:
             spend_epoch_budget(args.out, storage, dataset, algorithm, seed, epoch_budget)
         finished.add(name)
