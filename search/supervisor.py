@@ -425,8 +425,9 @@ def _write_locked(path: Path) -> bool:
     """Whether another connection holds the SQLite file's write lock right now (no waiting)."""
     import sqlite3
 
-    try:
-        connection = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:  # read-write, never create: a file deleted under the study is not made again here
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=0,
+                                     isolation_level=None)
     except sqlite3.Error:
         return False
     try:
