@@ -96,7 +96,7 @@ def test_ctrl_c_marks_trial_and_prints_resume_command(tmp_path):
     rows = _trials(db)
     assert not [row for row in rows if row[1] == "RUNNING"]
     interrupted = [row for row in rows if row[2]]
-    assert len(interrupted) == 1 and interrupted[0][1] == "FAILED"
+    assert len(interrupted) == 1 and interrupted[0][1] == "FAILED", (rows, err)
 
     resumed = subprocess.run(hpsearch_command("resume", "c", "--storage", url, "--quiet"), cwd=tmp_path,
                              capture_output=True, text=True, timeout=600)
