@@ -11,6 +11,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from search import interrupts
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -82,6 +84,7 @@ def EpochRecorderCallback(write_epoch: Callable[[int, Mapping[str, Any]], None])
             self.non_finite: str | None = None
 
         def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+            interrupts.raise_if_requested()  # an interrupt dropped inside a finalizer (search.interrupts)
             logs = logs or {}
             write_epoch(epoch, logs)
             loss = logs.get("loss")

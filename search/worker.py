@@ -22,6 +22,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from search import interrupts
 from search.errors import StorageTroubleError
 
 #: prctl option asking the kernel to signal us when our parent dies (Linux).
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("the storage URL must be given in HPSEARCH_STORAGE")
     die_with_parent()
     # The supervisor stops workers with SIGINT; SIGTERM (from a job scheduler) ends them the same way.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupts.install()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         configure_threads(args.threads)
