@@ -84,14 +84,15 @@ class ProgressBar:
         else:
             self._bar.write(message, file=sys.stderr)
 
+    def _best_text(self) -> str:
+        return "-" if self.best is None else f"{self.best:.4g}"
+
     def _log(self, what: str) -> None:
         count = f"{self.done}/{self.total}" if self.total else str(self.done)
-        best = "-" if self.best is None else f"{self.best:.4g}"
-        self.write(f"[{count}] {what}; best {self.objective} {best}")
+        self.write(f"[{count}] {what}; best {self.objective} {self._best_text()}")
 
     def _show(self, last: TrialRecord | None) -> None:
-        best = "-" if self.best is None else f"{self.best:.4g}"
-        postfix = {f"best {self.objective}": best}
+        postfix = {f"best {self.objective}": self._best_text()}
         if last is not None:
             postfix["last"] = f"#{last.number} {last.state.value.lower()}"
         self._bar.set_postfix(postfix, refresh=True)
