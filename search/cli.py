@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
+
+from search import interrupts
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 EXIT_INTERRUPTED = 130
@@ -547,9 +548,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         return int(exit_.code or 0)
     if getattr(args, "storage", "unset") is None:
         args.storage = _storage_default()
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C and SIGTERM (a job scheduler) stop a search alike: the trial is recorded as interrupted and
+    # we exit 130. The request is remembered, so one that lands inside a finalizer is not lost.
     try:
-        return _COMMANDS[args.command](args, out)
+        with interrupts.handled():
+            return _COMMANDS[args.command](args, out)
     except KeyboardInterrupt as interrupt:
         resume = getattr(interrupt, "resume_command", None)
         message = "interrupted; completed trials are saved"
@@ -571,13 +574,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return 1
         print(f"error: {error}", file=err)
         return int(code)
-    finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM stops a search like Ctrl-C: the trial is recorded as interrupted, then we exit 130."""
-    raise KeyboardInterrupt
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,6 +10,8 @@ request, and the trial's epoch callback (search.training) raises it again at the
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _requested = False
@@ -25,6 +27,24 @@ def install() -> None:
     """Make SIGINT and SIGTERM raise KeyboardInterrupt, and remember that they did."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """While inside: as ``install``, starting with no request remembered. Then the previous handlers come
+    back and the memory is cleared, so a later search in the same process (tests call the CLI's ``main``
+    many times) does not start interrupted."""
+    global _requested
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    _requested = False
+    install()
+    try:
+        yield
+    finally:
+        _requested = False
+        for signum, handler in previous.items():
+            if handler is not None:  # None: a handler set outside Python, which cannot be put back
+                signal.signal(signum, handler)
 
 
 def raise_if_requested() -> None:

@@ -1,7 +1,8 @@
-"""A worker's interrupt is never lost, even when Python drops the KeyboardInterrupt in a finalizer."""
+"""An interrupt (a worker's, or Ctrl-C on `hpsearch run --in-process`) is never lost, even when Python drops the KeyboardInterrupt in a finalizer."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,24 @@ def test_the_epoch_callback_raises_a_remembered_interrupt(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         model.fit(x, y, epochs=3, verbose=0, callbacks=[EpochRecorderCallback(lambda e, _: epochs.append(e))])
     assert epochs == [0, 1], "stopped at the first epoch's end, before recording it"
+
+
+def test_the_cli_remembers_an_interrupt_only_while_a_command_runs():
+    """``hpsearch`` commands run inside ``handled()``: SIGINT and SIGTERM raise and are remembered there,
+    and afterwards the previous handlers are back and nothing is remembered (tests run many commands in one
+    process; a new search must not start interrupted)."""
+    from search import interrupts
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), interrupts.handled():
+        signal.raise_signal(signal.SIGTERM)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    interrupts.raise_if_requested()  # does not raise: the memory went with the command
+
+    with interrupts.handled():
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass  # as if dropped in a finalizer
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.raise_if_requested()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -89,9 +90,7 @@ def test_kill_9_mid_grid_then_resume_fits_only_the_missing_candidates(tmp_path):
 def _two_in_flight(db) -> bool:
     """A candidate done, and two candidates' trials running at once (each with a fold's epoch stored)."""
     complete = query(db, "SELECT count(*) FROM hp_trials WHERE state = 'COMPLETE'")[0][0]
-    running = query(db, "SELECT count(DISTINCT t.id) FROM hp_trial_epochs e JOIN hp_trials t "
-                        "ON e.trial_id = t.id WHERE t.state = 'RUNNING'")[0][0]
-    return complete >= 1 and running >= 2
+    return complete >= 1 and len(_numbers_in_flight(db)) >= 2
 
 
 def test_ctrl_c_with_parallel_folds_interrupts_every_candidate_in_flight_then_resume_finishes(tmp_path):
@@ -99,7 +98,9 @@ def test_ctrl_c_with_parallel_folds_interrupts_every_candidate_in_flight_then_re
     the one before still trains: Ctrl-C then stops both candidates in flight, each recorded as
     interrupted, and resume fits them again and nothing else."""
     space = tmp_path / "grid.yaml"
-    space.write_text(GRID_SPACE)
+    # 10 epochs: a fold trains for about a second, so the candidates seen in flight are still in flight
+    # when the signal lands, on a loaded machine too.
+    space.write_text(GRID_SPACE.replace("epochs: 4", "epochs: 10"))
     db = tmp_path / "p.db"
     url = f"sqlite:///{db}"
     process = spawn_hpsearch("run", space, "--engine", "sklearn", "--cv", "3", "--jobs", "2",
@@ -107,6 +108,8 @@ def test_ctrl_c_with_parallel_folds_interrupts_every_candidate_in_flight_then_re
                              cwd=tmp_path)
     try:
         wait_for(lambda: _two_in_flight(db), interval_s=0.05)
+        in_flight = _numbers_in_flight(db)
+        signalled_at = datetime.now(UTC).replace(tzinfo=None)  # naive UTC, as SQLite stores ended_at
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=120)
     finally:
@@ -118,7 +121,16 @@ def test_ctrl_c_with_parallel_folds_interrupts_every_candidate_in_flight_then_re
     before = _trials(db)
     assert not [row for row in before if row[1] == "RUNNING"]
     interrupted = [row for row in before if row[2]]
-    assert len(interrupted) >= 2 and all(row[1] == "FAILED" for row in interrupted)
+    assert interrupted and all(row[1] == "FAILED" for row in interrupted)
+    # Every candidate in flight is interrupted, not left to finish. One whose last fold ended as the signal
+    # was being sent (within the second the main loop may take to notice it) counts as finished before it.
+    by_number = {row[0]: row for row in before}
+    assert len(in_flight) >= 2
+    for number in in_flight:
+        _, state, was_interrupted, _, _, _, ended_at = by_number[number]
+        finished_first = (state == "COMPLETE"
+                          and datetime.fromisoformat(ended_at) < signalled_at + timedelta(seconds=1))
+        assert (was_interrupted and state == "FAILED") or finished_first, (number, before)
     completed_before = {row[0]: row for row in before if row[1] == "COMPLETE"}
 
     resumed = subprocess.run(hpsearch_command("resume", "p", "--storage", url, "--quiet"), cwd=tmp_path,
@@ -135,6 +147,13 @@ def test_ctrl_c_with_parallel_folds_interrupts_every_candidate_in_flight_then_re
     for row in interrupted:
         retries = [again for again in after if again[3] == row[0]]
         assert len(retries) == 1 and _key(retries[0][4]) == _key(row[4])
+
+
+def _numbers_in_flight(db) -> list[int]:
+    """The numbers of the running trials that have a fold's epoch stored."""
+    rows = query(db, "SELECT DISTINCT t.number FROM hp_trial_epochs e JOIN hp_trials t ON e.trial_id = t.id "
+                     "WHERE t.state = 'RUNNING'")
+    return [number for (number,) in rows]
 
 
 def _fold_in_flight(db) -> bool:
