@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from search import interrupts
 from search.errors import HpsearchError, UsageError
 from search.export import (
     CARD_FORMAT,
@@ -305,6 +306,8 @@ def _train_one(
         # No graph: for an MLP it says nothing the card does not, and writing it costs start-up time.
         keras.callbacks.TensorBoard(log_dir=str(directory / TENSORBOARD_DIR), write_graph=False),
         *_progress_callback(seed, options.epochs, monitor, options.progress),
+        # Last, once the epoch is logged: a Ctrl-C that Python dropped inside a finalizer (search.interrupts).
+        keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: interrupts.raise_if_requested()),
     ]
     started = time.monotonic()
     try:
