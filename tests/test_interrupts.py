@@ -1,4 +1,5 @@
-"""An interrupt (a worker's, or Ctrl-C on `hpsearch run --in-process`) is never lost, even when Python drops the KeyboardInterrupt in a finalizer."""
+"""An interrupt (a worker's, or Ctrl-C on `hpsearch run --in-process`) is never lost, even when Python
+drops the KeyboardInterrupt in a finalizer."""
 
 from __future__ import annotations
 
