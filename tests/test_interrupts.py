@@ -3,6 +3,7 @@ drops the KeyboardInterrupt in a finalizer."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -79,3 +80,66 @@ def test_the_cli_remembers_an_interrupt_only_while_a_command_runs():
             pass  # as if dropped in a finalizer
         with pytest.raises(KeyboardInterrupt):
             interrupts.raise_if_requested()
+
+
+#: A ``sitecustomize`` module (on PYTHONPATH) for the run below: the first time an epoch batch after the
+#: first epoch is written, a finalizer runs that receives Ctrl-C, so Python drops the KeyboardInterrupt.
+DROP_CTRL_C_MID_TRIAL = """\
+import os
+import os
+import signal
+
+flag = os.environ.get("TEST_DROP_CTRL_C")
+if flag:
+    from storage.repository import Storage
+
+    original = Storage._add_epochs
+
+    class Finalized:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(100000):
+                pass  # the handler runs here, inside the finalizer
+
+    def _add_epochs(self, connection, trial_id, epochs):
+        if max(epoch for epoch, _, _ in epochs) >= 1 and not os.path.exists(flag):
+            open(flag, "w").close()
+            Finalized()
+        return original(self, connection, trial_id, epochs)
+
+    Storage._add_epochs = _add_epochs
+"""
+
+LONG_TRIALS = """\
+objective: val_accuracy
+params:
+  n_neurons: {type: int, low: 8, high: 16}
+fixed: {n_hidden: 1, epochs: 40, batch_size: 32}
+"""
+
+
+def test_ctrl_c_dropped_in_a_finalizer_still_stops_an_in_process_search(tmp_path):
+    """`hpsearch run --in-process` trains in the CLI's own process: a Ctrl-C that Python drops inside a
+    finalizer still stops the search at the next epoch's end, the trial recorded as interrupted, exit 130
+    (before, the search trained on to the end of its budget and exited 0)."""
+    from tests.conftest import hpsearch_command, query
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(DROP_CTRL_C_MID_TRIAL)
+    space = tmp_path / "long.yaml"
+    space.write_text(LONG_TRIALS)
+    dropped = tmp_path / "dropped"
+    db = tmp_path / "i.db"
+    env = {**os.environ, "PYTHONPATH": str(hook), "TEST_DROP_CTRL_C": str(dropped),
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(hpsearch_command("run", space, "--data", "digits", "--trials", "3", "--study", "i",
+                                           "--storage", db, "--pruner", "none", "--quiet", "--in-process"),
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert dropped.exists(), "the hook ran"
+    assert "Exception ignored" in done.stderr and "KeyboardInterrupt" in done.stderr, done.stderr
+    assert done.returncode == 130, done.stderr
+    assert "resume with: hpsearch resume i" in done.stderr
+    rows = query(db, "SELECT number, state, interrupted, epochs_run FROM hp_trials ORDER BY number")
+    assert [(state, interrupted) for _, state, interrupted, _ in rows] == [("FAILED", 1)], rows
+    assert 2 <= rows[0][3] < 40, "stopped mid-trial, after the epochs recorded before the Ctrl-C"
