@@ -1,10 +1,11 @@
-"""A worker's interrupt (SIGINT from its supervisor, SIGTERM from a job scheduler) that cannot be lost.
+"""An interrupt that cannot be lost: Ctrl-C or SIGTERM on an ``hpsearch`` command (``handled``), SIGINT
+from a worker's supervisor (``install``).
 
 Python raises KeyboardInterrupt wherever the main thread happens to be when the signal arrives. When that
 is inside a finalizer (a ``__del__`` method or a weakref callback, which TensorFlow runs many of while it
 trains), the interpreter reports the exception as "Exception ignored in ..." and drops it: the trial would
 train on to its end instead of being recorded as interrupted. The handler here also remembers the
-request, and the trial's epoch callback (search.training) raises it again at the next epoch's end.
+request, and the epoch callbacks (search.training, search.retrain) raise it again at the next epoch's end.
 """
 
 from __future__ import annotations
