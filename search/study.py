@@ -46,6 +46,7 @@ from storage import (
 
 if TYPE_CHECKING:
     from search.data import Dataset
+    from search.supervisor import EarlyWorkers
 
 DEFAULT_SPACE = "default"
 DEFAULT_DATA = "digits"
@@ -279,64 +280,67 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
                 print(line, file=out)
         return None
 
-    # Bad data is refused before the database is even created; a resume reloads data from the study.
-    dataset = None
-    if not options.resume:
-        dataset = _load_data(options.data, options.target, task, seed, options.class_weight,
-                             options.sample_weight)
-        check_objective(space, dataset.task, dataset.n_classes)
-    storage = open_storage(url)
     name = options.study or _default_study_name(options.data, engine.name, settings["algorithm"])
-    existing = _find_study(storage, name)
-    if existing is not None:
+    # A new study's workers start importing TensorFlow now, while the data loads and the study is created
+    # (a resume starts them once it has read the study's settings).
+    with _early_workers(options.isolation, name, url, settings, start=not options.resume) as early:
+        # Bad data is refused before the database is even created; a resume reloads data from the study.
+        dataset = None
         if not options.resume:
-            raise StudyExistsError(name, display_name(url))
-        if sources:
-            check_resumed_sources(existing, sources)
-        _refuse_changes(
-            existing, space=space, engine=engine.name, algorithm=settings["algorithm"], data=options.data,
-            target=options.target,
-        )
-        return _resume(storage, existing, given=_given_options(options), progress=options.progress,
-                       isolation=options.isolation, out=out)
+            dataset = _load_data(options.data, options.target, task, seed, options.class_weight,
+                                 options.sample_weight)
+            check_objective(space, dataset.task, dataset.n_classes)
+        storage = open_storage(url)
+        existing = _find_study(storage, name)
+        if existing is not None:
+            if not options.resume:
+                raise StudyExistsError(name, display_name(url))
+            if sources:
+                check_resumed_sources(existing, sources)
+            _refuse_changes(
+                existing, space=space, engine=engine.name, algorithm=settings["algorithm"], data=options.data,
+                target=options.target,
+            )
+            return _resume(storage, existing, given=_given_options(options), progress=options.progress,
+                           isolation=options.isolation, out=out)
 
-    if dataset is None:
-        dataset = _load_data(options.data, options.target, task, seed, options.class_weight,
-                             options.sample_weight)
-        check_objective(space, dataset.task, dataset.n_classes)
-    plan = None
-    if sources:
-        # Planned before the study exists: a bad source leaves nothing behind.
-        plan = _warm_start_plan(storage, options, space, engine, settings, dataset, name=name)
-        settings[WARM_START_SETTING] = sources
-        if options.trials is None and plan.copies:
-            # A plan that lists candidates (a whole grid) has fewer left to fit once copies cover some.
-            planned = engine.planned_after_copies(space, settings, len(plan.copies))
-            budget = _budget(planned, options.timeout_s, max_failures)
-            settings["trials"] = budget.trials
-    backend = study_backend(settings)
-    study = storage.create_study(
-        name,
-        engine=engine.name,
-        algorithm=settings["algorithm"],
-        objective=space.objective,
-        direction=space.direction,
-        space=space.to_dict(),
-        dataset={**dataset.reference, "fingerprint": dataset.fingerprint, "summary": dataset.summary()},
-        settings={**settings, "space_source": space.source,
-                  ENVIRONMENT_SETTING: numerical_environment(backend)},
-        versions=package_versions(backend),
-    )
-    print(f"study '{name}' created in {display_name(url)}: {dataset.summary()}", file=out)
-    if plan is not None:
-        # Copied once, here: a resume continues with them and never copies again.
-        copied = storage.copy_trials(study.id, list(plan.copies))
-        for line in plan.lines():
-            print(line, file=out)
-        if copied:
-            print(engine.warm_start_note(settings, len(copied)), file=out)
-    return _launch(storage, study, space, dataset, engine, budget, [], options.progress, options.isolation,
-                   out)
+        if dataset is None:
+            dataset = _load_data(options.data, options.target, task, seed, options.class_weight,
+                                 options.sample_weight)
+            check_objective(space, dataset.task, dataset.n_classes)
+        plan = None
+        if sources:
+            # Planned before the study exists: a bad source leaves nothing behind.
+            plan = _warm_start_plan(storage, options, space, engine, settings, dataset, name=name)
+            settings[WARM_START_SETTING] = sources
+            if options.trials is None and plan.copies:
+                # A plan that lists candidates (a whole grid) has fewer left to fit once copies cover some.
+                planned = engine.planned_after_copies(space, settings, len(plan.copies))
+                budget = _budget(planned, options.timeout_s, max_failures)
+                settings["trials"] = budget.trials
+        backend = study_backend(settings)
+        study = storage.create_study(
+            name,
+            engine=engine.name,
+            algorithm=settings["algorithm"],
+            objective=space.objective,
+            direction=space.direction,
+            space=space.to_dict(),
+            dataset={**dataset.reference, "fingerprint": dataset.fingerprint, "summary": dataset.summary()},
+            settings={**settings, "space_source": space.source,
+                      ENVIRONMENT_SETTING: numerical_environment(backend)},
+            versions=package_versions(backend),
+        )
+        print(f"study '{name}' created in {display_name(url)}: {dataset.summary()}", file=out)
+        if plan is not None:
+            # Copied once, here: a resume continues with them and never copies again.
+            copied = storage.copy_trials(study.id, list(plan.copies))
+            for line in plan.lines():
+                print(line, file=out)
+            if copied:
+                print(engine.warm_start_note(settings, len(copied)), file=out)
+        return _launch(storage, study, space, dataset, engine, budget, [], options.progress,
+                       options.isolation, out, early)
 
 
 def _warm_start_plan(
@@ -470,38 +474,52 @@ def _resume(
     engine.check(space, settings)
     if isolation.in_process:
         use_backend_here(settings, why=IN_PROCESS_BACKEND)
-    dataset = load_study_dataset(study)
-    if changes:
-        study = storage.update_study_settings(study.id, changes)
-        shown = ", ".join(f"{key} {value}" for key, value in changes.items())
-        print(f"study '{study.name}' settings updated: {shown}", file=out)
+    # The workers start importing TensorFlow now, while the data reloads and the study is reconciled.
+    with _early_workers(isolation, study.name, storage.url, settings) as early:
+        dataset = load_study_dataset(study)
+        if changes:
+            study = storage.update_study_settings(study.id, changes)
+            shown = ", ".join(f"{key} {value}" for key, value in changes.items())
+            print(f"study '{study.name}' settings updated: {shown}", file=out)
 
-    backend = study_backend(study.settings)
-    for line in changes_since(study.versions, study.settings.get(ENVIRONMENT_SETTING),
-                              package_versions(backend), numerical_environment(backend)):
-        print(f"warning: study '{study.name}' was created with {line}: the trials from here on may differ "
-              "from those an uninterrupted run would have trained", file=sys.stderr)
-    interrupted = fail_abandoned_trials(storage, study)
-    probe = _context(storage, study, space, dataset, budget, [])
-    if interrupted:
-        engine.recover(probe, interrupted)
-        numbers = ", ".join(f"#{trial.number}" for trial in interrupted)
-        print(f"marked {len(interrupted)} interrupted trial(s) as FAILED: {numbers}", file=out)
-    retries = trials_to_retry(storage, study)
-    checkpoints = study_checkpoints(storage.url, study.name, study.settings)
-    # Only a running trial or one due its retry can continue from a checkpoint.
-    checkpoints.sweep({t.number for t in retries} | {t.number for t in storage.running_trials(study.id)})
-    if retries:
-        shown = []
-        for trial in retries:
-            saved = checkpoints.epochs_saved(trial.number)
-            shown.append(f"#{trial.number}" + (f" (continuing after epoch {saved})" if saved else ""))
-        print(f"retrying the configuration of trial(s) {', '.join(shown)}", file=out)
-    remaining = probe.tracker.remaining()
-    print(f"resuming study '{study.name}' ({study.engine}/{study.algorithm}): "
-          f"{probe.tracker.spent()} trials done, {remaining if remaining is not None else 'unbounded'} to go",
-          file=out)
-    return _launch(storage, study, space, dataset, engine, budget, retries, progress, isolation, out)
+        backend = study_backend(study.settings)
+        for line in changes_since(study.versions, study.settings.get(ENVIRONMENT_SETTING),
+                                  package_versions(backend), numerical_environment(backend)):
+            print(f"warning: study '{study.name}' was created with {line}: the trials from here on may "
+                  "differ from those an uninterrupted run would have trained", file=sys.stderr)
+        interrupted = fail_abandoned_trials(storage, study)
+        probe = _context(storage, study, space, dataset, budget, [])
+        if interrupted:
+            engine.recover(probe, interrupted)
+            numbers = ", ".join(f"#{trial.number}" for trial in interrupted)
+            print(f"marked {len(interrupted)} interrupted trial(s) as FAILED: {numbers}", file=out)
+        retries = trials_to_retry(storage, study)
+        checkpoints = study_checkpoints(storage.url, study.name, study.settings)
+        # Only a running trial or one due its retry can continue from a checkpoint.
+        checkpoints.sweep({t.number for t in retries} | {t.number for t in storage.running_trials(study.id)})
+        if retries:
+            shown = []
+            for trial in retries:
+                saved = checkpoints.epochs_saved(trial.number)
+                shown.append(f"#{trial.number}" + (f" (continuing after epoch {saved})" if saved else ""))
+            print(f"retrying the configuration of trial(s) {', '.join(shown)}", file=out)
+        remaining = probe.tracker.remaining()
+        to_go = remaining if remaining is not None else "unbounded"
+        print(f"resuming study '{study.name}' ({study.engine}/{study.algorithm}): "
+              f"{probe.tracker.spent()} trials done, {to_go} to go", file=out)
+        return _launch(storage, study, space, dataset, engine, budget, retries, progress, isolation, out,
+                       early)
+
+
+def _early_workers(isolation: Isolation, name: str, url: str, settings: dict[str, Any], *,
+                   start: bool = True) -> EarlyWorkers:
+    """The run's first workers, started now so their imports overlap its set-up (none in-process)."""
+    from search.supervisor import EarlyWorkers, WorkerLaunch
+
+    if isolation.in_process or not start:
+        return EarlyWorkers(None)
+    return EarlyWorkers(WorkerLaunch(name, normalize_url(url), settings, isolation.workers,
+                                     isolation.recycle_after, isolation.memory_limit_mb))
 
 
 def _launch(
@@ -515,8 +533,9 @@ def _launch(
     progress: bool,
     isolation: Isolation,
     out: TextIO,
+    early: EarlyWorkers,
 ) -> StudyRecord:
-    """Train in supervised worker processes, or in this one with ``--in-process``."""
+    """Train in supervised worker processes (the first are ``early``'s), or here with ``--in-process``."""
     engine.prepare(_context(storage, study, space, dataset, budget, []))
     if isolation.in_process:
         return _execute(storage, study, space, dataset, engine, budget, retries, progress, out)
@@ -525,6 +544,7 @@ def _launch(
     supervisor = Supervisor(
         storage, study, engine, budget, workers=isolation.workers, recycle_after=isolation.recycle_after,
         memory_limit_mb=isolation.memory_limit_mb, progress=progress, retries_pending=bool(retries),
+        standbys=early.take(),
         resume_command=resume_command(study, storage.url),
     )
     started = time.monotonic()

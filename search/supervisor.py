@@ -20,6 +20,11 @@ TensorFlow and Keras while the old worker still trains, and is told to start the
 frees, so recycling costs no wait. It claims nothing before that, so an engine that allows one worker at a
 time still never has two training; a standby no longer needed is killed (it holds no trial).
 
+Early workers: a run's first workers are started the same way, as standbys, before the run loads its data
+and creates (or reopens) the study (:class:`EarlyWorkers`), so their imports (5-8 s of TensorFlow here)
+overlap that set-up (2-3 s) instead of following it. They are told to start once the study is ready; a
+run that stops before (bad data, an existing study, Ctrl-C) kills them.
+
 The storage URL reaches workers through their environment, never their command line, where ``ps`` would
 show a password to every user of the machine.
 """
@@ -28,15 +33,17 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import psutil
 from sqlalchemy.exc import SQLAlchemyError
@@ -112,6 +119,77 @@ def describe_death(returncode: int) -> str:
     return f"exited with code {returncode}"
 
 
+@dataclass(frozen=True)
+class WorkerLaunch:
+    """How every worker of one run is started: its study, database, backend and share of the cores."""
+
+    study: str
+    storage_url: str
+    settings: Mapping[str, Any]
+    workers: int
+    recycle_after: int | None
+    memory_limit_mb: float | None
+
+    def spawn(self, *, standby: bool = False, timeout: float | None = None, retries: bool = False,
+              finished: int = 0) -> Worker:
+        """Start a worker; a standby gets its time left and retries with its start line instead."""
+        threads = max(1, _cpu_count() // self.workers)
+        command = [sys.executable, "-m", "search.worker", self.study, "--threads", str(threads)]
+        if self.recycle_after:
+            command += ["--recycle-after", str(self.recycle_after)]
+        if self.memory_limit_mb:
+            command += ["--max-memory-mb", str(self.memory_limit_mb)]
+        if standby:
+            command.append("--standby")
+        else:
+            if timeout is not None:
+                command += ["--timeout", f"{timeout:.3f}"]
+            if retries:
+                command.append("--retries")
+        # stderr goes to a file, not a pipe: TensorFlow can write more than a pipe buffers.
+        stderr = tempfile.TemporaryFile(mode="w+", prefix="hpsearch-worker-")
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE if standby else subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env={**os.environ, **worker_environment(self.settings), "PYTHONPATH": _pythonpath(),
+                 "HPSEARCH_STORAGE": self.storage_url},
+            # Own session: a Ctrl-C in the terminal reaches the supervisor, which stops workers in order.
+            start_new_session=True,
+        )
+        return Worker(process, stderr, finished)
+
+
+class EarlyWorkers:
+    """A run's first workers, started as standbys before the study is ready (module docstring).
+
+    Use it as a context manager around the run's set-up: the supervisor takes the workers with
+    :meth:`take`; those not taken (the set-up failed or was interrupted) are killed on the way out.
+    """
+
+    def __init__(self, launch: WorkerLaunch | None) -> None:
+        """``launch`` None (a run training in its own process) starts nothing."""
+        self._workers = [launch.spawn(standby=True) for _ in range(launch.workers)] if launch else []
+
+    def take(self) -> list[Worker]:
+        taken, self._workers = self._workers, []
+        return taken
+
+    def __enter__(self) -> EarlyWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for worker in self.take():
+            _dismiss(worker)
+
+
+def _dismiss(worker: Worker) -> None:
+    """End a standby: it claimed nothing, so killing it loses nothing."""
+    if worker.process.poll() is None:
+        worker.process.kill()
+    worker.process.wait()
+    worker.stderr.close()
+
+
 class Supervisor:
     def __init__(
         self,
@@ -126,6 +204,7 @@ class Supervisor:
         progress: bool,
         retries_pending: bool,
         resume_command: str = "",
+        standbys: list[Worker] | None = None,
     ) -> None:
         self.storage = storage
         self.study = study
@@ -133,16 +212,17 @@ class Supervisor:
         self.budget = budget
         self.workers = workers
         self.recycle_after = recycle_after
-        self.memory_limit_mb = memory_limit_mb
+        self.launch = WorkerLaunch(study.name, storage.url, study.settings, workers, recycle_after,
+                                   memory_limit_mb)
         self.progress = progress
         self.retries_pending = retries_pending
         self.tracker = BudgetTracker(storage, study, budget)
         self.live: list[Worker] = []
-        #: A warm worker, imported and waiting to replace the next worker that retires.
-        self.standby: Worker | None = None
+        #: Warm workers, imported and waiting: the run's first ones (EarlyWorkers), then a replacement
+        #: for the next worker that retires.
+        self.standbys: list[Worker] = list(standbys or [])
         self.deaths_without_progress = 0
         self.exhausted = False
-        self.threads = max(1, _cpu_count() // workers)
         self._bar = None
         self._liveness_at = 0.0
         self._sqlite_file = sqlite_path(storage.url)
@@ -153,59 +233,41 @@ class Supervisor:
 
     # -- workers ----------------------------------------------------------------------------------
     def _spawn(self, *, standby: bool = False) -> Worker:
-        command = [sys.executable, "-m", "search.worker", self.study.name, "--threads", str(self.threads)]
-        if self.recycle_after:
-            command += ["--recycle-after", str(self.recycle_after)]
-        if self.memory_limit_mb:
-            command += ["--max-memory-mb", str(self.memory_limit_mb)]
         if standby:
-            command.append("--standby")  # the time left and the retries come with its start line
-        else:
-            time_left = self.budget.time_left()
-            if time_left is not None:
-                command += ["--timeout", f"{time_left:.3f}"]
-            if self.retries_pending:
-                command.append("--retries")
-                self.retries_pending = False
-        # stderr goes to a file, not a pipe: TensorFlow can write more than a pipe buffers.
-        stderr = tempfile.TemporaryFile(mode="w+", prefix="hpsearch-worker-")
-        process = subprocess.Popen(
-            command, stdin=subprocess.PIPE if standby else subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env={**os.environ, **worker_environment(self.study.settings), "PYTHONPATH": _pythonpath(),
-                 "HPSEARCH_STORAGE": self.storage.url},
-            # Own session: a Ctrl-C in the terminal reaches the supervisor, which stops workers in order.
-            start_new_session=True,
-        )
-        return Worker(process, stderr, self._finished())
+            return self.launch.spawn(standby=True)
+        retries, self.retries_pending = self.retries_pending, False
+        return self.launch.spawn(timeout=self.budget.time_left(), retries=retries,
+                                 finished=self._finished())
 
     def _next_worker(self) -> Worker:
-        """The standby, told to start now, or a new worker when there is no live standby."""
-        worker, self.standby = self.standby, None
-        if worker is not None and worker.process.poll() is None:
+        """A live standby, told to start now, or a new worker when there is none."""
+        while self.standbys:
+            worker = self.standbys.pop(0)
+            if worker.process.poll() is not None:
+                _dismiss(worker)
+                continue
             start = {"timeout": self.budget.time_left(), "retries": self.retries_pending}
             try:
                 assert worker.process.stdin is not None
                 worker.process.stdin.write((json.dumps(start) + "\n").encode())
                 worker.process.stdin.close()
             except OSError:
-                self._dismiss(worker)  # it died while waiting: start a fresh one instead
-            else:
-                self.retries_pending = False
-                worker.finished_at_start = self._finished()
-                return worker
-        elif worker is not None:
-            self._dismiss(worker)
+                _dismiss(worker)  # it died while waiting: try the next, or start a fresh one
+                continue
+            self.retries_pending = False
+            worker.finished_at_start = self._finished()
+            return worker
         return self._spawn()
 
     def _keep_standby(self, done: bool) -> None:
-        """Start a warm worker when a live one is about to be recycled; dismiss it when none will be."""
-        if self.standby is not None:
-            if done or self.standby.process.poll() is not None:
-                self._dismiss(self.standby)
-                self.standby = None
+        """Start a warm worker when a live one is about to be recycled; dismiss standbys none will need."""
+        if done:
+            self._dismiss_standbys()
             return
-        if done or not self.recycle_after or len(self.live) < self.workers:
+        for worker in [worker for worker in self.standbys if worker.process.poll() is not None]:
+            self.standbys.remove(worker)
+            _dismiss(worker)
+        if self.standbys or not self.recycle_after or len(self.live) < self.workers:
             return
         try:
             remaining = self.tracker.remaining()
@@ -215,14 +277,12 @@ class Supervisor:
         except (StorageError, SQLAlchemyError):
             return  # the database is busy: look again next time
         if any(count >= self.recycle_after - WARM_WORKER_LEAD_TRIALS for count in finished.values()):
-            self.standby = self._spawn(standby=True)
+            self.standbys.append(self._spawn(standby=True))
 
-    def _dismiss(self, worker: Worker) -> None:
-        """End a standby: it claimed nothing, so killing it loses nothing."""
-        if worker.process.poll() is None:
-            worker.process.kill()
-        worker.process.wait()
-        worker.stderr.close()
+    def _dismiss_standbys(self) -> None:
+        for worker in self.standbys:
+            _dismiss(worker)
+        self.standbys.clear()
 
     def _finished(self) -> int:
         counts = self.storage.count_trials(self.study.id)
@@ -345,9 +405,7 @@ class Supervisor:
 
     def stop_workers(self) -> None:
         """Ask every worker to stop (SIGINT: it records its trial as interrupted), then make sure."""
-        if self.standby is not None:
-            self._dismiss(self.standby)
-            self.standby = None
+        self._dismiss_standbys()
         for worker in self.live:
             if worker.process.poll() is None:
                 worker.process.send_signal(signal.SIGINT)
@@ -391,7 +449,7 @@ class Supervisor:
                 self._keep_standby(done)
                 if not self.live:
                     return
-                time.sleep(POLL_S)
+                _wait_for_an_exit(self.live, POLL_S)
                 self._refresh()
                 for worker in list(self.live):
                     if worker.process.poll() is not None:
@@ -401,12 +459,31 @@ class Supervisor:
             self.stop_workers()
             raise
         finally:
-            if self.standby is not None:
-                self._dismiss(self.standby)
-                self.standby = None
+            self._dismiss_standbys()
             self._refresh()
             bar.close()
             self._bar = None
+
+
+def _wait_for_an_exit(workers: list[Worker], timeout_s: float) -> None:
+    """Sleep up to ``timeout_s``, waking as soon as one of ``workers`` exits (Linux pidfds; a plain sleep
+    elsewhere): the last trial's results are shown, and a retired worker replaced, without a poll's wait."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        time.sleep(timeout_s)
+        return
+    descriptors: list[int] = []
+    try:
+        for worker in workers:
+            descriptors.append(pidfd_open(worker.process.pid))
+        select.select(descriptors, [], [], timeout_s)
+    except ProcessLookupError:
+        return  # one has exited and is being reaped already
+    except OSError:
+        time.sleep(timeout_s)
+    finally:
+        for descriptor in descriptors:
+            os.close(descriptor)
 
 
 def stopped_lock_holder_limit_s() -> float:

@@ -9,7 +9,7 @@ a trial (the supervisor stops and says how to resume), 130 when interrupted.
 
 With ``--standby`` it is a warm worker: it imports TensorFlow and Keras, then waits for one JSON line on
 stdin before it claims anything, so the supervisor can replace a worker that retires without waiting for
-those imports.
+those imports, and a run's first workers import while the run loads its data and creates the study.
 """
 
 from __future__ import annotations

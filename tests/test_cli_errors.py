@@ -84,6 +84,8 @@ def test_existing_study_name_is_refused_without_resume(cli, tiny_space):
     result = cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", "dup", "--quiet")
     assert result.code == 2
     assert "already exists" in _one_sentence(result) and "resume" in result.err
+    # The worker started early (to import while the run set up) is not left behind by the refusal.
+    assert not _live_workers()
     again = cli("run", tiny_space, "--data", "iris", "--trials", "2", "--study", "dup", "--quiet", "--resume")
     assert again.code == 0, again.err
 
@@ -238,3 +240,12 @@ def test_resume_applies_or_refuses_every_changed_option(cli, tiny_space):
     assert (settings["trials"], settings["max_failures"], settings["pruner"], settings["stale_after_s"],
             settings["seed"], settings["pack"]) == (2, 3, "none", 30.0, 1, 2)
     assert study["trials"] == 2
+
+
+def _live_workers() -> list:
+    """This process's worker children still running (a dismissed one is waited for, so it is gone)."""
+    import psutil
+
+    return [child for child in psutil.Process().children(recursive=True)
+            if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+            and "search.worker" in " ".join(child.cmdline())]
