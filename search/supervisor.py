@@ -274,10 +274,19 @@ class Supervisor:
             if remaining is not None and remaining <= 0:
                 return
             finished = self.storage.finished_by_worker(self.study.id, [worker.id for worker in self.live])
+            nearest = max(finished, key=lambda worker: finished[worker])
+            if finished[nearest] < self.recycle_after - WARM_WORKER_LEAD_TRIALS:
+                return
+            running = sum(trial.worker == nearest for trial in self.storage.running_trials(self.study.id))
         except (StorageError, SQLAlchemyError):
             return  # the database is busy: look again next time
-        if any(count >= self.recycle_after - WARM_WORKER_LEAD_TRIALS for count in finished.values()):
-            self.standbys.append(self._spawn(standby=True))
+        # Trials the live workers still start before the nearest one retires, each at about its pace: when
+        # they cover every trial left, no replacement will train, and a standby would only take CPU from
+        # the last trials while it imports.
+        still_to_start = max(0, self.recycle_after - finished[nearest] - running) * len(self.live)
+        if remaining is not None and remaining <= still_to_start:
+            return
+        self.standbys.append(self._spawn(standby=True))
 
     def _dismiss_standbys(self) -> None:
         for worker in self.standbys:
