@@ -143,6 +143,28 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def sync_sqlite_at_checkpoints(engine: Engine) -> None:
+    """Give an engine hpsearch did not create (Optuna's own) the ``synchronous=NORMAL`` of ours.
+
+    SQLite's default, FULL, flushes the WAL to disk at every commit: Optuna commits each reported epoch,
+    so a worker waited for one disk flush per epoch, holding the database's one write lock while the
+    other workers waited too. Its other settings stay Optuna's (its schema is not written for foreign
+    key enforcement).
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    event.listen(engine, "connect", _sqlite_synchronous_normal)
+    engine.dispose()  # connections opened before the listener (table checks) close; new ones get it
+
+
+def _sqlite_synchronous_normal(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
     # pysqlite's own implicit BEGIN is deferred and skipped before DDL; we emit BEGIN ourselves.
     dbapi_connection.isolation_level = None

@@ -192,3 +192,18 @@ def test_optuna_tables_created_by_another_study_at_the_same_moment(tmp_path, mon
     assert stale_checks == ["studies"], "the first attempt must have met the race"
     study = optuna.create_study(study_name="after-the-race", storage=storage)
     assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == [study.study_name]
+
+
+def test_optuna_connections_flush_sqlite_at_checkpoints_not_every_commit(tmp_path):
+    """Optuna commits every reported epoch. With SQLite's default (synchronous=FULL) each of those commits
+    waited for a disk flush while holding the database's one write lock (two flushes per epoch measured
+    with strace: 153 fsyncs for 6 ten-epoch trials, 27 with NORMAL). Optuna's connections get the
+    ``synchronous=NORMAL`` of hpsearch's own: a killed process still loses nothing committed."""
+    from types import SimpleNamespace
+
+    from search.engines.optuna_engine import OptunaEngine
+
+    url = f"sqlite:///{tmp_path / 'sync.db'}"
+    storage = OptunaEngine()._storage(SimpleNamespace(storage=SimpleNamespace(url=url)))
+    with storage.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL (FULL is 2)

@@ -230,15 +230,17 @@ class OptunaEngine(Engine):
 
         # No Optuna heartbeat: liveness is hpsearch's one rule for every engine (search.recovery), and
         # recovery fails Optuna's side of a stale trial through ``recover``.
-        from storage.connection import sqlite_busy_timeout_s
+        from storage.connection import sqlite_busy_timeout_s, sync_sqlite_at_checkpoints
 
         sqlite = ctx.storage.url.startswith("sqlite")
-        return open_optuna_storage(
+        storage = open_optuna_storage(
             lambda: optuna.storages.RDBStorage(
                 ctx.storage.url,
                 engine_kwargs={"connect_args": {"timeout": sqlite_busy_timeout_s()}} if sqlite else {},
             )
         )
+        sync_sqlite_at_checkpoints(storage.engine)
+        return storage
 
     def _study(self, ctx: RunContext) -> Any:
         import optuna
