@@ -146,10 +146,10 @@ def make_engine(url: str) -> Engine:
 def sync_sqlite_at_checkpoints(engine: Engine) -> None:
     """Give an engine hpsearch did not create (Optuna's own) the ``synchronous=NORMAL`` of ours.
 
-    SQLite's default, FULL, flushes the WAL to disk at every commit: Optuna commits each reported epoch,
-    so a worker waited for one disk flush per epoch, holding the database's one write lock while the
-    other workers waited too. Its other settings stay Optuna's (its schema is not written for foreign
-    key enforcement).
+    SQLite's default, FULL, flushes the WAL to disk at every commit: Optuna commits as each epoch is
+    reported, so a worker waited for about two disk flushes per epoch, holding the database's one write
+    lock while the other workers waited too. Its other settings stay Optuna's (its schema is not written
+    for foreign key enforcement).
     """
     if engine.dialect.name != "sqlite":
         return
