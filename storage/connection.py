@@ -22,6 +22,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from .errors import StorageError
 
 WRITE_OPTION = "hpsearch_write"
+#: Every SQLite connection of a study, hpsearch's and Optuna's: the disk is flushed at WAL checkpoints only.
+_SYNCHRONOUS = "PRAGMA synchronous=NORMAL"
 #: Environment variable overriding SQLite's busy timeout (seconds a writer waits for the lock).
 BUSY_TIMEOUT_ENV = "HPSEARCH_SQLITE_BUSY_TIMEOUT_S"
 
@@ -160,7 +162,7 @@ def sync_sqlite_at_checkpoints(engine: Engine) -> None:
 def _sqlite_synchronous_normal(dbapi_connection: Any, connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(_SYNCHRONOUS)
     finally:
         cursor.close()
 
@@ -172,7 +174,7 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
     try:
         cursor.execute(f"PRAGMA busy_timeout={int(sqlite_busy_timeout_s() * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(_SYNCHRONOUS)
         mode = cursor.execute("PRAGMA journal_mode").fetchone()
         if not mode or str(mode[0]).lower() != "wal":
             try:
