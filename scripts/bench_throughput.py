@@ -69,13 +69,13 @@ from pathlib import Path
 PLAIN_LOOP = r"""
 import json, sys, time
 t0 = time.perf_counter()
+points = json.load(sys.stdin)
 from search.data import load_dataset
 from search.training import seed_everything, task_info
 from spaces import build_model, load_space, resolve_config
 import keras
 space = load_space(sys.argv[1])
 dataset = load_dataset(sys.argv[2], seed=0)
-points = json.loads(sys.argv[3])
 task = task_info(dataset)
 values, first = [], None
 for number, point in enumerate(points):
@@ -133,6 +133,7 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "first_s": ended[0], "poin
 PLAIN_GRIDSEARCHCV = r"""
 import json, sys, time
 t0 = time.perf_counter()
+points = json.load(sys.stdin)
 from sklearn.model_selection import GridSearchCV
 from search.data import load_dataset
 from search.engines.sklearn_engine import cv_rows
@@ -142,7 +143,7 @@ from spaces import load_space, resolve_config
 from spaces.compile_sklearn import WRAPPER_PARAMS
 space = load_space(sys.argv[1])
 dataset = load_dataset(sys.argv[2], seed=0)
-points, folds, jobs = json.loads(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+folds, jobs = int(sys.argv[3]), int(sys.argv[4])
 grid = [{(k if k in WRAPPER_PARAMS else "model__" + k): [v] for k, v in point.items()} for point in points]
 x, y = cv_rows(dataset)
 search = GridSearchCV(make_estimator(dataset.task, resolve_config(space, {}), seed=0), grid, cv=folds,
@@ -199,9 +200,11 @@ GRID_SPACE = "absenteeism-grid"
 FOLDS = 3
 
 
-def _python(code: str, env: dict, *argv: str) -> dict:
+def _python(code: str, env: dict, *argv: str, points: list | None = None) -> dict:
+    """Run a plain script in a fresh process; its last stdout line, parsed. ``points`` (the configurations)
+    go on stdin: as one argument, the grid's 768 overflow Linux's 128 KiB limit on an argument."""
     done = subprocess.run([sys.executable, "-c", code, *argv], check=True, capture_output=True, text=True,
-                          env=env)
+                          env=env, input=None if points is None else json.dumps(points))
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -211,9 +214,12 @@ def _python_pair(code: str, env: dict, space: str, data: str, points: list) -> d
     one_thread = {**env, "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
     halves = [points[0::2], points[1::2]]
     started = time.perf_counter()
-    processes = [subprocess.Popen([sys.executable, "-c", code, space, data, json.dumps(half)],
+    processes = [subprocess.Popen([sys.executable, "-c", code, space, data], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=one_thread)
                  for half in halves]
+    for process, half in zip(processes, halves, strict=True):
+        process.stdin.write(json.dumps(half))  # read first thing by the script, so both start at once
+        process.stdin.close()
     results = []
     for process in processes:
         stdout, stderr = process.communicate()
@@ -301,7 +307,7 @@ def workload_default(args: argparse.Namespace, env: dict, tmp: Path) -> None:
                            "--pruner", "none")
     points = [trial["params"] for trial in random_run["trials"]]
     n = len(points)
-    plain = _python(PLAIN_LOOP, env, "default", "digits", json.dumps(points))
+    plain = _python(PLAIN_LOOP, env, "default", "digits", points=points)
     reference = _row(rows, "plain Keras loop (reference)", n, plain, None)
     plain_values = {_key(point): value for point, value in zip(points, plain["values"], strict=True)}
     ours = {_key(trial["params"]): trial["value"] for trial in random_run["trials"]}
@@ -373,7 +379,7 @@ def workload_grid(args: argparse.Namespace, env: dict, tmp: Path) -> None:
                      "--data", "breast_cancer", "--cv", str(FOLDS), "--jobs", "2",
                      "--trials", str(args.grid_candidates))
     points = [trial["params"] for trial in ours["trials"]]
-    plain = _python(PLAIN_GRIDSEARCHCV, env, str(space), "breast_cancer", json.dumps(points), str(FOLDS), "2")
+    plain = _python(PLAIN_GRIDSEARCHCV, env, str(space), "breast_cancer", str(FOLDS), "2", points=points)
     theirs = {_key(point): value for point, value in zip(points, plain["values"], strict=True)}
     mine = {_key(trial["params"]): trial["metrics"].get("mean_test_score") for trial in ours["trials"]}
     direct = _hpsearch(env, url, "grid-direct", str(space), "--engine", "sklearn", "--algorithm", "grid",
@@ -400,7 +406,7 @@ def workload_workers(args: argparse.Namespace, env: dict, tmp: Path) -> None:
     one = _hpsearch(env, url, "workers-1", *common)
     points = [trial["params"] for trial in one["trials"]]
     n = len(points)
-    plain = _python(PLAIN_LOOP, env, "default", "digits", json.dumps(points))
+    plain = _python(PLAIN_LOOP, env, "default", "digits", points=points)
     pair = _python_pair(PLAIN_LOOP, env, "default", "digits", points)
     two = _hpsearch(env, url, "workers-2", *common, "--workers", "2")
     rows: list = []
@@ -427,8 +433,8 @@ def workload_backend(args: argparse.Namespace, env: dict, tmp: Path) -> None:
     points = [trial["params"] for trial in tf_one["trials"]]
     n = len(points)
     plain_tf = _python(PLAIN_LOOP, {**env, "KERAS_BACKEND": "tensorflow"}, str(space), "digits",
-                       json.dumps(points))
-    plain_jax = _python(PLAIN_LOOP, {**env, "KERAS_BACKEND": "jax"}, str(space), "digits", json.dumps(points))
+                       points=points)
+    plain_jax = _python(PLAIN_LOOP, {**env, "KERAS_BACKEND": "jax"}, str(space), "digits", points=points)
     tf_values = {_key(point): value for point, value in zip(points, plain_tf["values"], strict=True)}
     jax_values = {_key(point): value for point, value in zip(points, plain_jax["values"], strict=True)}
     rows: list = []
