@@ -45,7 +45,7 @@ difference of the objective between the same configurations; and, from a probe t
 configuration at two batch sizes both ways, milliseconds per training step and the fixed cost per epoch.
 Timings are printed, never asserted. Run:
 
-    .venv/bin/python scripts/bench_throughput.py                      # both workloads, about an hour here
+    .venv/bin/python scripts/bench_throughput.py                      # both workloads, about 95 min here
     .venv/bin/python scripts/bench_throughput.py --trials 20 --grid-candidates 48   # a shorter look
     .venv/bin/python scripts/bench_throughput.py --workloads backend --trials 24    # TensorFlow vs JAX
     .venv/bin/python scripts/bench_throughput.py --workloads workers --trials 40    # 2 workers vs 2 loops
