@@ -214,18 +214,22 @@ def _python_pair(code: str, env: dict, space: str, data: str, points: list) -> d
     one_thread = {**env, "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
     halves = [points[0::2], points[1::2]]
     started = time.perf_counter()
-    processes = [subprocess.Popen([sys.executable, "-c", code, space, data], stdin=subprocess.PIPE,
+    inputs = []  # each half in a file of its own, the script's stdin, so neither waits for a pipe reader
+    for half in halves:
+        inputs.append(tempfile.TemporaryFile("w+"))
+        json.dump(half, inputs[-1])
+        inputs[-1].seek(0)
+    processes = [subprocess.Popen([sys.executable, "-c", code, space, data], stdin=stdin,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=one_thread)
-                 for half in halves]
-    for process, half in zip(processes, halves, strict=True):
-        process.stdin.write(json.dumps(half))  # read first thing by the script, so both start at once
-        process.stdin.close()
+                 for stdin in inputs]
     results = []
     for process in processes:
         stdout, stderr = process.communicate()
         if process.returncode != 0:
             raise subprocess.CalledProcessError(process.returncode, process.args, stdout, stderr)
         results.append(json.loads(stdout.strip().splitlines()[-1]))
+    for stdin in inputs:
+        stdin.close()
     wall = time.perf_counter() - started
     values = [None] * len(points)
     values[0::2], values[1::2] = results[0]["values"], results[1]["values"]
