@@ -141,7 +141,7 @@ def test_hyperband_rounds_follow_the_plan_and_continue_their_parents(cli, tiny_s
         assert f"#{trial['parent_number']}, 3 in all" in row
 
 
-def test_nan_trial_fails_but_search_goes_on_until_the_space_is_exhausted(cli, tmp_path):
+def test_nan_trial_fails_but_search_goes_on_until_the_space_is_exhausted(cli, tmp_path, capsys):
     space = tmp_path / "mixed.yaml"
     space.write_text(
         "objective: val_loss\n"
@@ -151,11 +151,35 @@ def test_nan_trial_fails_but_search_goes_on_until_the_space_is_exhausted(cli, tm
     )
     result = _run(cli, space, "--algorithm", "random", "--data", "diabetes", "--trials", "5", "--study", "g")
     assert result.code == 0, result.err
+    # The failed trial is recorded with its reason, not reported as a traceback on the console.
+    assert "Traceback" not in capsys.readouterr().err
     trials = {t["params"]["learning_rate"]: t for t in json.loads(cli("trials", "g", "--json").out)}
     assert len(trials) == 2, "the oracle stops once both values were tried"
     assert trials[1.0e8]["state"] == "FAILED" and "loss became" in trials[1.0e8]["error"]
     assert trials[3.0e-3]["state"] == "COMPLETE"
     assert json.loads(cli("best", "g", "--json").out)["params"]["learning_rate"] == 3.0e-3
+
+
+def test_a_hyperband_round_with_a_failed_trial_leaves_no_weights_behind(cli, tmp_path):
+    """KerasTuner promotes a round's best while its completed, unpromoted trials outnumber those the next
+    round leaves out, so a round with a failed trial may never promote: its bracket never ends, and the
+    weights its candidates kept must still be deleted when no round can continue them."""
+    space = tmp_path / "sometimes-nan.yaml"
+    space.write_text(
+        "objective: val_loss\n"
+        "params:\n"
+        "  n_neurons: {type: int, low: 4, high: 32}\n"
+        "  learning_rate: {type: categorical, choices: [1.0e+8, 3.0e-3]}\n"
+        "fixed: {n_hidden: 1, epochs: 3, optimizer: sgd}\n"
+    )
+    result = _run(cli, space, "--algorithm", "hyperband", "--max-epochs", "3", "--factor", "3",
+                  "--data", "diabetes", "--seed", "0", "--study", "f")
+    assert result.code == 0, result.err
+    trials = json.loads(cli("trials", "f", "--json").out)
+    first_round = trials[:hyperband_plan(3, 3)[0][0].configs]  # 3 configurations for 1 epoch
+    assert {t["state"] for t in first_round} == {"COMPLETE", "FAILED"}, "this seed fails one of them"
+    assert all(t["parent_number"] is None for t in trials), "so the round promoted none"
+    assert not (tmp_path / "hpsearch-keras-tuner").exists(), "and no weights are left on disk"
 
 
 def test_every_trial_failing_ends_with_one_message(cli, tmp_path):

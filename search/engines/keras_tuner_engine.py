@@ -486,14 +486,32 @@ class _Search:
             trial = oracle.trials.get(trial_id)
             return "RUNNING" if trial is None else trial.status
 
+        def may_promote(bracket: Mapping[str, Any], round_num: int) -> bool:
+            """Whether KerasTuner can still promote a trial of this round to the next. It promotes while
+            the round's completed, unpromoted trials outnumber those the next round leaves out, so after
+            a trial of the round failed the last promotions never come (and the bracket never ends)."""
+            rounds, bracket_num = bracket["rounds"], bracket["bracket_num"]
+            size = oracle._get_size(bracket_num, round_num + 1)
+            past_size = oracle._get_size(bracket_num, round_num)
+            if len(rounds[round_num + 1]) >= size:
+                return False
+            promoted = {info["past_id"] for info in rounds[round_num + 1]}
+            # Trials of the round that may still complete: all but the failed ones (INVALID here marks a
+            # trial queued to run again, see _reconcile), and those not proposed yet (a later round
+            # fills only while promotions into it are still possible).
+            pending = sum(1 for info in rounds[round_num]
+                          if info["id"] not in promoted and status(info["id"]) != "FAILED")
+            if round_num == 0 or may_promote(bracket, round_num - 1):
+                pending += past_size - len(rounds[round_num])
+            return pending > past_size - size
+
         needed: set[str] = set()
         for bracket in oracle._brackets:
             rounds = bracket["rounds"]
             for round_num in range(len(rounds) - 1):
                 next_round = rounds[round_num + 1]
                 promoted = {info["past_id"] for info in next_round}
-                size = oracle._get_size(bracket["bracket_num"], round_num + 1)
-                if len(next_round) < size:  # promotions left: every unpromoted candidate may be chosen
+                if may_promote(bracket, round_num):  # every unpromoted candidate may still be chosen
                     needed |= {
                         info["id"] for info in rounds[round_num]
                         if info["id"] not in promoted
@@ -643,6 +661,12 @@ def _tuner_class() -> type:
     """A ``keras_tuner.Tuner`` training through the engine; built lazily so importing this module does not
     import KerasTuner (nor TensorFlow)."""
     import keras_tuner
+    from keras_tuner.src import config as keras_tuner_config
+
+    # KerasTuner prints the traceback of every failed trial to stderr (its DEBUG flag is on by default).
+    # The trial runner has already recorded and reported the reason ("loss became nan at epoch 2"); the
+    # traceback would only show where run_trial raised it again.
+    keras_tuner_config.DEBUG = False
 
     class Abort(keras_tuner.errors.FatalError):
         """Our own bookkeeping failed: KerasTuner must not take it for one failed trial."""
