@@ -486,32 +486,26 @@ class _Search:
             trial = oracle.trials.get(trial_id)
             return "RUNNING" if trial is None else trial.status
 
-        def may_promote(bracket: Mapping[str, Any], round_num: int) -> bool:
-            """Whether KerasTuner can still promote a trial of this round to the next. It promotes while
-            the round's completed, unpromoted trials outnumber those the next round leaves out, so after
-            a trial of the round failed the last promotions never come (and the bracket never ends)."""
-            rounds, bracket_num = bracket["rounds"], bracket["bracket_num"]
-            size = oracle._get_size(bracket_num, round_num + 1)
-            past_size = oracle._get_size(bracket_num, round_num)
-            if len(rounds[round_num + 1]) >= size:
-                return False
-            promoted = {info["past_id"] for info in rounds[round_num + 1]}
-            # Trials of the round that may still complete: all but the failed ones (INVALID here marks a
-            # trial queued to run again, see _reconcile), and those not proposed yet (a later round
-            # fills only while promotions into it are still possible).
-            pending = sum(1 for info in rounds[round_num]
-                          if info["id"] not in promoted and status(info["id"]) != "FAILED")
-            if round_num == 0 or may_promote(bracket, round_num - 1):
-                pending += past_size - len(rounds[round_num])
-            return pending > past_size - size
-
         needed: set[str] = set()
         for bracket in oracle._brackets:
-            rounds = bracket["rounds"]
+            rounds, bracket_num = bracket["rounds"], bracket["bracket_num"]
+            # Whether trials can still enter the round: new random ones in round 0, promotions later.
+            can_grow = True
             for round_num in range(len(rounds) - 1):
                 next_round = rounds[round_num + 1]
                 promoted = {info["past_id"] for info in next_round}
-                if may_promote(bracket, round_num):  # every unpromoted candidate may still be chosen
+                size = oracle._get_size(bracket_num, round_num + 1)
+                past_size = oracle._get_size(bracket_num, round_num)
+                # KerasTuner promotes while the round's completed, unpromoted trials outnumber those the
+                # next round leaves out; so after a failed trial the last promotions may never come (and
+                # the bracket never ends). Trials that may still complete: all but the failed ones (INVALID
+                # here marks a trial queued to run again, see _reconcile), and those not proposed yet.
+                pending = sum(1 for info in rounds[round_num]
+                              if info["id"] not in promoted and status(info["id"]) != "FAILED")
+                if can_grow:
+                    pending += past_size - len(rounds[round_num])
+                can_grow = len(next_round) < size and pending > past_size - size  # into the next round
+                if can_grow:  # promotions left: every unpromoted candidate may still be chosen
                     needed |= {
                         info["id"] for info in rounds[round_num]
                         if info["id"] not in promoted
