@@ -290,6 +290,20 @@ def epoch_batches(dataset: Dataset, batch_size: int, seed: int, first_epoch: int
     return batches, steps
 
 
+def validation_batches(dataset: Dataset) -> Any:
+    """The validation split as a ``tf.data`` stream of ``VALIDATION_BATCH_ROWS``-row batches.
+
+    Keras validates every epoch by starting a new iterator over ``validation_data``. Over NumPy arrays
+    that iterator is Keras' slicing pipeline, which costs tens of ms to start whatever the row count
+    (about 70 ms per epoch for digits here, against 4.7 ms per training step); over plain tensor slices it
+    costs about 1 ms. The batches, their order and so the scores are the same.
+    """
+    import tensorflow as tf
+
+    return (tf.data.Dataset.from_tensor_slices((dataset.x_val, dataset.y_val))
+            .batch(max(1, min(len(dataset.x_val), VALIDATION_BATCH_ROWS))))
+
+
 def fit_config(
     config: Mapping[str, Any],
     dataset: Dataset,
@@ -347,8 +361,7 @@ def fit_config(
                 batches,
                 steps_per_epoch=steps,
                 shuffle=False,  # the stream is already in each epoch's seeded order
-                validation_data=(dataset.x_val, dataset.y_val),
-                validation_batch_size=max(1, min(len(dataset.x_val), VALIDATION_BATCH_ROWS)),
+                validation_data=validation_batches(dataset),
                 epochs=total,
                 initial_epoch=start,
                 callbacks=callback_list,
