@@ -25,9 +25,11 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check search spaces storage tests scripts
 
+# Three pytest workers on two cores: a fault test waits on timers and subprocess start-ups (about a tenth
+# of the run with two workers left the CPUs idle), and a third worker fills that time.
 test: venv
 	$(BIN)/ruff check search spaces storage tests scripts
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 3 --dist loadgroup --durations=15
 
 clean:
 	rm -rf $(VENV) demo.db demo.db-wal demo.db-shm *.egg-info

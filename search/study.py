@@ -554,7 +554,7 @@ def _launch(
         raise SearchInterrupted(resume_command(study, storage.url)) from None
     finally:
         _touch(storage, study)
-    _print_summary(storage, study, time.monotonic() - started, out)
+    _print_summary(storage, study, space, time.monotonic() - started, out, budget, engine)
     return storage.get_study(study.name)
 
 
@@ -632,7 +632,7 @@ def _execute(
         _fail_own_running_trials(storage, study)
         _touch(storage, study)
     ctx.tracker.raise_if_search_failed()
-    _print_summary(storage, study, time.monotonic() - started, out)
+    _print_summary(storage, study, space, time.monotonic() - started, out, budget, engine)
     return storage.get_study(study.name)
 
 
@@ -665,7 +665,10 @@ def _best_value(storage: Storage, study: StudyRecord) -> float | None:
     return best[0].value if best else None
 
 
-def _print_summary(storage: Storage, study: StudyRecord, seconds: float, out: TextIO) -> None:
+def _print_summary(
+    storage: Storage, study: StudyRecord, space: SearchSpace, seconds: float, out: TextIO, budget: Budget,
+    engine: Engine,
+) -> None:
     counts = storage.count_trials(study.id)
     states = ", ".join(f"{counts[state]} {state.value.lower()}" for state in TrialState if counts[state])
     interrupted = storage.count_interrupted(study.id) if counts[TrialState.FAILED] else 0
@@ -674,6 +677,13 @@ def _print_summary(storage: Storage, study: StudyRecord, seconds: float, out: Te
     copied = len(storage.copied_trials(study.id)) if study.settings.get(WARM_START_SETTING) else 0
     states += f"; {copied} of them copied by --warm-start" if copied else ""
     print(f"study '{study.name}': {sum(counts.values())} trials ({states}) after {seconds:.1f} s", file=out)
+    spent = storage.budget_usage(study.id)[0]
+    if budget.trials is not None and spent < budget.trials and budget.time_left() != 0.0:
+        # Neither the budget nor the clock stopped it: the engine ran out of proposals. Say so, or the
+        # progress line's "[5/6]" reads as trials lost.
+        why = engine.short_plan_reason(space, study.settings, spent)
+        print(f"the {study.engine} {study.algorithm} search ended after {spent} of its {budget.trials} "
+              f"trials: {why}", file=out)
     best = storage.best_trials(study.id, 1)
     if best:
         origin = f" (copied from study {best[0].copied_from})" if best[0].copied else ""

@@ -278,6 +278,10 @@ class Supervisor:
             if finished[nearest] < self.recycle_after - WARM_WORKER_LEAD_TRIALS:
                 return
             running = sum(trial.worker == nearest for trial in self.storage.running_trials(self.study.id))
+            # Read again, after the worker's counts: a trial claimed or ended between these reads then
+            # lowers what is left rather than what the worker still has to do, so it never starts a
+            # standby that no trial is left for (read before, a claim in between did).
+            remaining = self.tracker.remaining()
         except (StorageError, SQLAlchemyError):
             return  # the database is busy: look again next time
         # Trials the live workers still start before the nearest one retires, each at about its pace: when

@@ -66,7 +66,9 @@ def test_other_samplers(cli, tmp_path, algorithm):
         "  learning_rate: {type: float, low: 0.005, high: 0.01, step: 0.005}\n"
         "fixed: {n_hidden: 1, epochs: 2}\n"
     )
-    result = cli("run", space, "--algorithm", algorithm, "--data", "wine", "--trials", "4", "--study", "x",
+    # A budget above the grid's 4 points: the grid ends first, and the run says so.
+    budget = "6" if algorithm == "grid" else "4"
+    result = cli("run", space, "--algorithm", algorithm, "--data", "wine", "--trials", budget, "--study", "x",
                  "--quiet", "--pruner", "none")
     assert result.code == 0, result.err
     trials = json.loads(cli("trials", "x", "--json").out)
@@ -74,6 +76,10 @@ def test_other_samplers(cli, tmp_path, algorithm):
     if algorithm == "grid":  # the grid has exactly 4 points: each tried once
         points = {(t["params"]["n_neurons"], t["params"]["learning_rate"]) for t in trials}
         assert points == {(4, 0.005), (4, 0.01), (8, 0.005), (8, 0.01)}
+        assert "the optuna grid search ended after 4 of its 6 trials: the space's grid has 4 candidates" in (
+            result.out)
+    else:
+        assert "search ended after" not in result.out
     study = json.loads(cli("studies", "--json").out)[0]
     assert study["algorithm"] == algorithm and study["direction"] == "minimize"
 

@@ -146,6 +146,45 @@ def test_recycling_replaces_workers_and_keeps_every_trial(tmp_path):
     assert {row[1] for row in rows} <= {"COMPLETE", "PRUNED"}
 
 
+@pytest.mark.parametrize(("budget", "standby"), [(6, False), (8, True)])
+def test_a_trial_claimed_while_the_supervisor_reads_starts_no_standby_that_no_trial_is_left_for(
+        tmp_path, budget, standby):
+    """--recycle-after 2: workers 1 and 2 trained 4 trials and retired; worker 3, live, claims its first
+    trial while the supervisor reads its counts. With a budget of 6 it trains the last two itself, so no
+    warm replacement may start (one did when the claim fell between the supervisor's reads, on a loaded
+    machine); with 8, two trials are left for a successor, which is started warm."""
+    import socket
+    from types import SimpleNamespace
+
+    from search.engines.base import Budget, get_engine
+    from search.supervisor import Supervisor, Worker
+    from storage import TrialState, open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'w.db'}")
+    study = storage.create_study("w", engine="optuna", algorithm="random", objective="val_loss",
+                                 direction="minimize", space={}, dataset={}, settings={}, versions={})
+    host = socket.gethostname()
+    for number, pid in enumerate([1, 1, 2, 2]):
+        trial = storage.start_trial(study.id, {"n": number}, worker=f"{host}:{pid}")
+        storage.finish_trial(trial.id, TrialState.COMPLETE, value=1.0)
+    supervisor = Supervisor(storage, study, get_engine("optuna"), Budget(trials=budget), workers=1,
+                            recycle_after=2, memory_limit_mb=None, progress=False, retries_pending=False)
+    supervisor.live = [Worker(process=SimpleNamespace(pid=3, poll=lambda: None), stderr=None,
+                              finished_at_start=4)]
+    started: list[bool] = []
+    supervisor._spawn = lambda *, standby=False: started.append(standby)
+    counts = storage.finished_by_worker
+
+    def counts_then_a_claim(study_id, workers):
+        answer = counts(study_id, workers)
+        storage.start_trial(study.id, {"n": 4}, worker=f"{host}:3")
+        return answer
+
+    storage.finished_by_worker = counts_then_a_claim
+    supervisor._keep_standby(done=False)
+    assert started == ([True] if standby else [])
+
+
 def test_a_warm_worker_replaces_a_recycled_one_and_never_trains_beside_it(tmp_path):
     import time
 

@@ -175,6 +175,9 @@ def test_a_hyperband_round_with_a_failed_trial_leaves_no_weights_behind(cli, tmp
     result = _run(cli, space, "--algorithm", "hyperband", "--max-epochs", "3", "--factor", "3",
                   "--data", "diabetes", "--seed", "0", "--study", "f")
     assert result.code == 0, result.err
+    # The run says why it ended below its plan, rather than leave "[5/6]" to read as a lost trial.
+    assert ("the keras-tuner hyperband search ended after 5 of its 6 trials: KerasTuner promotes a round's "
+            "best only while") in result.out
     trials = json.loads(cli("trials", "f", "--json").out)
     first_round = trials[:hyperband_plan(3, 3)[0][0].configs]  # 3 configurations for 1 epoch
     assert {t["state"] for t in first_round} == {"COMPLETE", "FAILED"}, "this seed fails one of them"

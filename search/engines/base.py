@@ -216,6 +216,13 @@ class Engine(ABC):
         gets it, so a later proposal of the same configuration is refused as a duplicate."""
         return dict(point)
 
+    def short_plan_reason(self, space: SearchSpace, settings: Mapping[str, Any], spent: int) -> str:
+        """Why a search that neither its budget nor its timeout stopped ended after ``spent`` trials, below
+        its trial budget."""
+        if settings.get("algorithm") == "grid":
+            return f"the space's grid has {space.grid_size()} candidates"
+        return "it proposed no further configuration"
+
     def check_warm_start(self, settings: Mapping[str, Any]) -> None:  # noqa: B027
         """Raise UsageError when this algorithm cannot start from copied trials (``--warm-start``)."""
 

@@ -180,6 +180,16 @@ class KerasTunerEngine(Engine):
             return None
         return plan_trials(hyperband_plan(*self._hyperband_settings(space, settings)))
 
+    def short_plan_reason(self, space: SearchSpace, settings: Mapping[str, Any], spent: int) -> str:
+        if settings["algorithm"] != "hyperband":
+            return "the oracle found no configuration it had not tried yet"
+        planned = plan_trials(hyperband_plan(*self._hyperband_settings(space, settings)))
+        if spent >= planned:
+            return f"one Hyperband iteration is {planned} trials"
+        # KerasTuner's rule in HyperbandOracle.populate_space, which collect_weights mirrors.
+        return ("KerasTuner promotes a round's best only while its completed, unpromoted trials outnumber "
+                "those the next round leaves out, so a round with failed trials promotes fewer than planned")
+
     def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]:
         from search.cluster import dask_address, describe
 
