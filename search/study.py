@@ -677,10 +677,10 @@ def _print_summary(
     copied = len(storage.copied_trials(study.id)) if study.settings.get(WARM_START_SETTING) else 0
     states += f"; {copied} of them copied by --warm-start" if copied else ""
     print(f"study '{study.name}': {sum(counts.values())} trials ({states}) after {seconds:.1f} s", file=out)
-    spent = storage.budget_usage(study.id)[0]
-    if budget.trials is not None and spent < budget.trials and budget.time_left() != 0.0:
-        # Neither the budget nor the clock stopped it: the engine ran out of proposals. Say so, or the
-        # progress line's "[5/6]" reads as trials lost.
+    spent, running = storage.budget_usage(study.id)
+    if budget.trials is not None and spent + running < budget.trials and budget.time_left() != 0.0:
+        # Neither the budget (trials still running in another command count) nor the clock stopped it:
+        # the engine ran out of proposals. Say so, or the progress line's "[5/6]" reads as trials lost.
         why = engine.short_plan_reason(space, study.settings, spent)
         print(f"the {study.engine} {study.algorithm} search ended after {spent} of its {budget.trials} "
               f"trials: {why}", file=out)

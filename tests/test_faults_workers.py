@@ -185,6 +185,34 @@ def test_a_trial_claimed_while_the_supervisor_reads_starts_no_standby_that_no_tr
     assert started == ([True] if standby else [])
 
 
+@pytest.mark.parametrize(("running_elsewhere", "ended_short"), [(True, False), (False, True)])
+def test_a_run_says_its_search_ended_short_only_when_no_trial_is_left_running(tmp_path, running_elsewhere,
+                                                                                ended_short):
+    """Two of 3 trials done when this command's workers stop: with the third still training in another
+    command (a second machine) the budget is spoken for; with none, the engine ran out of proposals."""
+    import io
+
+    from search.engines.base import Budget, get_engine
+    from search.study import _print_summary
+    from spaces import load_space
+    from storage import TrialState, open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    study = storage.create_study("s", engine="optuna", algorithm="random", objective="val_loss",
+                                 direction="minimize", space={}, dataset={}, settings={"algorithm": "random"},
+                                 versions={})
+    for number in range(2):
+        trial = storage.start_trial(study.id, {"n": number}, worker="here:1")
+        storage.finish_trial(trial.id, TrialState.COMPLETE, value=1.0)
+    if running_elsewhere:
+        storage.start_trial(study.id, {"n": 2}, worker="elsewhere:1")
+    out = io.StringIO()
+    _print_summary(storage, study, load_space(_space(tmp_path, QUICK_SPACE)), 1.0, out, Budget(trials=3),
+                   get_engine("optuna"))
+    said = "the optuna random search ended after 2 of its 3 trials: it proposed no further configuration"
+    assert (said in out.getvalue()) == ended_short, out.getvalue()
+
+
 def test_a_warm_worker_replaces_a_recycled_one_and_never_trains_beside_it(tmp_path):
     import time
 
@@ -253,8 +281,10 @@ def test_workers_on_postgresql_from_two_commands(tmp_path):
 
     wait_for(lambda: count("SELECT COUNT(*) FROM hp_studies WHERE name = 'pg-shared'") == 1)
     second = _run(tmp_path, "worker", "pg-shared", "--storage", url, "--quiet", "--workers", "1")
-    _, err = first.communicate(timeout=600)
+    out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
+    # The other command's last trials may still run when this one ends: that is not a search ended short.
+    assert "search ended after" not in out
     with engine.connect() as connection:
         rows = connection.execute(sqlalchemy.text(
             "SELECT t.number, t.state, t.worker, t.params FROM hp_trials t JOIN hp_studies s "
