@@ -146,6 +146,20 @@ def test_recycling_replaces_workers_and_keeps_every_trial(tmp_path):
     assert {row[1] for row in rows} <= {"COMPLETE", "PRUNED"}
 
 
+def _optuna_random_study_with_complete_trials(tmp_path, workers: list[str]):
+    """A store holding one Optuna random-search study, with a completed trial by each of ``workers``."""
+    from storage import TrialState, open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'store.db'}")
+    study = storage.create_study("s", engine="optuna", algorithm="random", objective="val_loss",
+                                 direction="minimize", space={}, dataset={}, settings={"algorithm": "random"},
+                                 versions={})
+    for number, worker in enumerate(workers):
+        trial = storage.start_trial(study.id, {"n": number}, worker=worker)
+        storage.finish_trial(trial.id, TrialState.COMPLETE, value=1.0)
+    return storage, study
+
+
 @pytest.mark.parametrize(("budget", "standby"), [(6, False), (8, True)])
 def test_a_trial_claimed_while_the_supervisor_reads_starts_no_standby_that_no_trial_is_left_for(
         tmp_path, budget, standby):
@@ -158,15 +172,10 @@ def test_a_trial_claimed_while_the_supervisor_reads_starts_no_standby_that_no_tr
 
     from search.engines.base import Budget, get_engine
     from search.supervisor import Supervisor, Worker
-    from storage import TrialState, open_storage
 
-    storage = open_storage(f"sqlite:///{tmp_path / 'w.db'}")
-    study = storage.create_study("w", engine="optuna", algorithm="random", objective="val_loss",
-                                 direction="minimize", space={}, dataset={}, settings={}, versions={})
     host = socket.gethostname()
-    for number, pid in enumerate([1, 1, 2, 2]):
-        trial = storage.start_trial(study.id, {"n": number}, worker=f"{host}:{pid}")
-        storage.finish_trial(trial.id, TrialState.COMPLETE, value=1.0)
+    retired = [f"{host}:{pid}" for pid in (1, 1, 2, 2)]
+    storage, study = _optuna_random_study_with_complete_trials(tmp_path, retired)
     supervisor = Supervisor(storage, study, get_engine("optuna"), Budget(trials=budget), workers=1,
                             recycle_after=2, memory_limit_mb=None, progress=False, retries_pending=False)
     supervisor.live = [Worker(process=SimpleNamespace(pid=3, poll=lambda: None), stderr=None,
@@ -195,15 +204,8 @@ def test_a_run_says_its_search_ended_short_only_when_no_trial_is_left_running(tm
     from search.engines.base import Budget, get_engine
     from search.study import _print_summary
     from spaces import load_space
-    from storage import TrialState, open_storage
 
-    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
-    study = storage.create_study("s", engine="optuna", algorithm="random", objective="val_loss",
-                                 direction="minimize", space={}, dataset={}, settings={"algorithm": "random"},
-                                 versions={})
-    for number in range(2):
-        trial = storage.start_trial(study.id, {"n": number}, worker="here:1")
-        storage.finish_trial(trial.id, TrialState.COMPLETE, value=1.0)
+    storage, study = _optuna_random_study_with_complete_trials(tmp_path, ["here:1", "here:1"])
     if running_elsewhere:
         storage.start_trial(study.id, {"n": 2}, worker="elsewhere:1")
     out = io.StringIO()
