@@ -538,9 +538,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     err = err or sys.stderr
     # TensorFlow's C++ start-up chatter is noise for users; they can still override it.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from search import quiet_tensorflow
+    from search import lean_keras, quiet_tensorflow
 
     quiet_tensorflow.install()  # the lines printed before that variable is read
+    lean_keras.install()  # commands that train here start faster
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -10,6 +10,10 @@ a trial (the supervisor stops and says how to resume), 130 when interrupted.
 With ``--standby`` it is a warm worker: it imports TensorFlow and Keras, then waits for one JSON line on
 stdin before it claims anything, so the supervisor can replace a worker that retires without waiting for
 those imports, and a run's first workers import while the run loads its data and creates the study.
+
+:func:`start_fold_process` starts the other kind of process that trains: a fold process of the sklearn
+engine's ``--jobs N``. Both import Keras without what it only loads for features we do not use
+(``search.lean_keras``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from search import interrupts
+from search import interrupts, lean_keras
 from search.errors import StorageTroubleError
 
 #: prctl option asking the kernel to signal us when our parent dies (Linux).
@@ -63,6 +67,25 @@ def configure_threads(threads: int | None) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1 if threads == 1 else 2)
 
 
+def start_fold_process(threads: int, storage_url: str, payload: bytes) -> None:
+    """Initializer of a process that fits folds for the sklearn engine's ``--jobs N``.
+
+    It dies with the search (a ``kill -9`` of it leaves no process training on its own), leaves Ctrl-C to
+    its parent, and imports Keras lean before it unpickles the data and the estimator: unpickling the
+    estimator imports Keras, which is why it comes as bytes.
+    """
+    import pickle
+
+    die_with_parent()
+    # Ctrl-C reaches the whole process group: the parent records the interruption and stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    lean_keras.install()
+    from search.engines.sklearn_estimators import init_fold_process
+
+    init_fold_process(threads, storage_url, *pickle.loads(payload))
+
+
 def _wait_for_start(args: argparse.Namespace) -> bool:
     """A warm worker (``--standby``): imported, it waits for the supervisor's start line, which carries what
     is only known then (the time left, whether retries are due). False: told to go away (end of input)."""
@@ -98,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The supervisor stops workers with SIGINT; SIGTERM (from a job scheduler) ends them the same way.
     interrupts.install()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    lean_keras.install()
     try:
         configure_threads(args.threads)
         from search.study import work_on_study

@@ -735,17 +735,19 @@ class _ProcessFolds(_Folds):
 
     def _pool(self) -> Any:
         import multiprocessing
+        import pickle
         from concurrent.futures import ProcessPoolExecutor
 
-        from search.engines.sklearn_estimators import init_fold_process
+        from search.worker import start_fold_process
 
         with self._lock:
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(
                     max_workers=self.processes,
                     mp_context=multiprocessing.get_context("spawn"),
-                    initializer=init_fold_process,
-                    initargs=(self.threads, self.storage_url, *self.payload),
+                    initializer=start_fold_process,
+                    # As bytes: unpickling the estimator imports Keras, which the process first slims.
+                    initargs=(self.threads, self.storage_url, pickle.dumps(self.payload)),
                 )
             return self._executor
 

@@ -391,9 +391,6 @@ def _ignore_epoch(epoch: int, logs: Mapping[str, Any]) -> None:
 #: What a fold process keeps between folds: its own storage connection, the data and the base estimator.
 _FOLD_PROCESS: dict[str, Any] = {}
 
-#: prctl option asking the kernel to signal us when our parent dies (Linux).
-_PR_SET_PDEATHSIG = 1
-
 
 def init_fold_process(
     threads: int,
@@ -405,25 +402,13 @@ def init_fold_process(
     scoring: str,
     trainer: str = "scikeras",
 ) -> None:
-    """Start-up of a process that fits folds for ``--jobs N``.
+    """Start-up of a process that fits folds for ``--jobs N``, called by ``search.worker.start_fold_process``.
 
     Sizes TensorFlow's thread pools (``threads`` each, so N processes share the cores instead of each
-    taking all of them) before TensorFlow runs anything, and dies with its parent, so a ``kill -9`` of the
-    search leaves no process training on its own.
+    taking all of them) before TensorFlow runs anything.
     """
     import os
-    import signal
-    import sys
 
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except OSError:
-            pass
-    # Ctrl-C reaches the whole process group: the parent records the interruption and stops us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     os.environ["OMP_NUM_THREADS"] = str(threads)

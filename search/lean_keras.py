@@ -1,0 +1,80 @@
+"""Import Keras and TensorFlow without the optional libraries they load for features hpsearch never uses.
+
+While ``import tensorflow`` or ``import keras`` runs, TensorFlow's ``tf.lite`` imports JAX (to convert JAX
+functions), Keras imports ``matplotlib.pyplot`` (for its image-gallery plots) and pandas (to slice a
+DataFrame given to ``fit``; our data reaches Keras as NumPy arrays). Each import is guarded by ``try:
+import x / except ImportError: x = None``, so nothing needs them, yet they cost every process that trains
+(worker, fold process, Dask task, in-process command) about 1.5 of the 6-7 CPU-seconds of its start-up on
+two cores (``scripts/bench_throughput.py`` counts that start-up in every worker).
+
+:func:`install` makes the three raise ImportError during the first import of Keras or TensorFlow in this
+process, and only then: afterwards they import normally for whoever needs them (our plots import
+matplotlib, the CSV loader pandas). On the JAX backend, JAX is the backend and is not held back. Install
+it only in processes that hpsearch starts: a user's own program that imports :mod:`search` keeps the
+Keras it would get without us.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+#: Imported by TensorFlow or Keras at their own import, each behind ``except ImportError``.
+_OPTIONAL = ("matplotlib", "pandas")
+_OPTIONAL_ON_TENSORFLOW = ("jax",)
+
+
+def install() -> None:
+    """Hold the optional libraries back during this process's first import of Keras or TensorFlow."""
+    if "keras" in sys.modules or "tensorflow" in sys.modules:
+        return
+    if not any(isinstance(finder, _LeanFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _LeanFinder())
+
+
+def held_back() -> tuple[str, ...]:
+    """The libraries the first import of Keras goes without (none that this process already imported)."""
+    names = _OPTIONAL if os.environ.get("KERAS_BACKEND") == "jax" else _OPTIONAL + _OPTIONAL_ON_TENSORFLOW
+    return tuple(name for name in names if name not in sys.modules)
+
+
+class _LeanFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
+        if fullname not in ("keras", "tensorflow"):
+            return None
+        sys.meta_path.remove(self)  # one import to slim; the rest find their modules normally
+        # Through the remaining finders, so that search.quiet_tensorflow still quiets TensorFlow's import.
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _LeanLoader(spec.loader)
+        return spec
+
+
+class _LeanLoader:
+    """The package's own loader, with its ``exec_module`` run while the optional libraries are held back."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def __getattr__(self, name: str) -> Any:  # is_package, get_resource_reader, ...: the real loader's
+        return getattr(self._loader, name)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        names = held_back()
+        for name in names:
+            sys.modules[name] = None  # type: ignore[assignment] - None makes `import name` raise ImportError
+        try:
+            self._loader.exec_module(module)
+        finally:
+            for name in names:
+                if sys.modules.get(name, 0) is None:
+                    del sys.modules[name]
