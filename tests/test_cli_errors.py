@@ -80,7 +80,8 @@ def test_grid_sampler_needs_finite_space(cli, tmp_path):
 
 
 def test_existing_study_name_is_refused_without_resume(cli, tiny_space):
-    assert cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", "dup", "--quiet").code == 0
+    assert cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", "dup", "--quiet",
+               "--in-process").code == 0
     result = cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", "dup", "--quiet")
     assert result.code == 2
     assert "already exists" in _one_sentence(result) and "resume" in result.err
@@ -94,7 +95,7 @@ def test_resume_refuses_changed_space_engine_or_data(cli, tmp_path, tiny_space):
     csv = tmp_path / "d.csv"
     csv.write_text("x,y\n" + "".join(f"{i / 10},{i % 2}\n" for i in range(60)))
     assert cli("run", tiny_space, "--data", csv, "--target", "y", "--trials", "1", "--study", "r",
-               "--quiet").code == 0
+               "--quiet", "--in-process").code == 0
     other = tmp_path / "other.yaml"
     other.write_text(tiny_space.read_text().replace("high: 16", "high: 32"))
     result = cli("resume", "r", "--space", other)
@@ -118,7 +119,8 @@ def test_database_that_is_not_a_database(cli, tmp_path):
 
 
 def test_database_from_a_newer_schema_is_refused(cli, tiny_space, tmp_path, db_url):
-    assert cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", "v", "--quiet").code == 0
+    assert cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", "v", "--quiet",
+               "--in-process").code == 0
     connection = sqlite3.connect(tmp_path / "hp.db")
     connection.execute("UPDATE hp_alembic_version SET version_num = 'ffff_from_the_future'")
     connection.commit()
@@ -135,7 +137,8 @@ def test_missing_database_for_queries(cli, tmp_path):
 def test_db_upgrade(cli, tiny_space, tmp_path):
     result = cli("db", "upgrade", "--storage", tmp_path / "absent.db")
     assert result.code == 2 and "absent.db" in _one_sentence(result)
-    assert cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", "u", "--quiet").code == 0
+    assert cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", "u", "--quiet",
+               "--in-process").code == 0
     result = cli("db", "upgrade")
     assert result.code == 0, result.err
     assert "already at schema revision" in result.out

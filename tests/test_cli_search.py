@@ -39,7 +39,7 @@ def test_optuna_search_records_every_trial_with_curves(cli, tiny_space):
 
 def test_listings_as_text_and_json(cli, tiny_space):
     assert cli("run", tiny_space, "--data", "iris", "--trials", "3", "--study", "iris-s", "--quiet",
-               "--pruner", "none").code == 0
+               "--pruner", "none", "--in-process").code == 0
     studies = json.loads(cli("studies", "--json").out)
     assert [s["name"] for s in studies] == ["iris-s"]
     assert studies[0]["states"]["COMPLETE"] == 3 and studies[0]["engine"] == "optuna"
@@ -69,7 +69,7 @@ def test_other_samplers(cli, tmp_path, algorithm):
     # A budget above the grid's 4 points: the grid ends first, and the run says so.
     budget = "6" if algorithm == "grid" else "4"
     result = cli("run", space, "--algorithm", algorithm, "--data", "wine", "--trials", budget, "--study", "x",
-                 "--quiet", "--pruner", "none")
+                 "--quiet", "--pruner", "none", "--in-process")
     assert result.code == 0, result.err
     trials = json.loads(cli("trials", "x", "--json").out)
     assert len(trials) == 4
@@ -125,7 +125,7 @@ def test_hyperband_pruner_and_regression(cli, tmp_path, db_url):
         "fixed: {n_hidden: 1, n_neurons: 8, epochs: 4}\n"
     )
     result = cli("run", space, "--data", "diabetes", "--trials", "6", "--study", "r", "--quiet",
-                 "--pruner", "hyperband")
+                 "--pruner", "hyperband", "--in-process")
     assert result.code == 0, result.err
     trials = json.loads(cli("trials", "r", "--json").out)
     assert len(trials) == 6
@@ -191,7 +191,8 @@ def test_csv_data_with_categorical_column_and_class_weights(cli, tmp_path, tiny_
 
 
 def test_optuna_cli_opens_our_database(cli, tiny_space, db_url):
-    assert cli("run", tiny_space, "--data", "iris", "--trials", "2", "--study", "shared", "--quiet").code == 0
+    assert cli("run", tiny_space, "--data", "iris", "--trials", "2", "--study", "shared", "--quiet",
+               "--in-process").code == 0
     optuna = hpsearch_command()[0].replace("hpsearch", "optuna")
     listed = subprocess.run([optuna, "studies", "--storage", db_url, "-f", "json"], capture_output=True,
                             text=True, check=True)
@@ -214,7 +215,8 @@ def test_default_run_uses_bundled_space_and_digits(cli):
 
 
 def test_query_commands_do_not_import_tensorflow(cli, tiny_space, db_url):
-    assert cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", "q", "--quiet").code == 0
+    assert cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", "q", "--quiet",
+               "--in-process").code == 0
     code = (
         "import sys; from search.cli import main\n"
         f"for args in (['studies'], ['best', 'q'], ['trials', 'q', '--json']):\n"

@@ -13,7 +13,7 @@ from tests.conftest import hpsearch_command
 @pytest.mark.slow
 def test_compare_two_optuna_samplers_and_a_retrain(cli, tiny_space, tmp_path, db_url):
     search = ("--data", "iris", "--trials", "2", "--quiet", "--pruner", "none")
-    result = cli("run", tiny_space, *search, "--algorithm", "tpe", "--study", "tpe-study")
+    result = cli("run", tiny_space, *search, "--algorithm", "tpe", "--study", "tpe-study", "--in-process")
     assert result.code == 0, result.err
     # The second study from another process, as a second user would run it.
     other = subprocess.run(

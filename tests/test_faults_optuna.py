@@ -116,7 +116,8 @@ fixed: {n_hidden: 1, epochs: 3, optimizer: sgd, learning_rate: 1.0e+8}
 def test_every_trial_diverging_fails_the_search_with_one_message(cli, tmp_path):
     space = tmp_path / "nan.yaml"
     space.write_text(DIVERGING_SPACE)
-    result = cli("run", space, "--data", "diabetes", "--trials", "3", "--study", "n", "--quiet")
+    result = cli("run", space, "--data", "diabetes", "--trials", "3", "--study", "n", "--quiet",
+                 "--in-process")
     assert result.code == 1
     assert result.err.count("\n") == 1 and result.err.startswith("error: every trial failed (3 of 3)")
     assert "loss became" in result.err
@@ -131,7 +132,7 @@ def test_consecutive_failures_stop_the_search_early(cli, tmp_path):
     space = tmp_path / "nan.yaml"
     space.write_text(DIVERGING_SPACE)
     result = cli("run", space, "--data", "diabetes", "--trials", "20", "--max-failures", "2", "--study", "m",
-                 "--quiet")
+                 "--quiet", "--in-process")
     assert result.code == 1
     assert "stopped after 2 consecutive failed trials" in result.err
     assert len(json.loads(cli("trials", "m", "--json").out)) == 2
@@ -146,7 +147,7 @@ def test_nan_trial_fails_but_search_continues_and_is_never_best(cli, tmp_path):
         "fixed: {n_hidden: 1, n_neurons: 8, epochs: 2, optimizer: sgd}\n"
     )
     result = cli("run", space, "--algorithm", "grid", "--data", "diabetes", "--trials", "2", "--study", "g",
-                 "--quiet")
+                 "--quiet", "--in-process")
     assert result.code == 0, result.err
     trials = {t["params"]["learning_rate"]: t for t in json.loads(cli("trials", "g", "--json").out)}
     diverged, sane = trials[1.0e8], trials[3.0e-3]

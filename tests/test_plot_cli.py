@@ -13,7 +13,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.mark.slow
 def test_plot_history_top_trials_and_retrain(cli, tiny_space, tmp_path, db_url):
     assert cli("run", tiny_space, "--data", "iris", "--trials", "3", "--study", "p", "--quiet",
-               "--pruner", "none").code == 0
+               "--pruner", "none", "--in-process").code == 0
     result = cli("plot", "p", "--top", "2")
     assert result.code == 0, result.err
     written = sorted(path.name for path in (tmp_path / "plots" / "p").iterdir())

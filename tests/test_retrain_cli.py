@@ -67,7 +67,7 @@ def test_retrain_stops_early_records_and_exports_a_self_contained_model(cli, tmp
     space = tmp_path / "big.yaml"
     space.write_text(OVERFITTING_SPACE)
     assert cli("run", space, "--data", data, "--target", "label", "--trials", "2", "--study", "s",
-               "--quiet", "--pruner", "none").code == 0
+               "--quiet", "--pruner", "none", "--in-process").code == 0
     best_trial = json.loads(cli("best", "s", "--json").out)["number"]
 
     result = cli("retrain", "s", "--epochs", "30", "--patience", "2", "--lr-patience", "1", "--quiet")

@@ -12,7 +12,7 @@ import pytest
 @pytest.mark.slow
 def test_seeds_report_spread_and_export_the_best_validation_seed(cli, tiny_space, tmp_path):
     assert cli("run", tiny_space, "--data", "iris", "--trials", "2", "--study", "i", "--quiet",
-               "--pruner", "none").code == 0
+               "--pruner", "none", "--in-process").code == 0
     out = tmp_path / "seeded"
     result = cli("retrain", "i", "--seeds", "2", "--seed", "5", "--epochs", "6", "--patience", "3",
                  "--out", out, "--quiet")
