@@ -16,26 +16,25 @@ Keras it would get without us.
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
-import importlib.util
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
-from types import ModuleType
-from typing import Any
+from collections.abc import Iterator
+
+from search import first_import
 
 #: Imported by TensorFlow or Keras at their own import, each behind ``except ImportError``.
 _OPTIONAL = ("matplotlib", "pandas")
 _OPTIONAL_ON_TENSORFLOW = ("jax",)
+_NAMES = frozenset({"keras", "tensorflow"})
 
 
 def install() -> None:
     """Hold the optional libraries back during this process's first import of Keras or TensorFlow."""
     if "keras" in sys.modules or "tensorflow" in sys.modules:
         return
-    if not any(isinstance(finder, _LeanFinder) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _LeanFinder())
+    if not any(first_import.installed(_NAMES)):
+        sys.meta_path.insert(0, first_import.FirstImportFinder(_NAMES, _held_back))
 
 
 def held_back() -> tuple[str, ...]:
@@ -44,37 +43,14 @@ def held_back() -> tuple[str, ...]:
     return tuple(name for name in names if name not in sys.modules)
 
 
-class _LeanFinder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
-        if fullname not in ("keras", "tensorflow"):
-            return None
-        sys.meta_path.remove(self)  # one import to slim; the rest find their modules normally
-        # Through the remaining finders, so that search.quiet_tensorflow still quiets TensorFlow's import.
-        spec = importlib.util.find_spec(fullname)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _LeanLoader(spec.loader)
-        return spec
-
-
-class _LeanLoader:
-    """The package's own loader, with its ``exec_module`` run while the optional libraries are held back."""
-
-    def __init__(self, loader: Any) -> None:
-        self._loader = loader
-
-    def __getattr__(self, name: str) -> Any:  # is_package, get_resource_reader, ...: the real loader's
-        return getattr(self._loader, name)
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        names = held_back()
+@contextlib.contextmanager
+def _held_back() -> Iterator[None]:
+    names = held_back()
+    for name in names:
+        sys.modules[name] = None  # type: ignore[assignment] - None makes `import name` raise ImportError
+    try:
+        yield
+    finally:
         for name in names:
-            sys.modules[name] = None  # type: ignore[assignment] - None makes `import name` raise ImportError
-        try:
-            self._loader.exec_module(module)
-        finally:
-            for name in names:
-                if sys.modules.get(name, 0) is None:
-                    del sys.modules[name]
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]

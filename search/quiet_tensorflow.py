@@ -11,15 +11,14 @@ is written to stderr, so a Python warning raised during the import still shows.
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
+import contextlib
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
-from types import ModuleType
-from typing import Any
+from collections.abc import Iterator
+
+from search import first_import
 
 #: absl/TSL C++ log lines (``I0000 00:00:1796265213.125733    6517 port.cc:153] ...``) and absl's notice.
 _CPP_LOG_LINE = re.compile(
@@ -32,46 +31,29 @@ def install() -> None:
     TensorFlow for its informational lines (``TF_CPP_MIN_LOG_LEVEL=0``)."""
     if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") in ("", "0"):
         return
-    if not any(isinstance(finder, _QuietFinder) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _QuietFinder())
+    if not any(first_import.installed(_NAMES)):
+        sys.meta_path.insert(0, first_import.FirstImportFinder(_NAMES, _stderr_captured))
 
 
-class _QuietFinder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
-        if fullname != "tensorflow":
-            return None
-        sys.meta_path.remove(self)  # one import to quiet; the package's own imports find it normally
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
-        return spec
+_NAMES = frozenset({"tensorflow"})
 
 
-class _QuietLoader:
-    """The package's own loader, with its ``exec_module`` run under the redirect."""
-
-    def __init__(self, loader: Any) -> None:
-        self._loader = loader
-
-    def __getattr__(self, name: str) -> Any:  # is_package, get_resource_reader, ...: the real loader's
-        return getattr(self._loader, name)
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        with tempfile.TemporaryFile() as captured:
-            os.dup2(captured.fileno(), 2)
-            try:
-                self._loader.exec_module(module)
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                os.close(saved)
-                captured.seek(0)
-                for line in captured.read().decode(errors="replace").splitlines(keepends=True):
-                    if not _CPP_LOG_LINE.match(line):
-                        sys.stderr.write(line)
-                sys.stderr.flush()
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[None]:
+    """File descriptor 2 pointed at a temporary file; then every captured line but TensorFlow's C++ log
+    lines written to stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if not _CPP_LOG_LINE.match(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
