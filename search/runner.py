@@ -168,8 +168,12 @@ class Heartbeat:
             self._wake.wait(self.interval_s)
             with self._lock:
                 trials = sorted(self._trials)
-            if not trials:
-                continue
+                if not trials:
+                    # Nothing in training: the thread ends (the next add() starts another), so a process
+                    # that runs one search after another (run --in-process in a notebook or a test) does
+                    # not keep a thread, and with it a storage connection, per search.
+                    self._thread = None
+                    return
             try:
                 self.storage.beat(trials)
             except Exception as error:  # noqa: BLE001 - a missed beat is retried; the trial's own writes report

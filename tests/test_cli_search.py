@@ -237,3 +237,15 @@ def test_several_commands_in_one_process_share_the_database(cli, tiny_space):
         assert cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", name, "--quiet").code == 0
     studies = json.loads(cli("studies", "--json").out)
     assert sorted(s["name"] for s in studies) == ["first", "second"]
+
+
+def test_searches_run_one_after_another_in_one_process_leave_no_thread_behind(cli, tiny_space):
+    import threading
+
+    from tests.conftest import wait_for
+
+    for name in ("first", "second", "third"):
+        assert cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", name, "--quiet",
+                   "--in-process").code == 0
+    # A trial's heartbeat thread (and the storage it holds) ends within one beat of the last trial.
+    wait_for(lambda: not [t for t in threading.enumerate() if t.name == "hpsearch-heartbeat"], timeout_s=30)
