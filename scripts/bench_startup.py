@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 CHILD = r"""
-import json, os, sys, time
+import json, sys, time
 wall, cpu = time.perf_counter(), time.process_time()
 if sys.argv[1] == "lean":
     from search import lean_keras

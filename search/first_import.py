@@ -38,6 +38,7 @@ class FirstImportFinder(importlib.abc.MetaPathFinder):
 
 
 def installed(names: frozenset[str]) -> Iterator[FirstImportFinder]:
+    """The hooks on ``names`` waiting in ``sys.meta_path`` (so that installing twice adds none)."""
     return (finder for finder in sys.meta_path
             if isinstance(finder, FirstImportFinder) and finder.names == names)
 

@@ -4,14 +4,14 @@ While ``import tensorflow`` or ``import keras`` runs, TensorFlow's ``tf.lite`` i
 functions), Keras imports ``matplotlib.pyplot`` (for its image-gallery plots) and pandas (to slice a
 DataFrame given to ``fit``; our data reaches Keras as NumPy arrays). Each import is guarded by ``try:
 import x / except ImportError: x = None``, so nothing needs them, yet they cost every process that trains
-(worker, fold process, Dask task, in-process command) about 1.5 of the 6-7 CPU-seconds of its start-up on
-two cores (``scripts/bench_throughput.py`` counts that start-up in every worker).
+(worker, ``--jobs`` fold process, command that trains in its own process) about 1.7 of the 6.4 seconds
+that importing Keras takes on two cores (``scripts/bench_startup.py``).
 
 :func:`install` makes the three raise ImportError during the first import of Keras or TensorFlow in this
 process, and only then: afterwards they import normally for whoever needs them (our plots import
 matplotlib, the CSV loader pandas). On the JAX backend, JAX is the backend and is not held back. Install
-it only in processes that hpsearch starts: a user's own program that imports :mod:`search` keeps the
-Keras it would get without us.
+it only in processes that hpsearch starts: a user's own program that imports :mod:`search`, or a Dask
+worker that runs our tasks among others, keeps the Keras it would get without us.
 """
 
 from __future__ import annotations

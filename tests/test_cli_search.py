@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import hpsearch_command, query
+from tests.conftest import hpsearch_command, query, wait_for
 
 
 def test_optuna_search_records_every_trial_with_curves(cli, tiny_space):
@@ -241,8 +241,6 @@ def test_several_commands_in_one_process_share_the_database(cli, tiny_space):
 
 def test_searches_run_one_after_another_in_one_process_leave_no_thread_behind(cli, tiny_space):
     import threading
-
-    from tests.conftest import wait_for
 
     for name in ("first", "second", "third"):
         assert cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", name, "--quiet",
