@@ -183,8 +183,8 @@ class KerasTunerEngine(Engine):
     def short_plan_reason(self, space: SearchSpace, settings: Mapping[str, Any], spent: int) -> str:
         if settings["algorithm"] != "hyperband":
             return "the oracle found no configuration it had not tried yet"
-        planned = plan_trials(hyperband_plan(*self._hyperband_settings(space, settings)))
-        if spent >= planned:
+        planned = self.planned_trials(space, settings)
+        if planned is not None and spent >= planned:
             return f"one Hyperband iteration is {planned} trials"
         # KerasTuner's rule in HyperbandOracle.populate_space, which collect_weights mirrors.
         return ("KerasTuner promotes a round's best only while its completed, unpromoted trials outnumber "
