@@ -266,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "seed with the best validation score (default 1)")
     retrain.add_argument("--seed", type=int, default=0, metavar="S", help="first seed (default 0)")
     retrain.add_argument("--out", default=None, metavar="DIR",
-                         help="output directory (default models/STUDY/trial-N-TIME/)")
+                         help="output directory (default models/STUDY/trial-N-TIME/); one holding an "
+                         "earlier retrain's files is kept, and DIR-2 (DIR-3, ...) written instead")
     retrain.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_storage(retrain)
 
@@ -277,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model", help="model.keras (or the directory holding it and model.json)")
     predict.add_argument("data", help="CSV file with the feature columns (extra columns are ignored)")
     predict.add_argument("--out", default=None, metavar="FILE",
-                         help="write the predictions CSV here (default: standard output)")
+                         help="write the predictions CSV here; a directory gets predictions.csv inside "
+                         "(default: standard output)")
 
     compare = commands.add_parser(
         "compare", help="put studies side by side, whichever engine ran them",
@@ -406,7 +408,9 @@ def _cmd_studies(args: argparse.Namespace, out: TextIO) -> int:
     elif summaries:
         print(studies_table(summaries), file=out)
     else:
-        print(f"no studies in {args.storage}", file=out)
+        from storage import display_name, normalize_url
+
+        print(f"there are no studies yet in {display_name(normalize_url(args.storage))}", file=out)
     return 0
 
 
@@ -478,8 +482,8 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     if args.out is None:
         predictions.to_csv(out, index=False)
     else:
-        write_predictions(predictions, args.out)
-        print(f"wrote {len(predictions)} predictions to {args.out}", file=out)
+        written = write_predictions(predictions, args.out)
+        print(f"wrote {len(predictions)} predictions to {written}", file=out)
     return 0
 
 
@@ -514,13 +518,14 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_db(args: argparse.Namespace, out: TextIO) -> int:
-    from storage import normalize_url, upgrade_database
+    from storage import display_name, normalize_url, upgrade_database
 
     before, after = upgrade_database(normalize_url(args.storage))
+    where = display_name(normalize_url(args.storage))  # never the password of a PostgreSQL URL
     if before == after:
-        print(f"{args.storage} is already at schema revision {after}", file=out)
+        print(f"{where} is already at schema revision {after}", file=out)
     else:
-        print(f"upgraded {args.storage} from schema revision {before or '(none)'} to {after}", file=out)
+        print(f"upgraded {where} from schema revision {before or '(none)'} to {after}", file=out)
     return 0
 
 
@@ -566,14 +571,18 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as error:  # noqa: BLE001 - every error ends as one sentence and an exit code
+        from storage.credentials import mask_credentials
+
+        # Whatever raised it, a storage password never reaches the terminal (or a CI log).
+        storage_url = getattr(args, "storage", None) or ""
         code = getattr(error, "exit_code", None)
         if args.debug:
-            traceback.print_exc(file=err)
+            print(mask_credentials(traceback.format_exc(), storage_url), end="", file=err)
         if code is None:
-            print(f"error: unexpected {type(error).__name__}: {error} (rerun with --debug for details)",
-                  file=err)
+            print(mask_credentials(f"error: unexpected {type(error).__name__}: {error} "
+                                   "(rerun with --debug for details)", storage_url), file=err)
             return 1
-        print(f"error: {error}", file=err)
+        print(mask_credentials(f"error: {error}", storage_url), file=err)
         return int(code)
 
 if __name__ == "__main__":

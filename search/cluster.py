@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -236,7 +237,7 @@ def trials_in_flight(study: str) -> Iterator[InFlight]:
     except ClusterLostError as error:
         stopped = str(error)
         raise ClusterLostError(f"{error}; completed trials are saved; continue with "
-                               f"`hpsearch resume {study}` once the cluster is back") from None
+                               f"`hpsearch resume {shlex.quote(study)}` once the cluster is back") from None
     except BaseException as error:
         stopped = f"{type(error).__name__}: {error}"
         raise

@@ -42,7 +42,7 @@ def compare_studies(storage: Storage, names: Sequence[str]) -> list[dict[str, An
     if unknown:
         known = ", ".join(sorted(summaries)) or "none"
         raise UnknownStudyError(
-            f"no study {', '.join(map(repr, unknown))} in {storage.url}; existing studies: {known}"
+            f"no study {', '.join(map(repr, unknown))} in {storage.where}; existing studies: {known}"
         )
     rows = []
     for name in dict.fromkeys(names):  # a name given twice is shown once

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from search.errors import DataError
+from spaces.limits import quoted, quoted_list
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,7 +98,7 @@ class Preprocessor:
 
     def __init__(self, columns: Sequence[_NumericColumn | _CategoricalColumn], *, input_kind: str = "array"):
         if input_kind not in ("array", "frame"):
-            raise ValueError(f"input_kind must be 'array' or 'frame', got {input_kind!r}")
+            raise ValueError(f"input_kind must be 'array' or 'frame', got {quoted(input_kind)}")
         self._columns = tuple(columns)
         self.input_kind = input_kind
 
@@ -158,8 +159,8 @@ class Preprocessor:
             missing = [name for name in self.feature_names if name not in data.columns]
             if missing:
                 raise DataError(
-                    f"the rows to transform lack feature column {missing[0]!r}; expected columns: "
-                    f"{', '.join(map(repr, self.feature_names))}"
+                    f"the rows to transform lack feature column {quoted(missing[0])}; expected columns: "
+                    f"{quoted_list(self.feature_names)}"
                 )
             return {
                 column.name: _frame_numeric(data[column.name], column.name, "the rows to transform")
@@ -171,7 +172,7 @@ class Preprocessor:
         if array.ndim != 2 or array.shape[1] != len(self._columns):
             raise DataError(
                 f"the rows to transform must be a 2-D array with {len(self._columns)} columns "
-                f"({', '.join(map(repr, self.feature_names))}), but got shape {array.shape}"
+                f"({quoted_list(self.feature_names)}), but got shape {array.shape}"
             )
         raw: dict[str, np.ndarray] = {}
         for position, column in enumerate(self._columns):
@@ -237,7 +238,7 @@ class Preprocessor:
             columns = [numeric.get(name) or categorical[name] for name in spec["feature_names"]]
             preprocessor = cls(columns, input_kind=spec.get("input_kind", "array"))
         except (KeyError, TypeError, ValueError) as error:
-            raise DataError(f"invalid preprocessor description: {error!r}") from None
+            raise DataError(f"invalid preprocessor description: {quoted(error)}") from None
         if "output_columns" in spec and list(spec["output_columns"]) != preprocessor.output_columns:
             raise DataError("invalid preprocessor description: output_columns do not match the columns")
         return preprocessor
@@ -267,7 +268,7 @@ def _frame_numeric(series: pd.Series, name: str, where: str) -> np.ndarray:
     bad = converted.isna() & ~series.isna()
     if bad.any():
         example = series[bad].iloc[0]
-        raise DataError(f"{where}: numeric column {name!r} holds a non-numeric value {example!r}")
+        raise DataError(f"{where}: numeric column {quoted(name)} holds a non-numeric value {quoted(example)}")
     return converted.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -420,23 +421,23 @@ def load_dataset(
 def _take_sample_weights(raw: _RawData, column: str) -> np.ndarray:
     """Remove the weight column from the features and check it: finite, not negative, not all zero."""
     if raw.kind != "csv":
-        raise DataError(f"{raw.where}: sample_weight={column!r} names a CSV column; only CSV data has "
+        raise DataError(f"{raw.where}: sample_weight={quoted(column)} names a CSV column; only CSV data has "
                         "per-row weights")
     if column == raw.target_name:
-        raise DataError(f"{raw.where}: sample_weight column {column!r} is the target column")
+        raise DataError(f"{raw.where}: sample_weight column {quoted(column)} is the target column")
     if column not in raw.columns:
-        raise DataError(f"{raw.where}: sample_weight column {column!r} not found; available columns: "
-                        f"{', '.join(map(repr, [*raw.columns, raw.target_name]))}")
+        raise DataError(f"{raw.where}: sample_weight column {quoted(column)} not found; available columns: "
+                        f"{quoted_list([*raw.columns, raw.target_name])}")
     if raw.kinds[column] != _NUMERIC:
-        raise DataError(f"{raw.where}: sample_weight column {column!r} must hold numbers")
+        raise DataError(f"{raw.where}: sample_weight column {quoted(column)} must hold numbers")
     values = raw.columns[column]
     if not np.isfinite(values).all() or (values < 0).any():
-        raise DataError(f"{raw.where}: sample_weight column {column!r} must hold finite numbers >= 0 in "
-                        "every row (missing values are not allowed)")
+        raise DataError(f"{raw.where}: sample_weight column {quoted(column)} must hold finite numbers >= 0 "
+                        "in every row (missing values are not allowed)")
     if not (values > 0).any():
-        raise DataError(f"{raw.where}: sample_weight column {column!r} is zero in every row")
+        raise DataError(f"{raw.where}: sample_weight column {quoted(column)} is zero in every row")
     if len(raw.columns) == 1:
-        raise DataError(f"{raw.where}: no feature columns left after taking {column!r} as the sample "
+        raise DataError(f"{raw.where}: no feature columns left after taking {quoted(column)} as the sample "
                         "weights; the file needs at least one other column")
     del raw.columns[column], raw.kinds[column]
     return values.astype(np.float64)
@@ -467,16 +468,16 @@ def reload_dataset(reference: Mapping[str, Any], *, min_rows_per_class: int = 2)
 def _check_options(task: str, test_size: float, val_size: float, class_weight: str | None,
                    min_rows_per_class: int) -> None:
     if task not in TASKS:
-        raise DataError(f"task must be one of {', '.join(TASKS)}, but got {task!r}")
+        raise DataError(f"task must be one of {', '.join(TASKS)}, but got {quoted(task)}")
     for name, value in (("test_size", test_size), ("val_size", val_size)):
         if not isinstance(value, int | float) or not 0 < value < 1:
-            raise DataError(f"{name} must be a fraction strictly between 0 and 1, but got {value!r}")
+            raise DataError(f"{name} must be a fraction strictly between 0 and 1, but got {quoted(value)}")
     if test_size + val_size >= 1:
         raise DataError(
             f"test_size + val_size must leave rows for training (< 1), but got {test_size} + {val_size}"
         )
     if class_weight not in (None, "balanced"):
-        raise DataError(f"class_weight must be 'balanced' or None, but got {class_weight!r}")
+        raise DataError(f"class_weight must be 'balanced' or None, but got {quoted(class_weight)}")
     if not isinstance(min_rows_per_class, int) or min_rows_per_class < 1:
         raise DataError(f"min_rows_per_class must be a positive integer, but got {min_rows_per_class!r}")
 
@@ -488,7 +489,7 @@ def _check_options(task: str, test_size: float, val_size: float, class_weight: s
 def _read_source(source: str, target: str | None) -> _RawData:
     if source in BUILTIN_DATASETS:
         if target is not None:
-            raise DataError(f"{source}: a builtin dataset has its own target; do not pass target={target!r}")
+            raise DataError(f"{source}: a builtin dataset has its own target; do not pass a target")
         return _read_builtin(source)
     if source in BUNDLED_CSVS and not Path(source).exists():
         return _read_bundled_csv(source, target)
@@ -500,17 +501,15 @@ def _read_source(source: str, target: str | None) -> _RawData:
         if suffix == ".npz":
             if target is not None:
                 raise DataError(f"{source}: an .npz file has its target in array 'y'; do not pass "
-                                f"target={target!r}")
+                                f"target={quoted(target)}")
             return _read_npz(source, path)
         raise DataError(f"{source}: unsupported file type {suffix or '(none)'!r}; use a .csv or .npz file")
     if suffix in (".csv", ".npz"):
         raise DataError(f"{source}: file not found")
     if path.is_dir():
         raise DataError(f"{source}: is a directory; give a .csv or .npz file or a builtin dataset")
-    raise DataError(
-        f"{source}: not a builtin dataset ({', '.join((*BUILTIN_DATASETS, *BUNDLED_CSVS))}) nor an existing "
-        ".csv or .npz file"
-    )
+    known = ", ".join((*BUILTIN_DATASETS, *BUNDLED_CSVS))
+    raise DataError(f"{source}: not a builtin dataset ({known}) nor an existing .csv or .npz file")
 
 
 def _read_bundled_csv(name: str, target: str | None) -> _RawData:
@@ -518,8 +517,8 @@ def _read_bundled_csv(name: str, target: str | None) -> _RawData:
 
     column = BUNDLED_CSVS[name]
     if target not in (None, column):
-        raise DataError(f"{name}: the bundled dataset's target column is {column!r}; do not pass "
-                        f"target={target!r}")
+        raise DataError(f"{name}: the bundled dataset's target column is {quoted(column)}; do not pass "
+                        f"target={quoted(target)}")
     with resources.as_file(resources.files("search") / "datasets" / f"{name}.csv") as path:
         raw = _read_csv(name, path, column)
     # Recorded by name, so resume and retrain find it wherever hpsearch is installed.
@@ -581,18 +580,18 @@ def _read_csv(where: str, path: Path, target: str | None) -> _RawData:
         raise DataError(f"{where}: the file has a header but no data rows")
     if target not in frame.columns:
         raise DataError(
-            f"{where}: target column {target!r} not found; available columns: "
-            f"{', '.join(map(repr, frame.columns))}"
+            f"{where}: target column {quoted(target)} not found; available columns: "
+            f"{quoted_list(frame.columns)}"
         )
     feature_names = [c for c in frame.columns if c != target]
     if not feature_names:
-        raise DataError(f"{where}: no feature columns left after taking {target!r} as the target; the file "
-                        "needs at least one other column")
+        raise DataError(f"{where}: no feature columns left after taking {quoted(target)} as the target; the "
+                        "file needs at least one other column")
 
     target_series = frame[target]
     n_missing = int(target_series.isna().sum())
     if n_missing:
-        raise DataError(f"{where}: target column {target!r} has {n_missing} missing value"
+        raise DataError(f"{where}: target column {quoted(target)} has {n_missing} missing value"
                         f"{'s' if n_missing != 1 else ''} of {len(frame)} rows; drop or fill them")
     if pd.api.types.is_bool_dtype(target_series):
         y = target_series.to_numpy(dtype=bool)
@@ -606,16 +605,16 @@ def _read_csv(where: str, path: Path, target: str | None) -> _RawData:
     for name in feature_names:
         series = frame[name]
         if series.isna().all():
-            raise DataError(f"{where}: column {name!r} is empty in every row; drop it or fill it")
+            raise DataError(f"{where}: column {quoted(name)} is empty in every row; drop it or fill it")
         if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
             if np.isinf(values).any():
-                raise DataError(f"{where}: column {name!r} holds infinite values; features must be finite")
+                raise DataError(f"{where}: column {quoted(name)} holds infinite values; features are finite")
             columns[name], kinds[name] = values, _NUMERIC
         else:
             n_distinct = int(series.nunique(dropna=True))
             if n_distinct > MAX_CATEGORIES and n_distinct > len(series) / 2:
-                raise DataError(f"{where}: column {name!r} looks like free text or an id ({n_distinct} "
+                raise DataError(f"{where}: column {quoted(name)} looks like free text or an id ({n_distinct} "
                                 "distinct values); drop it or encode it")
             columns[name], kinds[name] = _category_keys(series.to_numpy(dtype=object)), _CATEGORICAL
     return _RawData(
@@ -646,11 +645,11 @@ def _read_npz(where: str, path: Path) -> _RawData:
     for key in ("X", "y"):
         if key not in archive.files:
             raise DataError(f"{where}: array {key!r} is missing; the archive holds "
-                            f"{', '.join(map(repr, archive.files)) or 'no arrays'}, but needs 'X' and 'y'")
+                            f"{quoted_list(archive.files) or 'no arrays'}, but needs 'X' and 'y'")
         try:
             arrays[key] = archive[key]
         except ValueError:
-            raise DataError(f"{where}: array {key!r} holds Python objects; it must hold numbers"
+            raise DataError(f"{where}: array {quoted(key)} holds Python objects; it must hold numbers"
                             f"{'' if key == 'X' else ' or strings'}") from None
     x, y = arrays["X"], arrays["y"]
     if x.ndim != 2:
@@ -717,7 +716,7 @@ def _resolve_target(
 ) -> tuple[str, np.ndarray, list[str] | None]:
     """Return (task, encoded y, class names), checking the target fits the task."""
     where, column, y = raw.where, raw.target_name, raw.target
-    subject = f"target column {column!r}" if raw.kind == "csv" else f"target {column!r}"
+    subject = f"target column {quoted(column)}" if raw.kind == "csv" else f"target {quoted(column)}"
     numeric = y.dtype != object and y.dtype != bool
     if numeric and not np.isfinite(y).all():
         raise DataError(f"{where}: {subject} holds infinite values; targets must be finite")
@@ -737,7 +736,7 @@ def _resolve_target(
             candidates = [v for v in y.tolist() if not _is_number(v)] if y.dtype == object else []
             example = candidates[0] if candidates else y[0].item()
             raise DataError(f"{where}: {subject} must be numeric for regression, but holds values such as "
-                            f"{example!r}")
+                            f"{quoted(example)}")
         return "regression", y.astype(np.float32), None
 
     if y.dtype == object:
@@ -748,7 +747,7 @@ def _resolve_target(
         names = list(raw.class_labels)
     else:
         names = [_label_name(v) for v in labels.tolist()]
-    found = ", ".join(map(repr, names[:10])) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
+    found = ", ".join(map(quoted, names[:10])) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
     if len(names) < 2:
         raise DataError(f"{where}: {subject} has only one class ({found}); classification needs at least 2 "
                         "classes")
@@ -762,7 +761,7 @@ def _resolve_target(
     small = [i for i in np.argsort(counts, kind="stable") if counts[i] < min_rows_per_class]
     if small:
         listed = ", ".join(
-            f"{names[i]!r} ({counts[i]} row{'s' if counts[i] != 1 else ''})" for i in small[:5]
+            f"{quoted(names[i])} ({counts[i]} row{'s' if counts[i] != 1 else ''})" for i in small[:5]
         ) + (f" and {len(small) - 5} more" if len(small) > 5 else "")
         raise DataError(f"{where}: in {subject}, class{'es' if len(small) > 1 else ''} {listed} "
                         f"{'have' if len(small) > 1 else 'has'} fewer than {min_rows_per_class} rows; each "

@@ -19,7 +19,9 @@ preprocessed rows.
 The model card (``model.json`` beside ``model.keras``) records where the model came from and how to
 feed it; it holds the model file's sha256, so ``predict`` refuses a model and card that do not belong
 together. Both files are written atomically: to a temporary file in the same directory, then
-``os.replace``, so a crash mid-save leaves the previous good file in place.
+``os.replace``, so a crash mid-save leaves the previous good file in place. Written files (model, card,
+predictions) get mode 0666 less the umask, like any file the user makes. Reading a card back checks every
+field ``predict`` reads (:mod:`search.model_card`).
 
 Keras and pandas are imported inside the functions that need them.
 """
@@ -31,8 +33,7 @@ import hashlib
 import json
 import math
 import os
-import re
-import tempfile
+import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from search.errors import DataError, HpsearchError, UsageError
+from search.model_card import CARD_FORMAT as CARD_FORMAT  # defined with the card reader; still found here
+from search.model_card import CARD_VERSION as CARD_VERSION
+from search.model_card import REEXPORT, ExportError, read_card
+from search.names import file_name_for
 
 if TYPE_CHECKING:
     import keras
@@ -47,18 +52,12 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "model.json"
-CARD_FORMAT = "hpsearch-model-card"
-CARD_VERSION = 1
+#: What ``predict --out DIR`` writes inside DIR.
+PREDICTIONS_FILE = "predictions.csv"
 #: The name of the single input of models trained on numbered (array) data.
 ARRAY_INPUT = "features"
 #: StringLookup's own default OOV token could be a real category; this one is unlikely to be.
 OOV_TOKEN = "__hpsearch_unseen__"
-
-
-class ExportError(HpsearchError):
-    """A model or card cannot be read, or they do not belong together."""
-
-    exit_code = 2
 
 
 # -- the serving model ----------------------------------------------------------------------------------
@@ -227,9 +226,7 @@ def atomic_write(path: Path, write: Callable[[Path], None], *, suffix: str) -> N
     removed and ``path`` is untouched.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    temporary = Path(name)
+    temporary = _new_temporary(path, suffix)
     try:
         write(temporary)
         _fsync_path(temporary)
@@ -239,6 +236,22 @@ def atomic_write(path: Path, write: Callable[[Path], None], *, suffix: str) -> N
             temporary.unlink()
         raise
     _fsync_path(path.parent, directory=True)
+
+
+def _new_temporary(path: Path, suffix: str) -> Path:
+    """An empty new file beside ``path``, created with mode 0666 less the umask.
+
+    Not ``tempfile.mkstemp``: its files are 0600, and ``os.replace`` keeps the mode, so every exported
+    model, card and predictions file would be unreadable to the user's group (README: file modes).
+    """
+    for _ in range(100):
+        temporary = path.parent / f".{path.stem[:50]}-{secrets.token_hex(6)}.tmp{suffix}"
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return temporary
+    raise FileExistsError(f"{path.parent}: no free temporary file name for {path.name}")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -297,49 +310,27 @@ def resolve_model_path(given: str | os.PathLike[str]) -> Path:
 
 
 def load_card(model_path: Path, *, check_sha: bool = True) -> dict[str, Any]:
+    """The checked card of ``model_path`` (see :func:`search.model_card.read_card`).
+
+    Args:
+        model_path: the ``.keras`` file; its card is ``model.json`` (or ``NAME.json``) beside it.
+        check_sha: also refuse a card whose ``model_sha256`` is not the model file's.
+
+    Returns:
+        The card, every field ``predict`` reads checked.
+
+    Raises:
+        ExportError: the card is missing, unreadable, malformed, or (``check_sha``) for another file.
+    """
     card_path = card_path_for(model_path)
     if not card_path.is_file():
         raise ExportError(f"{model_path}: its model card {card_path.name} is missing; predict needs both "
                           "files as `hpsearch retrain` wrote them")
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ExportError(f"{card_path}: cannot be read as a model card ({error})") from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
-        raise ExportError(f"{card_path}: not an hpsearch model card (no format {CARD_FORMAT!r})")
-    if card.get("version", 0) > CARD_VERSION:
-        raise ExportError(f"{card_path}: model card version {card.get('version')} is newer than this "
-                          f"hpsearch reads ({CARD_VERSION}); upgrade hpsearch")
-    _check_card_keys(card, card_path)
+    card = read_card(card_path)
     if check_sha and card.get("model_sha256") != sha256_of(model_path):
         raise ExportError(f"{model_path} does not match its card {card_path.name} (sha256 differs): the "
                           "files come from different exports or one was changed; use a matching pair")
     return card
-
-
-#: What predict reads from a card: section -> keys it must hold.
-_CARD_KEYS = {
-    "": ("model_sha256", "preprocessing", "output"),
-    "preprocessing": ("input_kind", "feature_names", "numeric", "categorical"),
-    "output": ("task",),
-}
-
-
-def _check_card_keys(card: Mapping[str, Any], card_path: Path) -> None:
-    """A hand-edited or truncated card is refused naming the first missing key, not with a KeyError."""
-    for section, keys in _CARD_KEYS.items():
-        holder = card if not section else card.get(section)
-        if not isinstance(holder, dict):
-            raise ExportError(f"{card_path}: the model card has no {section!r} section; re-export the model "
-                              "with `hpsearch retrain`")
-        for key in keys:
-            if key not in holder:
-                where = f"{section}.{key}" if section else key
-                raise ExportError(f"{card_path}: the model card is missing {where!r}; re-export the model "
-                                  "with `hpsearch retrain`")
-    if card["output"]["task"] != "regression" and "class_names" not in card["output"]:
-        raise ExportError(f"{card_path}: the model card is missing 'output.class_names'; re-export the "
-                          "model with `hpsearch retrain`")
 
 
 def model_inputs(card: Mapping[str, Any], frame: pd.DataFrame, where: str) -> Any:
@@ -444,17 +435,63 @@ def predict_file(
     if len(frame) == 0:
         raise DataError(f"{data}: the file has a header but no data rows")
     inputs = model_inputs(card, frame, str(data))
-    outputs = load_exported(model_path).predict(inputs, verbose=0, batch_size=1024)
+    model = load_exported(model_path)
+    try:
+        outputs = model.predict(inputs, verbose=0, batch_size=1024)
+    except (ValueError, KeyError, TypeError) as error:
+        # The rows were converted as the card says; a model that takes other inputs means a card edited
+        # by hand (its sha256 still names the model), not bad data.
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise ExportError(f"{card_path_for(model_path)}: the model card's 'preprocessing' does not describe "
+                          f"the inputs of {model_path.name} ({first}); {REEXPORT}") from None
+    _check_output_width(card, np.asarray(outputs), card_path_for(model_path))
     predictions = predictions_frame(card, outputs)
     if not np.isfinite(predictions.select_dtypes("number").to_numpy()).all():
         raise HpsearchError(f"{model_path}: the model produced non-finite predictions for {data}")
     return predictions, card
 
 
-def write_predictions(predictions: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write the predictions CSV atomically (a half-written file never replaces an earlier one)."""
+def _check_output_width(card: Mapping[str, Any], outputs: np.ndarray, card_path: Path) -> None:
+    """A card whose class names do not fit the model's output (a hand-edited card keeps the model's
+    sha256) is refused, rather than labelling rows with the wrong classes or failing on an index."""
+    output = card["output"]
+    width = 1 if outputs.ndim < 2 else outputs.shape[1]
+    expected = len(output["class_names"]) if output["task"] == "multiclass" else 1
+    if width != expected:
+        raise ExportError(f"{card_path}: the model card's 'output' describes {expected} output column(s) "
+                          f"for a {output['task']} task, but the model gives {width}; {REEXPORT}")
+
+
+def predictions_path(path: str | os.PathLike[str]) -> Path:
+    """Where ``predict --out PATH`` writes: PATH, or ``PATH/predictions.csv`` when PATH is a directory
+    (or ends with a path separator, for a directory not made yet).
+
+    Args:
+        path: the ``--out`` value.
+
+    Returns:
+        The CSV file to write.
+    """
     target = Path(path).expanduser()
+    text = os.fspath(path)
+    if target.is_dir() or text.endswith((os.sep, "/")):
+        return target / PREDICTIONS_FILE
+    return target
+
+
+def write_predictions(predictions: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write the predictions CSV atomically (a half-written file never replaces an earlier one).
+
+    Args:
+        predictions: the frame :func:`predict_file` returned.
+        path: a CSV file, or a directory to hold ``predictions.csv`` (see :func:`predictions_path`).
+
+    Returns:
+        The file written (mode 0666 less the umask, as files the user makes).
+    """
+    target = predictions_path(path)
     atomic_write(target, lambda temporary: predictions.to_csv(temporary, index=False), suffix=".csv")
+    return target
 
 
 def format_metrics(metrics: Mapping[str, Any], digits: int = 4) -> str:
@@ -467,5 +504,6 @@ def format_metrics(metrics: Mapping[str, Any], digits: int = 4) -> str:
 
 
 def safe_directory_name(text: str) -> str:
-    """A study name as one path component (a study may be named 'a/b')."""
-    return re.sub(r"[^\w.\-]+", "_", text).strip("._") or "study"
+    """A study name as one path component (a study may be named 'a/b'), at most 100 bytes long (see
+    :func:`search.names.file_name_for`)."""
+    return file_name_for(text)

@@ -97,6 +97,23 @@ def list_trials(
     limit: int | None = None,
     with_epochs: bool = True,
 ) -> list[TrialRecord]:
+    """A study's trials as ``hpsearch trials`` lists them.
+
+    Args:
+        storage: the trial store.
+        study: the study.
+        states: state names (any case), repeats allowed; none: every state.
+        sort: one of :data:`SORT_KEYS`.
+        descending: reverse the order.
+        limit: at most this many trials.
+        with_epochs: also load the per-epoch curves.
+
+    Returns:
+        Each matching trial once.
+
+    Raises:
+        UsageError: an unknown state or sort key, or a limit below 1.
+    """
     if sort not in SORT_KEYS:
         raise UsageError(f"--sort must be one of {', '.join(SORT_KEYS)}, but got '{sort}'")
     if limit is not None and limit < 1:
@@ -109,7 +126,8 @@ def list_trials(
             accepted = ", ".join(s.value.lower() for s in TrialState)
             raise UsageError(f"--state must be one of {accepted}, but got '{state}'") from None
     return storage.list_trials(
-        study.id, states=wanted or None, order=sort, descending=descending, limit=limit,
+        # `--state complete --state COMPLETE` asks for one state: each trial is listed once.
+        study.id, states=list(dict.fromkeys(wanted)) or None, order=sort, descending=descending, limit=limit,
         with_epochs=with_epochs,
     )
 

@@ -51,8 +51,13 @@ def abandoned_because(trial: TrialRecord, now: datetime, grace_s: float) -> str 
     return None
 
 
-def interrupt_trial(storage: Storage, trial: TrialRecord, why: str) -> TrialRecord | None:
-    """Fail a RUNNING trial as interrupted; None when it already ended (someone else got there first)."""
+def interrupt_trial(
+    storage: Storage, trial: TrialRecord, why: str, *, ended_at: datetime | None = None
+) -> TrialRecord | None:
+    """Fail a RUNNING trial as interrupted; None when it already ended (someone else got there first).
+
+    ``ended_at`` is when the trial stopped, if earlier than now (an abandoned trial: its last heartbeat).
+    """
     try:
         return storage.finish_trial(
             trial.id,
@@ -60,6 +65,7 @@ def interrupt_trial(storage: Storage, trial: TrialRecord, why: str) -> TrialReco
             error=f"interrupted: {why} during epoch {trial.epochs_run + 1}",
             interrupted=True,
             metrics=trial.metrics,
+            ended_at=ended_at,
         )
     except TrialNotRunningError:
         return None
@@ -72,7 +78,11 @@ def fail_abandoned_trials(storage: Storage, study: StudyRecord) -> list[TrialRec
     failed = []
     for trial in storage.running_trials(study.id):
         why = abandoned_because(trial, now, grace_s)
-        if why is not None and (record := interrupt_trial(storage, trial, why)) is not None:
+        if why is None:
+            continue
+        # Its worker stopped at its last heartbeat: the trial's duration ends there, not when this
+        # recovery ran (a study resumed the next day would show a trial of a day).
+        if (record := interrupt_trial(storage, trial, why, ended_at=trial.heartbeat_at)) is not None:
             failed.append(record)
     return failed
 

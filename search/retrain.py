@@ -17,6 +17,10 @@ Layout of one retrain (default directory ``models/<study>/trial-<N>-<UTC time>/`
     checkpoint.keras   best epoch of the trained network (takes preprocessed input)   } in seed-<S>/
     training.csv       every epoch: metrics, validation metrics, learning rate        } per seed when
     tensorboard/       TensorBoard event files (train/, validation/)                  } --seeds > 1
+
+A directory (``--out``) already holding an earlier retrain's files is left alone: the retrain writes to
+``DIR-2`` (``DIR-3``, ...) instead and says so, because the earlier model's database record and card point
+at those files by path and sha256.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from search import interrupts
 from search.errors import HpsearchError, UsageError
 from search.export import (
+    CARD_FILE,
     CARD_FORMAT,
     CARD_VERSION,
     MODEL_FILE,
@@ -42,6 +47,8 @@ from search.export import (
     output_format,
     safe_directory_name,
 )
+from search.names import command_line, unused_directory
+from search.thresholds import parse_criterion, threshold_block, threshold_metrics
 from storage import ModelRecord, Storage, StudyRecord, TrialRecord, TrialState, normalize_url, open_storage
 
 if TYPE_CHECKING:
@@ -61,6 +68,8 @@ STOP_NON_FINITE = "non_finite_loss"
 CHECKPOINT_FILE = "checkpoint.keras"
 TRAINING_LOG = "training.csv"
 TENSORBOARD_DIR = "tensorboard"
+#: Files a retrain writes into its directory (``seed-<S>/`` folders hold the others of several seeds).
+RETRAIN_FILES = (MODEL_FILE, CARD_FILE, CHECKPOINT_FILE, TRAINING_LOG, TENSORBOARD_DIR)
 
 
 class RetrainFailedError(HpsearchError):
@@ -397,12 +406,15 @@ def retrain_study(
     mode = "min" if study.direction == "minimize" else "max"
     directory = Path(options.out).expanduser() if options.out else default_directory(study, trial.number)
     directory = directory.resolve()
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--out {options.out}: is a file; retrain writes a directory of files there")
+    # An earlier retrain's files there are what its model record (path, sha256) and card point to: never
+    # overwrite them; write beside them, in DIR-2, DIR-3, ..., as two retrains in one second do.
+    wanted, directory = directory, unused_directory(directory, RETRAIN_FILES)
     seeds = [options.seed + i for i in range(options.seeds)]
     settings = _callback_settings(options, monitor, mode, config)
     criterion = None
     if options.threshold_for is not None:
-        from search.thresholds import parse_criterion
-
         criterion = parse_criterion(options.threshold_for)
         if dataset.task != "binary":
             raise UsageError(f"--threshold-for needs a binary task, but study '{study.name}' is "
@@ -412,6 +424,8 @@ def retrain_study(
     print(f"retraining trial #{trial.number} of study '{study.name}' ({params or 'no tuned parameters'})",
           file=out)
     print(f"data {dataset.summary()}; the test split was never seen by the search", file=out)
+    if directory != wanted:
+        print(f"{wanted} holds an earlier retrain's files; writing to {directory} instead", file=out)
     restore = "restoring the best epoch" if options.restore_best else "keeping the last epoch"
     rates = []
     if config.get("lr_schedule", "none") != "none":
@@ -459,7 +473,7 @@ def retrain_study(
     network = _rebuild(config, dataset, chosen.weights)
     threshold = None
     if criterion is not None:
-        threshold = _threshold_block(network, dataset, criterion)
+        threshold = threshold_block(network, dataset, criterion)
         choice = threshold["test"]
         print(f"threshold {threshold['value']:.4g} ({threshold['chosen_by']}, chosen on validation"
               f"{'' if threshold['reached'] else '; not reached, kept 0.5'}): test "
@@ -520,7 +534,7 @@ def retrain_study(
         trial_number=trial.number,
         path=str(model_path),
         sha256=sha,
-        test_metrics={**chosen.test_metrics, **_threshold_metrics(threshold)},
+        test_metrics={**chosen.test_metrics, **threshold_metrics(threshold)},
         settings={
             "callbacks": settings,
             "seed": chosen.seed,
@@ -537,47 +551,12 @@ def retrain_study(
     print(f"exported {model_path} (sha256 {sha[:12]}), card {card_path.name}", file=out)
     # With several seeds, the parent directory shows every seed's run side by side in TensorBoard.
     board = directory / files["tensorboard"] if len(runs) == 1 else directory
-    print(f"logs: {directory / files['training_log']}; tensorboard --logdir {board}", file=out)
-    print(f"predict with: hpsearch predict {model_path} DATA.csv", file=out)
+    print(f"logs: {directory / files['training_log']}; {command_line('tensorboard', '--logdir', board)}",
+          file=out)
+    print(f"predict with: {command_line('hpsearch', 'predict', model_path, 'DATA.csv')}", file=out)
     return RetrainResult(study=study, trial=trial, directory=directory, model_path=model_path,
                          card_path=card_path, chosen=chosen, runs=runs, test_mean=test_mean,
                          test_std=test_std, record=record)
-
-
-def _threshold_block(network: Any, dataset: Dataset, criterion: Any) -> dict[str, Any]:
-    """The decision threshold ``criterion`` picks on the validation split, and the test scores there.
-
-    Chosen on validation predictions of the exported network only; the test split is scored at the
-    chosen threshold and at 0.5, never used to choose.
-    """
-    from search.thresholds import choose_threshold, scores_at
-
-    validation = network.predict(dataset.x_val, verbose=0, batch_size=1024).reshape(-1)
-    test = network.predict(dataset.x_test, verbose=0, batch_size=1024).reshape(-1)
-    choice = choose_threshold(dataset.y_val, validation, criterion)
-    return {
-        "value": choice.threshold,
-        "chosen_by": criterion.text,
-        "chosen_on": "validation",
-        "description": criterion.describe(),
-        "reached": choice.reached,
-        "rule": "predict the positive class when probability >= value",
-        "validation": choice.validation,
-        "validation_at_0.5": scores_at(dataset.y_val, validation, 0.5),
-        "test": scores_at(dataset.y_test, test, choice.threshold),
-        "test_at_0.5": scores_at(dataset.y_test, test, 0.5),
-    }
-
-
-#: Test scores at the chosen threshold that the database (and so ``best`` and ``compare``) records.
-THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1")
-
-
-def _threshold_metrics(threshold: Mapping[str, Any] | None) -> dict[str, float]:
-    if threshold is None:
-        return {}
-    return {"threshold": threshold["value"],
-            **{f"{name}_at_threshold": threshold["test"][name] for name in THRESHOLD_METRICS}}
 
 
 def _target_scale(dataset: Dataset) -> tuple[float, float] | None:

@@ -260,7 +260,11 @@ class Attempt:
         the same for a fit alone and a packed one, so a retry alone continues a packed member."""
         if total - initial_epoch < CHECKPOINT_MIN_EPOCHS:
             return None
-        identity = {"config": config_key(dict(config)), "initial_epoch": initial_epoch, "epochs": total}
+        dataset = self.runner.ctx.dataset
+        # Everything the trained weights depend on besides the study (added by ``for_fit``): a file of
+        # other data, another seed or another input width is set aside, never continued.
+        identity = {"data": dataset.fingerprint, "seed": self.seed, "features": dataset.n_features,
+                    "config": config_key(dict(config)), "initial_epoch": initial_epoch, "epochs": total}
         return self.runner.checkpoints.for_fit(self.record.number, identity)
 
     def outcome(self, result: FitResult) -> TrialOutcome:
@@ -290,7 +294,7 @@ class TrialRunner:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.heartbeat = Heartbeat(ctx.storage, heartbeat_interval(ctx.settings))
-        self.checkpoints = study_checkpoints(ctx.storage.url, ctx.study.name, ctx.settings)
+        self.checkpoints = study_checkpoints(ctx.storage.url, ctx.study, ctx.settings)
 
     def run(self, proposal: Proposal, train: Callable[[Attempt], TrialOutcome]) -> RunResult:
         """Claim ``proposal`` as a trial, train it with ``train``, record how it ended.

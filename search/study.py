@@ -9,6 +9,7 @@ trials are already committed; the in-flight trial is failed as interrupted and r
 from __future__ import annotations
 
 import math
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from search.backends import study_backend, use_backend_here
 from search.checkpoints import CHECKPOINT_DIR_SETTING, study_checkpoints
 from search.engines.base import ENGINE_OPTIONS, Budget, BudgetTracker, Engine, RunContext, get_engine
 from search.errors import StorageTroubleError, StudyMismatchError, UsageError
+from search.limits import TRIALS, WORKERS, check_seed, listing_problem
+from search.names import check_study_name
 from search.recorder import TrialRecorder, current_worker
 from search.recovery import fail_abandoned_trials, trials_to_retry
 from search.reproducibility import ENVIRONMENT_SETTING, changes_since, numerical_environment
@@ -128,6 +131,8 @@ class Isolation:
     def check(self, engine: Engine) -> None:
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1, but got {self.workers}")
+        # Checked before any process starts: each worker imports TensorFlow (about 0.5 GB).
+        WORKERS.check(self.workers, "--workers")
         if self.workers > 1 and not engine.parallel_workers:
             raise UsageError(
                 f"--workers {self.workers} needs an engine that coordinates several workers (optuna); "
@@ -186,12 +191,14 @@ def study_space(study: StudyRecord) -> SearchSpace:
 
 
 def _storage_flag(url: str) -> str:
-    """``--storage URL`` for a printed command, password masked (set HPSEARCH_STORAGE to run it)."""
-    return "" if url == DEFAULT_STORAGE else f" --storage {safe_url(url)}"
+    """``--storage URL`` for a printed command, password masked (set HPSEARCH_STORAGE to run it), quoted
+    for a shell."""
+    return "" if url == DEFAULT_STORAGE else f" --storage {shlex.quote(safe_url(url))}"
 
 
 def resume_command(study: StudyRecord, url: str) -> str:
-    return f"hpsearch resume {study.name}{_storage_flag(url)}"
+    """The command that resumes ``study``, every value shell-quoted (a name may hold spaces or quotes)."""
+    return f"hpsearch resume {shlex.quote(study.name)}{_storage_flag(url)}"
 
 
 def _check_seconds(flag: str, value: float | None) -> None:
@@ -199,9 +206,15 @@ def _check_seconds(flag: str, value: float | None) -> None:
         raise UsageError(f"{flag} must be a positive, finite number of seconds, but got {value}")
 
 
-def _budget(trials: int | None, timeout_s: float | None, max_failures: int) -> Budget:
+def _budget(trials: int | None, timeout_s: float | None, max_failures: int,
+            given_as: str | None = "--trials") -> Budget:
+    """The run's budget; ``given_as`` names where ``trials`` came from (None: an engine's plan, bounded by
+    its own limit, such as the grid's)."""
     if trials is not None and trials < 1:
         raise UsageError(f"--trials must be at least 1, but got {trials}")
+    if trials is not None and given_as is not None:
+        # The budget sizes progress bars, plans and listings: 10**26 trials is a typo, not a plan.
+        TRIALS.check(trials, given_as)
     _check_seconds("--timeout", timeout_s)
     if max_failures < 1:
         raise UsageError(f"--max-failures must be at least 1, but got {max_failures}")
@@ -225,10 +238,16 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
 
     Returns None for a dry run (nothing is trained or written).
     """
+    if options.study is not None:
+        # An empty name used to be replaced by the default silently; a long one is checked once we know
+        # whether the study exists (an existing study keeps its name).
+        check_study_name(options.study, length=not options.resume)
     space = load_space(options.space or DEFAULT_SPACE)
     engine = get_engine(options.engine)
     # Options only some engines read: each engine refuses the ones it would silently ignore.
     engine_options = {**options.extra, **({"pruner": options.pruner} if options.pruner is not None else {})}
+    # Samplers take a 32-bit seed; a bad one used to fail only after the study was created.
+    check_seed(options.seed)
     seed = 0 if options.seed is None else options.seed
     max_failures = 5 if options.max_failures is None else options.max_failures
     _check_seconds("--stale-after", options.stale_after_s)
@@ -245,9 +264,14 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     }
     engine.refuse_foreign_options(engine_options)
     options.isolation.check(engine)
+    # Before the plan (which may be the whole grid) is taken as the budget, and before any study exists.
+    grid_problem = listing_problem(space, settings, engine.name)
+    if grid_problem is not None and not options.dry_run:
+        raise UsageError(grid_problem)
     # Without --trials, the engine's own plan (a whole grid, one Hyperband iteration) or the default.
     trials = options.trials if options.trials is not None else engine.planned_trials(space, settings)
-    budget = _budget(trials, options.timeout_s, max_failures)
+    budget = _budget(trials, options.timeout_s, max_failures,
+                     "--trials" if options.trials is not None else None)
     settings["trials"] = budget.trials
     engine.check(space, settings)
     if options.isolation.in_process and not options.dry_run:
@@ -264,6 +288,8 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         check_objective(space, dataset.task, dataset.n_classes)
         print("dry run: nothing is trained or written", file=out)
         print(space_summary(space), file=out)
+        if grid_problem is not None:
+            print(f"warning: {grid_problem}; a run would refuse it", file=out)
         for line in engine.describe(space, settings):
             print(line, file=out)
         print(f"data {dataset.summary()}", file=out)
@@ -280,7 +306,8 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
                 print(line, file=out)
         return None
 
-    name = options.study or _default_study_name(options.data, engine.name, settings["algorithm"])
+    name = options.study if options.study is not None else _default_study_name(
+        options.data, engine.name, settings["algorithm"])
     # A new study's workers start importing TensorFlow now, while the data loads and the study is created
     # (a resume starts them once it has read the study's settings).
     with _early_workers(options.isolation, name, url, settings, start=not options.resume) as early:
@@ -304,6 +331,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
             return _resume(storage, existing, given=_given_options(options), progress=options.progress,
                            isolation=options.isolation, out=out)
 
+        check_study_name(name)  # a new study: its name's length too (run --resume of a missing study)
         if dataset is None:
             dataset = _load_data(options.data, options.target, task, seed, options.class_weight,
                                  options.sample_weight)
@@ -316,7 +344,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
             if options.trials is None and plan.copies:
                 # A plan that lists candidates (a whole grid) has fewer left to fit once copies cover some.
                 planned = engine.planned_after_copies(space, settings, len(plan.copies))
-                budget = _budget(planned, options.timeout_s, max_failures)
+                budget = _budget(planned, options.timeout_s, max_failures, None)
                 settings["trials"] = budget.trials
         backend = study_backend(settings)
         study = storage.create_study(
@@ -399,7 +427,7 @@ def join_study(
     if not get_engine(study.engine).parallel_workers:
         raise UsageError(
             f"study '{name}' uses engine '{study.engine}', which runs one worker at a time; "
-            f"continue it with `hpsearch resume {name}` once no other process runs it"
+            f"continue it with `hpsearch resume {shlex.quote(name)}` once no other process runs it"
         )
     return _resume(storage, study, given={}, progress=progress, isolation=isolation or Isolation(), out=out)
 
@@ -469,9 +497,13 @@ def _resume(
     settings = {**study.settings, **changes}
     # Checked before anything is written: a bad number must not end up in the study's settings.
     # A stored timeout is a per-session limit: a resumed run gets the same again, not what is left.
-    budget = _budget(settings.get("trials"), settings.get("timeout_s"), int(settings.get("max_failures", 5)))
+    budget = _budget(settings.get("trials"), settings.get("timeout_s"), int(settings.get("max_failures", 5)),
+                     "--trials" if "trials" in changes else None)
     _check_seconds("--stale-after", settings.get("stale_after_s"))
     engine.check(space, settings)
+    grid_problem = listing_problem(space, settings, engine.name)  # a limit lowered since the study began
+    if grid_problem is not None:
+        raise UsageError(grid_problem)
     if isolation.in_process:
         use_backend_here(settings, why=IN_PROCESS_BACKEND)
     # The workers start importing TensorFlow now, while the data reloads and the study is reconciled.
@@ -494,7 +526,7 @@ def _resume(
             numbers = ", ".join(f"#{trial.number}" for trial in interrupted)
             print(f"marked {len(interrupted)} interrupted trial(s) as FAILED: {numbers}", file=out)
         retries = trials_to_retry(storage, study)
-        checkpoints = study_checkpoints(storage.url, study.name, study.settings)
+        checkpoints = study_checkpoints(storage.url, study, study.settings)
         # Only a running trial or one due its retry can continue from a checkpoint.
         checkpoints.sweep({t.number for t in retries} | {t.number for t in storage.running_trials(study.id)})
         if retries:
@@ -571,7 +603,7 @@ def work_on_study(
     storage = open_storage(storage_url, create=False)
     study = storage.get_study(name)
     settings = study.settings
-    budget = _budget(settings.get("trials"), timeout_s, int(settings.get("max_failures", 5)))
+    budget = _budget(settings.get("trials"), timeout_s, int(settings.get("max_failures", 5)), None)
     budget.session_trials = session_trials
     budget.memory_limit_mb = memory_limit_mb
     engine = get_engine(study.engine)
@@ -688,7 +720,7 @@ def _print_summary(
     if best:
         origin = f" (copied from study {best[0].copied_from})" if best[0].copied else ""
         print(f"best trial #{best[0].number}: {study.objective} = {best[0].value:.6g}{origin}", file=out)
-        print(f"show it with: hpsearch best {study.name}{_storage_flag(storage.url)}", file=out)
+        print(f"show it with: hpsearch best {shlex.quote(study.name)}{_storage_flag(storage.url)}", file=out)
 
 
 def _find_study(storage: Storage, name: str) -> StudyRecord | None:

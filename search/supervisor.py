@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shlex
 import signal
 import socket
 import subprocess
@@ -413,7 +414,7 @@ class Supervisor:
             self.stop_workers()
             raise SearchFailedError(
                 f"{self.deaths_without_progress} workers in a row died before finishing a trial "
-                f"(last: {cause}); see `hpsearch trials {self.study.name} --state failed`"
+                f"(last: {cause}); see `hpsearch trials {shlex.quote(self.study.name)} --state failed`"
             )
 
     def stop_workers(self) -> None:

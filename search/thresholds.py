@@ -15,12 +15,13 @@ single top-scored row positive, or every row positive).
 Candidate thresholds are the distinct validation scores; the one returned lies halfway between the
 chosen score and the next lower one, so it makes exactly the validation decisions it was chosen for
 without sitting on a training-set artefact. Ties go to the higher threshold (fewer positives).
-Numpy only: no Keras, no scikit-learn.
+Numpy only: no Keras, no scikit-learn (``threshold_block`` calls the network's own ``predict``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,3 +132,46 @@ def choose_threshold(y_true: Any, probability: Any, criterion: Criterion) -> Cho
     lower = distinct[index + 1] if index + 1 < len(distinct) else 0.0
     threshold = float((chosen + lower) / 2)
     return Choice(threshold, True, scores_at(y, scores, threshold))
+
+
+def threshold_block(network: Any, dataset: Any, criterion: Criterion) -> dict[str, Any]:
+    """The decision threshold ``criterion`` picks on the validation split, and the test scores there.
+
+    Chosen on validation predictions of the exported network only; the test split is scored at the
+    chosen threshold and at 0.5, never used to choose.
+
+    Args:
+        network: the trained network (anything with Keras' ``predict``), fed preprocessed rows.
+        dataset: the study's :class:`search.data.Dataset` (validation and test splits).
+        criterion: the parsed ``--threshold-for``.
+
+    Returns:
+        The card's ``threshold`` section.
+    """
+    validation = network.predict(dataset.x_val, verbose=0, batch_size=1024).reshape(-1)
+    test = network.predict(dataset.x_test, verbose=0, batch_size=1024).reshape(-1)
+    choice = choose_threshold(dataset.y_val, validation, criterion)
+    return {
+        "value": choice.threshold,
+        "chosen_by": criterion.text,
+        "chosen_on": "validation",
+        "description": criterion.describe(),
+        "reached": choice.reached,
+        "rule": "predict the positive class when probability >= value",
+        "validation": choice.validation,
+        "validation_at_0.5": scores_at(dataset.y_val, validation, 0.5),
+        "test": scores_at(dataset.y_test, test, choice.threshold),
+        "test_at_0.5": scores_at(dataset.y_test, test, 0.5),
+    }
+
+
+#: Test scores at the chosen threshold that the database (and so ``best`` and ``compare``) records.
+THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+def threshold_metrics(threshold: Mapping[str, Any] | None) -> dict[str, float]:
+    """The database's test metrics for a ``threshold_block`` (none without a threshold)."""
+    if threshold is None:
+        return {}
+    return {"threshold": threshold["value"],
+            **{f"{name}_at_threshold": threshold["test"][name] for name in THRESHOLD_METRICS}}

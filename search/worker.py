@@ -135,17 +135,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except StorageTroubleError as error:
-        print(f"error: {error}", file=sys.stderr)
+        from storage.credentials import mask_credentials  # here: a warm worker's start stays lean
+
+        print(mask_credentials(f"error: {error}", storage), file=sys.stderr)
         return StorageTroubleError.worker_exit_code
     except Exception as error:  # noqa: BLE001 - the supervisor relays this one line
+        # The supervisor relays what we print to the user's terminal: never the storage password.
+        from storage.credentials import mask_credentials
+
         code = getattr(error, "exit_code", None)
         if code is None:
             import traceback
 
-            traceback.print_exc()
-            print(f"error: unexpected {type(error).__name__} in a worker: {error}", file=sys.stderr)
+            print(mask_credentials(traceback.format_exc(), storage), end="", file=sys.stderr)
+            print(mask_credentials(f"error: unexpected {type(error).__name__} in a worker: {error}", storage),
+                  file=sys.stderr)
             return 1
-        print(f"error: {error}", file=sys.stderr)
+        print(mask_credentials(f"error: {error}", storage), file=sys.stderr)
         return int(code)
     return 0
 

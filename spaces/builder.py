@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from spaces.errors import SpaceError
 from spaces.hyperparameters import DEFAULTS, KNOBS, check_value, parse_value
+from spaces.limits import quoted
 from spaces.objectives import TASK_KINDS
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class TaskInfo:
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:
-            raise SpaceError(f"task kind must be one of {', '.join(TASK_KINDS)}, but got {self.kind!r}")
+            raise SpaceError(f"task kind must be one of {', '.join(TASK_KINDS)}, but got {quoted(self.kind)}")
         if self.n_features < 1:
             raise SpaceError(f"n_features must be >= 1, but got {self.n_features}")
         if self.kind == "multiclass" and self.n_classes < 2:

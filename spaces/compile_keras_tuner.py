@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from spaces.errors import SpaceError
 from spaces.params import CategoricalParam, FloatParam, IntParam
 from spaces.space import SearchSpace
 
@@ -24,6 +25,15 @@ def _choice_values(values: list[Any]) -> list[Any]:
 
 
 def declare_hyperparameters(space: SearchSpace) -> keras_tuner.HyperParameters:
+    """See :func:`_declare_hyperparameters`; a range with too many values to list is refused naming
+    the file."""
+    try:
+        return _declare_hyperparameters(space)
+    except SpaceError as error:
+        raise error.with_source(space.source) from None
+
+
+def _declare_hyperparameters(space: SearchSpace) -> keras_tuner.HyperParameters:
     """A ``HyperParameters`` with one entry per tuned parameter, in file order."""
     import keras_tuner
 

@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from spaces.errors import SpaceError
 from spaces.hyperparameters import plain
 from spaces.params import CategoricalParam, FloatParam, IntParam
 from spaces.space import SearchSpace
@@ -54,6 +55,15 @@ class LogUniformInt:
 
 
 def to_param_distributions(space: SearchSpace) -> dict[str, Any]:
+    """See :func:`_param_distributions`; a range with too many values to list is refused naming the
+    file."""
+    try:
+        return _param_distributions(space)
+    except SpaceError as error:
+        raise error.with_source(space.source) from None
+
+
+def _param_distributions(space: SearchSpace) -> dict[str, Any]:
     """``RandomizedSearchCV`` ``param_distributions``: SciPy distributions for ranges, lists otherwise.
 
     A stepped range becomes the list of its values (sampled uniformly), which keeps the draws on the

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+#: The longest message a SpaceError prints; the longest real one (a list of accepted names) is shorter.
+MAX_MESSAGE_CHARS = 2000
+
 
 class SpaceError(ValueError):
     """A search space, a value in it, or a config derived from it is invalid.
@@ -28,9 +31,12 @@ class SpaceError(ValueError):
         if self.source:
             parts.append(self.source)
         if self.param is not None:
-            parts.append(f"{self.label} '{self.param}'")
+            parts.append(f"{self.label} '{str(self.param)[:80]}'")
         parts.append(self.detail)
-        return ": ".join(parts)
+        # A safety net under the short quoting of values (spaces.limits.quoted): whatever a message
+        # quotes, it stays one line of bounded length.
+        message = " ".join(": ".join(parts).splitlines())
+        return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 3] + "..."
 
     def with_source(self, source: str) -> SpaceError:
         """The same error, attributed to ``source`` unless it already names a file."""

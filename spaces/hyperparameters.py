@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from spaces.errors import SpaceError
+from spaces.limits import quoted
 from spaces.specs import (
     ACTIVATION_FORMS,
     CLIPPING_FORMS,
@@ -141,6 +142,14 @@ def is_number(value: Any) -> bool:
     return getattr(getattr(value, "dtype", None), "kind", "") in ("i", "u", "f")
 
 
+def finite_number(value: Any) -> bool:
+    """True for a number a float can hold (an int of 400 digits overflows ``float()``), never nan or inf."""
+    try:
+        return math.isfinite(float(value))
+    except (OverflowError, TypeError, ValueError):
+        return False
+
+
 def plain(value: Any) -> Any:
     """NumPy scalars to Python ones, so configs are JSON-able and compare equal across engines."""
     if hasattr(value, "item") and hasattr(value, "dtype"):
@@ -168,28 +177,28 @@ def check_value(name: str, value: Any) -> Any:
     value = plain(value)
     if knob.kind == "bool":
         if not isinstance(value, bool):
-            raise SpaceError(f"must be true or false, but got {value!r}", param=name)
+            raise SpaceError(f"must be true or false, but got {quoted(value)}", param=name)
         return value
     if knob.kind == "spec":
         if not isinstance(value, str):
-            raise SpaceError(f"must be a string, but got {value!r}", param=name)
+            raise SpaceError(f"must be a string, but got {quoted(value)}", param=name)
         assert knob.parse is not None
         try:
             knob.parse(value)
         except SpecSyntaxError as error:
-            raise SpaceError(f"value {value!r} is not valid: {error}", param=name) from None
+            raise SpaceError(f"value {quoted(value)} is not valid: {error}", param=name) from None
         return value
-    if not is_number(value) or (isinstance(value, float) and not math.isfinite(value)):
-        raise SpaceError(f"must be {knob.domain()}, but got {value!r}", param=name)
+    if not is_number(value) or not finite_number(value):
+        raise SpaceError(f"must be {knob.domain()}, but got {quoted(value)}", param=name)
     if knob.kind == "int":
         if isinstance(value, float):
             if not value.is_integer():
-                raise SpaceError(f"must be {knob.domain()}, but got {value!r}", param=name)
+                raise SpaceError(f"must be {knob.domain()}, but got {quoted(value)}", param=name)
             value = int(value)
     else:
         value = float(value)
     if not in_range(knob, value):
-        raise SpaceError(f"must be {knob.domain()}, but got {value!r}", param=name)
+        raise SpaceError(f"must be {knob.domain()}, but got {quoted(value)}", param=name)
     return value
 
 
@@ -200,4 +209,4 @@ def parse_value(name: str, value: str) -> Spec:
     try:
         return knob.parse(value)
     except SpecSyntaxError as error:
-        raise SpaceError(f"value {value!r} is not valid: {error}", param=name) from None
+        raise SpaceError(f"value {quoted(value)} is not valid: {error}", param=name) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from spaces.errors import SpaceError
+from spaces.limits import quoted
 
 if TYPE_CHECKING:
     from spaces.space import SearchSpace
@@ -40,7 +41,7 @@ _MINIMISED = {"loss", "mse", "mae", "rmse", "mape", "msle", "mean_squared_error"
 
 def _check_kind(kind: str) -> None:
     if kind not in _METRICS:
-        raise SpaceError(f"task kind must be one of {', '.join(TASK_KINDS)}, but got {kind!r}")
+        raise SpaceError(f"task kind must be one of {', '.join(TASK_KINDS)}, but got {quoted(kind)}")
 
 
 def metric_names(kind: str, n_classes: int | None = None) -> list[str]:
@@ -74,15 +75,17 @@ def objective_problem(objective: str, kind: str | None, n_classes: int | None = 
     """Why ``objective`` cannot be optimised for a ``kind`` task (None: any task), or None when it can."""
     base = objective.removeprefix("val_")
     if base in COUNTS:
-        return (f"objective {objective!r} is a confusion count, recorded every epoch but not an objective; "
+        return (f"objective {quoted(objective)} is a confusion count, recorded every epoch but not "
+                f"an objective; "
                 "optimise precision, recall, f1 or pr_auc instead")
     if kind == "multiclass" and base == "top_k_accuracy" and n_classes is not None and n_classes <= TOP_K:
-        return (f"objective {objective!r} needs more than {TOP_K} classes (it is top-{TOP_K} accuracy), "
+        return (f"objective {quoted(objective)} needs more than {TOP_K} classes "
+                f"(it is top-{TOP_K} accuracy), "
                 f"but the data has {n_classes}")
     accepted = all_objective_names() if kind is None else objective_names(kind, n_classes)
     if objective not in accepted:
         where = "any task" if kind is None else f"a {kind} task"
-        return (f"objective {objective!r} is not a metric the model reports for {where}; "
+        return (f"objective {quoted(objective)} is not a metric the model reports for {where}; "
                 f"accepted objectives: {', '.join(accepted)}")
     return None
 

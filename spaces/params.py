@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from spaces.errors import SpaceError
-from spaces.hyperparameters import is_number, plain
+from spaces.hyperparameters import finite_number, is_number, plain
+from spaces.limits import GRID_CANDIDATES, quoted
 
 # Float grids are built as low + k * step; 12 significant digits drop the binary noise (0.30000000000000004)
 # while keeping any step a person would write.
@@ -52,19 +53,20 @@ class _NumericParam:
     def _check(self) -> None:
         set_ = object.__setattr__
         if not isinstance(self.name, str) or not self.name:
-            raise SpaceError(f"a parameter name must be a non-empty string, but got {self.name!r}")
+            raise SpaceError(f"a parameter name must be a non-empty string, but got {quoted(self.name)}")
         if not isinstance(self.log, bool):
-            raise self._fail(f"`log` must be true or false, but got {self.log!r}")
+            raise self._fail(f"`log` must be true or false, but got {quoted(self.log)}")
         if self.grid is not None:
             grid = self.grid
             if isinstance(grid, str) or not isinstance(grid, list | tuple) or not grid:
-                raise self._fail(f"`grid` must be a non-empty list of {self._type_name}s, but got {grid!r}")
+                raise self._fail(f"`grid` must be a non-empty list of {self._type_name}s, but got "
+                                 f"{quoted(grid)}")
             for value in grid:
                 if not self._number_ok(value):
-                    raise self._fail(f"`grid` values must be {self._type_name}s, but got {value!r}")
+                    raise self._fail(f"`grid` values must be {self._type_name}s, but got {quoted(value)}")
             grid = tuple(self._convert(value) for value in grid)
             if len(set(grid)) != len(grid):
-                raise self._fail(f"`grid` values must be unique, but got {list(grid)!r}")
+                raise self._fail(f"`grid` values must be unique, but got {quoted(list(grid))}")
             set_(self, "grid", grid)
         if self.low is None and self.high is None:
             if self.grid is None:
@@ -78,23 +80,24 @@ class _NumericParam:
         for field_name in ("low", "high"):
             value = getattr(self, field_name)
             if not self._number_ok(value):
-                raise self._fail(f"`{field_name}` must be {self._type_name_a()}, but got {value!r}")
+                raise self._fail(f"`{field_name}` must be {self._type_name_a()}, but got {quoted(value)}")
             set_(self, field_name, self._convert(value))
         if self.grid_only:
             if self.grid is None or (self.low, self.high) != (min(self.grid), max(self.grid)):
                 raise self._fail("a grid-only parameter takes `low` and `high` from its `grid`")
         elif not self.low < self.high:
-            raise self._fail(f"`low` must be < `high`, but got low={repr(self.low)}, high={repr(self.high)}")
+            raise self._fail(f"`low` must be < `high`, but got low={quoted(self.low)}, "
+                             f"high={quoted(self.high)}")
         if self.log and self.low <= 0:
-            raise self._fail(f"`low` must be > 0 with `log: true`, but got low={repr(self.low)}")
+            raise self._fail(f"`low` must be > 0 with `log: true`, but got low={quoted(self.low)}")
         if self.step is not None:
             self._check_step()
         if self.grid is not None and not self.grid_only:
             outside = [value for value in self.grid if not self.low <= value <= self.high]
             if outside:
                 raise self._fail(
-                    f"`grid` values must lie in [low, high] = [{repr(self.low)}, {repr(self.high)}], "
-                    f"but got {outside!r}"
+                    f"`grid` values must lie in [low, high] = [{quoted(self.low)}, {quoted(self.high)}], "
+                    f"but got {quoted(outside)}"
                 )
 
     def _type_name_a(self) -> str:
@@ -102,28 +105,49 @@ class _NumericParam:
 
     def _check_step(self) -> None:
         if not self._number_ok(self.step) or self.step <= 0:
-            raise self._fail(f"`step` must be {self._type_name_a()} > 0, but got {self.step!r}")
+            raise self._fail(f"`step` must be {self._type_name_a()} > 0, but got {quoted(self.step)}")
         object.__setattr__(self, "step", self._convert(self.step))
         # Optuna refuses log together with step; an int step of 1 is what log ints mean anyway.
         if self.log and not (isinstance(self, IntParam) and self.step == 1):
             raise self._fail(
-                f"`log: true` cannot be combined with `step` (got step={repr(self.step)}); "
+                f"`log: true` cannot be combined with `step` (got step={quoted(self.step)}); "
                 "drop `step`, or give the values as `grid: [...]`"
             )
         if self.grid_only:
             return
         count = (self.high - self.low) / self.step
+        if not math.isfinite(count):
+            # 1e308 - -1e308 overflows; no grid or Choice could hold such a range anyway.
+            raise self._fail(f"`step` is too small for the range: (high - low) / step is {count}")
         # Engines disagree on a range that step does not divide (Optuna trims `high`, KerasTuner does
         # not), so refuse it rather than let the same space mean two things.
         if not math.isclose(count, round(count), rel_tol=0, abs_tol=1e-9):
             raise self._fail(
-                f"`high - low` must be a multiple of `step`, but got low={repr(self.low)}, "
-                f"high={repr(self.high)}, step={repr(self.step)}"
+                f"`high - low` must be a multiple of `step`, but got low={quoted(self.low)}, "
+                f"high={quoted(self.high)}, step={quoted(self.step)}"
             )
 
     @property
     def finite(self) -> bool:
         return True
+
+    def value_count(self) -> int | None:
+        """How many values :meth:`grid_values` lists, counted without listing them (None: continuous)."""
+        if self.grid is not None:
+            return len(self.grid)
+        if isinstance(self, FloatParam) and self.step is None:
+            return None
+        assert self.low is not None and self.high is not None
+        if isinstance(self, IntParam):
+            return (self.high - self.low) // (self.step or 1) + 1
+        return round((self.high - self.low) / self.step) + 1
+
+    def _check_listable(self) -> None:
+        """Refuse to list more values than any grid may hold (an int range of 10**12 would fill memory)."""
+        count, bound = self.value_count(), GRID_CANDIDATES.value()
+        if count is not None and count > bound:
+            raise self._fail(f"lists {count} values, over the limit of {bound}; give a larger `step`, or set "
+                             f"{GRID_CANDIDATES.variable} to raise it")
 
     def to_spec(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"type": "int" if isinstance(self, IntParam) else "float"}
@@ -167,12 +191,13 @@ class IntParam(_NumericParam):
         if self.grid is not None:
             return list(self.grid)
         assert self.low is not None and self.high is not None
+        self._check_listable()
         return list(range(self.low, self.high + 1, self.step or 1))
 
     def normalise(self, value: Any) -> int:
         value = plain(value)
         if not is_number(value) or float(value) != round(float(value)):
-            raise self._fail(f"engine proposed {value!r}, which is not an integer")
+            raise self._fail(f"engine proposed {quoted(value)}, which is not an integer")
         return int(round(value))
 
 
@@ -193,7 +218,7 @@ class FloatParam(_NumericParam):
 
     def _number_ok(self, value: Any) -> bool:
         value = plain(value)
-        return is_number(value) and math.isfinite(value)
+        return is_number(value) and finite_number(value)
 
     def _convert(self, value: Any) -> float:
         return float(plain(value))
@@ -211,13 +236,14 @@ class FloatParam(_NumericParam):
                 "a float range has no finite grid; give `step` (for example step: 0.1) or `grid: [...]`"
             )
         assert self.low is not None and self.high is not None
+        self._check_listable()
         count = round((self.high - self.low) / self.step)
         return [clean_float(self.low + index * self.step) for index in range(count + 1)]
 
     def normalise(self, value: Any) -> float:
         value = plain(value)
         if not is_number(value):
-            raise self._fail(f"engine proposed {value!r}, which is not a number")
+            raise self._fail(f"engine proposed {quoted(value)}, which is not a number")
         value = float(value)
         if self.grid_only and self.grid is not None:
             nearest = min(self.grid, key=lambda candidate: abs(candidate - value))
@@ -248,25 +274,29 @@ class CategoricalParam:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise SpaceError(f"a parameter name must be a non-empty string, but got {self.name!r}")
+            raise SpaceError(f"a parameter name must be a non-empty string, but got {quoted(self.name)}")
         choices = self.choices
         if isinstance(choices, str) or not isinstance(choices, list | tuple) or not choices:
-            raise SpaceError(f"`choices` must be a non-empty list, but got {choices!r}", param=self.name)
+            raise SpaceError(f"`choices` must be a non-empty list, but got {quoted(choices)}",
+                             param=self.name)
         choices = tuple(plain(choice) for choice in choices)
         for choice in choices:
-            if not isinstance(choice, _SCALARS) or (isinstance(choice, float) and not math.isfinite(choice)):
+            numeric = isinstance(choice, int | float) and not isinstance(choice, bool)
+            if not isinstance(choice, _SCALARS) or (numeric and not finite_number(choice)):
                 raise SpaceError(
-                    f"`choices` must be strings, numbers or booleans, but got {choice!r}", param=self.name
+                    f"`choices` must be strings, numbers or booleans, but got {quoted(choice)}",
+                    param=self.name,
                 )
         kinds = {_scalar_kind(choice) for choice in choices}
         if len(kinds) > 1:
             raise SpaceError(
-                f"`choices` must all be strings, all numbers or all booleans, but got {list(choices)!r}",
+                f"`choices` must all be strings, all numbers or all booleans, but got "
+                f"{quoted(list(choices))}",
                 param=self.name,
             )
         keys = [(_scalar_kind(choice), choice) for choice in choices]
         if len(set(keys)) != len(keys):
-            raise SpaceError(f"`choices` must be unique, but got {list(choices)!r}", param=self.name)
+            raise SpaceError(f"`choices` must be unique, but got {quoted(list(choices))}", param=self.name)
         object.__setattr__(self, "choices", choices)
 
     @property
@@ -276,12 +306,17 @@ class CategoricalParam:
     def grid_values(self) -> list[Any]:
         return list(self.choices)
 
+    def value_count(self) -> int:
+        """How many values :meth:`grid_values` lists."""
+        return len(self.choices)
+
     def normalise(self, value: Any) -> Any:
         value = plain(value)
         for choice in self.choices:
             if choice == value and isinstance(choice, bool) == isinstance(value, bool):
                 return choice
-        raise SpaceError(f"engine proposed {value!r}, which is not among the choices {list(self.choices)!r}",
+        raise SpaceError(f"engine proposed {quoted(value)}, which is not among the choices "
+                         f"{quoted(list(self.choices))}",
                          param=self.name)
 
     def to_spec(self) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -20,8 +19,10 @@ from typing import Any, Literal
 
 from spaces.errors import SpaceError
 from spaces.hyperparameters import DEFAULTS, KNOBS, Knob, check_value, in_range
+from spaces.limits import SPACE_FILE_BYTES, quoted
 from spaces.objectives import direction_of, objective_problem
 from spaces.params import CategoricalParam, FloatParam, IntParam, Param
+from spaces.safe_load import parse_json, parse_yaml
 
 TASKS = ("auto", "binary", "multiclass", "regression")
 TOP_LEVEL_KEYS = ("task", "objective", "params", "fixed")
@@ -31,13 +32,14 @@ _NUMERIC_KEYS = {"type", "low", "high", "log", "step", "grid"}
 _CATEGORICAL_KEYS = {"type", "choices"}
 # PyYAML reads 1e-4 (no dot) as a string; numbers are what such a string always means in a space file.
 _NUMBER_TEXT = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+_NUMBER_TEXT_CHARS = 64
 
 
 def _unknown(name: str, known: Iterable[str], what: str) -> SpaceError:
     known = list(known)
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return SpaceError(f"unknown {what} {name!r}{hint}; known {what}s: {', '.join(known)}")
+    close = difflib.get_close_matches(name, known, n=1) if isinstance(name, str) else []
+    hint = f" (did you mean {quoted(close[0])}?)" if close else ""
+    return SpaceError(f"unknown {what} {quoted(name)}{hint}; known {what}s: {', '.join(known)}")
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,15 @@ class SearchSpace:
     def grid_size(self) -> int:
         """Number of grid-search candidates; raises :class:`SpaceError` naming a continuous parameter."""
         try:
-            return math.prod(len(param.grid_values()) for param in self.params.values())
+            total = 1
+            for param in self.params.values():
+                count = param.value_count()
+                if count is None:
+                    param.grid_values()  # raises the SpaceError naming the continuous parameter
+                    continue
+                # Counted, never listed: an int range of 10**12 values is one multiplication here.
+                total *= count
+            return total
         except SpaceError as error:
             raise error.with_source(self.source) from None
 
@@ -90,9 +100,9 @@ class SearchSpace:
 
 def _validate(space: SearchSpace) -> tuple[dict[str, Param], dict[str, Any]]:
     if space.task not in TASKS:
-        raise SpaceError(f"`task` must be one of {', '.join(TASKS)}, but got {space.task!r}")
+        raise SpaceError(f"`task` must be one of {', '.join(TASKS)}, but got {quoted(space.task)}")
     if not isinstance(space.objective, str) or not space.objective:
-        raise SpaceError(f"`objective` must be a metric name, but got {space.objective!r}")
+        raise SpaceError(f"`objective` must be a metric name, but got {quoted(space.objective)}")
     problem = objective_problem(space.objective, None if space.task == "auto" else space.task)
     if problem:
         raise SpaceError(f"`objective` {problem.removeprefix('objective ')}")
@@ -101,10 +111,10 @@ def _validate(space: SearchSpace) -> tuple[dict[str, Param], dict[str, Any]]:
         if name not in KNOBS:
             raise _unknown(name, KNOBS, "parameter")
         if not isinstance(param, IntParam | FloatParam | CategoricalParam):
-            raise SpaceError(f"must be an IntParam, FloatParam or CategoricalParam, but got {param!r}",
+            raise SpaceError(f"must be an IntParam, FloatParam or CategoricalParam, but got {quoted(param)}",
                              param=name)
         if param.name != name:
-            raise SpaceError(f"is declared under a different name ({param.name!r})", param=name)
+            raise SpaceError(f"is declared under a different name ({quoted(param.name)})", param=name)
         params[name] = _check_domain(KNOBS[name], param)
     fixed: dict[str, Any] = {}
     for name, value in space.fixed.items():
@@ -139,38 +149,42 @@ def _check_domain(knob: Knob, param: Param) -> Param:
         value = getattr(param, field_name)
         if not in_range(knob, value):
             raise SpaceError(f"`{field_name}` must keep the parameter within its domain ({knob.domain()}), "
-                             f"but got {field_name}={value!r}", param=knob.name)
+                             f"but got {field_name}={quoted(value)}", param=knob.name)
     for value in param.grid or ():
         if not in_range(knob, value):
-            raise SpaceError(f"`grid` values must be {knob.domain()}, but got {value!r}", param=knob.name)
+            raise SpaceError(f"`grid` values must be {knob.domain()}, but got "
+                             f"{quoted(value)}", param=knob.name)
     return param
 
 
 def _number_from_text(value: Any) -> Any:
-    if isinstance(value, str) and _NUMBER_TEXT.match(value):
-        number = float(value)
-        return int(number) if re.fullmatch(r"\s*[+-]?\d+\s*", value) else number
+    # Only short text: the pattern backtracks polynomially on a long run of digits, and no number a
+    # person writes is longer.
+    if isinstance(value, str) and len(value) <= _NUMBER_TEXT_CHARS and _NUMBER_TEXT.match(value):
+        if re.fullmatch(r"\s*[+-]?\d+\s*", value):
+            return int(value)  # exact: float() would round (and overflow past 1e308)
+        return float(value)  # 1e999 is inf, refused later as not a finite number
     return value
 
 
 def _param_from_spec(name: Any, spec: Any) -> Param:
     if not isinstance(name, str):
-        raise SpaceError(f"parameter names must be strings, but got {name!r}")
+        raise SpaceError(f"parameter names must be strings, but got {quoted(name)}")
     if name not in KNOBS:
         raise _unknown(name, KNOBS, "parameter")
     if not isinstance(spec, Mapping):
-        raise SpaceError(f"must be a mapping with `type` (int, float or categorical), but got {spec!r}",
+        raise SpaceError(f"must be a mapping with `type` (int, float or categorical), but got {quoted(spec)}",
                          param=name)
     kind = spec.get("type")
     if kind not in ("int", "float", "categorical"):
-        raise SpaceError(f"`type` must be one of int, float, categorical, but got {kind!r}", param=name)
+        raise SpaceError(f"`type` must be one of int, float, categorical, but got {quoted(kind)}", param=name)
     allowed = _CATEGORICAL_KEYS if kind == "categorical" else _NUMERIC_KEYS
     for key in spec:
         if key not in allowed:
             # Suggest only keys not already given: `type` is always there and would otherwise win.
             close = difflib.get_close_matches(str(key), sorted(allowed - set(spec)), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SpaceError(f"unknown key {key!r} for `type: {kind}`{hint}; allowed keys: "
+            hint = f" (did you mean {quoted(close[0])}?)" if close else ""
+            raise SpaceError(f"unknown key {quoted(key)} for `type: {kind}`{hint}; allowed keys: "
                              f"{', '.join(sorted(allowed))}", param=name)
     if kind == "categorical":
         if "choices" not in spec:
@@ -197,15 +211,15 @@ def space_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> SearchSp
         for key in data:
             if key not in TOP_LEVEL_KEYS:
                 close = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                hint = f" (did you mean {quoted(close[0])}?)" if close else ""
                 raise SpaceError(
-                    f"unknown top-level key {key!r}{hint}; allowed keys: {', '.join(TOP_LEVEL_KEYS)}"
+                    f"unknown top-level key {quoted(key)}{hint}; allowed keys: {', '.join(TOP_LEVEL_KEYS)}"
                 )
         raw_params = data.get("params") or {}
         raw_fixed = data.get("fixed") or {}
         for key, raw in (("params", raw_params), ("fixed", raw_fixed)):
             if not isinstance(raw, Mapping):
-                raise SpaceError(f"`{key}` must be a mapping of parameter names, but got {raw!r}")
+                raise SpaceError(f"`{key}` must be a mapping of parameter names, but got {quoted(raw)}")
         params = {name: _param_from_spec(name, spec) for name, spec in raw_params.items()}
         fixed = {}
         for name, value in raw_fixed.items():
@@ -240,44 +254,29 @@ def list_presets() -> list[str]:
     return list(_preset_files())
 
 
-def _unique_key_loader() -> Any:
-    import yaml
-
-    class UniqueKeyLoader(yaml.SafeLoader):
-        """A repeated key would silently replace an earlier parameter; refuse it instead."""
-
-    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
-        seen = set()
-        for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=deep)
-            if key in seen:
-                line = key_node.start_mark.line + 1
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark
-                )
-            seen.add(key)
-        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
-    return UniqueKeyLoader
-
-
 def _parse(text: str, fmt: str, source: str) -> Any:
-    if fmt == "json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as error:
-            raise SpaceError(f"is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}",
-                             source=source) from None
-    import yaml
+    return parse_json(text, source) if fmt == "json" else parse_yaml(text, source)
 
+
+def _read_space_file(path: Path, name: str) -> str:
+    """The text of a space file, refused unread when it is larger than ``SPACE_FILE_BYTES``."""
+    bound = SPACE_FILE_BYTES.value()
+    size = path.stat().st_size
+    if size > bound:
+        raise SpaceError(f"space file {name!r} is {size} bytes, over the limit of {bound} for a space "
+                         f"file; set {SPACE_FILE_BYTES.variable} to raise it")
+    with path.open("rb") as handle:
+        data = handle.read(bound + 1)  # a file that grew since stat() is still read only so far
+    if len(data) > bound:
+        raise SpaceError(f"space file {name!r} is over the limit of {bound} bytes for a space file; "
+                         f"set {SPACE_FILE_BYTES.variable} to raise it")
     try:
-        return yaml.load(text, Loader=_unique_key_loader())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise SpaceError(f"is not valid YAML: {problem}{where}", source=source) from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SpaceError(
+            f"space file {name!r} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+            f"{error.start}); save it as UTF-8"
+        ) from None
 
 
 def load_space(path_or_preset: str | os.PathLike[str]) -> SearchSpace:
@@ -290,13 +289,7 @@ def load_space(path_or_preset: str | os.PathLike[str]) -> SearchSpace:
         fmt = _SPACE_SUFFIXES.get(path.suffix.lower())
         if fmt is None:
             raise SpaceError(f"space file {name!r} must end in .yaml, .yml or .json")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise SpaceError(
-                f"space file {name!r} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
-                f"{error.start}); save it as UTF-8"
-            ) from None
+        text = _read_space_file(path, name)
         source = name
     else:
         presets = _preset_files()

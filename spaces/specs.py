@@ -16,6 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from spaces.limits import quoted
+
+#: The longest spec string read; the longest real one (variance_scaling with its three arguments) is
+#: about 70 characters.
+MAX_SPEC_CHARS = 200
 _CALL = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\((.*)\))?\s*$", re.DOTALL)
 _KEYWORD = re.compile(r"^\s*([A-Za-z_]\w*)\s*=\s*(.*?)\s*$", re.DOTALL)
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -68,7 +73,7 @@ def _literal(text: str) -> Any:
         return int(text) if re.fullmatch(r"[+-]?\d+", text) else number
     if _IDENT.match(text):
         return text
-    raise _BadLiteral(f"cannot read argument value {text!r}")
+    raise _BadLiteral(f"cannot read argument value {quoted(text)}")
 
 
 def parse_spec(text: str, forms: Mapping[str, Form], what: str) -> Spec:
@@ -79,24 +84,28 @@ def parse_spec(text: str, forms: Mapping[str, Form], what: str) -> Spec:
         return SpecSyntaxError(f"{reason}; accepted {what}: {accepted}")
 
     if not isinstance(text, str):
-        raise fail(f"expected a string, but got {text!r}")
+        raise fail(f"expected a string, but got {quoted(text)}")
+    if len(text) > MAX_SPEC_CHARS:
+        # _CALL backtracks quadratically on long runs of spaces: a 1 MB value would take an hour.
+        raise fail(f"{quoted(text)} is {len(text)} characters long, more than any form takes "
+                   f"({MAX_SPEC_CHARS})")
     match = _CALL.match(text)
     if not match:
         # The usual cause: an unquoted spec with a comma inside a YAML flow list [a, b(x=1, y=2)].
         unbalanced = text.count("(") != text.count(")")
         hint = " (quote it: inside [...] a comma splits the value)" if unbalanced else ""
-        raise fail(f"{text!r} is not of the form name or name(arguments){hint}")
+        raise fail(f"{quoted(text)} is not of the form name or name(arguments){hint}")
     name, arg_text = match.group(1), match.group(2)
     form = forms.get(name)
     if form is None:
-        raise fail(f"unknown {what[:-1] if what.endswith('s') else what} {name!r}")
+        raise fail(f"unknown {what[:-1] if what.endswith('s') else what} {quoted(name)}")
     if arg_text is not None and not form.args:
-        raise fail(f"{name!r} takes no arguments, but got {text!r}")
+        raise fail(f"{quoted(name)} takes no arguments, but got {quoted(text)}")
 
     given: dict[str, Any] = {}
     pieces = [] if arg_text is None or not arg_text.strip() else arg_text.split(",")
     if arg_text is not None and not pieces:
-        raise fail(f"{text!r} has empty parentheses; write it as {form.example}")
+        raise fail(f"{quoted(text)} has empty parentheses; write it as {form.example}")
     seen_keyword = False
     for position, piece in enumerate(pieces):
         keyword = _KEYWORD.match(piece)
@@ -106,32 +115,34 @@ def parse_spec(text: str, forms: Mapping[str, Form], what: str) -> Spec:
                 key, value = keyword.group(1), _literal(keyword.group(2))
                 if key not in {arg.name for arg in form.args}:
                     names = ", ".join(arg.name for arg in form.args)
-                    raise fail(f"{name!r} does not take argument {key!r} (it takes: {names})")
+                    raise fail(f"{quoted(name)} does not take argument {quoted(key)} (it takes: {names})")
             else:
                 if form.keyword_only:
-                    raise fail(f"{name!r} takes keyword arguments only (name=value), not {piece.strip()!r}")
+                    raise fail(f"{quoted(name)} takes keyword arguments only (name=value), not "
+                               f"{quoted(piece.strip())}")
                 if seen_keyword:
-                    raise fail(f"positional argument after a keyword one in {text!r}")
+                    raise fail(f"positional argument after a keyword one in {quoted(text)}")
                 if position >= len(form.args):
-                    raise fail(f"{name!r} takes at most {len(form.args)} argument(s), but got {text!r}")
+                    raise fail(f"{name!r} takes at most {len(form.args)} argument(s), but got {quoted(text)}")
                 key, value = form.args[position].name, _literal(piece.strip())
         except _BadLiteral as error:
-            raise fail(f"{error} in {text!r}") from None
+            raise fail(f"{error} in {quoted(text)}") from None
         if key in given:
-            raise fail(f"argument {key!r} given twice in {text!r}")
+            raise fail(f"argument {quoted(key)} given twice in {quoted(text)}")
         given[key] = value
 
     args: dict[str, Any] = {}
     for arg in form.args:
         if arg.name not in given:
             if arg.required:
-                raise fail(f"{name!r} needs argument {arg.name!r}, as in {form.example}")
+                raise fail(f"{quoted(name)} needs argument {quoted(arg.name)}, as in {form.example}")
             if arg.default is not None:
                 args[arg.name] = arg.default
             continue
         problem = arg.check(given[arg.name])
         if problem:
-            raise fail(f"argument {arg.name!r} of {name!r} must be {problem}, but got {given[arg.name]!r}")
+            raise fail(f"argument {arg.name!r} of {name!r} must be {problem}, but got "
+                       f"{quoted(given[arg.name])}")
         args[arg.name] = given[arg.name]
     return Spec(name, args)
 
@@ -246,6 +257,7 @@ def parse_optimizer(text: str) -> Spec:
     # Keras refuses an optimizer with both clip kinds; say so at load time rather than at build time.
     if "clipnorm" in spec.args and "clipvalue" in spec.args:
         raise SpecSyntaxError(
-            f"{text!r} sets both clipnorm and clipvalue, but Keras accepts only one of them per optimizer"
+            f"{quoted(text)} sets both clipnorm and clipvalue, but Keras accepts only one of them per "
+            "optimizer"
         )
     return spec

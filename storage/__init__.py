@@ -17,12 +17,15 @@ learning library, so the CLI's query commands load quickly.
 from __future__ import annotations
 
 from .connection import display_name, normalize_url, safe_url
+from .credentials import mask_credentials, mask_url
 from .errors import (
     BudgetReachedError,
     DatabaseNotFoundError,
     DuplicateTrialError,
+    NotOurDatabaseError,
     SchemaError,
     StorageError,
+    StorageUrlError,
     StudyExistsError,
     StudyNotFoundError,
     TrialConflictError,
@@ -39,9 +42,11 @@ __all__ = [
     "DatabaseNotFoundError",
     "DuplicateTrialError",
     "ModelRecord",
+    "NotOurDatabaseError",
     "SchemaError",
     "Storage",
     "StorageError",
+    "StorageUrlError",
     "StudyExistsError",
     "StudyNotFoundError",
     "StudyRecord",
@@ -54,6 +59,8 @@ __all__ = [
     "TrialState",
     "config_key",
     "display_name",
+    "mask_credentials",
+    "mask_url",
     "normalize_url",
     "open_storage",
     "safe_url",

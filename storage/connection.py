@@ -1,9 +1,12 @@
 """Engines: URL handling, SQLite connection settings and translation of driver errors.
 
-SQLite is used by several processes at once (parallel workers, a CLI query during a run), so every
-connection gets WAL (readers never block the writer), a 30 s busy timeout (a writer waits for the
-lock instead of failing), foreign keys and ``synchronous=NORMAL`` (durable at checkpoints, and WAL
-stays consistent after a crash; ``HPSEARCH_SQLITE_BUSY_TIMEOUT_S`` changes the 30 s). Write
+SQLite is used by several processes at once (parallel workers, a CLI query during a run), so our
+databases are in WAL mode (readers never block the writer) and every connection gets a 30 s busy
+timeout (a writer waits for the lock instead of failing), foreign keys and ``synchronous=NORMAL``
+(durable at checkpoints, and WAL stays consistent after a crash; ``HPSEARCH_SQLITE_BUSY_TIMEOUT_S``
+changes the 30 s). WAL is a property of the file, so it is set only on a file that holds our tables or
+is about to (``make_engine``, ``use_wal``): a read-only command pointed at another application's
+database changes nothing in it. Write
 transactions start with ``BEGIN IMMEDIATE``: a deferred
 transaction that reads and then writes can fail with "database is locked" when another process
 wrote in between, and the busy timeout cannot help it; taking the write lock up front can only wait.
@@ -19,6 +22,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from .credentials import mask_credentials, mask_url
 from .errors import StorageError
 
 WRITE_OPTION = "hpsearch_write"
@@ -51,9 +55,21 @@ def normalize_url(url_or_path: str) -> str:
     return "sqlite:///" + url_or_path
 
 
+def parse_url(url: str) -> Any:
+    """SQLAlchemy's reading of ``url``; StorageUrlError (exit 2, password masked) when it has none."""
+    from .errors import StorageUrlError
+
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError) as e:  # ValueError: a port that is not a number
+        # SQLAlchemy's message may quote the whole URL, password included.
+        reason = mask_credentials(str(e), url)
+        raise StorageUrlError(f"invalid storage URL {mask_url(url)!r}: {reason}") from e
+
+
 def sqlite_path(url: str) -> Path | None:
     """The database file of an SQLite URL, or None for other backends and in-memory databases."""
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite":
         return None
     database = parsed.database or ""
@@ -69,22 +85,18 @@ def sqlite_path(url: str) -> Path | None:
 
 def display_name(url: str) -> str:
     """What messages call the database: the file for SQLite, the URL without password otherwise."""
-    path = sqlite_path(url)
+    try:
+        path = sqlite_path(url)
+    except StorageError:
+        path = None
     if path is not None:
         return str(path)
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    return mask_url(url)
 
 
 def safe_url(url: str) -> str:
     """The URL as it may be printed, logged or stored: a password becomes ``***``."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return url
-    return parsed.render_as_string(hide_password=True) if parsed.password else url
+    return mask_url(url)
 
 
 #: SQLite files this process already checked. Closing any descriptor of a file drops every POSIX lock
@@ -127,22 +139,51 @@ def check_sqlite_file(url: str, *, create: bool) -> None:
     _CHECKED_FILES.add(key)
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine with the SQLite settings above; other backends get pre-ping only."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError as e:
-        raise StorageError(f"invalid storage URL {url!r}: {e}") from e
+#: The extra that installs each backend's default driver, for the "driver missing" sentence.
+_EXTRAS = {"postgresql": "postgres"}
+
+
+def make_engine(url: str, *, journal: bool = True) -> Engine:
+    """Create an engine with the SQLite settings above; other backends get pre-ping only.
+
+    With ``journal=False`` (read-only commands) an SQLite file's journal mode is never changed; with
+    ``journal=True`` a file that already holds hpsearch's tables is switched to WAL on connect, and
+    :func:`use_wal` switches a file just before hpsearch creates its tables in it. Either way another
+    application's database keeps its journal mode unless hpsearch is told to write into it.
+
+    ``postgresql://`` uses psycopg (version 3), SQLAlchemy 2.1's default and what the ``postgres``
+    extra installs; a missing driver is one sentence naming what to install.
+    """
+    from .errors import StorageUrlError
+
+    parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite":
         try:
             return create_engine(url, pool_pre_ping=True)
-        except (ImportError, ArgumentError) as e:  # e.g. psycopg2 not installed
-            raise StorageError(f"cannot use storage {display_name(url)}: {e}") from e
+        except ImportError as e:
+            raise StorageUrlError(_missing_driver(parsed, url, e)) from e
+        except ArgumentError as e:  # an unknown dialect, or an option the driver refuses
+            reason = mask_credentials(str(e), url)
+            raise StorageUrlError(f"cannot use storage {display_name(url)}: {reason}") from e
 
     engine = create_engine(url, connect_args={"timeout": sqlite_busy_timeout_s()})
-    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "connect", _sqlite_on_connect if journal else _sqlite_on_connect_reading)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def _missing_driver(parsed: Any, url: str, error: ImportError) -> str:
+    backend = parsed.get_backend_name()
+    module = getattr(error, "name", None) or parsed.get_driver_name()
+    extra = _EXTRAS.get(backend)
+    if extra and parsed.drivername == backend:
+        fix = f"install it with `pip install 'hpsearch[{extra}]'`"
+    elif extra:
+        fix = (f"install {module}, or use {backend}:// with the driver `pip install 'hpsearch[{extra}]'` "
+               "installs")
+    else:
+        fix = f"install {module}"
+    return f"cannot use storage {display_name(url)}: its driver {module} is not installed; {fix}"
 
 
 def sync_sqlite_at_checkpoints(engine: Engine) -> None:
@@ -167,25 +208,71 @@ def _sqlite_synchronous_normal(dbapi_connection: Any, connection_record: Any) ->
         cursor.close()
 
 
-def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+#: hpsearch's own tables: a file holding one of them is ours, and may be switched to WAL on connect.
+_OUR_TABLES = ("hp_alembic_version", "hp_studies")
+
+
+def _sqlite_settings(cursor: Any) -> None:
+    # Per-connection settings only: none of them changes the file.
+    cursor.execute(f"PRAGMA busy_timeout={int(sqlite_busy_timeout_s() * 1000)}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(_SYNCHRONOUS)
+
+
+def _sqlite_on_connect_reading(dbapi_connection: Any, connection_record: Any) -> None:
     # pysqlite's own implicit BEGIN is deferred and skipped before DDL; we emit BEGIN ourselves.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout={int(sqlite_busy_timeout_s() * 1000)}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(_SYNCHRONOUS)
-        mode = cursor.execute("PRAGMA journal_mode").fetchone()
-        if not mode or str(mode[0]).lower() != "wal":
-            try:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            except Exception as e:
-                # A read-only database still answers queries without WAL; its writes fail later
-                # with a clear "cannot write" instead of the read failing here.
-                if "readonly" not in str(e) and "read-only" not in str(e):
-                    raise
+        _sqlite_settings(cursor)
     finally:
         cursor.close()
+
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    # As above: BEGIN comes from _sqlite_on_begin, not from pysqlite.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        _sqlite_settings(cursor)
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()
+        if not mode or str(mode[0]).lower() != "wal":
+            marks = ", ".join("?" * len(_OUR_TABLES))
+            ours = cursor.execute(
+                f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN ({marks})", _OUR_TABLES
+            ).fetchone()
+            # Someone else's database keeps its journal mode: ensure_schema switches it only when it is
+            # about to create our tables there (a command that writes, by design).
+            if ours:
+                _switch_to_wal(cursor)
+    finally:
+        cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    except Exception as e:
+        # A read-only database still answers queries without WAL; its writes fail later
+        # with a clear "cannot write" instead of the read failing here.
+        if "readonly" not in str(e) and "read-only" not in str(e):
+            raise
+
+
+def use_wal(engine: Engine) -> None:
+    """Switch an SQLite database to WAL (readers never block the writer) before hpsearch writes its tables.
+
+    Outside any transaction: SQLite refuses to change the journal mode inside one.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        cursor = raw.cursor()
+        try:
+            _switch_to_wal(cursor)
+        finally:
+            cursor.close()
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
@@ -233,7 +320,8 @@ def translate_error(error: DBAPIError, url: str, *, writing: bool) -> StorageErr
     from .errors import SchemaError
 
     where = display_name(url)
-    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    # A driver's message may quote the connection string (psycopg's "invalid dsn", for one).
+    reason = mask_credentials(str(getattr(error, "orig", None) or error).strip().splitlines()[0], url)
     lowered = reason.lower()
     if "file is not a database" in lowered or "file is encrypted" in lowered:
         return SchemaError(f"{where} is not an SQLite database")

@@ -6,6 +6,7 @@ Every error carries ``exit_code`` (2: the user must change what they typed or th
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 
@@ -17,6 +18,18 @@ class StorageError(Exception):
 
 class DatabaseNotFoundError(StorageError):
     """The SQLite file a command must read does not exist: a wrong path, not a run-time failure."""
+
+    exit_code = 2
+
+
+class StorageUrlError(StorageError):
+    """The storage URL cannot be parsed or names a driver that is not installed: the user must fix it."""
+
+    exit_code = 2
+
+
+class NotOurDatabaseError(StorageError):
+    """A read-only command was pointed at a database hpsearch did not write (another app's, an empty file)."""
 
     exit_code = 2
 
@@ -50,7 +63,8 @@ class StudyExistsError(StorageError):
     def __init__(self, name: str, where: str) -> None:
         self.name = name
         super().__init__(
-            f"study '{name}' already exists in {where}; use `hpsearch resume {name}` or pass --resume"
+            f"study '{name}' already exists in {where}; use `hpsearch resume {shlex.quote(name)}` or pass "
+            "--resume"
         )
 
 

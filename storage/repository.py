@@ -69,18 +69,21 @@ def config_key(identity: Any) -> str:
 def open_storage(url: str, *, create: bool = True) -> Storage:
     """Open (and, for a new or empty database, create) the trial store at ``url``.
 
-    ``url`` is an SQLAlchemy URL or a plain SQLite file path. With ``create=False`` a missing SQLite
-    file is an error instead of a new database (for query commands, where a typo should not create
-    one). A database with only Optuna's tables gets ours added next to them.
+    ``url`` is an SQLAlchemy URL or a plain SQLite file path. A database with only Optuna's tables (or
+    none) gets ours added next to them and is switched to WAL. With ``create=False`` (query commands,
+    and those that continue a study) the database must already be hpsearch's: a missing SQLite file
+    is DatabaseNotFoundError, another application's database or an empty file NotOurDatabaseError,
+    and nothing is created, migrated or switched to WAL, so a typo or a wrong file is left untouched.
 
-    Raises SchemaError for a file that is not SQLite or a schema newer or older than this code's,
-    StorageError when the database cannot be opened or written.
+    Raises StorageUrlError for a URL that cannot be used, SchemaError for a file that is not SQLite or
+    a schema newer or older than this code's, StorageError when the database cannot be opened or
+    written.
     """
     url = normalize_url(url)
     check_sqlite_file(url, create=create)
-    engine = make_engine(url)
+    engine = make_engine(url, journal=create)
     try:
-        ensure_schema(engine, url, upgrade_older=False)
+        ensure_schema(engine, url, upgrade_older=False, create=create)
     except BaseException:
         engine.dispose()
         raise
@@ -98,6 +101,11 @@ class Storage:
         self._engine = engine
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
         self._where = display_name(url)
+
+    @property
+    def where(self) -> str:
+        """What messages call this database: its file for SQLite, else its URL with ``***`` for a password."""
+        return self._where
 
     def __repr__(self) -> str:
         return f"Storage({self._where!r})"
@@ -579,10 +587,13 @@ class Storage:
         peak_memory_mb: float | None = None,
         epochs: Sequence[tuple[int, dict[str, float], int | None]] = (),
         started_at: datetime | None = None,
+        ended_at: datetime | None = None,
     ) -> TrialRecord:
         """Close a RUNNING trial in a final state, with its last ``epochs`` not yet written (one
         transaction); sets ended_at and duration_s (from ``started_at`` when the caller has the trial's
-        record at hand, which saves a read; else from the row).
+        record at hand, which saves a read; else from the row). ``ended_at`` (default: now) is when the
+        trial stopped, where that was earlier: recovery gives an abandoned trial's last heartbeat, so its
+        duration does not count the time until someone noticed.
 
         One conditional UPDATE (``WHERE state = 'RUNNING'``): a trial ends exactly once. A second finish
         (a paused worker reporting after recovery failed its trial) raises TrialNotRunningError and
@@ -604,10 +615,11 @@ class Storage:
                 if started_at is None:
                     raise TrialNotFoundError(f"no trial with id {trial_id} in {self._where}")
             now = utcnow()
+            ended = now if ended_at is None else max(started_at, min(ended_at, now))
             values: dict[str, Any] = dict(
                 state=state.value, value=value, error=error, interrupted=interrupted,
-                peak_memory_mb=peak_memory_mb, ended_at=now, heartbeat_at=now,
-                duration_s=max(0.0, (now - started_at).total_seconds()),
+                peak_memory_mb=peak_memory_mb, ended_at=ended, heartbeat_at=now,
+                duration_s=max(0.0, (ended - started_at).total_seconds()),
             )
             if metrics is not None:
                 values["metrics"] = dict(metrics)

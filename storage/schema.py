@@ -23,10 +23,12 @@ from .connection import (
     display_name,
     make_engine,
     safe_url,
+    sqlite_path,
     translate_error,
+    use_wal,
 )
-from .errors import SchemaError
-from .tables import VERSION_TABLE
+from .errors import NotOurDatabaseError, SchemaError
+from .tables import VERSION_TABLE, StudyRow
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -108,23 +110,30 @@ def _migrate(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
-def ensure_schema(engine: Engine, url: str, *, upgrade_older: bool) -> tuple[str | None, str]:
+def ensure_schema(
+    engine: Engine, url: str, *, upgrade_older: bool, create: bool = True
+) -> tuple[str | None, str]:
     """Bring a database to head if it has none of our tables (or, if asked, an older revision).
 
     Returns (revision found, revision now). Raises SchemaError for a newer or (unless asked) older
     revision. Reads first without the write lock, so opening an up-to-date or read-only database
-    writes nothing.
+    writes nothing. With ``create=False`` (commands that only read or continue a study) a database
+    without our tables is refused with NotOurDatabaseError and left exactly as it was.
     """
     head, known = known_revisions()
     url_shown = url
     try:
         with engine.connect() as connection:
             found = current_revision(connection)
+            if found is None and not create:
+                raise _not_ours(connection, url)
             connection.rollback()
         if found == head:
             return found, head
         if found is not None and (found not in known or not upgrade_older):
             _check_known(found, url_shown)
+        # Only now, about to create or migrate our tables, may the file's journal mode change.
+        use_wal(engine)
         with engine.connect().execution_options(**{WRITE_OPTION: True}) as connection:
             with connection.begin():
                 # Another process may have migrated between our read and our lock.
@@ -136,6 +145,27 @@ def ensure_schema(engine: Engine, url: str, *, upgrade_older: bool) -> tuple[str
         return found, head
     except DBAPIError as e:
         raise translate_error(e, url, writing=False) from e
+
+
+def _not_ours(connection: Connection, url: str) -> NotOurDatabaseError:
+    from sqlalchemy import inspect
+
+    where = display_name(url)
+    tables = inspect(connection).get_table_names()
+    studies = StudyRow.__tablename__
+    path = sqlite_path(url)
+    if path is not None and path.exists() and path.stat().st_size == 0:
+        what = "the file is empty"
+    elif not tables:
+        what = "it has no tables"
+    elif studies not in tables:
+        what = f"no {studies} table"
+    else:  # our tables without their version: not created by `hpsearch run` or `hpsearch db upgrade`
+        what = f"no schema version in {VERSION_TABLE}"
+    kind = "file" if path is not None else "database"
+    return NotOurDatabaseError(
+        f"{where} is not an hpsearch database ({what}); give the {kind} `hpsearch run` wrote"
+    )
 
 
 def upgrade_database(url: str) -> tuple[str | None, str]:

@@ -140,10 +140,14 @@ def test_retried_sklearn_candidate_keeps_its_finished_folds(tmp_path):
 def test_same_study_name_in_two_databases_of_one_folder_keeps_apart(tmp_path):
     """A study is named within its database: study 's' of a.db and study 's' of b.db, side by side, must
     not sweep (or continue from) each other's checkpoints."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
     from search.checkpoints import CHECKPOINT_DIR_SETTING, study_checkpoints, study_work_folder
 
-    a = study_checkpoints(f"sqlite:///{tmp_path / 'a.db'}", "s", {})
-    b = study_checkpoints(f"sqlite:///{tmp_path / 'b.db'}", "s", {})
+    study = SimpleNamespace(name="s", id=1, created_at=datetime(2026, 1, 1, tzinfo=UTC))
+    a = study_checkpoints(f"sqlite:///{tmp_path / 'a.db'}", study, {})
+    b = study_checkpoints(f"sqlite:///{tmp_path / 'b.db'}", study, {})
     assert a.folder != b.folder
     for checkpoints in (a, b):
         checkpoints.folder.mkdir(parents=True)
@@ -158,7 +162,7 @@ def test_same_study_name_in_two_databases_of_one_folder_keeps_apart(tmp_path):
 
     shared = tmp_path / "shared"
     shared.mkdir()
-    given = study_checkpoints(f"sqlite:///{tmp_path / 'a.db'}", "s", {CHECKPOINT_DIR_SETTING: str(shared)})
+    given = study_checkpoints(f"sqlite:///{tmp_path / 'a.db'}", study, {CHECKPOINT_DIR_SETTING: str(shared)})
     assert given.folder == shared / "a.db" / "s"
     given.folder.mkdir(parents=True)
     given.path(3).write_bytes(b"epoch 2")

@@ -144,7 +144,7 @@ def test_bad_input_gets_400_404_409(tmp_path: Path, db_url: str) -> None:
             assert response.status_code == status, response.text
             return response.json()["error"]
 
-        assert "--engine must be one of optuna, keras-tuner, sklearn" in error(
+        assert "engine must be one of optuna, keras-tuner, sklearn" in error(
             api.post("/api/studies", json=launch_body("x", engine="nope")), 400)
         assert "`low` must be < `high`" in error(api.post("/api/studies", json={
             "study": "x", "data": "iris", "space": "params: {n_neurons: {type: int, low: 5, high: 2}}"}), 400)
@@ -160,7 +160,7 @@ def test_bad_input_gets_400_404_409(tmp_path: Path, db_url: str) -> None:
         both = {"space": "a: 1", "preset": "default"}
         assert "either space" in error(api.post("/api/studies", json=both), 400)
         no_trials = launch_body("x", trials=0)
-        assert "--trials must be at least 1" in error(api.post("/api/studies", json=no_trials), 400)
+        assert "trials must be at least 1" in error(api.post("/api/studies", json=no_trials), 400)
         assert "limit must be between" in error(api.get("/api/studies/iris-optuna/trials?limit=0"), 400)
         assert "--state must be one of" in error(api.get("/api/studies/iris-optuna/trials?state=done"), 400)
 

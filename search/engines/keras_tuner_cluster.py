@@ -22,7 +22,6 @@ as they do without a cluster.
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 from typing import Any
 
@@ -30,6 +29,7 @@ from search.engines.keras_tuner_engine import MAX_IDLE, TrialPlan, _Search, _Sto
 from search.errors import SearchFailedError
 from search.runner import Attempt, TrialOutcome
 from search.training import FitResult, NonFiniteLossError, objective_value
+from search.work_files import write_durably
 
 
 class ClusterSearch(_Search):
@@ -150,8 +150,5 @@ def _shipped(dataset: Any) -> Any:
 
 
 def _write_atomically(path: Any, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name("partial-" + path.name)
-    with open(partial, "wb") as file:
-        file.write(data)
-    os.replace(partial, path)  # a kill leaves the old file or the new one, never half of one
+    # Flushed and moved into place (search.work_files): a kill or power cut leaves the old or the new file.
+    write_durably(path, lambda file: file.write(data))

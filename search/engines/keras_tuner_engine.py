@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -40,12 +39,23 @@ from pathlib import Path
 from typing import Any
 
 from search.backends import check_backend, describe_backend, study_backend
-from search.checkpoints import remove_empty_folders, study_work_folder
 from search.engines.base import Engine, RunContext
 from search.errors import SearchFailedError, UsageError
 from search.recorder import current_worker
 from search.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
 from search.training import describe_error
+from search.work_files import (
+    STUDY_FILE,
+    claim_work_folder,
+    matching_weights,
+    remove_empty_folders,
+    set_aside,
+    stamp_work_folder,
+    study_stamp,
+    study_work_folder,
+    unusable_weights,
+    write_durably,
+)
 from spaces import DEFAULTS, SearchSpace, resolve_config
 from storage import TrialRecord, TrialState
 
@@ -284,6 +294,9 @@ class _Search:
         self.objective = ctx.study.objective
         self.direction = ctx.study.direction
         self.folder: Path | None = hyperband_folder(ctx) if self.algorithm == "hyperband" else None
+        #: Whose the weights folder is: a folder of another study (one created again under this name
+        #: after its database was deleted) or of other data is set aside, never continued.
+        self.stamp = {"study": study_stamp(ctx.study), "data": ctx.dataset.fingerprint}
         #: KerasTuner trial id -> number of our latest record of it that ended on its own.
         self.numbers: dict[str, int] = {}
         #: KerasTuner trial id -> number of the interrupted trial its next run retries.
@@ -441,7 +454,9 @@ class _Search:
             with tempfile.TemporaryDirectory(prefix="hpsearch-keras-tuner-") as folder:
                 yield Path(folder)
             return
+        claim_work_folder(self.folder, self.stamp, "KerasTuner weights folder")
         self.folder.mkdir(parents=True, exist_ok=True)
+        stamp_work_folder(self.folder, self.stamp)
         yield self.folder.parent
 
     def run(self) -> None:
@@ -527,7 +542,7 @@ class _Search:
         for path in self.folder.glob("trial_*"):
             if path.name.removeprefix("trial_") not in needed:
                 shutil.rmtree(path, ignore_errors=True)
-        if not any(self.folder.iterdir()):
+        if all(entry.name == STUDY_FILE for entry in self.folder.iterdir()):  # whose it was: no matter now
             shutil.rmtree(self.folder, ignore_errors=True)
             # Then the database's folder and hpsearch-keras-tuner/, when no other study keeps weights there.
             remove_empty_folders(self.folder.parent, stop_at=self.folder.parents[2])
@@ -565,6 +580,10 @@ class _Search:
         if parent_weights is not None and not parent_weights.exists():
             # The weights folder was removed (or the study moved machines): train this round from scratch.
             parent_id, parent_weights, initial_epoch = None, None, 0
+        elif parent_weights is not None and (why := unusable_weights(parent_weights)) is not None:
+            set_aside(parent_weights, "KerasTuner weights file", why,
+                      "this round trains from its first epoch")
+            parent_id, parent_weights, initial_epoch = None, None, 0
         bracket, round_num = values.get("tuner/bracket"), values.get("tuner/round")
         keep = self.folder is not None and bracket is not None and round_num < bracket
         proposal = Proposal(
@@ -589,7 +608,8 @@ class _Search:
 
         def load_parent(model: Any) -> None:
             if plan.parent_weights is not None:
-                model.set_weights(_load_weights(plan.parent_weights))
+                weights = _load_weights(plan.parent_weights)
+                model.set_weights(matching_weights(weights, model, plan.parent_weights))
 
         def fit(attempt: Attempt) -> TrialOutcome:
             # Epochs are counted within this round, so epochs_run is what this round cost.
@@ -734,23 +754,38 @@ def _best_weights_keeper(objective: str, direction: str, path: Path) -> Any:
         def checkpoint_state(self) -> tuple[dict[str, Any], list[Any]]:
             return {"best": self.best}, list(self.weights or [])
 
+        def check_checkpoint_state(self, state: Any, arrays: list[Any]) -> str | None:
+            """Why a checkpoint's state cannot be this callback's (None: it can); called before any
+            restore, so a foreign or damaged checkpoint is set aside whole."""
+            best = state.get("best") if isinstance(state, dict) else math.nan
+            if best is not None and (not isinstance(best, int | float) or not math.isfinite(best)):
+                return f"holds a malformed best value {best!r} of the round's best weights"
+            wanted = [tuple(array.shape) for array in self.model.get_weights()]
+            if arrays and [tuple(array.shape) for array in arrays] != wanted:
+                return "holds best weights of another shape than this round's model"
+            return None
+
         def restore_checkpoint_state(self, state: Mapping[str, Any], arrays: list[Any]) -> None:
             self.best, self.weights = state["best"], (arrays or None)
 
         def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
             if self.weights is None:
                 return
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name("partial-" + path.name)
-            with open(partial, "wb") as file:
-                numpy.savez(file, *self.weights)
-            os.replace(partial, path)  # a kill leaves the old file or the new one, never half of one
+            weights = self.weights
+            # Flushed and moved into place: a kill or power cut leaves the old file or the new one.
+            write_durably(path, lambda file: numpy.savez(file, *weights))
 
     return BestWeights()
 
 
-def _load_weights(path: Path) -> list[Any]:
+def _load_weights(path: Any) -> list[Any]:
+    """The arrays of a ``best-weights.npz`` (a path or an open binary file), in ``get_weights`` order.
+
+    Raises whatever NumPy raises for a damaged file (see ``search.work_files.unusable_weights``); never
+    unpickles.
+    """
     import numpy
 
-    with numpy.load(path) as arrays:
+    with numpy.load(path, allow_pickle=False) as arrays:
         return [arrays[f"arr_{index}"] for index in range(len(arrays.files))]
+

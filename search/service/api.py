@@ -16,9 +16,11 @@ import json
 import math
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -27,7 +29,8 @@ from starlette.routing import Route
 from search.compare import UnknownStudyError, compare_studies
 from search.errors import NoResultError, UsageError
 from search.queries import best_trials, json_safe, list_trials, model_dict, study_dict, trial_dict
-from search.service.launcher import RESUME_FIELDS, RUN_FIELDS, Launcher, StudyBusyError
+from search.service.launch_fields import LAUNCH_FIELDS, RESUME_FIELDS
+from search.service.launcher import Launcher, StudyBusyError
 from storage import (
     ModelRecord,
     Storage,
@@ -45,6 +48,13 @@ CACHE_TTL_S = 2.0
 #: Most trials one page of ``/trials`` returns.
 MAX_PAGE = 1000
 MAX_TOP = 100
+#: Largest trial number or model id a URL may name: the store's integer columns end there, and a larger
+#: number (10**21) would overflow the query instead of finding nothing.
+MAX_ID = 2**31 - 1
+
+
+class RequestTooLargeError(UsageError):
+    """A request body over ``search.limits.REQUEST_BYTES``: answered 413 before it is read whole."""
 
 
 class ModelNotFoundError(UsageError):
@@ -93,6 +103,8 @@ def status_of(error: BaseException) -> int:
         return 404
     if isinstance(error, (StudyExistsError, StudyBusyError)):
         return 409
+    if isinstance(error, RequestTooLargeError):
+        return 413
     code = getattr(error, "exit_code", None)
     if code == 2:
         return 400
@@ -113,6 +125,27 @@ def _json(body: bytes, status: int = 200) -> Response:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+def study_name(request: Request) -> str:
+    """The study named in the path, decoded: a study made by the CLI may be named ``a/b`` (``a%2Fb`` in
+    the URL; see ``search.service.app._StudyPath``, which keeps that segment encoded for routing)."""
+    name = unquote(request.path_params["name"])
+    _refuse_control(name, "the study name")
+    return name
+
+
+def _refuse_control(text: str, what: str) -> None:
+    # A NUL byte cannot reach PostgreSQL at all (the driver refuses the query): a 400, not a 500.
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in text):
+        raise UsageError(f"{what} must not hold control characters, but got {text[:60]!r}")
+
+
+def _path_id(request: Request, key: str, what: str) -> int:
+    value = request.path_params[key]
+    if value > MAX_ID:
+        raise TrialNotFoundError(f"{what} must be at most {MAX_ID}, but got {str(value)[:40]}")
+    return value
+
 
 def _int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
     text = request.query_params.get(name)
@@ -236,7 +269,7 @@ def studies(ctx: ApiContext, request: Request) -> Any:
 
 
 def study(ctx: ApiContext, request: Request) -> Any:
-    record = ctx.storage.get_study(request.path_params["name"])
+    record = ctx.storage.get_study(study_name(request))
     data = _summary(ctx, record)
     data.update(settings=record.settings, space=record.space, dataset=record.dataset,
                 versions=record.versions, models=len(ctx.storage.list_models(record.id)))
@@ -244,7 +277,7 @@ def study(ctx: ApiContext, request: Request) -> Any:
 
 
 def trials(ctx: ApiContext, request: Request) -> Any:
-    record = ctx.storage.get_study(request.path_params["name"])
+    record = ctx.storage.get_study(study_name(request))
     limit = _int_param(request, "limit", None, 1, MAX_PAGE)
     offset = _int_param(request, "offset", 0, 0, 10**9) or 0
     states = request.query_params.getlist("state")
@@ -261,8 +294,8 @@ def trials(ctx: ApiContext, request: Request) -> Any:
 
 
 def trial(ctx: ApiContext, request: Request) -> Any:
-    record = ctx.storage.get_study(request.path_params["name"])
-    number = request.path_params["number"]
+    record = ctx.storage.get_study(study_name(request))
+    number = _path_id(request, "number", "a trial number")
     found = ctx.storage.get_trial(record.id, number, with_epochs=True)
     data = trial_dict(found)
     data["objective_curve"] = objective_curve(found, record.objective)
@@ -270,7 +303,7 @@ def trial(ctx: ApiContext, request: Request) -> Any:
 
 
 def best(ctx: ApiContext, request: Request) -> Any:
-    record = ctx.storage.get_study(request.path_params["name"])
+    record = ctx.storage.get_study(study_name(request))
     top = _int_param(request, "top", 1, 1, MAX_TOP) or 1
     ranked = best_trials(ctx.storage, record, top)
     models = list(reversed(ctx.storage.list_models(record.id)))
@@ -290,7 +323,7 @@ def best(ctx: ApiContext, request: Request) -> Any:
 
 
 def history(ctx: ApiContext, request: Request) -> Any:
-    record = ctx.storage.get_study(request.path_params["name"])
+    record = ctx.storage.get_study(study_name(request))
     return study_history(record, ctx.storage.list_trials(record.id), _folds(record))
 
 
@@ -304,6 +337,8 @@ def _folds(record: StudyRecord) -> int:
 
 def compare(ctx: ApiContext, request: Request) -> Any:
     names = request.query_params.getlist("study")
+    for name in names:
+        _refuse_control(name, "study")
     if not names:
         raise UsageError("compare needs at least one study: /api/compare?study=A&study=B")
     rows = compare_studies(ctx.storage, names)
@@ -329,13 +364,13 @@ def compare(ctx: ApiContext, request: Request) -> Any:
 
 
 def models(ctx: ApiContext, request: Request) -> Any:
-    record = ctx.storage.get_study(request.path_params["name"])
+    record = ctx.storage.get_study(study_name(request))
     return [_model_view(model) for model in reversed(ctx.storage.list_models(record.id))]
 
 
 def model(ctx: ApiContext, request: Request) -> Any:
-    record = ctx.storage.get_study(request.path_params["name"])
-    found = _model(ctx.storage, record, request.path_params["model_id"])
+    record = ctx.storage.get_study(study_name(request))
+    found = _model(ctx.storage, record, _path_id(request, "model_id", "a model id"))
     view = _model_view(found)
     _, card_path = _model_files(found)
     view["card"] = None
@@ -350,8 +385,8 @@ def model(ctx: ApiContext, request: Request) -> Any:
 
 
 def model_file(ctx: ApiContext, request: Request) -> Response:
-    record = ctx.storage.get_study(request.path_params["name"])
-    found = _model(ctx.storage, record, request.path_params["model_id"])
+    record = ctx.storage.get_study(study_name(request))
+    found = _model(ctx.storage, record, _path_id(request, "model_id", "a model id"))
     model_path, card_path = _model_files(found)
     which = request.path_params["file"]
     path = model_path if which == "model.keras" else card_path
@@ -370,8 +405,8 @@ def presets(ctx: ApiContext, request: Request) -> Any:
 
     return {"presets": list_presets(), "datasets": list(BUILTIN_DATASETS),
             "data_files": ctx.launcher.data_files(), "engines": list(available_engines()),
-            "run_fields": ["study", "space", "preset", "data", *RUN_FIELDS],
-            "resume_fields": list(RESUME_FIELDS)}
+            "run_fields": [spec.name for spec in LAUNCH_FIELDS],
+            "resume_fields": [spec.name for spec in RESUME_FIELDS]}
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -379,16 +414,45 @@ async def _body(request: Request) -> dict[str, Any]:
         # Browsers send JSON across origins only after a CORS preflight this server never approves: a
         # page on another site cannot launch studies here through a visitor's browser.
         raise UsageError("the request body must be JSON, sent with Content-Type: application/json")
-    raw = await request.body()
+    raw = await _read_limited(request)
     if not raw:
         return {}
     try:
         body = json.loads(raw)
-    except ValueError:
-        raise UsageError("the request body is not valid JSON") from None
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
+        raise UsageError("the request body is not valid JSON (or nests too deeply)") from None
     if not isinstance(body, dict):
         raise UsageError("the request body must be a JSON object")
     return body
+
+
+async def _read_limited(request: Request) -> bytes:
+    """The body, refused (413) when over the limit: by its Content-Length before reading, and by the
+    bytes counted while reading, for a chunked body that announces no length (or a false one)."""
+    from search.limits import REQUEST_BYTES
+
+    limit = REQUEST_BYTES.value()
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise UsageError(f"Content-Length must be a number of bytes, but got {declared[:40]!r}")
+        if int(declared) > limit:
+            raise _too_large(int(declared), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit, counted=True)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int, *, counted: bool = False) -> RequestTooLargeError:
+    from search.limits import REQUEST_BYTES
+
+    return RequestTooLargeError(f"the request body has {'at least ' if counted else ''}{size} bytes, over "
+                                f"the limit of {limit}; set {REQUEST_BYTES.variable} on the server to "
+                                "raise it")
 
 
 # -- routing --------------------------------------------------------------------------------------
@@ -431,10 +495,10 @@ def routes(ctx: ApiContext) -> list[Route]:
     def stop(body: dict[str, Any], request: Request) -> Any:
         if body:
             raise UsageError(f"stop takes no fields, but got {', '.join(map(repr, body))}")
-        return ctx.launcher.stop(request.path_params["name"])
+        return ctx.launcher.stop(study_name(request))
 
     def resume(body: dict[str, Any], request: Request) -> Any:
-        return ctx.launcher.resume(request.path_params["name"], body)
+        return ctx.launcher.resume(study_name(request), body)
 
     def openapi(ctx: ApiContext, request: Request) -> Any:
         from search.service.openapi import openapi_document

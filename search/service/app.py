@@ -22,6 +22,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import shlex
 import shutil
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from search.errors import UsageError
 
@@ -70,6 +71,10 @@ class ServeOptions:
                 f"--host {self.host} is reachable from other machines, so it needs a token: pass --token "
                 f"or set {TOKEN_ENV} (or serve on 127.0.0.1 and reach it through an SSH tunnel)"
             )
+        from search.limits import REQUEST_BYTES, TRIALS, WORKERS
+
+        for limit in (REQUEST_BYTES, TRIALS, WORKERS):
+            limit.value()  # a malformed HPSEARCH_MAX_* is refused now, not on every request
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
             raise UsageError(f"--data-dir {os.fspath(self.data_dir)!r} is not a directory")
 
@@ -84,24 +89,48 @@ def is_loopback(host: str) -> bool:
 
 
 def password_mask(url: str) -> Callable[[str], str]:
-    """A function that replaces the storage URL's password (raw or URL-quoted) by ``***`` in text."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    """A function that replaces by ``***`` the storage URL's password, in any spelling, and the password
+    of any other ``scheme://user:password@`` URL, in a text: :func:`storage.credentials.masker`."""
+    from storage.credentials import masker
 
-    try:
-        password = make_url(url).password
-    except ArgumentError:
-        password = None
-    if not password:
-        return lambda text: text
-    secrets = sorted({password, quote(password, safe=""), quote(password)}, key=len, reverse=True)
+    return masker(url)
 
-    def mask(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, "***")
-        return text
 
-    return mask
+class _StudyPath:
+    """ASGI middleware: a study name in the path (``/api/studies/NAME/...``, ``/studies/NAME/...``) is
+    routed by its still-encoded segment, so a study the CLI named ``a/b`` is reached as ``a%2Fb``.
+
+    Uvicorn decodes ``%2F`` to ``/`` before routing, which would split the name in two; the raw path
+    keeps it. The name's segment is re-encoded in one canonical form and the handlers decode it once
+    (``search.service.api.study_name``).
+    """
+
+    PREFIXES = (("api", "studies"), ("studies",))
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            path = _route_path(scope)
+            if path is not None:
+                scope = {**scope, "path": path}
+        await self.app(scope, receive, send)
+
+
+def _route_path(scope: dict[str, Any]) -> str | None:
+    raw = scope.get("raw_path")
+    if raw:
+        segments = raw.decode("utf-8", "replace").split("?", 1)[0].split("/")
+    else:  # a server that gives no raw path: the decoded one, where a "/" in a name is already lost
+        segments = [quote(segment, safe="") for segment in scope["path"].split("/")]
+    decoded = [unquote(segment) for segment in segments]
+    for prefix in _StudyPath.PREFIXES:
+        at = 1 + len(prefix)
+        if tuple(decoded[1:at]) == prefix and len(segments) > at and segments[at]:
+            # The name stays encoded (one canonical way); every other segment is decoded as usual.
+            return "/".join([*decoded[:at], quote(decoded[at], safe=""), *decoded[at + 1:]])
+    return None
 
 
 class _Gate:
@@ -233,8 +262,8 @@ def create_app(options: ServeOptions) -> ASGIApp:
 
             stopped = await run_in_threadpool(launcher.shutdown)
             for name in stopped:
-                print(f"stopped study '{name}' (interrupted; resume it with `hpsearch resume {name}`)",
-                      file=sys.stderr)
+                print(f"stopped study '{name}' (interrupted; resume it with "
+                      f"`hpsearch resume {shlex.quote(name)}`)", file=sys.stderr)
             storage.close()
             shutil.rmtree(launcher.workdir, ignore_errors=True)
 
@@ -250,7 +279,7 @@ def create_app(options: ServeOptions) -> ASGIApp:
     app.state.api = ctx
     bound = f"[{options.host.strip('[]')}]" if ":" in options.host else options.host
     allowed = {"localhost", "127.0.0.1", "[::1]", bound} if is_loopback(options.host) else None
-    return _SecurityHeaders(_Gate(app, token=options.token, allowed_hosts=allowed))
+    return _SecurityHeaders(_Gate(_StudyPath(app), token=options.token, allowed_hosts=allowed))
 
 
 class _MaskFilter(logging.Filter):

@@ -6,9 +6,11 @@ meant for the server. The storage URL reaches the child through ``HPSEARCH_STORA
 line, where any local user could read a password. Stopping sends SIGINT, which the CLI treats as Ctrl-C:
 the trial in flight is recorded as FAILED (interrupted) and the study can be resumed.
 
-Input is checked here where the check needs no library (fields, types, engine names, data paths); the
-rest (space, data content) is checked by the child before it creates the study, and its one-sentence
-message comes back as the HTTP error.
+Input is checked here where the check needs no library: every field by its own rule
+(:mod:`search.service.launch_fields`, which also writes the child's argument list so a value never reads
+as an option), and data and preset files confined to ``--data-dir``. The rest (space, data content) is
+checked by the child before it creates the study, and its one-sentence message comes back as the HTTP
+error.
 """
 
 from __future__ import annotations
@@ -27,9 +29,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from search.backends import BACKENDS
-from search.engines.sklearn_engine import TRAINERS
 from search.errors import HpsearchError, UsageError
+from search.service.launch_fields import (
+    STUDY_NAME,
+    LaunchRequest,
+    RequestError,
+    ResumeRequest,
+    resume_arguments,
+    run_arguments,
+)
 from storage import Storage, StudyNotFoundError, StudyRecord, TrialState
 
 #: Seconds a stopped child gets to record its interrupted trial: the supervisor's own grace for its
@@ -39,8 +47,6 @@ STOP_GRACE_S = 40.0
 #: anyway: loading a large CSV may take that long, and the child keeps going either way.
 CREATE_WAIT_S = 120.0
 _POLL_S = 0.1
-#: Names a launch may give a study: they appear in URLs and file names.
-STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 #: A RUNNING trial on another machine whose heartbeat is older than this is not taken as a live run.
 _REMOTE_STALE = timedelta(minutes=5)
 
@@ -55,45 +61,6 @@ class LaunchFailedError(HpsearchError):
     """The child process failed at run time before the study started (for example, storage errors)."""
 
     exit_code = 1
-
-
-@dataclass(frozen=True)
-class _Field:
-    flag: str
-    kind: type | tuple[type, ...]
-    choices: tuple[str, ...] = ()
-
-
-#: Launch fields, the ``hpsearch run`` option each becomes, and the JSON type it must have.
-RUN_FIELDS: dict[str, _Field] = {
-    "engine": _Field("--engine", str),
-    "algorithm": _Field("--algorithm", str),
-    "pruner": _Field("--pruner", str),
-    "pack": _Field("--pack", int),
-    "target": _Field("--target", str),
-    "task": _Field("--task", str, ("auto", "binary", "multiclass", "regression")),
-    "trials": _Field("--trials", int),
-    "timeout": _Field("--timeout", (int, float)),
-    "seed": _Field("--seed", int),
-    "class_weight": _Field("--class-weight", str, ("balanced",)),
-    "sample_weight": _Field("--sample-weight", str),
-    "cv": _Field("--cv", int),
-    "jobs": _Field("--jobs", int),
-    "trainer": _Field("--trainer", str, TRAINERS),
-    "backend": _Field("--backend", str, BACKENDS),
-    "max_epochs": _Field("--max-epochs", int),
-    "factor": _Field("--factor", int),
-    "max_failures": _Field("--max-failures", int),
-    "workers": _Field("--workers", int),
-    "recycle_after": _Field("--recycle-after", int),
-    "max_worker_memory": _Field("--max-worker-memory", (int, float)),
-    # "A,B": studies whose completed trials seed the new one (see search.warm_start).
-    "warm_start": _Field("--warm-start", str),
-}
-#: Fields of a launch that are not passed as a plain option.
-_LAUNCH_ONLY = ("study", "space", "preset", "data")
-#: What a resume accepts (a new budget and how to run it; the rest is the study's own).
-RESUME_FIELDS = ("trials", "timeout", "workers", "recycle_after", "max_worker_memory")
 
 
 @dataclass
@@ -190,26 +157,31 @@ class Launcher:
 
     # -- launch -----------------------------------------------------------------------------------
 
-    def launch(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """Start a new study as ``hpsearch run``; returns once the child created it (or refused)."""
-        _refuse_unknown(request, (*_LAUNCH_ONLY, *RUN_FIELDS))
-        engine_name = _text(request, "engine") or "optuna"
+    def launch(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Start a new study as ``hpsearch run``; returns once the child created it (or refused).
+
+        Every field is checked (:class:`~search.service.launch_fields.LaunchRequest`) and reaches the child
+        as a value, never as an option.
+        """
+        request = LaunchRequest.parse(body)
         from search.engines.base import get_engine
 
-        engine = get_engine(engine_name)  # the CLI's message for an unknown engine
-        name = _text(request, "study")
+        engine = get_engine(request.engine or "optuna")
+        if request.algorithm is not None and request.algorithm not in engine.algorithms:
+            raise RequestError(f"algorithm must be one of {', '.join(engine.algorithms)} for engine "
+                               f"'{engine.name}', but got {request.algorithm!r}")
+        name = request.study
         if name is None:
             from search.study import _default_study_name
 
-            algorithm = engine.resolve_algorithm(_text(request, "algorithm"))
-            name = _default_study_name(_text(request, "data") or "digits", engine.name, algorithm)
-        if not STUDY_NAME.match(name):
-            raise UsageError(f"study must be 1-128 letters, digits, '.', '_' or '-' starting with a letter "
-                             f"or digit, but got {name!r}")
+            algorithm = engine.resolve_algorithm(request.algorithm)
+            name = _default_study_name(_data_label(request.data or "digits"), engine.name, algorithm)
+        if not STUDY_NAME.fullmatch(name):
+            raise RequestError(f"study must be 1-128 letters, digits, '.', '_' or '-' starting with a "
+                               f"letter or digit, but got {name!r}")
+        data = self.resolve_data(request.data or "digits")
         space = self._space_argument(request, name)
-        data = self.resolve_data(_text(request, "data") or "digits")
-        args = ["run", space, "--study", name, "--data", data, "--quiet"]
-        args += _options(request, RUN_FIELDS)
+        args = run_arguments(request, study=name, space=space, data=data)
         with self._reserve(name):
             if self._study_exists(name):
                 from storage import StudyExistsError
@@ -220,11 +192,12 @@ class Launcher:
             self._wait_until(launch, lambda: self._study_exists(name), CREATE_WAIT_S)
         return self._launched(launch)
 
-    def resume(self, name: str, request: Mapping[str, Any]) -> dict[str, Any]:
+    def resume(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Continue a stopped study as ``hpsearch resume``; returns once the child started resuming."""
-        _refuse_unknown(request, RESUME_FIELDS)
+        request = ResumeRequest.parse(body)
         study = self.storage.get_study(name)  # 404 for an unknown study
-        args = ["resume", name, "--quiet", *_options(request, {k: RUN_FIELDS[k] for k in RESUME_FIELDS})]
+        # A study made by the CLI may have any name; after "--" even one starting with "-" is a value.
+        args = resume_arguments(request, study.name)
         with self._reserve(name):
             self._refuse_external(study, "resume")
             launch = self._spawn(name, "resume", args)
@@ -275,26 +248,65 @@ class Launcher:
     # -- inputs -----------------------------------------------------------------------------------
 
     def resolve_data(self, data: str) -> str:
-        """A bundled dataset name, or the absolute path of a file confined to ``--data-dir``."""
-        from search.data import BUILTIN_DATASETS
+        """A bundled dataset name, or the absolute path of a file confined to ``--data-dir``.
 
-        if data in BUILTIN_DATASETS:
+        Raises:
+            RequestError: neither; the message never says whether a path outside ``--data-dir`` exists.
+        """
+        from search.data import BUILTIN_DATASETS, BUNDLED_CSVS
+
+        bundled_names = (*BUILTIN_DATASETS, *BUNDLED_CSVS)
+        if data in bundled_names:
             return data
-        bundled = ", ".join(BUILTIN_DATASETS)
+        bundled = ", ".join(bundled_names)
         if self.data_dir is None:
-            raise UsageError(f"data must be a bundled dataset ({bundled}); files are accepted only from "
-                             f"the server's --data-dir, which it was not given (got {data!r})")
-        relative = Path(data)
-        if relative.is_absolute():
-            raise UsageError(f"data must be a bundled dataset ({bundled}) or a path relative to the "
-                             f"server's --data-dir, but got the absolute path {data!r}")
-        path = (self.data_dir / relative).resolve()
-        if not path.is_relative_to(self.data_dir):
-            raise UsageError(f"data {data!r} is outside the server's --data-dir; give a path inside it")
+            raise RequestError(f"data must be a bundled dataset ({bundled}); files are accepted only from "
+                               f"the server's --data-dir, which it was not given (got {data!r})")
+        if Path(data).is_absolute():
+            raise RequestError(f"data must be a bundled dataset ({bundled}) or a path relative to the "
+                               f"server's --data-dir, but got the absolute path {data!r}")
+        path = self._confined(data)
+        if path is None:
+            raise RequestError(f"data {data!r} is outside the server's --data-dir; give a path relative to "
+                               "it, inside it")
         if not path.is_file():
-            raise UsageError(f"data {data!r} is neither a bundled dataset ({bundled}) nor a file under "
-                             "the server's --data-dir")
+            raise RequestError(f"data {data!r} is neither a bundled dataset ({bundled}) nor a file under "
+                               "the server's --data-dir")
         return str(path)
+
+    def resolve_preset(self, preset: str) -> str:
+        """A bundled preset's name, or the absolute path of a space file confined to ``--data-dir``.
+
+        Raises:
+            RequestError: neither; a file's content is never quoted, and a path outside ``--data-dir``
+                gets the same answer whether or not it exists.
+        """
+        from spaces import list_presets
+
+        presets = list_presets()
+        if preset in presets:
+            return preset
+        refusal = RequestError(
+            f"preset {preset!r} is not a bundled preset ({', '.join(presets)})"
+            + (" nor a .yaml, .yml or .json file under the server's --data-dir" if self.data_dir else
+               "; space files are accepted only from the server's --data-dir, which it was not given"))
+        if self.data_dir is None:
+            raise refusal
+        path = self._confined(preset)
+        if path is None or path.suffix.lower() not in (".yaml", ".yml", ".json") or not path.is_file():
+            raise refusal
+        return str(path)
+
+    def _confined(self, relative: str) -> Path | None:
+        """``--data-dir``/``relative`` resolved (symbolic links included), or None when it leaves it."""
+        assert self.data_dir is not None
+        if Path(relative).is_absolute():
+            return None
+        try:
+            path = (self.data_dir / relative).resolve()
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, a name too long: not a usable file
+            return None
+        return path if path.is_relative_to(self.data_dir) else None
 
     def data_files(self) -> list[str]:
         """Files a launch may name as data: .csv and .npz under ``--data-dir``, relative to it."""
@@ -308,18 +320,14 @@ class Launcher:
                     files.append(str(path.relative_to(self.data_dir)))
         return files
 
-    def _space_argument(self, request: Mapping[str, Any], name: str) -> str:
-        text, preset = _text(request, "space"), _text(request, "preset")
-        if text is not None and preset is not None:
-            raise UsageError("give either space (YAML or JSON text) or preset (a bundled preset's name), "
-                             "not both")
-        if text is None:
-            return preset or "default"
+    def _space_argument(self, request: LaunchRequest, name: str) -> str:
+        if request.space is None:
+            return self.resolve_preset(request.preset or "default")
         spaces = self.workdir / "spaces"
         spaces.mkdir(parents=True, exist_ok=True)
         # YAML is a superset of JSON, so one suffix reads both.
-        path = spaces / f"{name}.yaml"
-        path.write_text(text, encoding="utf-8")
+        path = spaces / f"{_file_name(name)}.yaml"
+        path.write_text(request.space, encoding="utf-8")
         return str(path)
 
     # -- processes --------------------------------------------------------------------------------
@@ -327,7 +335,7 @@ class Launcher:
     def _spawn(self, name: str, action: str, args: list[str]) -> Launch:
         logs = self.workdir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        log_path = logs / f"{name}-{action}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        log_path = logs / f"{_file_name(name)}-{action}-{time.strftime('%Y%m%d-%H%M%S')}.log"
         env = {**os.environ, "HPSEARCH_STORAGE": self.storage.url, "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": _pythonpath()}
         env.pop("HPSEARCH_TOKEN", None)  # the child serves nothing; it has no use for the token
@@ -413,36 +421,20 @@ class Launcher:
         return Launcher._Reservation(self, name)
 
 
-def _refuse_unknown(request: Mapping[str, Any], accepted: tuple[str, ...]) -> None:
-    unknown = [key for key in request if key not in accepted]
-    if unknown:
-        raise UsageError(f"unknown field {unknown[0]!r}; accepted fields: {', '.join(accepted)}")
+def _file_name(name: str) -> str:
+    """A study name as one safe file name: a CLI-made study may be named ``../x`` or ``a/b``."""
+    import hashlib
+
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:80].lstrip(".") or "study"
+    if slug == name:
+        return slug
+    return f"{slug}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
 
 
-def _text(request: Mapping[str, Any], key: str) -> str | None:
-    value = request.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise UsageError(f"{key} must be a non-empty string, but got {value!r}")
-    return value
-
-
-def _options(request: Mapping[str, Any], fields: Mapping[str, _Field]) -> list[str]:
-    """``--flag value`` pairs for the fields given, after checking their JSON types."""
-    args: list[str] = []
-    for key, spec in fields.items():
-        value = request.get(key)
-        if value is None:
-            continue
-        # bool is an int to Python, never to a user who wrote `true`.
-        if isinstance(value, bool) or not isinstance(value, spec.kind):
-            wanted = "an integer" if spec.kind is int else "a string" if spec.kind is str else "a number"
-            raise UsageError(f"{key} must be {wanted}, but got {value!r}")
-        if spec.choices and value not in spec.choices:
-            raise UsageError(f"{key} must be one of {', '.join(spec.choices)}, but got {value!r}")
-        args += [spec.flag, str(value)]
-    return args
+def _data_label(data: str) -> str:
+    """The data part of a default study name: a file's stem, so the name keeps to the pattern."""
+    stem = Path(data).stem
+    return re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip("._-") or "data"
 
 
 def _pythonpath() -> str:

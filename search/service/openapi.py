@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from search.service.launcher import RESUME_FIELDS, RUN_FIELDS
+from search.service.launch_fields import LAUNCH_FIELDS, RESUME_FIELDS, Field
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -22,11 +22,14 @@ def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any
 
 
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
-         "description": "study name"}
-_MODEL = {"name": "model_id", "in": "path", "required": True, "schema": {"type": "integer"},
+         "description": "study name, percent-encoded (a study the CLI named `a/b` is `a%2Fb`)"}
+#: Trial numbers and model ids end where the store's integer columns do; a larger one is no such trial.
+_ID = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
+_MODEL = {"name": "model_id", "in": "path", "required": True, "schema": _ID,
           "description": "id of a retrained model (from /models)"}
 _UNKNOWN = _error("no such study (the message lists the existing ones)")
 _BAD = _error("bad input: the CLI's one-sentence message")
+_TOO_LARGE = _error("the request body is over HPSEARCH_MAX_REQUEST_BYTES (default 1 MiB)")
 
 
 def _query(name: str, schema: dict[str, Any], description: str, *, many: bool = False) -> dict[str, Any]:
@@ -36,31 +39,46 @@ def _query(name: str, schema: dict[str, Any], description: str, *, many: bool = 
             **({"style": "form", "explode": True} if many else {})}
 
 
-def _field_schema(kind: Any) -> dict[str, Any]:
-    if kind is int:
-        return {"type": "integer"}
-    if kind is str:
-        return {"type": "string"}
-    return {"type": "number"}
+#: Characters no text field may hold: the Unicode control characters (C0, DEL, C1).
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+#: A text value: no control character, and starting with neither a space nor "-", so it can never read
+#: as an option.
+_VALUE = rf"^[^{_CONTROL}\s-][^{_CONTROL}]*$"
+#: The space's YAML text: lines and tabs allowed, other control characters not, something visible.
+_LINE = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_TEXT = rf"^[^{_LINE}]*[^\s{_CONTROL}][^{_LINE}]*$"
+
+
+def field_schema(spec: Field) -> dict[str, Any]:
+    """The JSON Schema of one launch field: the very rule :meth:`Field.check` enforces."""
+    schema: dict[str, Any] = {"type": spec.kind}
+    if spec.kind == "string":
+        choices = spec.allowed()
+        if choices:
+            schema["enum"] = list(choices)
+        elif spec.name == "space":
+            schema["pattern"] = _TEXT
+        else:
+            schema.update(pattern=f"^{spec.pattern}$" if spec.pattern else _VALUE, minLength=1,
+                          maxLength=spec.max_length)
+    else:
+        if spec.low is not None:
+            schema["exclusiveMinimum" if spec.low_exclusive else "minimum"] = _whole(spec.low)
+        upper = spec.upper()
+        if upper is not None:
+            schema["maximum"] = _whole(upper)
+    flag = f" (`{spec.flag}`)" if spec.flag else ""
+    return {**schema, "description": spec.description + flag}
+
+
+def _whole(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
 
 
 def openapi_document() -> dict[str, Any]:
-    run_properties: dict[str, Any] = {
-        "study": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
-                  "description": "study name (default: DATA-ENGINE-ALGORITHM-TIME, as `hpsearch run`)"},
-        "space": {"type": "string", "description": "the search space as YAML or JSON text"},
-        "preset": {"type": "string", "description": "a bundled space preset (default: 'default')"},
-        "data": {"type": "string", "description": "a bundled dataset, or a .csv/.npz path relative to the "
-                 "server's --data-dir (default: digits)"},
-    }
-    for key, spec in RUN_FIELDS.items():
-        schema = _field_schema(spec.kind)
-        if spec.choices:
-            schema["enum"] = list(spec.choices)
-        run_properties[key] = {**schema, "description": f"as `hpsearch run {spec.flag}`"}
-    resume_properties = {key: {**_field_schema(RUN_FIELDS[key].kind),
-                               "description": f"as `hpsearch resume {RUN_FIELDS[key].flag}`"}
-                         for key in RESUME_FIELDS}
+    """The document, with the limits in force now (an environment variable may have raised them)."""
+    run_properties = {spec.name: field_schema(spec) for spec in LAUNCH_FIELDS}
+    resume_properties = {spec.name: field_schema(spec) for spec in RESUME_FIELDS}
     states = {"type": "string", "enum": ["complete", "pruned", "failed", "running"]}
     return {
         "openapi": "3.1.0",
@@ -96,7 +114,7 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": {"required": True, "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/Launch"}}}},
                     "responses": {"202": _ok("the study was created and runs"), "400": _BAD,
-                                  "409": _error("the study exists or is being launched"),
+                                  "409": _error("the study exists or is being launched"), "413": _TOO_LARGE,
                                   "500": _error("the launch failed at run time")},
                 },
             },
@@ -119,8 +137,7 @@ def openapi_document() -> dict[str, Any]:
                               "404": _UNKNOWN}}},
             "/api/studies/{name}/trials/{number}": {"get": {
                 "summary": "one trial with its per-epoch curves",
-                "parameters": [_NAME, {"name": "number", "in": "path", "required": True,
-                                       "schema": {"type": "integer"}}],
+                "parameters": [_NAME, {"name": "number", "in": "path", "required": True, "schema": _ID}],
                 "responses": {"200": _ok("trial"), "404": _error("no such study or trial")}}},
             "/api/studies/{name}/best": {"get": {
                 "summary": "the best K trials and retrained models (as `hpsearch best --json`)",
@@ -156,7 +173,7 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [_NAME],
                 "requestBody": {"required": False, "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/Resume"}}}},
-                "responses": {"202": _ok("resuming"), "400": _BAD, "404": _UNKNOWN,
+                "responses": {"202": _ok("resuming"), "400": _BAD, "404": _UNKNOWN, "413": _TOO_LARGE,
                               "409": _error("the study is running")}}},
             "/api/compare": {"get": {
                 "summary": "studies side by side, any engines (as `hpsearch compare --json`), with their "
