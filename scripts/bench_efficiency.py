@@ -144,7 +144,7 @@ def hpsearch(args: Sequence[str]) -> int:
     """``hpsearch ARGS`` in a fresh Python process importing this checkout's code; its exit code."""
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path}
-    return subprocess.run([sys.executable, "-m", "search.cli", *args], env=env, check=False).returncode
+    return subprocess.run([sys.executable, "-m", "hpsearch.cli", *args], env=env, check=False).returncode
 
 
 def run_study(out: Path, dataset: str, algorithm: Algorithm, seed: int, trials: int, epochs: int,
@@ -201,7 +201,7 @@ def spend_epoch_budget(out: Path, storage, dataset: str, algorithm: Algorithm, s
 def points(storage, name: str, budget: int | None = None) -> list[Point]:
     """The study's ended trials as points, or [] when the study was not run; with a ``budget``, only the
     trials that ended within that many epochs."""
-    from storage import StudyNotFoundError, TrialState
+    from hpsearch.storage import StudyNotFoundError, TrialState
 
     try:
         study = storage.get_study(name)
@@ -382,7 +382,7 @@ def main() -> None:
         algorithms = [a for a in algorithms if a.label not in GRID_ALGORITHMS]
     args.out.mkdir(parents=True, exist_ok=True)
 
-    from storage import StudyNotFoundError, open_storage
+    from hpsearch.storage import StudyNotFoundError, open_storage
 
     for dataset in datasets:
         space = args.out / f"space-{dataset}.yaml"

@@ -36,8 +36,8 @@ fixed: {n_hidden: 1, epochs: 1, batch_size: 64}
 
 def _store_cost(url: str, study: str, trials: int, offset: int) -> float:
     """Seconds the store spends on ``trials`` claim + 1 epoch + finish cycles, through the recorder."""
-    from search.recorder import TrialRecorder
-    from storage import open_storage
+    from hpsearch.storage import open_storage
+    from hpsearch.training.recorder import TrialRecorder
 
     storage = open_storage(url)
     record = storage.get_study(study)

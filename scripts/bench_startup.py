@@ -1,7 +1,9 @@
-"""Start-up of a process that trains: importing Keras plain against importing it lean (``search.lean_keras``).
+"""Start-up of a process that trains: importing Keras plain against importing it lean
+(``hpsearch.runtime.lean_keras``).
 
 Each round starts two fresh Python processes one after the other, in alternating order: one imports Keras
-(and with it TensorFlow) as any program would, one installs ``search.lean_keras`` first, as hpsearch's
+(and with it TensorFlow) as any program would, one installs ``hpsearch.runtime.lean_keras`` first, as
+hpsearch's
 workers and fold processes do. Both then train one epoch of a small model on digits, which is what a
 first trial adds to the imports. Prints the medians and the spread of wall and CPU seconds for the
 import and for import plus first fit, and the lean/plain ratios. Reproduce with
@@ -24,7 +26,7 @@ CHILD = r"""
 import json, sys, time
 wall, cpu = time.perf_counter(), time.process_time()
 if sys.argv[1] == "lean":
-    from search import lean_keras
+    from hpsearch.runtime import lean_keras
     lean_keras.install()
 import keras
 imported = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}

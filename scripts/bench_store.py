@@ -22,9 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from search.cli import main as cli_main  # noqa: E402
-from search.recorder import TrialRecorder  # noqa: E402
-from storage import open_storage  # noqa: E402
+from hpsearch.cli import main as cli_main  # noqa: E402
+from hpsearch.storage import open_storage  # noqa: E402
+from hpsearch.training.recorder import TrialRecorder  # noqa: E402
+
 from tests.store_fill import fill_study  # noqa: E402
 
 LOGS = {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.75}

@@ -12,10 +12,11 @@ Workload 1, the default space on digits (10 epochs, ``--trials`` configurations,
 - ``hpsearch run --engine keras-tuner --algorithm random`` and plain KerasTuner ``RandomSearch`` (same
   declared space and oracle seed, so the same configurations; KerasTuner's own files);
 - the same with ``--recycle-after 5`` (a worker replaced every 5 trials; see warm workers in
-  ``search/supervisor.py``);
+  ``search/executors/supervisor.py``);
 - ``hpsearch`` with ``--workers 2``, and with ``--workers 2`` plus Optuna's TPE and median pruner;
 - ``hpsearch`` with ``--pack 8`` (configurations sharing a batch size train together, see
-  ``search/packing.py``), with one worker and with two: the same configurations, whose values must equal
+  ``search/training/packing.py``), with one worker and with two: the same configurations, whose values must
+  equal
   those trained alone; and TPE with the median pruner, ``--pack 8`` and ``--workers 2`` (all hpsearch does
   together; its best value is printed next to the plain loop's best).
 
@@ -23,7 +24,7 @@ Workload 2, the absenteeism grid's shape (``spaces/presets/absenteeism-grid.yaml
 folds) on breast_cancer with ``--grid-epochs`` epochs (default 2): the first ``--grid-candidates``
 candidates (default all 768) through ``hpsearch run --engine sklearn --cv 3 --jobs 2`` (SciKeras' fit, the
 default ``--trainer scikeras``, whose scores must equal GridSearchCV's), the same with ``--trainer hpsearch``
-(the direct fit, ``search/engines/sklearn_direct.py``: scores within noise) and through
+(the direct fit, ``search/engines/sklearn/direct.py``: scores within noise) and through
 ``GridSearchCV(n_jobs=2)`` over the same SciKeras estimator, candidates and folds. The estimator's model is
 the builder's, compiled with the cheap metrics (accuracy) as a user compiles it; hpsearch adds, per
 epoch, the validation curves of the others, its compiled-model reuse and its records.
@@ -70,9 +71,9 @@ PLAIN_LOOP = r"""
 import json, sys, time
 t0 = time.perf_counter()
 points = json.load(sys.stdin)
-from search.data import load_dataset
-from search.training import seed_everything, task_info
-from spaces import build_model, load_space, resolve_config
+from hpsearch.data import load_dataset
+from hpsearch.training.fit import seed_everything, task_info
+from hpsearch.spaces import build_model, load_space, resolve_config
 import keras
 space = load_space(sys.argv[1])
 dataset = load_dataset(sys.argv[2], seed=0)
@@ -97,10 +98,10 @@ PLAIN_KERAS_TUNER = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import keras, keras_tuner
-from search.data import load_dataset
-from search.training import task_info
-from spaces import build_model, load_space, resolve_config
-from spaces.compile_keras_tuner import declare_hyperparameters, point_from_hyperparameters
+from hpsearch.data import load_dataset
+from hpsearch.training.fit import task_info
+from hpsearch.spaces import build_model, load_space, resolve_config
+from hpsearch.spaces.compile_keras_tuner import declare_hyperparameters, point_from_hyperparameters
 space = load_space(sys.argv[1])
 dataset = load_dataset(sys.argv[2], seed=0)
 trials, directory = int(sys.argv[3]), sys.argv[4]
@@ -135,12 +136,12 @@ import json, sys, time
 t0 = time.perf_counter()
 points = json.load(sys.stdin)
 from sklearn.model_selection import GridSearchCV
-from search.data import load_dataset
-from search.engines.sklearn_engine import cv_rows
-from search.scoring import scoring_for
-from search.engines.sklearn_estimators import make_estimator
-from spaces import load_space, resolve_config
-from spaces.compile_sklearn import WRAPPER_PARAMS
+from hpsearch.data import load_dataset
+from hpsearch.engines.sklearn.engine import cv_rows
+from hpsearch.training.scoring import scoring_for
+from hpsearch.engines.sklearn.estimators import make_estimator
+from hpsearch.spaces import load_space, resolve_config
+from hpsearch.spaces.compile_sklearn import WRAPPER_PARAMS
 space = load_space(sys.argv[1])
 dataset = load_dataset(sys.argv[2], seed=0)
 folds, jobs = int(sys.argv[3]), int(sys.argv[4])
@@ -159,9 +160,9 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "first_s": None,
 PROBE = r"""
 import json, sys, time
 import keras
-from search.data import load_dataset
-from search.training import fit_config, seed_everything, task_info
-from spaces import build_model, load_space, resolve_config
+from hpsearch.data import load_dataset
+from hpsearch.training.fit import fit_config, seed_everything, task_info
+from hpsearch.spaces import build_model, load_space, resolve_config
 space = load_space(sys.argv[1])
 dataset = load_dataset(sys.argv[2], seed=0)
 task = task_info(dataset)

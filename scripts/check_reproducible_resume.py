@@ -36,7 +36,7 @@ fixed: {{n_hidden: 1, epochs: {epochs}, batch_size: 16, optimizer: adam}}
 
 
 def _hpsearch(*args: str) -> list[str]:
-    return [sys.executable, "-m", "search.cli", *args]
+    return [sys.executable, "-m", "hpsearch.cli", *args]
 
 
 def _rows(db: Path, sql: str) -> list[tuple]:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from search import interrupts
+from hpsearch import interrupts
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 EXIT_INTERRUPTED = 130
@@ -73,7 +73,7 @@ def _add_halving(parser: argparse.ArgumentParser, *, check_only: bool = False) -
 
 
 def _isolation(args: argparse.Namespace) -> Any:
-    from search.study import DEFAULT_MAX_WORKER_MEMORY_MB, DEFAULT_RECYCLE_AFTER, Isolation
+    from hpsearch.study import DEFAULT_MAX_WORKER_MEMORY_MB, DEFAULT_RECYCLE_AFTER, Isolation
 
     return Isolation(
         workers=args.workers,
@@ -86,7 +86,7 @@ def _isolation(args: argparse.Namespace) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from search.engines.base import available_engines
+    from hpsearch.engines.base import available_engines
 
     parser = argparse.ArgumentParser(
         prog="hpsearch",
@@ -332,7 +332,7 @@ def _version() -> str:
 
 
 def _print_json(data: Any, out: TextIO) -> None:
-    from search.queries import json_safe
+    from hpsearch.results.queries import json_safe
 
     json.dump(json_safe(data), out, indent=2, allow_nan=False)
     out.write("\n")
@@ -340,11 +340,11 @@ def _print_json(data: Any, out: TextIO) -> None:
 
 # -- commands ---------------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    from search.engines.base import ENGINE_OPTIONS
-    from search.study import RunOptions, run_study
+    from hpsearch.engines.base import ENGINE_OPTIONS
+    from hpsearch.study import RunOptions, run_study
 
     if args.dask is None and os.environ.get("HPSEARCH_DASK"):
-        from search.engines.base import get_engine
+        from hpsearch.engines.base import get_engine
 
         # The environment's cluster serves the engines that send work to one; others ignore it.
         if "dask" in get_engine(args.engine).options:
@@ -365,7 +365,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:
-    from search.study import resume_study
+    from hpsearch.study import resume_study
 
     given = {
         key: value
@@ -387,20 +387,20 @@ def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
-    from search.study import join_study
+    from hpsearch.study import join_study
 
     join_study(args.study, args.storage, isolation=_isolation(args), progress=not args.quiet, out=out)
     return 0
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from storage import normalize_url, open_storage
+    from hpsearch.storage import normalize_url, open_storage
 
     return open_storage(normalize_url(args.storage), create=False)
 
 
 def _cmd_studies(args: argparse.Namespace, out: TextIO) -> int:
-    from search.queries import studies_table, study_dict
+    from hpsearch.results.queries import studies_table, study_dict
 
     summaries = _open(args).list_studies()
     if args.json:
@@ -408,14 +408,14 @@ def _cmd_studies(args: argparse.Namespace, out: TextIO) -> int:
     elif summaries:
         print(studies_table(summaries), file=out)
     else:
-        from storage import display_name, normalize_url
+        from hpsearch.storage import display_name, normalize_url
 
         print(f"there are no studies yet in {display_name(normalize_url(args.storage))}", file=out)
     return 0
 
 
 def _cmd_trials(args: argparse.Namespace, out: TextIO) -> int:
-    from search.queries import list_trials, trial_dict, trials_table
+    from hpsearch.results.queries import list_trials, trial_dict, trials_table
 
     storage = _open(args)
     study = storage.get_study(args.study)
@@ -431,7 +431,7 @@ def _cmd_trials(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_best(args: argparse.Namespace, out: TextIO) -> int:
-    from search.queries import best_text, best_trials, model_dict, trial_dict
+    from hpsearch.results.queries import best_text, best_trials, model_dict, trial_dict
 
     storage = _open(args)
     study = storage.get_study(args.study)
@@ -458,7 +458,7 @@ def _cmd_best(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_retrain(args: argparse.Namespace, out: TextIO) -> int:
-    from search.retrain import DEFAULT_LR_FACTOR, DEFAULT_LR_PATIENCE, RetrainOptions, retrain_study
+    from hpsearch.results.retrain import DEFAULT_LR_FACTOR, DEFAULT_LR_PATIENCE, RetrainOptions, retrain_study
 
     asked = args.lr_factor is not None or args.lr_patience is not None
     options = RetrainOptions(
@@ -476,7 +476,7 @@ def _cmd_retrain(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
-    from search.export import predict_file, write_predictions
+    from hpsearch.results.export import predict_file, write_predictions
 
     predictions, _card = predict_file(args.model, args.data)
     if args.out is None:
@@ -488,7 +488,7 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
-    from search.compare import compare_studies, compare_text
+    from hpsearch.results.compare import compare_studies, compare_text
 
     rows = compare_studies(_open(args), args.studies)
     if args.json:
@@ -499,7 +499,7 @@ def _cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
-    from search.plots import plot_study
+    from hpsearch.results.plots import plot_study
 
     storage = _open(args)
     for path in plot_study(storage, storage.get_study(args.study), args.out, top=args.top):
@@ -509,7 +509,7 @@ def _cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     # Imported here: starlette and uvicorn are for this command only, never for `hpsearch --help`.
-    from search.service import ServeOptions, serve
+    from hpsearch.service import ServeOptions, serve
 
     token = args.token if args.token is not None else (os.environ.get("HPSEARCH_TOKEN") or None)
     serve(ServeOptions(storage=args.storage, host=args.host, port=args.port, token=token,
@@ -518,7 +518,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_db(args: argparse.Namespace, out: TextIO) -> int:
-    from storage import display_name, normalize_url, upgrade_database
+    from hpsearch.storage import display_name, normalize_url, upgrade_database
 
     before, after = upgrade_database(normalize_url(args.storage))
     where = display_name(normalize_url(args.storage))  # never the password of a PostgreSQL URL
@@ -543,7 +543,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     err = err or sys.stderr
     # TensorFlow's C++ start-up chatter is noise for users; they can still override it.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from search import lean_keras, quiet_tensorflow
+    from hpsearch.runtime import lean_keras, quiet_tensorflow
 
     quiet_tensorflow.install()  # the lines printed before that variable is read
     lean_keras.install()  # commands that train here start faster
@@ -571,7 +571,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as error:  # noqa: BLE001 - every error ends as one sentence and an exit code
-        from storage.credentials import mask_credentials
+        from hpsearch.storage.credentials import mask_credentials
 
         # Whatever raised it, a storage password never reaches the terminal (or a CI log).
         storage_url = getattr(args, "storage", None) or ""

@@ -5,7 +5,8 @@ Python raises KeyboardInterrupt wherever the main thread happens to be when the 
 is inside a finalizer (a ``__del__`` method or a weakref callback, which TensorFlow runs many of while it
 trains), the interpreter reports the exception as "Exception ignored in ..." and drops it: the trial would
 train on to its end instead of being recorded as interrupted. The handler here also remembers the
-request, and the epoch callbacks (search.training, search.retrain) raise it again at the next epoch's end.
+request, and the epoch callbacks (hpsearch.training.fit, hpsearch.results.retrain) raise it again at the next
+epoch's end.
 While the handler is installed, the interpreter's report of such a dropped interrupt (a traceback ending
 in KeyboardInterrupt) is not printed either: the interrupt is not lost, and the command ends with its own
 one-line message.

@@ -4,7 +4,7 @@ Each limit has a documented default and an environment variable that raises (or 
 limit is checked, so a server or a batch job sets it once for every command it starts. A value over a limit
 is refused before anything is created, with one sentence that names the limit and how to raise it.
 
-The bounds on a space file (its size, YAML aliases, grid size) live in ``spaces.limits``, below this
+The bounds on a space file (its size, YAML aliases, grid size) live in ``hpsearch.spaces.limits``, below this
 layer; ``GRID_CANDIDATES`` is re-exported here so every limit has one import.
 
 =========================  ===============================  ================================
@@ -28,12 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from search.errors import UsageError
-from spaces.limits import GRID_CANDIDATES, SPACE_FILE_BYTES, YAML_ALIASES
-from spaces.limits import Limit as _SpaceLimit
+from hpsearch.errors import UsageError
+from hpsearch.spaces.limits import GRID_CANDIDATES, SPACE_FILE_BYTES, YAML_ALIASES
+from hpsearch.spaces.limits import Limit as _SpaceLimit
 
 if TYPE_CHECKING:
-    from spaces import SearchSpace
+    from hpsearch.spaces import SearchSpace
 
 __all__ = ["GRID_CANDIDATES", "REQUEST_BYTES", "SEED_MAX", "SPACE_FILE_BYTES", "TRIALS", "WORKERS",
            "YAML_ALIASES", "Limit", "check_seed", "listing_problem"]
@@ -99,7 +99,7 @@ def listing_problem(space: SearchSpace, settings: Mapping[str, Any], engine: str
     Returns:
         None, or one sentence naming the space, the count, the limit and its variable.
     """
-    from spaces import SpaceError
+    from hpsearch.spaces import SpaceError
 
     if settings.get("algorithm") in _GRID_ALGORITHMS:
         try:

@@ -11,7 +11,7 @@ import math
 import sys
 from typing import Any
 
-from storage import TrialRecord, TrialState
+from hpsearch.storage import TrialRecord, TrialState
 
 
 class ProgressBar:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import socket
 from datetime import UTC, datetime, timedelta
 
-from search.runner import stale_after_s
-from storage import Storage, StudyRecord, TrialNotRunningError, TrialRecord, TrialState
+from hpsearch.storage import Storage, StudyRecord, TrialNotRunningError, TrialRecord, TrialState
+from hpsearch.training.runner import stale_after_s
 
 
 def worker_is_alive(trial: TrialRecord) -> bool | None:

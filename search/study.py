@@ -18,25 +18,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from search.backends import study_backend, use_backend_here
-from search.checkpoints import CHECKPOINT_DIR_SETTING, study_checkpoints
-from search.engines.base import ENGINE_OPTIONS, Budget, BudgetTracker, Engine, RunContext, get_engine
-from search.errors import StorageTroubleError, StudyMismatchError, UsageError
-from search.limits import TRIALS, WORKERS, check_seed, listing_problem
-from search.names import check_study_name
-from search.recorder import TrialRecorder, current_worker
-from search.recovery import fail_abandoned_trials, trials_to_retry
-from search.reproducibility import ENVIRONMENT_SETTING, changes_since, numerical_environment
-from search.runner import DEFAULT_STALE_AFTER_S
-from search.warm_start import (
-    WARM_START_SETTING,
-    WarmStartPlan,
-    check_resumed_sources,
-    parse_sources,
-    plan_warm_start,
-)
-from spaces import SearchSpace, check_objective, load_space, space_from_dict
-from storage import (
+from hpsearch.engines.base import ENGINE_OPTIONS, Budget, BudgetTracker, Engine, RunContext, get_engine
+from hpsearch.errors import StorageTroubleError, StudyMismatchError, UsageError
+from hpsearch.limits import TRIALS, WORKERS, check_seed, listing_problem
+from hpsearch.names import check_study_name
+from hpsearch.recovery import fail_abandoned_trials, trials_to_retry
+from hpsearch.runtime.backends import study_backend, use_backend_here
+from hpsearch.spaces import SearchSpace, check_objective, load_space, space_from_dict
+from hpsearch.storage import (
     Storage,
     StudyExistsError,
     StudyRecord,
@@ -46,10 +35,21 @@ from storage import (
     open_storage,
     safe_url,
 )
+from hpsearch.training.checkpoints import CHECKPOINT_DIR_SETTING, study_checkpoints
+from hpsearch.training.recorder import TrialRecorder, current_worker
+from hpsearch.training.reproducibility import ENVIRONMENT_SETTING, changes_since, numerical_environment
+from hpsearch.training.runner import DEFAULT_STALE_AFTER_S
+from hpsearch.warm_start import (
+    WARM_START_SETTING,
+    WarmStartPlan,
+    check_resumed_sources,
+    parse_sources,
+    plan_warm_start,
+)
 
 if TYPE_CHECKING:
-    from search.data import Dataset
-    from search.supervisor import EarlyWorkers
+    from hpsearch.data import Dataset
+    from hpsearch.executors.supervisor import EarlyWorkers
 
 DEFAULT_SPACE = "default"
 DEFAULT_DATA = "digits"
@@ -109,11 +109,11 @@ class RunOptions:
     sample_weight: str | None = None  # a CSV column of per-row weights
     max_failures: int | None = None  # None: 5
     stale_after_s: float | None = None  # None: DEFAULT_STALE_AFTER_S
-    checkpoint_dir: str | None = None  # None: next to the SQLite file (search.checkpoints)
+    checkpoint_dir: str | None = None  # None: next to the SQLite file (hpsearch.training.checkpoints)
     resume: bool = False
     dry_run: bool = False
     progress: bool = True
-    #: Studies whose completed trials seed this new one (``--warm-start A,B``); see search.warm_start.
+    #: Studies whose completed trials seed this new one (``--warm-start A,B``); see hpsearch.warm_start.
     warm_start: list[str] = field(default_factory=list)
     isolation: Isolation = field(default_factory=lambda: Isolation())
     extra: dict[str, Any] = field(default_factory=dict)
@@ -164,7 +164,7 @@ def _load_data(
     source: str, target: str | None, task: str, seed: int, class_weight: str | None,
     sample_weight: str | None = None,
 ) -> Dataset:
-    from search.data import load_dataset
+    from hpsearch.data import load_dataset
 
     return load_dataset(source, target=target, task=task, seed=seed, class_weight=class_weight,
                         sample_weight=sample_weight)
@@ -224,7 +224,7 @@ def _budget(trials: int | None, timeout_s: float | None, max_failures: int,
 
 
 def space_summary(space: SearchSpace) -> str:
-    from spaces import SpaceError
+    from hpsearch.spaces import SpaceError
 
     try:
         grid = f"{space.grid_size()} grid candidates"
@@ -546,7 +546,7 @@ def _resume(
 def _early_workers(isolation: Isolation, name: str, url: str, settings: dict[str, Any], *,
                    start: bool = True) -> EarlyWorkers:
     """The run's first workers, started now so their imports overlap its set-up (none in-process)."""
-    from search.supervisor import EarlyWorkers, WorkerLaunch
+    from hpsearch.executors.supervisor import EarlyWorkers, WorkerLaunch
 
     if isolation.in_process or not start:
         return EarlyWorkers(None)
@@ -571,7 +571,7 @@ def _launch(
     engine.prepare(_context(storage, study, space, dataset, budget, []))
     if isolation.in_process:
         return _execute(storage, study, space, dataset, engine, budget, retries, progress, out)
-    from search.supervisor import Supervisor
+    from hpsearch.executors.supervisor import Supervisor
 
     supervisor = Supervisor(
         storage, study, engine, budget, workers=isolation.workers, recycle_after=isolation.recycle_after,
@@ -644,7 +644,7 @@ def _execute(
     progress: bool,
     out: TextIO,
 ) -> StudyRecord:
-    from search.progress import ProgressBar
+    from hpsearch.progress import ProgressBar
 
     ctx = _context(storage, study, space, dataset, budget, retries)
     bar = ProgressBar(
@@ -670,7 +670,7 @@ def _execute(
 
 def _touch(storage: Storage, study: StudyRecord) -> None:
     """Mark the study as updated; best effort, so a failing database does not hide why the run ended."""
-    from storage import StorageError
+    from hpsearch.storage import StorageError
 
     try:
         storage.touch_study(study.id)
@@ -680,8 +680,8 @@ def _touch(storage: Storage, study: StudyRecord) -> None:
 
 def _fail_own_running_trials(storage: Storage, study: StudyRecord) -> None:
     """Safety net: a trial this process started must not stay RUNNING once the run is over."""
-    from search.recovery import interrupt_trial
-    from storage import StorageError
+    from hpsearch.recovery import interrupt_trial
+    from hpsearch.storage import StorageError
 
     me = current_worker()
     try:
@@ -724,7 +724,7 @@ def _print_summary(
 
 
 def _find_study(storage: Storage, name: str) -> StudyRecord | None:
-    from storage import StudyNotFoundError
+    from hpsearch.storage import StudyNotFoundError
 
     try:
         return storage.get_study(name)

@@ -27,13 +27,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from search.errors import UsageError
-from spaces import SearchSpace, SpaceError, resolve_config, space_from_dict
-from spaces.params import CategoricalParam, FloatParam, IntParam
-from storage import Storage, StudyNotFoundError, StudyRecord, TrialCopy, TrialRecord, TrialState, config_key
+from hpsearch.errors import UsageError
+from hpsearch.spaces import SearchSpace, SpaceError, resolve_config, space_from_dict
+from hpsearch.spaces.params import CategoricalParam, FloatParam, IntParam
+from hpsearch.storage import (
+    Storage,
+    StudyNotFoundError,
+    StudyRecord,
+    TrialCopy,
+    TrialRecord,
+    TrialState,
+    config_key,
+)
 
 if TYPE_CHECKING:
-    from search.engines.base import Engine
+    from hpsearch.engines.base import Engine
 
 #: Study settings key listing the studies a study was warm-started from.
 WARM_START_SETTING = "warm_start"
@@ -202,7 +210,7 @@ def _fold_rule(engine: Engine, settings: Mapping[str, Any], source: StudyRecord)
     """Why no trial of ``source`` stands for a candidate of an sklearn study (None: they may)."""
     if engine.name != "sklearn":
         return None
-    from search.engines.sklearn_engine import cv_folds, fold_trainer
+    from hpsearch.engines.sklearn.engine import cv_folds, fold_trainer
 
     folds = cv_folds(settings)
     if source.engine != "sklearn":

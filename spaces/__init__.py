@@ -4,16 +4,17 @@ Importing this package and loading a space import neither TensorFlow nor any eng
 KerasTuner, Optuna and scikit-learn are imported inside the functions that need them, so commands
 that only read spaces stay fast.
 
-The engine compilers live in submodules (``spaces.compile_sklearn``, ``spaces.compile_keras_tuner``,
-``spaces.compile_optuna``) and are imported by the engine that needs them.
+The engine compilers live in submodules (``hpsearch.spaces.compile_sklearn``,
+``hpsearch.spaces.compile_keras_tuner``,
+``hpsearch.spaces.compile_optuna``) and are imported by the engine that needs them.
 """
 
-from spaces.builder import TaskInfo, build_model, target_statistics
-from spaces.errors import SpaceError
-from spaces.hyperparameters import DEFAULTS
-from spaces.objectives import check_objective, direction_of, objective_names
-from spaces.params import CategoricalParam, FloatParam, IntParam, Param
-from spaces.space import SearchSpace, list_presets, load_space, resolve_config, space_from_dict
+from hpsearch.spaces.builder import TaskInfo, build_model, target_statistics
+from hpsearch.spaces.errors import SpaceError
+from hpsearch.spaces.hyperparameters import DEFAULTS
+from hpsearch.spaces.objectives import check_objective, direction_of, objective_names
+from hpsearch.spaces.params import CategoricalParam, FloatParam, IntParam, Param
+from hpsearch.spaces.space import SearchSpace, list_presets, load_space, resolve_config, space_from_dict
 
 __all__ = [
     "DEFAULTS",

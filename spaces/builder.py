@@ -12,10 +12,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from spaces.errors import SpaceError
-from spaces.hyperparameters import DEFAULTS, KNOBS, check_value, parse_value
-from spaces.limits import quoted
-from spaces.objectives import TASK_KINDS
+from hpsearch.spaces.errors import SpaceError
+from hpsearch.spaces.hyperparameters import DEFAULTS, KNOBS, check_value, parse_value
+from hpsearch.spaces.limits import quoted
+from hpsearch.spaces.objectives import TASK_KINDS
 
 if TYPE_CHECKING:
     import keras
@@ -61,7 +61,7 @@ def target_statistics(y: Any) -> tuple[float, float]:
     """Mean and (population) standard deviation of regression targets, as :class:`TaskInfo` takes them.
 
     A constant (or empty) target has no scale to learn: its standard deviation is taken as 1, as
-    :class:`search.data.Preprocessor` does for constant feature columns.
+    :class:`hpsearch.data.Preprocessor` does for constant feature columns.
     """
     import numpy as np
 
@@ -126,8 +126,7 @@ def _output(
 ) -> tuple[Any, str, list[Any], float]:
     """The output tensor on top of ``x``, with the task's loss, metrics and loss weight."""
     import keras
-
-    from spaces.metrics import task_metrics
+    from hpsearch.spaces.metrics import task_metrics
 
     metrics = task_metrics(task.kind, task.n_classes, metric_names)
     if task.kind == "binary":
@@ -156,7 +155,7 @@ def build_model(
     ``config`` is normally ``resolve_config(space, point)``; keys it leaves out take ``DEFAULTS``, and a
     key the builder does not know is a :class:`SpaceError` rather than a silently ignored setting.
     ``batch_size``, ``epochs`` and ``lr_schedule`` are checked here but act in the fit (the schedule
-    through :func:`spaces.schedules.LearningRateCallback`).
+    through :func:`hpsearch.spaces.schedules.LearningRateCallback`).
     """
     import keras
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from spaces.errors import SpaceError
-from spaces.params import CategoricalParam, FloatParam, IntParam
-from spaces.space import SearchSpace
+from hpsearch.spaces.errors import SpaceError
+from hpsearch.spaces.params import CategoricalParam, FloatParam, IntParam
+from hpsearch.spaces.space import SearchSpace
 
 if TYPE_CHECKING:
     import keras_tuner

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from spaces.params import CategoricalParam, FloatParam, IntParam
-from spaces.space import SearchSpace
+from hpsearch.spaces.params import CategoricalParam, FloatParam, IntParam
+from hpsearch.spaces.space import SearchSpace
 
 if TYPE_CHECKING:
     import optuna

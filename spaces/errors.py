@@ -15,7 +15,7 @@ class SpaceError(ValueError):
     out (``with_source``); ``str(error)`` assembles the sentence.
     """
 
-    # Bad input, not a run-time failure: the CLI maps this to exit status 2 like search.errors.UsageError.
+    # Bad input, not a run-time failure: the CLI maps this to exit status 2 like hpsearch.errors.UsageError.
     exit_code = 2
 
     def __init__(self, detail: str, *, param: str | None = None, source: str | None = None,
@@ -33,7 +33,7 @@ class SpaceError(ValueError):
         if self.param is not None:
             parts.append(f"{self.label} '{str(self.param)[:80]}'")
         parts.append(self.detail)
-        # A safety net under the short quoting of values (spaces.limits.quoted): whatever a message
+        # A safety net under the short quoting of values (hpsearch.spaces.limits.quoted): whatever a message
         # quotes, it stays one line of bounded length.
         message = " ".join(": ".join(parts).splitlines())
         return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 3] + "..."

@@ -26,7 +26,7 @@ nesterov                false               bool: sgd only
 clipping                none                none, clipnorm(1.0), clipvalue(1.0)
 lr_schedule             none                none, step(drop=0.1, every=10), exponential(rate=0.9),
                                             cosine(epochs=20, alpha=0.0): the learning rate per
-                                            epoch, as a factor of learning_rate (spaces.schedules)
+                                            epoch, as a factor of learning_rate (hpsearch.spaces.schedules)
 batch_size              32                  int >= 1
 epochs                  20                  int >= 1
 steps_per_execution     0                   int >= 0; 0 (auto): a search trial runs each epoch's
@@ -47,9 +47,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from spaces.errors import SpaceError
-from spaces.limits import quoted
-from spaces.specs import (
+from hpsearch.spaces.errors import SpaceError
+from hpsearch.spaces.limits import quoted
+from hpsearch.spaces.specs import (
     ACTIVATION_FORMS,
     CLIPPING_FORMS,
     CONSTRAINT_FORMS,
@@ -101,7 +101,7 @@ def _spec_parser(forms: Mapping[str, Any], what: str) -> Callable[[str], Spec]:
 
 
 #: ``steps_per_execution`` meaning "every step of an epoch in one execution", set by the trainer that
-#: knows the epoch's steps (search.training.use_epoch_executions); Keras itself gets 1 from the builder.
+#: knows the epoch's steps (hpsearch.training.fit.use_epoch_executions); Keras itself gets 1 from the builder.
 AUTO_EXECUTION_STEPS = 0
 
 KNOBS: dict[str, Knob] = {

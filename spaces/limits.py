@@ -3,7 +3,7 @@
 A space file is input from anyone (a shell, a request to ``hpsearch serve``): a YAML alias bomb, a
 file of gigabytes or a grid of 10^12 points must be refused with one sentence, not explored. Each
 bound has a documented default and an environment variable that raises (or lowers) it, read when the
-bound is checked. ``search.limits`` holds the bounds of the run-time layer on the same class.
+bound is checked. ``hpsearch.limits`` holds the bounds of the run-time layer on the same class.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from spaces.errors import SpaceError
+from hpsearch.spaces.errors import SpaceError
 
 #: The longest a quoted user value gets in a message: enough to recognise it, never the whole input.
 QUOTED_CHARS = 80
@@ -54,7 +54,7 @@ class Limit:
     what: str
     default: int
     variable: str
-    #: What ``check`` raises: a space's own error here, ``UsageError`` in ``search.limits``.
+    #: What ``check`` raises: a space's own error here, ``UsageError`` in ``hpsearch.limits``.
     error: ClassVar[type[Exception]] = SpaceError
 
     def value(self) -> int:

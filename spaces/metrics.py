@@ -2,7 +2,7 @@
 
 Every metric is given its name explicitly, so the epoch logs say ``val_precision``, ``val_pr_auc``,
 ``val_tp``... whatever Keras would call it by default. What each one means (and the scikit-learn scorer
-standing for it in the sklearn engine) is in :mod:`spaces.objectives`.
+standing for it in the sklearn engine) is in :mod:`hpsearch.spaces.objectives`.
 
 Importing this module imports Keras: the builder imports it inside ``build_model``.
 
@@ -88,12 +88,13 @@ class SparseOneVsRestAUC(keras.metrics.AUC):
 #: Metrics cheap enough to update on every training batch. The others (AUC and PR-AUC over 1000
 #: thresholds, F1, precision, recall and the counts) made a digits trial's training about 1.8x slower,
 #: compile included; a search trial computes them on the validation split only, once per epoch
-#: (search.training.ValidationMetrics).
+#: (hpsearch.training.fit.ValidationMetrics).
 STEP_METRICS = frozenset({"accuracy", "top_k_accuracy", "mae", "mse", "rmse", "r2", "mape"})
 
 
 def task_metrics(kind: str, n_classes: int, names: Collection[str] | None = None) -> list[Any]:
-    """The metrics compiled for a ``kind`` task, named as :func:`spaces.objectives.metric_names` lists;
+    """The metrics compiled for a ``kind`` task, named as :func:`hpsearch.spaces.objectives.metric_names`
+    lists;
     only those in ``names`` when given."""
     every = _task_metrics(kind, n_classes)
     return every if names is None else [metric for metric in every if metric.name in names]

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from spaces.errors import SpaceError
-from spaces.limits import quoted
+from hpsearch.spaces.errors import SpaceError
+from hpsearch.spaces.limits import quoted
 
 if TYPE_CHECKING:
-    from spaces.space import SearchSpace
+    from hpsearch.spaces.space import SearchSpace
 
 TASK_KINDS = ("binary", "multiclass", "regression")
 

@@ -4,7 +4,8 @@ A space file may come from anyone (a shell, a request to ``hpsearch serve``). YA
 text stand for a billion nodes (each level of ``&a [*b, *b, ...]`` multiplies the one below), and
 whatever prints or stores such a value expands it; deep nesting exhausts the recursion of PyYAML's
 composer and of the json module; an integer of thousands of digits makes ``int()`` refuse. Each of these
-is refused here with one sentence naming the file and the limit (``spaces.limits``), before any value is
+is refused here with one sentence naming the file and the limit (``hpsearch.spaces.limits``), before any
+value is
 constructed from the document.
 """
 
@@ -13,8 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from spaces.errors import SpaceError
-from spaces.limits import QUOTED_CHARS, SPACE_DEPTH, SPACE_NODES, YAML_ALIASES, quoted
+from hpsearch.spaces.errors import SpaceError
+from hpsearch.spaces.limits import QUOTED_CHARS, SPACE_DEPTH, SPACE_NODES, YAML_ALIASES, quoted
 
 
 def parse_json(text: str, source: str) -> Any:

@@ -12,7 +12,7 @@ training, so a Hyperband round that continues at epoch 4 gets epoch 4's rate):
 
 Per epoch rather than per step (a ``keras.optimizers.schedules.LearningRateSchedule``): ``every`` counts
 epochs, and the rate used in an epoch is one number that the epoch's logs can carry. The callback from
-:func:`LearningRateCallback` is the one definition every fit path uses (``search.training.fit_config``
+:func:`LearningRateCallback` is the one definition every fit path uses (``hpsearch.training.fit.fit_config``
 for Optuna and KerasTuner, the SciKeras fit of the sklearn engine, and retrain). It writes the rate it
 trained the epoch with into the logs as ``learning_rate``, so the rate lands in every curve.
 """
@@ -23,8 +23,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from spaces.hyperparameters import DEFAULTS, parse_value
-from spaces.specs import Spec
+from hpsearch.spaces.hyperparameters import DEFAULTS, parse_value
+from hpsearch.spaces.specs import Spec
 
 
 def schedule_factor(spec: Spec, epoch: int, epochs: int) -> float:

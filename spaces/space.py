@@ -17,12 +17,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from spaces.errors import SpaceError
-from spaces.hyperparameters import DEFAULTS, KNOBS, Knob, check_value, in_range
-from spaces.limits import SPACE_FILE_BYTES, quoted
-from spaces.objectives import direction_of, objective_problem
-from spaces.params import CategoricalParam, FloatParam, IntParam, Param
-from spaces.safe_load import parse_json, parse_yaml
+from hpsearch.spaces.errors import SpaceError
+from hpsearch.spaces.hyperparameters import DEFAULTS, KNOBS, Knob, check_value, in_range
+from hpsearch.spaces.limits import SPACE_FILE_BYTES, quoted
+from hpsearch.spaces.objectives import direction_of, objective_problem
+from hpsearch.spaces.params import CategoricalParam, FloatParam, IntParam, Param
+from hpsearch.spaces.safe_load import parse_json, parse_yaml
 
 TASKS = ("auto", "binary", "multiclass", "regression")
 TOP_LEVEL_KEYS = ("task", "objective", "params", "fixed")
@@ -237,7 +237,7 @@ def space_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> SearchSp
 
 
 def _presets_dir() -> Any:
-    return resources.files("spaces") / "presets"
+    return resources.files("hpsearch.spaces") / "presets"
 
 
 def _preset_files() -> dict[str, Any]:

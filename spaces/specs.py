@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from spaces.limits import quoted
+from hpsearch.spaces.limits import quoted
 
 #: The longest spec string read; the longest real one (variance_scaling with its three arguments) is
 #: about 70 characters.
@@ -227,7 +227,8 @@ CLIPPING_FORMS = forms(
     Form("clipvalue", "clipvalue(1.0)", (Arg("clipvalue", positive, required=True),)),
 )
 
-# Learning-rate schedules, per epoch (see spaces.schedules): each gives the factor applied to the base
+# Learning-rate schedules, per epoch (see hpsearch.spaces.schedules): each gives the factor applied to the
+# base
 # learning_rate at an epoch. Defaults are stated here so the stored config says what ran.
 # cosine's `epochs` (the epochs it takes to reach its floor) defaults to the config's own `epochs`.
 LR_SCHEDULE_FORMS = forms(

@@ -2,7 +2,7 @@
 
 Every method is one short transaction on its own connection, takes ids and plain values and returns
 frozen records, so it is safe to call from several processes (and threads) on one database. Writes
-use ``BEGIN IMMEDIATE`` on SQLite (see :mod:`storage.connection`); numbers and names are protected by
+use ``BEGIN IMMEDIATE`` on SQLite (see :mod:`hpsearch.storage.connection`); numbers and names are protected by
 unique constraints, so a race ends in a retry or a clear error, never in a duplicate.
 """
 
@@ -43,7 +43,7 @@ from .tables import ModelRow, StudyRow, TrialEpochRow, TrialRow, utcnow
 
 DIRECTIONS = ("minimize", "maximize")
 #: Metric of a trial that continued an interrupted one from its checkpoint: the epochs it restored
-#: instead of training (written by search.runner).
+#: instead of training (written by hpsearch.training.runner).
 EPOCHS_RESTORED_METRIC = "epochs_restored"
 TRIAL_ORDERS = ("number", "value", "duration", "started")
 

@@ -80,7 +80,7 @@ def db_url(tmp_path: Path) -> str:
 @pytest.fixture
 def cli(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch):
     """Run ``hpsearch ARGS`` in this process against the test's own database."""
-    from search.cli import main
+    from hpsearch.cli import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HPSEARCH_STORAGE", db_url)

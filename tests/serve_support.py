@@ -129,7 +129,7 @@ def launch_body(study: str, *, engine: str = "optuna", algorithm: str = "random"
 def populate(db_url: str, models_dir: Path) -> dict[str, int]:
     """Write ``FAKE_STUDIES`` (with curves) and one retrained model of the optuna study; returns the
     model's id."""
-    from storage import TrialState, open_storage
+    from hpsearch.storage import TrialState, open_storage
 
     storage = open_storage(db_url)
     model_id = {}

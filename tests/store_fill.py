@@ -6,7 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from storage import config_key, open_storage
+from hpsearch.storage import config_key, open_storage
 
 
 def fill_study(path: Path, name: str, trials: int, epochs: int = 3) -> None:

@@ -22,8 +22,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hpsearch.storage import open_storage
 
-from storage import open_storage
 from tests.conftest import hpsearch_command, spawn_hpsearch, wait_for
 
 URL_NAME = "c.db"
@@ -38,7 +38,7 @@ def _study(name: str = "s", id: int = 1, created: datetime | None = None) -> Sim
 
 
 def _checkpoints(tmp_path: Path, study: SimpleNamespace | None = None):
-    from search.checkpoints import study_checkpoints
+    from hpsearch.training.checkpoints import study_checkpoints
 
     return study_checkpoints(f"sqlite:///{tmp_path / URL_NAME}", study or _study(), {})
 
@@ -121,8 +121,8 @@ def test_a_checkpoint_of_other_work_in_the_same_study_is_set_aside(tmp_path, cap
 
 
 def test_study_names_that_look_alike_keep_their_own_folders(tmp_path):
-    from search.checkpoints import study_work_folder
-    from search.work_files import folder_name
+    from hpsearch.training.checkpoints import study_work_folder
+    from hpsearch.training.work_files import folder_name
 
     spaced, underscored = _checkpoints(tmp_path, _study("s x")), _checkpoints(tmp_path, _study("s_x", id=2))
     assert spaced.folder != underscored.folder
@@ -210,16 +210,15 @@ def test_a_damaged_or_implausible_checkpoint_is_set_aside_and_the_trial_starts_o
 
 @pytest.fixture(scope="module")
 def digits():
-    from search.data import load_dataset
+    from hpsearch.data import load_dataset
 
     return load_dataset("digits", seed=0)
 
 
 def _fit(dataset, checkpoint, *, stop_after: int | None = None):
     import keras
-
-    from search.training import fit_config
-    from spaces import DEFAULTS
+    from hpsearch.spaces import DEFAULTS
+    from hpsearch.training.fit import fit_config
 
     class Epochs(keras.callbacks.Callback):
         """Counts what the store's recorder would get: replayed epochs and trained ones."""
@@ -245,7 +244,7 @@ def _fit(dataset, checkpoint, *, stop_after: int | None = None):
 
 @pytest.mark.slow
 def test_a_checkpoint_of_another_feature_count_is_ignored_and_the_trial_completes(tmp_path, capsys, digits):
-    from search.checkpoints import EpochCheckpoint
+    from hpsearch.training.checkpoints import EpochCheckpoint
 
     path = tmp_path / "trial-0.npz"
     identity = {"config": "key", "initial_epoch": 0, "epochs": 10}  # no width in it: the arrays must tell
@@ -263,7 +262,7 @@ def test_a_checkpoint_of_another_feature_count_is_ignored_and_the_trial_complete
 
 @pytest.mark.slow
 def test_a_checkpoint_claiming_a_billion_epochs_records_only_the_trials_own(tmp_path, capsys, digits):
-    from search.checkpoints import EpochCheckpoint
+    from hpsearch.training.checkpoints import EpochCheckpoint
 
     path = tmp_path / "trial-0.npz"
     identity = {"config": "key", "initial_epoch": 0, "epochs": 10}
@@ -295,8 +294,8 @@ def test_a_checkpoint_is_fsynced_before_and_after_it_is_moved_into_place(tmp_pat
 
 # -- KerasTuner's Hyperband weights ----------------------------------------------------------------------
 def test_a_keras_tuner_weights_folder_of_another_study_is_set_aside(tmp_path, capsys):
-    from search.checkpoints import study_work_folder
-    from search.work_files import STUDY_FILE, claim_work_folder, stamp_work_folder, study_stamp
+    from hpsearch.training.checkpoints import study_work_folder
+    from hpsearch.training.work_files import STUDY_FILE, claim_work_folder, stamp_work_folder, study_stamp
 
     folder = study_work_folder(f"sqlite:///{tmp_path / 'k.db'}", "hpsearch-keras-tuner", "k")
     old = {"study": study_stamp(_study("k", created=datetime(2026, 3, 1, tzinfo=UTC))), "data": "f"}
@@ -321,8 +320,8 @@ def test_a_keras_tuner_weights_folder_of_another_study_is_set_aside(tmp_path, ca
 
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", b"not weights"])
 def test_a_damaged_keras_tuner_weights_file_is_reported_as_unusable(tmp_path, content):
-    from search.engines.keras_tuner_engine import _load_weights
-    from search.work_files import unusable_weights
+    from hpsearch.engines.keras_tuner.engine import _load_weights
+    from hpsearch.training.work_files import unusable_weights
 
     path = tmp_path / "best-weights.npz"
     path.write_bytes(content)

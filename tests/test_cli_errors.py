@@ -61,7 +61,7 @@ def test_objective_must_fit_the_task(cli, tmp_path):
 
 
 def test_unknown_dataset_and_study(cli, db_url):
-    from storage import open_storage
+    from hpsearch.storage import open_storage
 
     result = cli("run", "--data", "mnist", "--dry-run")
     assert result.code == 2 and "digits" in _one_sentence(result)
@@ -251,4 +251,4 @@ def _live_workers() -> list:
 
     return [child for child in psutil.Process().children(recursive=True)
             if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
-            and "search.worker" in " ".join(child.cmdline())]
+            and "hpsearch.executors.worker" in " ".join(child.cmdline())]

@@ -52,7 +52,7 @@ class Hpsearch:
         self.folder, self.db_url = folder, db_url
 
     def __call__(self, *args: object, db_url: str | None = None) -> CliResult:
-        from search.cli import main
+        from hpsearch.cli import main
 
         out, err = io.StringIO(), io.StringIO()
         previous = Path.cwd()
@@ -103,7 +103,7 @@ def test_an_empty_or_control_character_study_name_is_refused(cli, name):
 
 
 def test_a_new_study_name_longer_than_the_limit_is_refused(cli):
-    from search.names import MAX_STUDY_NAME
+    from hpsearch.names import MAX_STUDY_NAME
 
     line = one_line_error(cli("run", "--study", "x" * (MAX_STUDY_NAME + 1), "--dry-run"))
     assert "--study" in line and f"at most {MAX_STUDY_NAME} characters" in line
@@ -111,8 +111,8 @@ def test_a_new_study_name_longer_than_the_limit_is_refused(cli):
 
 
 def test_file_names_from_study_names_are_bounded_and_distinct():
-    from search.export import safe_directory_name
-    from search.names import MAX_SLUG_BYTES, file_name_for
+    from hpsearch.names import MAX_SLUG_BYTES, file_name_for
+    from hpsearch.results.export import safe_directory_name
 
     assert safe_directory_name("a/b c") == "a_b_c"  # short names map as before: old folders are found
     first, second = file_name_for(LONG_NAME), file_name_for(LONG_NAME[:-1] + "m")
@@ -123,7 +123,7 @@ def test_file_names_from_study_names_are_bounded_and_distinct():
 
 
 def _long_named_study(db_url: str) -> None:
-    from storage import TrialState, open_storage
+    from hpsearch.storage import TrialState, open_storage
 
     storage = open_storage(db_url)
     study = storage.create_study(LONG_NAME, engine="optuna", algorithm="tpe", objective="val_loss",
@@ -147,7 +147,7 @@ def test_a_study_with_a_500_character_name_still_plots(cli, db_url, tmp_path):
 # -- printed commands ---------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_printed_commands_are_shell_quoted_and_keep_the_password_masked(trained):
-    from search.study import resume_command
+    from hpsearch.study import resume_command
 
     _, run = trained
     [shown] = [line for line in run.out.splitlines() if line.startswith("show it with: ")]
@@ -176,8 +176,8 @@ def test_retrain_prints_quoted_commands_and_writes_files_of_the_users_mode(retra
 
 @pytest.mark.slow
 def test_retrain_into_the_same_out_never_overwrites_a_recorded_model(retrained):
-    from search.export import sha256_of
-    from storage import open_storage
+    from hpsearch.results.export import sha256_of
+    from hpsearch.storage import open_storage
 
     hpsearch, out, _ = retrained
     first = (out / "model.keras").read_bytes()
@@ -248,7 +248,7 @@ def test_predict_out_directory_gets_predictions_csv_inside(retrained, cli, tmp_p
 
 
 def test_written_files_respect_the_umask(tmp_path):
-    from search.export import atomic_write
+    from hpsearch.results.export import atomic_write
 
     for mask, expected in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
         target = tmp_path / f"file-{mask:o}.txt"
@@ -303,8 +303,8 @@ def test_a_repeated_state_filter_lists_each_trial_once(cli, db_url):
 
 
 def test_an_abandoned_trial_lasts_until_its_last_heartbeat_not_until_resume(db_url, tmp_path):
-    from search.recovery import fail_abandoned_trials
-    from storage import TrialState, open_storage
+    from hpsearch.recovery import fail_abandoned_trials
+    from hpsearch.storage import TrialState, open_storage
 
     storage = open_storage(db_url)
     study = storage.create_study("gone", engine="optuna", algorithm="tpe", objective="val_loss",

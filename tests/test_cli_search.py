@@ -218,7 +218,7 @@ def test_query_commands_do_not_import_tensorflow(cli, tiny_space, db_url):
     assert cli("run", tiny_space, "--data", "iris", "--trials", "1", "--study", "q", "--quiet",
                "--in-process").code == 0
     code = (
-        "import sys; from search.cli import main\n"
+        "import sys; from hpsearch.cli import main\n"
         f"for args in (['studies'], ['best', 'q'], ['trials', 'q', '--json']):\n"
         f"    assert main(args + ['--storage', {db_url!r}]) == 0\n"
         "heavy = [m for m in ('tensorflow', 'keras', 'optuna', 'sklearn') if m in sys.modules]\n"

@@ -50,7 +50,7 @@ def test_compare_two_optuna_samplers_and_a_retrain(cli, tiny_space, tmp_path, db
 
 
 def test_unknown_study_is_named(cli, db_url):
-    from storage import open_storage
+    from hpsearch.storage import open_storage
 
     open_storage(db_url).create_study("known", engine="optuna", algorithm="tpe", objective="val_accuracy",
                                       direction="maximize", space={}, dataset={}, settings={}, versions={})

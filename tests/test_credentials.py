@@ -5,10 +5,9 @@ from __future__ import annotations
 from urllib.parse import quote, quote_plus
 
 import pytest
+from hpsearch.storage.connection import display_name, safe_url
+from hpsearch.storage.credentials import mask_credentials, mask_url, masker
 from sqlalchemy.engine import make_url
-
-from storage.connection import display_name, safe_url
-from storage.credentials import mask_credentials, mask_url, masker
 
 #: Every character a URL parser treats specially, plus a space and a non-ASCII letter.
 PASSWORD = "p@ss:w/rd%25*x y+é"
@@ -112,8 +111,8 @@ def test_the_display_helpers_use_the_one_mask() -> None:
 def test_compare_names_the_database_without_its_password(tmp_path) -> None:
     """The unknown-study sentence of ``compare`` (no PostgreSQL server needed: a PostgreSQL URL over an
     SQLite engine; tests/test_storage_postgres_url.py runs the real command against the test server)."""
-    from search.compare import UnknownStudyError, compare_studies
-    from storage import Storage, open_storage
+    from hpsearch.results.compare import UnknownStudyError, compare_studies
+    from hpsearch.storage import Storage, open_storage
 
     url = "postgresql+psycopg://me:" + quote(PASSWORD, safe="").lower() + "@db.example:5432/hp"
     real = open_storage(str(tmp_path / "hp.db"))

@@ -7,8 +7,8 @@ import json
 import subprocess
 
 import pytest
+from hpsearch.engines.keras_tuner.engine import hyperband_plan
 
-from search.engines.keras_tuner_engine import hyperband_plan
 from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
 from tests.dask_cluster import dask_cluster
 
@@ -174,7 +174,7 @@ def test_dry_run_names_the_cluster_and_the_cli_does_not_import_dask(cli, tiny_sp
     assert result.code == 0, result.err
     assert "tasks on the Dask cluster of scheduler tcp://10.0.0.9:8786" in result.out
     checked = subprocess.run(
-        [sys.executable, "-c", "import sys, io\nfrom search.cli import main\n"
+        [sys.executable, "-c", "import sys, io\nfrom hpsearch.cli import main\n"
          "main(['run', '--help'], out=io.StringIO())\nprint('distributed' in sys.modules)"],
         capture_output=True, text=True, timeout=120,
     )

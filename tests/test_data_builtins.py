@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
-from search.data import BUILTIN_DATASETS, Dataset, load_dataset, reload_dataset
-from search.errors import DataError
+from hpsearch.data import BUILTIN_DATASETS, Dataset, load_dataset, reload_dataset
+from hpsearch.errors import DataError
 
 EXPECTED = {
     # name: (rows, raw features, task, n_classes)

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from search.data import MISSING_CATEGORY, Preprocessor, load_dataset
-from search.errors import DataError
+from hpsearch.data import MISSING_CATEGORY, Preprocessor, load_dataset
+from hpsearch.errors import DataError
 
 
 def write_csv(path: Path, text: str) -> Path:

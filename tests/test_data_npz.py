@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from search.data import load_dataset
-from search.errors import DataError
+from hpsearch.data import load_dataset
+from hpsearch.errors import DataError
 
 
 def save(path: Path, **arrays: np.ndarray) -> Path:

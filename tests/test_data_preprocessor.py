@@ -1,4 +1,4 @@
-"""Preprocessor serialization and the lazy-import promise of search.data."""
+"""Preprocessor serialization and the lazy-import promise of hpsearch.data."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from search.data import MISSING_CATEGORY, Preprocessor, load_dataset
-from search.errors import DataError
+from hpsearch.data import MISSING_CATEGORY, Preprocessor, load_dataset
+from hpsearch.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +61,7 @@ def test_from_dict_refuses_a_broken_description() -> None:
 
 def test_importing_search_data_stays_light() -> None:
     code = (
-        "import sys, search.data\n"
+        "import sys, hpsearch.data\n"
         "heavy = [m for m in ('tensorflow', 'keras', 'pandas', 'sklearn') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )

@@ -148,7 +148,7 @@ def test_recycling_replaces_workers_and_keeps_every_trial(tmp_path):
 
 def _optuna_random_study_with_complete_trials(tmp_path, workers: list[str]):
     """A store holding one Optuna random-search study, with a completed trial by each of ``workers``."""
-    from storage import TrialState, open_storage
+    from hpsearch.storage import TrialState, open_storage
 
     storage = open_storage(f"sqlite:///{tmp_path / 'store.db'}")
     study = storage.create_study("s", engine="optuna", algorithm="random", objective="val_loss",
@@ -170,8 +170,8 @@ def test_a_trial_claimed_while_the_supervisor_reads_starts_no_standby_that_no_tr
     import socket
     from types import SimpleNamespace
 
-    from search.engines.base import Budget, get_engine
-    from search.supervisor import Supervisor, Worker
+    from hpsearch.engines.base import Budget, get_engine
+    from hpsearch.executors.supervisor import Supervisor, Worker
 
     host = socket.gethostname()
     retired = [f"{host}:{pid}" for pid in (1, 1, 2, 2)]
@@ -201,9 +201,9 @@ def test_a_run_says_its_search_ended_short_only_when_no_trial_is_left_running(tm
     command (a second machine) the budget is spoken for; with none, the engine ran out of proposals."""
     import io
 
-    from search.engines.base import Budget, get_engine
-    from search.study import _print_summary
-    from spaces import load_space
+    from hpsearch.engines.base import Budget, get_engine
+    from hpsearch.spaces import load_space
+    from hpsearch.study import _print_summary
 
     storage, study = _optuna_random_study_with_complete_trials(tmp_path, ["here:1", "here:1"])
     if running_elsewhere:
@@ -302,7 +302,7 @@ def test_workers_on_postgresql_from_two_commands(tmp_path):
 
 
 def test_build_error_fails_that_trial_only(cli, tmp_path, monkeypatch):
-    import spaces
+    from hpsearch import spaces
 
     real_build = spaces.build_model
 

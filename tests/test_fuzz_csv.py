@@ -1,6 +1,6 @@
 """Property-based fuzzing of the CSV reader: any bytes give a dataset or one clear DataError.
 
-A clear error is a :class:`search.errors.DataError` (``exit_code == 2``), one line, of bounded length: a
+A clear error is a :class:`hpsearch.errors.DataError` (``exit_code == 2``), one line, of bounded length: a
 file of a million columns or a header of a megabyte must not make the message grow. The runs are
 derandomized: the same inputs every time, a few seconds each.
 """
@@ -12,11 +12,10 @@ import io
 import tempfile
 from pathlib import Path
 
+from hpsearch.data import load_dataset
+from hpsearch.errors import DataError
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-
-from search.data import load_dataset
-from search.errors import DataError
 
 MAX_MESSAGE = 2000
 FUZZ = settings(derandomize=True, database=None, max_examples=300, deadline=None,

@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hpsearch.errors import DataError
+from hpsearch.results.model_card import CARD_FORMAT, ExportError, read_card
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
-from search.errors import DataError
-from search.model_card import CARD_FORMAT, ExportError, read_card
 
 #: Inputs each property tried, and how many of them read as usable cards (reported by the last test).
 TRIED: dict[str, int] = {}
@@ -114,8 +113,7 @@ def _check(card_path: Path, kind: str) -> None:
 def _use(card: dict[str, Any]) -> None:
     """What ``predict`` does with a card after the model: convert rows, label outputs."""
     import pandas as pd
-
-    from search.export import model_inputs, predictions_frame
+    from hpsearch.results.export import model_inputs, predictions_frame
 
     preprocessing = card["preprocessing"]
     categorical = {item["name"]: item["categories"] for item in preprocessing["categorical"]}

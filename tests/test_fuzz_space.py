@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hpsearch.spaces import SearchSpace, SpaceError, load_space, space_from_dict
+from hpsearch.spaces.hyperparameters import KNOBS
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
-
-from spaces import SearchSpace, SpaceError, load_space, space_from_dict
-from spaces.hyperparameters import KNOBS
 
 #: A message longer than this grows with the input (the longest real one lists the accepted names).
 MAX_MESSAGE = 2000

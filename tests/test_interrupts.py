@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: SIGINT handled while a ``__del__`` runs: Python reports the KeyboardInterrupt and drops it.
 DROPPED_IN_A_FINALIZER = """\
 import os, signal
-from search import interrupts
+from hpsearch import interrupts
 
 interrupts.install()
 
@@ -57,9 +57,8 @@ def test_an_interrupt_dropped_in_a_finalizer_is_raised_again_without_a_traceback
 
 def test_the_epoch_callback_raises_a_remembered_interrupt(monkeypatch):
     import keras
-
-    from search import interrupts
-    from search.training import EpochRecorderCallback
+    from hpsearch import interrupts
+    from hpsearch.training.fit import EpochRecorderCallback
 
     epochs: list[int] = []
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
@@ -77,7 +76,7 @@ def test_the_cli_remembers_an_interrupt_only_while_a_command_runs():
     """``hpsearch`` commands run inside ``handled()``: SIGINT and SIGTERM raise and are remembered there,
     and afterwards the previous handlers are back and nothing is remembered (tests run many commands in one
     process; a new search must not start interrupted)."""
-    from search import interrupts
+    from hpsearch import interrupts
 
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt), interrupts.handled():
@@ -102,7 +101,7 @@ import signal
 
 flag = os.environ.get("TEST_DROP_CTRL_C")
 if flag:
-    from storage.repository import Storage
+    from hpsearch.storage.repository import Storage
 
     original = Storage._add_epochs
 

@@ -7,8 +7,8 @@ import signal
 import subprocess
 
 import pytest
+from hpsearch.engines.keras_tuner.engine import hyperband_plan
 
-from search.engines.keras_tuner_engine import hyperband_plan
 from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
 
 pytestmark = pytest.mark.slow

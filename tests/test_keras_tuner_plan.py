@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from search.engines.keras_tuner_engine import hyperband_plan, plan_epochs, plan_trials
+from hpsearch.engines.keras_tuner.engine import hyperband_plan, plan_epochs, plan_trials
 
 
 @pytest.mark.parametrize(("max_epochs", "factor"), [(1, 3), (3, 3), (9, 3), (10, 3), (27, 3), (30, 4), (8, 2),

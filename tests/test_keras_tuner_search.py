@@ -6,9 +6,8 @@ import json
 import os
 
 import pytest
-
-from search.engines.keras_tuner_engine import STATE_KEY, hyperband_plan
-from storage import open_storage
+from hpsearch.engines.keras_tuner.engine import STATE_KEY, hyperband_plan
+from hpsearch.storage import open_storage
 
 #: One tuned parameter: Bayesian optimisation fits its Gaussian process after 3 random points.
 ONE_PARAM_SPACE = """\
@@ -32,7 +31,7 @@ def _run(cli, space, *args):
 
 def _check_search(cli, study: str, data_classes: int, n_trials: int) -> list[dict]:
     """Trials listed, engine recorded, and the best config rebuilds to the trial's architecture."""
-    from spaces import TaskInfo, build_model, resolve_config, space_from_dict
+    from hpsearch.spaces import TaskInfo, build_model, resolve_config, space_from_dict
 
     trials = json.loads(cli("trials", study, "--json").out)
     assert [t["number"] for t in trials] == list(range(n_trials))
@@ -96,7 +95,7 @@ def test_bayesian_search_and_resume_continue_the_oracle(cli, tmp_path):
 
 
 def test_hyperband_rounds_follow_the_plan_and_continue_their_parents(cli, tiny_space, tmp_path, monkeypatch):
-    from search.engines import keras_tuner_engine
+    from hpsearch.engines.keras_tuner import engine as keras_tuner_engine
 
     loaded: list[str] = []
     load_weights = keras_tuner_engine._load_weights

@@ -1,5 +1,6 @@
 """A process that hpsearch starts to train imports Keras without the libraries Keras and TensorFlow load
-only for features we never use (search.lean_keras), trains, and can still import those libraries later."""
+only for features we never use (hpsearch.runtime.lean_keras), trains, and can still import those libraries
+later."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow
 CHILD = r"""
 import json, sys
 import numpy as np
-from search import lean_keras
+from hpsearch.runtime import lean_keras
 lean_keras.install()
 import keras
 during = sorted(name for name in ("jax", "matplotlib", "pandas") if name in sys.modules)

@@ -1,4 +1,4 @@
-"""Bounds on what one input may make hpsearch allocate or start (search.limits, spaces.limits).
+"""Bounds on what one input may make hpsearch allocate or start (hpsearch.limits, hpsearch.spaces.limits).
 
 Every limit refuses with one sentence naming the limit and the variable that raises it, exit 2, before
 anything is started or created. The commands run with ``--dry-run`` wherever they can, so nothing trains;
@@ -14,10 +14,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from search.errors import UsageError
-from search.limits import GRID_CANDIDATES, TRIALS, WORKERS, Limit
-from spaces import SpaceError, load_space
+from hpsearch.errors import UsageError
+from hpsearch.limits import GRID_CANDIDATES, TRIALS, WORKERS, Limit
+from hpsearch.spaces import SpaceError, load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 #: No message quotes more than this of what the user gave.
@@ -55,12 +54,12 @@ def test_a_limit_reads_its_variable_and_refuses_a_bad_one(monkeypatch):
 # -- workers, trials, seed ---------------------------------------------------------------------------
 
 def test_workers_over_the_limit_are_refused_before_any_process_starts(cli, monkeypatch):
-    import search.study
+    import hpsearch.study
 
     def no_workers(*args, **kwargs):
         raise AssertionError("a worker process was about to start")
 
-    monkeypatch.setattr(search.study, "_early_workers", no_workers)
+    monkeypatch.setattr(hpsearch.study, "_early_workers", no_workers)
     too_many = WORKERS.value() + 1
     result = cli("run", "--workers", too_many, "--dry-run", "--quiet")
     assert result.code == 2
@@ -77,8 +76,8 @@ def test_the_workers_limit_can_be_raised(cli, monkeypatch):
 
 
 def test_resume_and_worker_check_workers_through_the_same_isolation():
-    from search.engines.base import get_engine
-    from search.study import Isolation
+    from hpsearch.engines.base import get_engine
+    from hpsearch.study import Isolation
 
     with pytest.raises(UsageError, match="--workers asks for 1000000 worker processes"):
         Isolation(workers=10**6).check(get_engine("optuna"))
@@ -92,7 +91,7 @@ def test_a_trial_budget_over_the_limit_is_refused(cli):
 
 
 def test_resume_refuses_a_trial_budget_over_the_limit():
-    from search.study import _budget
+    from hpsearch.study import _budget
 
     with pytest.raises(UsageError, match="--trials asks for"):
         _budget(10**26, None, 5)
@@ -156,7 +155,7 @@ def test_a_stepped_range_a_keras_tuner_choice_would_list_is_refused(cli, tmp_pat
 
 
 def test_grid_size_counts_without_listing():
-    from spaces import IntParam, SearchSpace
+    from hpsearch.spaces import IntParam, SearchSpace
 
     space = SearchSpace(params={"n_neurons": IntParam("n_neurons", 1, 10**12),
                                 "batch_size": IntParam("batch_size", 1, 10**12, step=7)})
@@ -182,7 +181,7 @@ def _load_capped(path: Path) -> subprocess.CompletedProcess:
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
         resource.setrlimit(resource.RLIMIT_CPU, (60, 60))
         sys.path.insert(0, {str(ROOT)!r})
-        from spaces import SpaceError, load_space
+        from hpsearch.spaces import SpaceError, load_space
         try:
             load_space({str(path)!r})
         except SpaceError as error:

@@ -8,9 +8,8 @@ import json
 import math
 
 import pytest
-
-from spaces import DEFAULTS, SpaceError, load_space
-from spaces.schedules import learning_rates
+from hpsearch.spaces import DEFAULTS, SpaceError, load_space
+from hpsearch.spaces.schedules import learning_rates
 
 BASE = 0.01
 #: step(drop=0.1, every=2) over 6 epochs: 1x, 1x, 0.1x, 0.1x, 0.01x, 0.01x of the base rate.
@@ -96,7 +95,7 @@ def test_schedules_are_tuned_like_other_categoricals(tmp_path) -> None:
 
 
 def test_reduce_lr_on_plateau_stays_off_beside_a_schedule_unless_asked() -> None:
-    from search.retrain import RetrainOptions
+    from hpsearch.results.retrain import RetrainOptions
 
     scheduled = {**DEFAULTS, "lr_schedule": "step"}
     assert RetrainOptions().plateau(DEFAULTS) is True

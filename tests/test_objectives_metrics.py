@@ -18,13 +18,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from search.data import load_dataset
-from search.recorder import TrialRecorder
-from search.scoring import scorer, scoring_for
-from search.training import EpochRecorderCallback, fit_config
-from spaces import DEFAULTS
-from storage import open_storage
+from hpsearch.data import load_dataset
+from hpsearch.spaces import DEFAULTS
+from hpsearch.storage import open_storage
+from hpsearch.training.fit import EpochRecorderCallback, fit_config
+from hpsearch.training.recorder import TrialRecorder
+from hpsearch.training.scoring import scorer, scoring_for
 
 EXACT = 1e-5
 ESTIMATED = 0.01

@@ -44,10 +44,10 @@ def _stop_after(epochs: int):
 
 
 def test_a_packed_configuration_trains_exactly_as_it_does_alone():
-    from search.data import load_dataset
-    from search.packing import PackMember, fit_pack
-    from search.training import NonFiniteLossError, fit_config
-    from spaces import DEFAULTS
+    from hpsearch.data import load_dataset
+    from hpsearch.spaces import DEFAULTS
+    from hpsearch.training.fit import NonFiniteLossError, fit_config
+    from hpsearch.training.packing import PackMember, fit_pack
 
     dataset = load_dataset("digits", seed=0)
     configs = [{**DEFAULTS, **config, "batch_size": 64, "epochs": 3} for config in CONFIGS]

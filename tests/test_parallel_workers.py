@@ -125,7 +125,7 @@ import signal
 
 flag = os.environ.get("TEST_STOP_WHILE_WRITING")
 if flag:
-    from storage.repository import Storage
+    from hpsearch.storage.repository import Storage
 
     original = Storage._add_epochs
 
@@ -242,7 +242,7 @@ def test_a_storage_password_never_leaks(tmp_path):
                 command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if "search.worker" in command:
+            if "hpsearch.executors.worker" in command:
                 worker_commands.append(command)
     assert worker_commands, "the run's workers were found"
     assert not [command for command in worker_commands if secret in command]

@@ -29,7 +29,7 @@ def test_plot_history_top_trials_and_retrain(cli, tiny_space, tmp_path, db_url):
 
     # Neither plotting nor comparing needs TensorFlow.
     code = (
-        "import sys; from search.cli import main\n"
+        "import sys; from hpsearch.cli import main\n"
         f"assert main(['plot', 'p', '--out', {str(tmp_path / 'again')!r}, '--storage', {db_url!r}]) == 0\n"
         f"assert main(['compare', 'p', '--storage', {db_url!r}]) == 0\n"
         "print('HEAVY', [m for m in ('tensorflow', 'keras', 'optuna', 'sklearn') if m in sys.modules])\n"
@@ -41,7 +41,7 @@ def test_plot_history_top_trials_and_retrain(cli, tiny_space, tmp_path, db_url):
 
 
 def test_plot_of_a_study_without_trials_is_one_sentence(cli, db_url):
-    from storage import open_storage
+    from hpsearch.storage import open_storage
 
     open_storage(db_url).create_study("empty", engine="optuna", algorithm="tpe", objective="val_accuracy",
                          direction="maximize", space={}, dataset={}, settings={}, versions={})

@@ -22,7 +22,7 @@ fixed: {n_hidden: 1, epochs: 3, batch_size: 32, optimizer: sgd, learning_rate: 0
 
 @pytest.fixture
 def diabetes():
-    from search.data import load_dataset
+    from hpsearch.data import load_dataset
 
     return load_dataset("diabetes", seed=0)
 
@@ -102,10 +102,10 @@ def test_sklearn_folds_standardize_with_their_own_training_rows(cli, tmp_path):
         curves_loss = trial["curves"][f"split{fold}_loss"]
         assert curves_mse[0] < 6000 and curves_loss[0] < 1.5  # target units vs standardized units
 
-    from search.data import load_dataset
-    from search.engines.sklearn_engine import cv_rows
-    from search.engines.sklearn_estimators import VALIDATION_SPLIT, make_estimator
-    from spaces import load_space, resolve_config
+    from hpsearch.data import load_dataset
+    from hpsearch.engines.sklearn.engine import cv_rows
+    from hpsearch.engines.sklearn.estimators import VALIDATION_SPLIT, make_estimator
+    from hpsearch.spaces import load_space, resolve_config
 
     # The statistics of a fit are its own training rows', less the part Keras holds out for val_ curves.
     x, y = cv_rows(load_dataset("diabetes", seed=0))

@@ -17,7 +17,8 @@ from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
 
 pytestmark = pytest.mark.slow
 
-# 10 epochs: the interrupted trial continues from its checkpoint (search.checkpoints), so the test covers
+# 10 epochs: the interrupted trial continues from its checkpoint (hpsearch.training.checkpoints), so the test
+# covers
 # the continuation as well as the proposals after it. Dropout makes the data order and masks matter.
 SPACE = """\
 objective: val_loss
@@ -53,7 +54,8 @@ def _ended(db) -> set[tuple[str, float]]:
 def _mid_trial(db, process) -> bool:
     """Two trials ended and a third has an epoch in the store: kill now.
 
-    The store receives epochs in batches (search.recorder.EPOCH_FLUSH_S), so a fast trial's later epochs
+    The store receives epochs in batches (hpsearch.training.recorder.EPOCH_FLUSH_S), so a fast trial's later
+    epochs
     only show when it ends: the first epoch, slow with the model's first compile, is the window that is
     wide enough on any machine. The trial continues from its checkpoint of that epoch or a later one."""
     assert process.poll() is None, f"the study ended before the kill:\n{process.stderr.read()}"

@@ -13,8 +13,8 @@ import subprocess
 
 import numpy as np
 import pytest
+from hpsearch.storage import open_storage
 
-from storage import open_storage
 from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
 
 pytestmark = pytest.mark.slow
@@ -143,7 +143,7 @@ def test_same_study_name_in_two_databases_of_one_folder_keeps_apart(tmp_path):
     from datetime import UTC, datetime
     from types import SimpleNamespace
 
-    from search.checkpoints import CHECKPOINT_DIR_SETTING, study_checkpoints, study_work_folder
+    from hpsearch.training.checkpoints import CHECKPOINT_DIR_SETTING, study_checkpoints, study_work_folder
 
     study = SimpleNamespace(name="s", id=1, created_at=datetime(2026, 1, 1, tzinfo=UTC))
     a = study_checkpoints(f"sqlite:///{tmp_path / 'a.db'}", study, {})

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from storage import open_storage
+from hpsearch.storage import open_storage
 
 #: Big and fast-learning for 120 training rows: it overfits within a few epochs, so patience 2 stops it.
 OVERFITTING_SPACE = """\
@@ -141,8 +140,7 @@ def test_retrain_stops_early_records_and_exports_a_self_contained_model(cli, tmp
     # best-only checkpoint holds the same (best) epoch that early stopping restored.
     import keras
     import pandas as pd
-
-    from search.data import Preprocessor
+    from hpsearch.data import Preprocessor
 
     frame = pd.read_csv(rows)
     network = keras.models.load_model(directory / "checkpoint.keras", safe_mode=True)

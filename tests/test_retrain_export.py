@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from search.data import load_dataset
-from search.export import (
+from hpsearch.data import load_dataset
+from hpsearch.results.export import (
     CARD_FORMAT,
     CARD_VERSION,
     build_serving_model,
@@ -20,12 +19,13 @@ from search.export import (
     output_format,
     predict_file,
 )
+
 from tests.test_retrain_cli import write_mixed_csv
 
 
 def _network(dataset):
-    from search.training import seed_everything
-    from spaces import TaskInfo, build_model
+    from hpsearch.spaces import TaskInfo, build_model
+    from hpsearch.training.fit import seed_everything
 
     seed_everything(3)
     task = TaskInfo(kind=dataset.task, n_features=dataset.n_features, n_classes=dataset.n_classes)

@@ -53,7 +53,7 @@ def test_seeds_report_spread_and_export_the_best_validation_seed(cli, tiny_space
 
 
 def test_bad_retrain_requests_are_one_sentence(cli, db_url):
-    from storage import open_storage
+    from hpsearch.storage import open_storage
 
     # Every request below is refused before any data is loaded or model trained.
     open_storage(db_url).create_study("b", engine="optuna", algorithm="tpe", objective="val_accuracy",

@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
-from search.data import load_dataset
-from search.errors import DataError
+from hpsearch.data import load_dataset
+from hpsearch.errors import DataError
 
 #: One configuration; Adam, so doubling every weight doubles the training loss and leaves the updates
 #: (and so the validation curves and scores) as they were.

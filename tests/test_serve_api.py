@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hpsearch.service.app import password_mask
 
-from search.service.app import password_mask
 from tests.conftest import hpsearch_command
 from tests.serve_support import (
     FAKE_STUDIES,
@@ -33,7 +33,7 @@ def _mapped_libraries(pid: int) -> str:
 
 
 def _cli_json(db_url: str, *args: str) -> object:
-    from search.cli import main
+    from hpsearch.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     assert main([*args, "--storage", db_url, "--json"], out=out, err=err) == 0, err.getvalue()
@@ -193,8 +193,8 @@ def test_bad_input_gets_400_404_409(tmp_path: Path, db_url: str) -> None:
 
 
 def test_openapi_describes_every_route() -> None:
-    from search.service.api import routes
-    from search.service.openapi import openapi_document
+    from hpsearch.service.api import routes
+    from hpsearch.service.openapi import openapi_document
 
     served = {route.path.replace(":int", "").replace(":str", "") for route in routes(None)}  # type: ignore[arg-type]
     assert served == set(openapi_document()["paths"])
@@ -265,7 +265,7 @@ def test_password_mask_hides_raw_and_quoted_forms() -> None:
 
 def test_help_imports_neither_the_server_nor_tensorflow() -> None:
     check = ("import io, sys\n"
-             "from search.cli import main\n"
+             "from hpsearch.cli import main\n"
              "assert main(['--help'], out=io.StringIO()) == 0\n"
              "loaded = [m for m in ('starlette', 'uvicorn', 'tensorflow') if m in sys.modules]\n"
              "assert not loaded, loaded")

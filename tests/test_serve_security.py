@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hpsearch.cli import build_parser
+from hpsearch.errors import UsageError
 
-from search.cli import build_parser
-from search.errors import UsageError
 from tests.serve_support import Server, populate, running_server
 
 #: The body limit of the module's server: small, so a test body over it stays small too.
@@ -44,14 +44,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, P
 
 def _named_study(db_url: str, name: str) -> None:
     """A study the CLI may create but a launch may not name (``a/b``), written through the storage API."""
-    from storage import open_storage
+    from hpsearch.storage import open_storage
 
     storage = open_storage(db_url)
     study = storage.create_study(
         name, engine="optuna", algorithm="tpe", objective="val_accuracy", direction="maximize", space={},
         dataset={"kind": "builtin", "source": "iris", "fingerprint": "f" * 64}, settings={"seed": 0},
         versions={})
-    from storage import TrialState
+    from hpsearch.storage import TrialState
 
     trial = storage.start_trial(study.id, {"n_neurons": 4}, worker="test-host:1")
     storage.finish_trial(trial.id, TrialState.COMPLETE, value=0.5, metrics={"val_accuracy": 0.5})
@@ -120,7 +120,7 @@ def test_data_outside_the_data_dir_is_told_apart_only_by_the_path(server: tuple[
 
 def test_the_child_gets_options_as_values() -> None:
     """Even values the field rules let through reach ``hpsearch run`` as the values they are."""
-    from search.service.launch_fields import LaunchRequest, ResumeRequest, resume_arguments, run_arguments
+    from hpsearch.service.launch_fields import LaunchRequest, ResumeRequest, resume_arguments, run_arguments
 
     request = LaunchRequest.parse({"target": "a --storage=x", "sample_weight": "w=1", "algorithm": "tpe",
                                    "warm_start": "s1,s2", "timeout": 1.5e-3, "seed": 2**32 - 1, "workers": 2})
@@ -149,7 +149,7 @@ def test_the_child_gets_options_as_values() -> None:
     ({"warm_start": "a,,b"}, "warm_start must name studies"),
 ])
 def test_fields_are_checked_one_by_one(body: dict, wanted: str) -> None:
-    from search.service.launch_fields import LaunchRequest, RequestError
+    from hpsearch.service.launch_fields import LaunchRequest, RequestError
 
     with pytest.raises(RequestError, match=wanted):
         LaunchRequest.parse(body)
@@ -191,7 +191,7 @@ def test_workers_and_trials_over_their_limits_are_refused(server: tuple[Server, 
 # -- 3. credentials -----------------------------------------------------------------------------------
 
 def test_password_masked_whatever_its_percent_encoding() -> None:
-    from search.service.app import password_mask
+    from hpsearch.service.app import password_mask
 
     # quote() writes "%2F" and "%40"; a user may have typed lower-case hex, or "+" for a space.
     url = "postgresql://me:p%40ss%2fw0rd+x@db.example/hp"
@@ -262,7 +262,7 @@ def test_nul_bytes_and_huge_numbers_get_4xx(server: tuple[Server, Path]) -> None
 
 
 def test_the_bundled_imbalanced_data_is_accepted(tmp_path: Path) -> None:
-    from search.service.launcher import Launcher
+    from hpsearch.service.launcher import Launcher
 
     launcher = Launcher(None, data_dir=None, mask=str, workdir=tmp_path)  # type: ignore[arg-type]
     assert launcher.resolve_data("imbalanced") == "imbalanced"

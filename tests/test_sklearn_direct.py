@@ -84,14 +84,13 @@ def test_bad_trainer_settings_are_one_sentence_and_exit_2(cli, tmp_path, args, m
 def test_a_cached_traced_model_trains_exactly_as_a_fresh_one():
     """The traced model of a structure is reused, restarted from each fit's fresh build: a fit after other
     fits (another structure, another candidate of the same structure) gives what it gives on its own."""
+    from hpsearch.data import load_dataset
+    from hpsearch.engines.sklearn.direct import TracedModels
+    from hpsearch.engines.sklearn.engine import cv_rows
+    from hpsearch.engines.sklearn.estimators import fit_and_score, make_estimator
+    from hpsearch.spaces import resolve_config, space_from_dict
+    from hpsearch.training.scoring import scorer
     from sklearn.model_selection import StratifiedKFold
-
-    from search.data import load_dataset
-    from search.engines.sklearn_direct import TracedModels
-    from search.engines.sklearn_engine import cv_rows
-    from search.engines.sklearn_estimators import fit_and_score, make_estimator
-    from search.scoring import scorer
-    from spaces import resolve_config, space_from_dict
 
     space = space_from_dict({"objective": "val_accuracy", "params": {},
                              "fixed": {"n_hidden": 1, "n_neurons": 8, "epochs": 3, "batch_size": 32,
@@ -120,9 +119,9 @@ def test_a_cached_traced_model_trains_exactly_as_a_fresh_one():
 def test_a_direct_build_starts_from_the_weights_of_a_seeded_build():
     """The direct fit seeds its build without TensorFlow's global seed (setting it clears the kernel cache):
     the initial weights are those of ``keras.utils.set_random_seed``."""
-    from search.engines.sklearn_direct import _seed_build
-    from search.training import seed_everything
-    from spaces import TaskInfo, build_model, resolve_config, space_from_dict
+    from hpsearch.engines.sklearn.direct import _seed_build
+    from hpsearch.spaces import TaskInfo, build_model, resolve_config, space_from_dict
+    from hpsearch.training.fit import seed_everything
 
     space = space_from_dict({"objective": "val_accuracy", "params": {},
                              "fixed": {"n_hidden": 2, "n_neurons": 8, "dropout": 0.1}})
@@ -140,14 +139,13 @@ def test_a_direct_build_starts_from_the_weights_of_a_seeded_build():
 def test_a_dask_fold_task_scores_a_regression_loss_with_our_own_scorer(trainer):
     """A fold sent to a Dask worker is scored as a local fold is: the regression ``loss`` objective's
     scoring (the MSE of the standardized target) is ours, not a name scikit-learn knows."""
+    from hpsearch.data import load_dataset
+    from hpsearch.engines.sklearn.engine import cv_rows
+    from hpsearch.engines.sklearn.estimators import make_estimator
+    from hpsearch.executors.cluster import fit_fold_task
+    from hpsearch.spaces import resolve_config, space_from_dict
+    from hpsearch.training.scoring import scoring_for
     from sklearn.model_selection import KFold
-
-    from search.cluster import fit_fold_task
-    from search.data import load_dataset
-    from search.engines.sklearn_engine import cv_rows
-    from search.engines.sklearn_estimators import make_estimator
-    from search.scoring import scoring_for
-    from spaces import resolve_config, space_from_dict
 
     space = space_from_dict({"objective": "val_loss", "params": {},
                              "fixed": {"n_hidden": 1, "n_neurons": 8, "epochs": 2, "batch_size": 64}})

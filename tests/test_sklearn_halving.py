@@ -105,10 +105,9 @@ def test_halving_random_on_rows_subsamples_the_folds(cli, space):
     trials = json.loads(cli("trials", "r", "--json").out)
     # 120 train+validation rows: rungs of 3 x 30 rows and 2 x 60 rows (2 required iterations).
     _check_halving(trials, [(3, 30), (2, 60)], rows=120)
+    from hpsearch.spaces import load_space
+    from hpsearch.spaces.compile_sklearn import to_param_distributions
     from sklearn.model_selection import ParameterSampler
-
-    from spaces import load_space
-    from spaces.compile_sklearn import to_param_distributions
 
     sampled = list(ParameterSampler(to_param_distributions(load_space(str(space))), 3, random_state=3))
     first = sorted((t["params"]["n_neurons"], t["params"]["learning_rate"]) for t in trials
@@ -118,11 +117,10 @@ def test_halving_random_on_rows_subsamples_the_folds(cli, space):
 
 def test_the_plan_is_scikit_learns(cli):
     """Our rungs against HalvingGridSearchCV's own n_candidates_ / n_resources_ on a fast estimator."""
+    from hpsearch.engines.sklearn.halving import halving_plan
     from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.experimental import enable_halving_search_cv  # noqa: F401
     from sklearn.model_selection import HalvingGridSearchCV
-
-    from search.engines.sklearn_halving import halving_plan
 
     class Quick(ClassifierMixin, BaseEstimator):
         def __init__(self, a: int = 0, epochs: int = 1) -> None:

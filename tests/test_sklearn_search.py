@@ -6,8 +6,7 @@ import json
 
 import numpy as np
 import pytest
-
-from storage import open_storage
+from hpsearch.storage import open_storage
 
 #: 2 x 2 = 4 candidates, each fitted on 2 folds.
 GRID_SPACE = """\
@@ -46,14 +45,13 @@ def _run(cli, space, *args):
 
 
 def test_grid_search_records_folds_and_agrees_with_gridsearchcv(cli, tmp_path, db_url):
+    from hpsearch.data import load_dataset
+    from hpsearch.engines.sklearn.engine import cv_rows
+    from hpsearch.engines.sklearn.estimators import make_estimator
+    from hpsearch.spaces import load_space, resolve_config
+    from hpsearch.spaces.compile_sklearn import to_param_grid
     from sklearn.base import is_classifier
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
-
-    from search.data import load_dataset
-    from search.engines.sklearn_engine import cv_rows
-    from search.engines.sklearn_estimators import make_estimator
-    from spaces import load_space, resolve_config
-    from spaces.compile_sklearn import to_param_grid
 
     space_path = _write(tmp_path, GRID_SPACE)
     result = _run(cli, space_path, "--data", "iris", "--cv", "2", "--study", "g")
@@ -114,10 +112,9 @@ def test_dry_run_of_the_absenteeism_grid_counts_768_candidates_and_3840_fits(cli
 
 
 def test_random_search_samples_what_randomizedsearchcv_samples(cli, tmp_path):
+    from hpsearch.spaces import load_space
+    from hpsearch.spaces.compile_sklearn import to_param_distributions
     from sklearn.model_selection import ParameterSampler
-
-    from spaces import load_space
-    from spaces.compile_sklearn import to_param_distributions
 
     space_path = _write(tmp_path, RANDOM_SPACE)
     result = _run(cli, space_path, "--algorithm", "random", "--trials", "3", "--cv", "2", "--data", "wine",

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hpsearch.engines.sklearn.estimators import check_routing, make_estimator
+from hpsearch.spaces import DEFAULTS, SpaceError
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.model_selection import GridSearchCV
-
-from search.engines.sklearn_estimators import check_routing, make_estimator
-from spaces import DEFAULTS, SpaceError
 
 CONFIG = {**DEFAULTS, "n_hidden": 1, "n_neurons": 8, "epochs": 2, "batch_size": 32}
 
@@ -78,11 +77,10 @@ def test_fits_on_a_reused_compiled_model_score_exactly_as_fresh_fits(task):
     """The engine's fold fits train the cached compiled model of their structure (no tracing), restarted
     from the fresh model's weights, dropout seeds and optimizer state: every fold scores exactly as a fit
     of a freshly built model, whatever fit of the same structure ran before on the cached one."""
+    from hpsearch.engines.sklearn.estimators import fit_and_score
+    from hpsearch.training.compiled_models import CompiledModels
     from sklearn.metrics import check_scoring
     from sklearn.model_selection import KFold
-
-    from search.compiled_models import CompiledModels
-    from search.engines.sklearn_estimators import fit_and_score
 
     if task == "regression":
         x, y = load_diabetes(return_X_y=True)

@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from spaces import DEFAULTS, SpaceError, TaskInfo, build_model, load_space, resolve_config
-from spaces.objectives import metric_names
+from hpsearch.spaces import DEFAULTS, SpaceError, TaskInfo, build_model, load_space, resolve_config
+from hpsearch.spaces.objectives import metric_names
 
 keras = pytest.importorskip("keras")
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from spaces import SearchSpace, SpaceError, load_space, resolve_config, space_from_dict
-from spaces.compile_keras_tuner import declare_hyperparameters, point_from_hyperparameters
-from spaces.compile_optuna import suggest_point, to_distributions, to_grid_search_space
-from spaces.compile_sklearn import config_from_sklearn_params, to_param_distributions, to_param_grid
+from hpsearch.spaces import SearchSpace, SpaceError, load_space, resolve_config, space_from_dict
+from hpsearch.spaces.compile_keras_tuner import declare_hyperparameters, point_from_hyperparameters
+from hpsearch.spaces.compile_optuna import suggest_point, to_distributions, to_grid_search_space
+from hpsearch.spaces.compile_sklearn import config_from_sklearn_params, to_param_distributions, to_param_grid
 
 SPACE = {
     "task": "multiclass",

@@ -9,8 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from spaces import (
+from hpsearch.spaces import (
     DEFAULTS,
     CategoricalParam,
     FloatParam,
@@ -297,7 +296,7 @@ def test_search_space_validates_when_built_directly() -> None:
 def test_importing_spaces_does_not_import_tensorflow() -> None:
     code = textwrap.dedent("""
         import sys
-        import spaces
+        from hpsearch import spaces
         space = spaces.load_space("default")
         space.grid_size()
         spaces.resolve_config(space, {})

@@ -13,10 +13,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from hpsearch.storage import NotOurDatabaseError, StorageUrlError, open_storage
+from hpsearch.storage.connection import make_engine
 from sqlalchemy.engine import make_url
-
-from storage import NotOurDatabaseError, StorageUrlError, open_storage
-from storage.connection import make_engine
 
 POSTGRES_URL = os.environ.get("HPSEARCH_TEST_POSTGRES_URL")
 needs_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="HPSEARCH_TEST_POSTGRES=0 declined the server")

@@ -13,8 +13,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from storage import NotOurDatabaseError, open_storage
+from hpsearch.storage import NotOurDatabaseError, open_storage
 
 READ_COMMANDS = [
     ("studies",),

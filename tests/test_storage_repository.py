@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from storage import (
+from hpsearch.storage import (
     BudgetReachedError,
     DuplicateTrialError,
     Storage,
@@ -390,7 +389,7 @@ def test_models(storage: Storage) -> None:
 def test_numpy_metric_values_are_stored() -> None:
     # Keras hands back numpy floats; they must not need converting by every caller.
     np = pytest.importorskip("numpy")
-    from storage.tables import encode_json
+    from hpsearch.storage.tables import encode_json
 
     assert encode_json({"a": np.float32(0.5), "b": [np.float64("nan")]}) == {"a": 0.5, "b": ["nan"]}
 
@@ -401,7 +400,7 @@ _WORKER = textwrap.dedent(
     """
     import os, sys, time
     from pathlib import Path
-    from storage import StudyExistsError, open_storage
+    from hpsearch.storage import StudyExistsError, open_storage
 
     url, task, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     storage = open_storage(url)
@@ -515,7 +514,7 @@ def test_claims_respect_the_budget_and_refuse_repeated_configurations(storage: S
 def test_copied_trials_keep_their_results_and_use_no_budget(storage: Storage) -> None:
     """``--warm-start`` copies: a COMPLETE trial with the source's value, metrics and curves, naming the
     original (also through a copy of a copy), outside the budget, and a duplicate for its configuration."""
-    from storage import TrialCopy
+    from hpsearch.storage import TrialCopy
 
     source, middle, target = (make_study(storage, name) for name in ("src", "mid", "dst"))
     trained = storage.start_trial(source.id, {"n": 1}, worker="h:1")

@@ -7,9 +7,9 @@ import io
 from pathlib import Path
 
 import pytest
+from hpsearch.cli import main
 from sqlalchemy import Engine, event
 
-from search.cli import main
 from tests.store_fill import fill_study
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from storage import (
+from hpsearch.storage import (
     DuplicateTrialError,
     SchemaError,
     StorageError,
@@ -19,8 +18,8 @@ from storage import (
     open_storage,
     upgrade_database,
 )
-from storage import schema as schema_module
-from storage.connection import make_engine
+from hpsearch.storage import schema as schema_module
+from hpsearch.storage.connection import make_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,8 +77,7 @@ def test_new_database_is_migrated_with_sqlite_settings(tmp_path: Path) -> None:
 def test_migration_matches_the_models(tmp_path: Path) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
-
-    from storage.tables import Base
+    from hpsearch.storage.tables import Base
 
     storage = open_storage(str(tmp_path / "hp.db"))
     with storage._engine.connect() as conn:
@@ -246,11 +244,11 @@ def test_known_revisions_agree_with_alembic() -> None:
 
 
 def test_trial_rows_unpack_in_record_field_order() -> None:
-    # storage.repository builds TrialRecords from rows positionally, in table column order.
+    # hpsearch.storage.repository builds TrialRecords from rows positionally, in table column order.
     from dataclasses import fields
 
-    from storage.records import TrialRecord
-    from storage.repository import _TRIAL_COLUMNS
+    from hpsearch.storage.records import TrialRecord
+    from hpsearch.storage.repository import _TRIAL_COLUMNS
 
     columns = [column.key for column in _TRIAL_COLUMNS]
     assert columns == [f.name for f in fields(TrialRecord) if f.name != "curves"]
@@ -260,9 +258,8 @@ def test_upgrade_from_0001_keys_existing_trials(tmp_path: Path) -> None:
     """A database of schema 0001 is upgraded to head, and its trials get configuration keys, so a
     resumed search does not train their configurations again."""
     from alembic import command
-
-    from storage import config_key
-    from storage.schema import alembic_config
+    from hpsearch.storage import config_key
+    from hpsearch.storage.schema import alembic_config
 
     path = tmp_path / "old.db"
     engine = make_engine(f"sqlite:///{path}")
@@ -297,9 +294,8 @@ def test_upgrade_from_0002_adds_copied_trials(tmp_path: Path) -> None:
     """A database of schema 0002 is upgraded to head: its trials read as trained in their own study, and
     a trial copied in afterwards (``--warm-start``) names its source and does not use the budget."""
     from alembic import command
-
-    from storage import TrialCopy
-    from storage.schema import alembic_config
+    from hpsearch.storage import TrialCopy
+    from hpsearch.storage.schema import alembic_config
 
     path = tmp_path / "old.db"
     engine = make_engine(f"sqlite:///{path}")

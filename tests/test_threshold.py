@@ -9,8 +9,7 @@ from importlib import resources
 
 import numpy as np
 import pytest
-
-from search.thresholds import choose_threshold, parse_criterion
+from hpsearch.results.thresholds import choose_threshold, parse_criterion
 
 #: The bundled imbalanced data, small model, few epochs: enough to rank rows, not to separate them.
 SPACE = """\
@@ -24,9 +23,8 @@ fixed: {n_hidden: 1, epochs: 4, batch_size: 32, learning_rate: 0.003}
 
 def test_retrain_threshold_for_f1_is_chosen_on_validation_stored_and_applied_by_predict(cli, tmp_path):
     import keras
+    from hpsearch.data import load_dataset
     from sklearn.metrics import f1_score
-
-    from search.data import load_dataset
 
     space = tmp_path / "rare.yaml"
     space.write_text(SPACE)

@@ -10,8 +10,7 @@ import json
 import os
 
 import pytest
-
-from storage import open_storage
+from hpsearch.storage import open_storage
 
 #: The KerasTuner source: n_neurons up to 32, so some of its trials lie outside the Optuna space below.
 WIDE_SPACE = """\
@@ -124,7 +123,7 @@ def test_sklearn_grid_warm_started_from_an_overlapping_grid(cli, tmp_path, monke
     assert source.code == 0, source.err
     ga = {t["params"]["n_neurons"]: t for t in _json(cli, "trials", "ga")}
 
-    from search.engines import sklearn_estimators
+    from hpsearch.engines.sklearn import estimators as sklearn_estimators
 
     fitted: list[dict] = []
     real_fit = sklearn_estimators.fit_and_score
@@ -162,9 +161,8 @@ def test_sklearn_grid_warm_started_from_an_overlapping_grid(cli, tmp_path, monke
 
     # The HTTP API (what the pages show) says the same: the trial's copied_from, and a history whose
     # epochs start at the copy's zero cost.
+    from hpsearch.service.app import ServeOptions, create_app
     from starlette.testclient import TestClient
-
-    from search.service.app import ServeOptions, create_app
 
     with TestClient(create_app(ServeOptions(storage=os.environ["HPSEARCH_STORAGE"])),
                     base_url="http://127.0.0.1") as api:
@@ -198,7 +196,7 @@ def test_bad_warm_start_sources_are_refused_before_anything_is_created(cli, tmp_
         # A study of the same data but another objective; its trials would be scored in other units.
         iris = {"source": "iris", "kind": "builtin", "target": None, "task": "multiclass", "seed": 0,
                 "test_size": 0.2, "val_size": 0.2, "class_weight": None}
-        from search.data import load_dataset
+        from hpsearch.data import load_dataset
 
         storage.create_study("loss", engine="optuna", algorithm="tpe", objective="val_loss",
                              direction="minimize", space={"params": {}}, settings={}, versions={},

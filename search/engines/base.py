@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from search.errors import SearchFailedError, UsageError
-from storage import Storage, StudyRecord, TrialRecord, TrialState
+from hpsearch.errors import SearchFailedError, UsageError
+from hpsearch.storage import Storage, StudyRecord, TrialRecord, TrialState
 
 if TYPE_CHECKING:
-    from search.data import Dataset
-    from search.recorder import TrialRecorder
-    from spaces import SearchSpace
+    from hpsearch.data import Dataset
+    from hpsearch.spaces import SearchSpace
+    from hpsearch.training.recorder import TrialRecorder
 
 
 @dataclass
@@ -94,7 +94,7 @@ class BudgetTracker:
             self.stopped_for = "recycle"
             return True
         if self.budget.memory_limit_mb is not None and self.session_trials:
-            from search.recorder import resident_memory_mb
+            from hpsearch.training.recorder import resident_memory_mb
 
             if resident_memory_mb() > self.budget.memory_limit_mb:
                 self.stopped_for = "memory"
@@ -253,19 +253,19 @@ def get_engine(name: str) -> Engine:
 
 
 def _optuna_engine() -> Engine:
-    from search.engines.optuna_engine import OptunaEngine
+    from hpsearch.engines.optuna_engine import OptunaEngine
 
     return OptunaEngine()
 
 
 def _sklearn_engine() -> Engine:
-    from search.engines.sklearn_engine import SklearnEngine
+    from hpsearch.engines.sklearn.engine import SklearnEngine
 
     return SklearnEngine()
 
 
 def _keras_tuner_engine() -> Engine:
-    from search.engines.keras_tuner_engine import KerasTunerEngine
+    from hpsearch.engines.keras_tuner.engine import KerasTunerEngine
 
     return KerasTunerEngine()
 

@@ -14,7 +14,8 @@ interrupted, so a resumed study proposes what the uninterrupted one would have. 
 grid points in that index order too.
 
 With ``--pack K`` a worker asks up to K proposals at once and trains those that share batch size and
-epochs together (:mod:`search.packing`, ``TrialRunner.run_pack``); each is still its own Optuna trial,
+epochs together (:mod:`hpsearch.training.packing`, ``TrialRunner.run_pack``); each is still its own Optuna
+trial,
 reported to per epoch and told its own outcome. Asked proposals never claimed (Ctrl-C during an earlier
 pack) are marked abandoned, so their proposal indices are asked again.
 """
@@ -29,14 +30,14 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from search.backends import check_backend, describe_backend, study_backend
-from search.engines.base import Engine, RunContext
-from search.errors import UsageError
-from search.packing import fit_pack, pack_key
-from search.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome, TrialRunner
-from search.training import EpochRecorderCallback, FitResult
-from spaces import SearchSpace, resolve_config
-from storage import TrialRecord, TrialState
+from hpsearch.engines.base import Engine, RunContext
+from hpsearch.errors import UsageError
+from hpsearch.runtime.backends import check_backend, describe_backend, study_backend
+from hpsearch.spaces import SearchSpace, resolve_config
+from hpsearch.storage import TrialRecord, TrialState
+from hpsearch.training.fit import EpochRecorderCallback, FitResult
+from hpsearch.training.packing import fit_pack, pack_key
+from hpsearch.training.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome, TrialRunner
 
 PRUNERS = ("median", "hyperband", "none")
 #: Optuna user attribute naming the hpsearch trial number whose config an enqueued trial retries.
@@ -198,8 +199,7 @@ class OptunaEngine(Engine):
     # -- Optuna objects ---------------------------------------------------------------------------
     def _sampler(self, ctx: RunContext) -> Any:
         import optuna
-
-        from spaces.compile_optuna import to_grid_search_space
+        from hpsearch.spaces.compile_optuna import to_grid_search_space
 
         algorithm = ctx.settings["algorithm"]
         if algorithm == "tpe":
@@ -228,9 +228,9 @@ class OptunaEngine(Engine):
     def _storage(self, ctx: RunContext) -> Any:
         import optuna
 
-        # No Optuna heartbeat: liveness is hpsearch's one rule for every engine (search.recovery), and
+        # No Optuna heartbeat: liveness is hpsearch's one rule for every engine (hpsearch.recovery), and
         # recovery fails Optuna's side of a stale trial through ``recover``.
-        from storage.connection import sqlite_busy_timeout_s, sync_sqlite_at_checkpoints
+        from hpsearch.storage.connection import sqlite_busy_timeout_s, sync_sqlite_at_checkpoints
 
         sqlite = ctx.storage.url.startswith("sqlite")
         storage = open_optuna_storage(
@@ -288,8 +288,7 @@ class OptunaEngine(Engine):
         them. Idempotent (each carries our trial number), so a resume or a joining worker adds none twice.
         """
         import optuna
-
-        from spaces.compile_optuna import to_distributions
+        from hpsearch.spaces.compile_optuna import to_distributions
 
         added = {frozen.user_attrs.get(NUMBER_ATTR) for frozen in study.get_trials(deepcopy=False)}
         copies = [trial for trial in ctx.storage.copied_trials(ctx.study.id, with_epochs=True)
@@ -323,9 +322,8 @@ class OptunaEngine(Engine):
         """Fail Optuna's side of trials recovery failed, and queue their configurations' one retry, so a
         live worker of the study picks it up next."""
         import optuna
+        from hpsearch.recovery import trials_to_retry
         from optuna.trial import TrialState as OptunaState
-
-        from search.recovery import trials_to_retry
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         storage = self._storage(ctx)
@@ -390,7 +388,7 @@ class OptunaEngine(Engine):
 
         A queued retry of an interrupted trial is asked alone: it trains alone, to continue from its
         checkpoint."""
-        from spaces.compile_optuna import suggest_point
+        from hpsearch.spaces.compile_optuna import suggest_point
 
         room = self._room(ctx, study) if size > 1 else ctx.tracker.remaining()
         wanted = size if room is None else max(1, min(size, room))
@@ -425,7 +423,8 @@ class OptunaEngine(Engine):
     def _train(
         self, ctx: RunContext, runner: TrialRunner, study: Any, asked: list[_Asked]
     ) -> list[RunResult]:
-        """Train the asked proposals, those that share batch size and epochs together (search.packing),
+        """Train the asked proposals, those that share batch size and epochs together
+        (hpsearch.training.packing),
         and tell Optuna how each ended."""
         groups: dict[Any, list[_Asked]] = {}
         for item in asked:
@@ -509,7 +508,7 @@ def _retry_waiting(study: Any) -> bool:
 
 def pack_size(settings: Mapping[str, Any]) -> int:
     """``--pack K``: most proposals asked at once and trained together when they share batch size and
-    epochs (search.packing); 1 trains every trial alone."""
+    epochs (hpsearch.training.packing); 1 trains every trial alone."""
     value = settings.get("pack")
     size = DEFAULT_PACK if value is None else value
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
@@ -586,7 +585,7 @@ class _PruningCallback:
 
 def _epochs(space: SearchSpace) -> int:
     """The most epochs any configuration of the space trains: Hyperband's max resource."""
-    from spaces import DEFAULTS
+    from hpsearch.spaces import DEFAULTS
 
     param = space.params.get("epochs")
     if param is not None:

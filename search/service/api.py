@@ -22,16 +22,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
-
-from search.compare import UnknownStudyError, compare_studies
-from search.errors import NoResultError, UsageError
-from search.queries import best_trials, json_safe, list_trials, model_dict, study_dict, trial_dict
-from search.service.launch_fields import LAUNCH_FIELDS, RESUME_FIELDS
-from search.service.launcher import Launcher, StudyBusyError
-from storage import (
+from hpsearch.errors import NoResultError, UsageError
+from hpsearch.results.compare import UnknownStudyError, compare_studies
+from hpsearch.results.queries import best_trials, json_safe, list_trials, model_dict, study_dict, trial_dict
+from hpsearch.service.launch_fields import LAUNCH_FIELDS, RESUME_FIELDS
+from hpsearch.service.launcher import Launcher, StudyBusyError
+from hpsearch.storage import (
     ModelRecord,
     Storage,
     StudyExistsError,
@@ -41,6 +37,9 @@ from storage import (
     TrialRecord,
     TrialState,
 )
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
 
 #: Seconds a read response is reused for identical requests: as long as the dashboard waits between
 #: polls, so twenty open pages cost about one query per view and poll, not twenty.
@@ -54,7 +53,7 @@ MAX_ID = 2**31 - 1
 
 
 class RequestTooLargeError(UsageError):
-    """A request body over ``search.limits.REQUEST_BYTES``: answered 413 before it is read whole."""
+    """A request body over ``hpsearch.limits.REQUEST_BYTES``: answered 413 before it is read whole."""
 
 
 class ModelNotFoundError(UsageError):
@@ -128,7 +127,7 @@ def _json(body: bytes, status: int = 200) -> Response:
 
 def study_name(request: Request) -> str:
     """The study named in the path, decoded: a study made by the CLI may be named ``a/b`` (``a%2Fb`` in
-    the URL; see ``search.service.app._StudyPath``, which keeps that segment encoded for routing)."""
+    the URL; see ``hpsearch.service.app._StudyPath``, which keeps that segment encoded for routing)."""
     name = unquote(request.path_params["name"])
     _refuse_control(name, "the study name")
     return name
@@ -189,7 +188,7 @@ def objective_curve(trial: TrialRecord, objective: str) -> list[float | None]:
 def study_history(study: StudyRecord, trials: Sequence[TrialRecord], folds: int = 1) -> dict[str, Any]:
     """Best-so-far in the order trials ended, against trial count, wall seconds, epochs and training
     seconds: what the study page plots and what compare lines up "at equal epochs or seconds"."""
-    from search.plots import best_so_far
+    from hpsearch.results.plots import best_so_far
 
     finished = sorted((t for t in trials if t.state is not TrialState.RUNNING),
                       key=lambda t: (t.ended_at or t.started_at, t.number))
@@ -254,7 +253,7 @@ def _model_view(model: ModelRecord) -> dict[str, Any]:
 # -- handlers -------------------------------------------------------------------------------------
 
 def health(ctx: ApiContext, request: Request) -> Any:
-    from storage.connection import display_name
+    from hpsearch.storage.connection import display_name
 
     return {"status": "ok", "storage": display_name(ctx.storage.url)}
 
@@ -330,7 +329,7 @@ def history(ctx: ApiContext, request: Request) -> Any:
 def _folds(record: StudyRecord) -> int:
     if record.engine != "sklearn":
         return 1
-    from search.engines.sklearn_engine import cv_folds
+    from hpsearch.engines.sklearn.engine import cv_folds
 
     return cv_folds(record.settings)
 
@@ -399,9 +398,9 @@ def model_file(ctx: ApiContext, request: Request) -> Response:
 
 
 def presets(ctx: ApiContext, request: Request) -> Any:
-    from search.data import BUILTIN_DATASETS
-    from search.engines.base import available_engines
-    from spaces import list_presets
+    from hpsearch.data import BUILTIN_DATASETS
+    from hpsearch.engines.base import available_engines
+    from hpsearch.spaces import list_presets
 
     return {"presets": list_presets(), "datasets": list(BUILTIN_DATASETS),
             "data_files": ctx.launcher.data_files(), "engines": list(available_engines()),
@@ -429,7 +428,7 @@ async def _body(request: Request) -> dict[str, Any]:
 async def _read_limited(request: Request) -> bytes:
     """The body, refused (413) when over the limit: by its Content-Length before reading, and by the
     bytes counted while reading, for a chunked body that announces no length (or a false one)."""
-    from search.limits import REQUEST_BYTES
+    from hpsearch.limits import REQUEST_BYTES
 
     limit = REQUEST_BYTES.value()
     declared = request.headers.get("content-length")
@@ -448,7 +447,7 @@ async def _read_limited(request: Request) -> bytes:
 
 
 def _too_large(size: int, limit: int, *, counted: bool = False) -> RequestTooLargeError:
-    from search.limits import REQUEST_BYTES
+    from hpsearch.limits import REQUEST_BYTES
 
     return RequestTooLargeError(f"the request body has {'at least ' if counted else ''}{size} bytes, over "
                                 f"the limit of {limit}; set {REQUEST_BYTES.variable} on the server to "
@@ -501,7 +500,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         return ctx.launcher.resume(study_name(request), body)
 
     def openapi(ctx: ApiContext, request: Request) -> Any:
-        from search.service.openapi import openapi_document
+        from hpsearch.service.openapi import openapi_document
 
         return openapi_document()
 

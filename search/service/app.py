@@ -7,7 +7,7 @@ Security rules, all enforced here:
   Bearer T``, or the cookie a page visit with ``?token=T`` sets), compared in constant time;
 - on loopback, a request must name a loopback host in its ``Host`` header, so a web page whose domain
   was re-pointed at 127.0.0.1 (DNS rebinding) cannot read the API through a visitor's browser;
-- writes take JSON only (see :mod:`search.service.api`) and pages may not be framed;
+- writes take JSON only (see :mod:`hpsearch.service.api`) and pages may not be framed;
 - the storage password is masked in every response and log line (``***``).
 
 On Ctrl-C or SIGTERM, uvicorn stops taking requests; then every study this server launched is
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
-from search.errors import UsageError
+from hpsearch.errors import UsageError
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -71,7 +71,7 @@ class ServeOptions:
                 f"--host {self.host} is reachable from other machines, so it needs a token: pass --token "
                 f"or set {TOKEN_ENV} (or serve on 127.0.0.1 and reach it through an SSH tunnel)"
             )
-        from search.limits import REQUEST_BYTES, TRIALS, WORKERS
+        from hpsearch.limits import REQUEST_BYTES, TRIALS, WORKERS
 
         for limit in (REQUEST_BYTES, TRIALS, WORKERS):
             limit.value()  # a malformed HPSEARCH_MAX_* is refused now, not on every request
@@ -90,8 +90,8 @@ def is_loopback(host: str) -> bool:
 
 def password_mask(url: str) -> Callable[[str], str]:
     """A function that replaces by ``***`` the storage URL's password, in any spelling, and the password
-    of any other ``scheme://user:password@`` URL, in a text: :func:`storage.credentials.masker`."""
-    from storage.credentials import masker
+    of any other ``scheme://user:password@`` URL, in a text: :func:`hpsearch.storage.credentials.masker`."""
+    from hpsearch.storage.credentials import masker
 
     return masker(url)
 
@@ -102,7 +102,7 @@ class _StudyPath:
 
     Uvicorn decodes ``%2F`` to ``/`` before routing, which would split the name in two; the raw path
     keeps it. The name's segment is re-encoded in one canonical form and the handlers decode it once
-    (``search.service.api.study_name``).
+    (``hpsearch.service.api.study_name``).
     """
 
     PREFIXES = (("api", "studies"), ("studies",))
@@ -237,15 +237,14 @@ class _SecurityHeaders:
 def create_app(options: ServeOptions) -> ASGIApp:
     """The ASGI application for ``options`` (already checked): opens the store, and on shutdown stops
     the studies it launched."""
+    from hpsearch.service.api import ApiContext, routes
+    from hpsearch.service.launcher import Launcher
+    from hpsearch.service.pages import page_routes
+    from hpsearch.storage import normalize_url, open_storage
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
     from starlette.responses import JSONResponse, PlainTextResponse, Response
-
-    from search.service.api import ApiContext, routes
-    from search.service.launcher import Launcher
-    from search.service.pages import page_routes
-    from storage import normalize_url, open_storage
 
     url = normalize_url(options.storage)
     mask = password_mask(url)
@@ -306,9 +305,8 @@ class _MaskFilter(logging.Filter):
 def serve(options: ServeOptions) -> None:
     """Run the server until Ctrl-C or SIGTERM; returns after the launched studies are stopped."""
     import uvicorn
-
-    from storage import normalize_url
-    from storage.connection import display_name
+    from hpsearch.storage import normalize_url
+    from hpsearch.storage.connection import display_name
 
     options.check()
     app = create_app(options)

@@ -10,7 +10,7 @@ frozen object whose values reach the child process only as values:
 - and, independently, no text field may start with ``-`` or hold a control character (a NUL byte, a
   newline), so even a child that parsed differently would see no option in a value.
 
-The same field table builds the OpenAPI document (:mod:`search.service.openapi`), so what the document
+The same field table builds the OpenAPI document (:mod:`hpsearch.service.openapi`), so what the document
 promises is what the server checks, and a fuzzer driven by the document exercises these rules.
 """
 
@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from search.errors import UsageError
-from search.limits import TRIALS, WORKERS, Limit
+from hpsearch.errors import UsageError
+from hpsearch.limits import TRIALS, WORKERS, Limit
 
 #: Names a launch may give a study: they appear in URLs, file names and printed commands.
 STUDY_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
@@ -47,7 +47,7 @@ class RequestError(UsageError):
 class Field:
     """One request field: its JSON type and rule, and the ``hpsearch`` option it becomes.
 
-    ``low``/``high`` bound numbers (``high`` may be a :class:`~search.limits.Limit`, read when checked, so
+    ``low``/``high`` bound numbers (``high`` may be a :class:`~hpsearch.limits.Limit`, read when checked, so
     an environment variable raises it); ``choices`` may be a function, for lists known only at run time.
     """
 
@@ -113,19 +113,19 @@ class Field:
 
 
 def _engines() -> tuple[str, ...]:
-    from search.engines.base import available_engines
+    from hpsearch.engines.base import available_engines
 
     return available_engines()
 
 
 def _trainers() -> tuple[str, ...]:
-    from search.engines.sklearn_engine import TRAINERS
+    from hpsearch.engines.sklearn.engine import TRAINERS
 
     return tuple(TRAINERS)
 
 
 def _backends() -> tuple[str, ...]:
-    from search.backends import BACKENDS
+    from hpsearch.runtime.backends import BACKENDS
 
     return tuple(BACKENDS)
 
@@ -170,7 +170,7 @@ LAUNCH_FIELDS: tuple[Field, ...] = (
           high=1_000_000),
     Field("max_worker_memory", "--max-worker-memory", "number", "replace a worker past this many MiB",
           low=0, low_exclusive=True, high=MAX_WORKER_MEMORY_MB),
-    # "A,B": studies whose completed trials seed the new one (see search.warm_start).
+    # "A,B": studies whose completed trials seed the new one (see hpsearch.warm_start).
     Field("warm_start", "--warm-start", "string", "studies (comma-separated) whose completed trials seed "
           "this one"),
 )

@@ -7,7 +7,7 @@ line, where any local user could read a password. Stopping sends SIGINT, which t
 the trial in flight is recorded as FAILED (interrupted) and the study can be resumed.
 
 Input is checked here where the check needs no library: every field by its own rule
-(:mod:`search.service.launch_fields`, which also writes the child's argument list so a value never reads
+(:mod:`hpsearch.service.launch_fields`, which also writes the child's argument list so a value never reads
 as an option), and data and preset files confined to ``--data-dir``. The rest (space, data content) is
 checked by the child before it creates the study, and its one-sentence message comes back as the HTTP
 error.
@@ -29,8 +29,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from search.errors import HpsearchError, UsageError
-from search.service.launch_fields import (
+from hpsearch.errors import HpsearchError, UsageError
+from hpsearch.service.launch_fields import (
     STUDY_NAME,
     LaunchRequest,
     RequestError,
@@ -38,7 +38,7 @@ from search.service.launch_fields import (
     resume_arguments,
     run_arguments,
 )
-from storage import Storage, StudyNotFoundError, StudyRecord, TrialState
+from hpsearch.storage import Storage, StudyNotFoundError, StudyRecord, TrialState
 
 #: Seconds a stopped child gets to record its interrupted trial: the supervisor's own grace for its
 #: workers (30 s) plus its exit.
@@ -139,7 +139,7 @@ class Launcher:
 
     def live_workers(self, study: StudyRecord) -> list[str]:
         """Workers (host:pid) of RUNNING trials that are alive: a run started by another process."""
-        from search.recovery import worker_is_alive
+        from hpsearch.recovery import worker_is_alive
 
         now = datetime.now(UTC)
         live = []
@@ -160,11 +160,11 @@ class Launcher:
     def launch(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Start a new study as ``hpsearch run``; returns once the child created it (or refused).
 
-        Every field is checked (:class:`~search.service.launch_fields.LaunchRequest`) and reaches the child
+        Every field is checked (:class:`~hpsearch.service.launch_fields.LaunchRequest`) and reaches the child
         as a value, never as an option.
         """
         request = LaunchRequest.parse(body)
-        from search.engines.base import get_engine
+        from hpsearch.engines.base import get_engine
 
         engine = get_engine(request.engine or "optuna")
         if request.algorithm is not None and request.algorithm not in engine.algorithms:
@@ -172,7 +172,7 @@ class Launcher:
                                f"'{engine.name}', but got {request.algorithm!r}")
         name = request.study
         if name is None:
-            from search.study import _default_study_name
+            from hpsearch.study import _default_study_name
 
             algorithm = engine.resolve_algorithm(request.algorithm)
             name = _default_study_name(_data_label(request.data or "digits"), engine.name, algorithm)
@@ -184,8 +184,8 @@ class Launcher:
         args = run_arguments(request, study=name, space=space, data=data)
         with self._reserve(name):
             if self._study_exists(name):
-                from storage import StudyExistsError
-                from storage.connection import display_name
+                from hpsearch.storage import StudyExistsError
+                from hpsearch.storage.connection import display_name
 
                 raise StudyExistsError(name, display_name(self.storage.url))
             launch = self._spawn(name, "run", args)
@@ -253,7 +253,7 @@ class Launcher:
         Raises:
             RequestError: neither; the message never says whether a path outside ``--data-dir`` exists.
         """
-        from search.data import BUILTIN_DATASETS, BUNDLED_CSVS
+        from hpsearch.data import BUILTIN_DATASETS, BUNDLED_CSVS
 
         bundled_names = (*BUILTIN_DATASETS, *BUNDLED_CSVS)
         if data in bundled_names:
@@ -281,7 +281,7 @@ class Launcher:
             RequestError: neither; a file's content is never quoted, and a path outside ``--data-dir``
                 gets the same answer whether or not it exists.
         """
-        from spaces import list_presets
+        from hpsearch.spaces import list_presets
 
         presets = list_presets()
         if preset in presets:
@@ -341,7 +341,7 @@ class Launcher:
         env.pop("HPSEARCH_TOKEN", None)  # the child serves nothing; it has no use for the token
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "search.cli", *args], stdin=subprocess.DEVNULL, stdout=log,
+                [sys.executable, "-m", "hpsearch.cli", *args], stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, env=env,
                 # Own session: a Ctrl-C in the server's terminal is the server's; it stops children
                 # itself, in order, on the way out.

@@ -9,9 +9,8 @@ Logging is left alone: this runs inside the CLI and the application's logging mu
 from __future__ import annotations
 
 from alembic import context
+from hpsearch.storage.tables import TABLE_PREFIX, VERSION_TABLE, Base
 from sqlalchemy.engine import Connection
-
-from storage.tables import TABLE_PREFIX, VERSION_TABLE, Base
 
 config = context.config
 
@@ -44,7 +43,7 @@ def run_migrations_online() -> None:
         return
 
     # Someone ran the `alembic` command by hand with sqlalchemy.url set.
-    from storage.connection import make_engine, normalize_url
+    from hpsearch.storage.connection import make_engine, normalize_url
 
     url = config.get_main_option("sqlalchemy.url")
     if not url:

@@ -1,0 +1,1 @@
+"""The KerasTuner engine: its oracles proposing, its Hyperband rounds on Dask."""

@@ -1,0 +1,410 @@
+"""Successive halving for the scikit-learn engine: ``HalvingGridSearchCV`` and ``HalvingRandomSearchCV``.
+
+What scikit-learn's ``BaseSuccessiveHalving._run_search`` does, rung by rung, with every fit recorded:
+
+- the first rung's candidates are ``ParameterGrid(param_grid)`` (``halving-grid``) or
+  ``ParameterSampler(param_distributions, n_candidates, random_state=--seed)`` (``halving-random``);
+- the plan (:func:`halving_plan`) is scikit-learn's arithmetic: ``n_required_iterations``,
+  ``min_resources`` (``exhaust``, ``smallest`` or a number), ``n_possible_iterations``, and rung ``i``
+  gives each candidate ``min(factor**i * min_resources, max_resources)`` of the resource;
+- the resource is ``epochs`` (the estimator's ``epochs`` set to the rung's value; the most is the space's
+  fixed ``epochs``) or ``rows`` (each fold's training and held-out rows subsampled to the rung's share of
+  the train+validation rows, as ``_SubsampleMetaSplitter`` does, seeded by ``--seed``);
+- every candidate of a rung is cross-validated on the same folds as ``--algorithm grid`` and the best
+  ``ceil(n / factor)`` by mean test score go on (``_top_k``: failed candidates, whose score is NaN, last).
+
+Each (rung, candidate) is one trial through the one trial runner. A candidate carried to the next rung
+keeps one chain: its next trial names the previous one in ``parent_number``. As scikit-learn does, a rung
+fits from scratch with more resource; it does not continue the previous rung's weights. Trials of rungs
+before the last are recorded PRUNED (scored with less than the plan's last resource, like a trial a
+pruner stops at a rung) with their value; the last rung's trials are COMPLETE, so ``hpsearch best``
+picks what ``best_params_`` picks: the best mean test score of the last iteration. Every trial's metrics
+hold ``iter`` and ``n_resources`` as ``cv_results_`` does.
+
+Resume needs no state of its own: the trials of a rung are found by (iteration, parameters) in our
+tables, the next rung's candidates follow from their stored scores, and only fits without a result are
+run (an interrupted one first, as a retry).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hpsearch.engines.base import RunContext
+from hpsearch.errors import UsageError
+from hpsearch.spaces import DEFAULTS, SearchSpace
+from hpsearch.storage import TrialRecord, TrialState
+from hpsearch.training.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
+
+if TYPE_CHECKING:
+    import numpy as np
+    from hpsearch.data import Dataset
+    from hpsearch.engines.sklearn.engine import Candidate
+
+HALVING_ALGORITHMS = ("halving-grid", "halving-random")
+#: Settings only the halving algorithms read (``factor`` is shared with KerasTuner's Hyperband).
+HALVING_OPTIONS = ("factor", "min_resources", "halving_resource", "n_candidates")
+RESOURCES = ("epochs", "rows")
+DEFAULT_FACTOR = 3
+DEFAULT_RESOURCE = "epochs"
+#: scikit-learn's defaults: HalvingGridSearchCV(min_resources="exhaust"), HalvingRandomSearchCV(
+#: min_resources="smallest", n_candidates="exhaust"); both "exhaust" at once is refused, as there.
+MIN_RESOURCES_WORDS = ("exhaust", "smallest")
+
+
+# -- settings ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HalvingSettings:
+    resource: str
+    factor: int
+    min_resources: int | str
+    #: ``halving-random`` only: first-rung candidates, or "exhaust" (``max_resources // min_resources``).
+    n_candidates: int | str | None
+
+
+def halving_settings(space: SearchSpace, settings: Mapping[str, Any]) -> HalvingSettings:
+    """The halving options with scikit-learn's defaults filled in; UsageError naming what must hold."""
+    algorithm = settings["algorithm"]
+    resource = settings.get("halving_resource") or DEFAULT_RESOURCE
+    if resource not in RESOURCES:
+        raise UsageError(f"--halving-resource must be one of {', '.join(RESOURCES)}, but got '{resource}'")
+    factor = settings.get("factor")
+    factor = DEFAULT_FACTOR if factor is None else factor
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
+        raise UsageError(f"--factor must be an integer of at least 2 (candidates kept: 1 in factor), "
+                         f"but got {factor}")
+    default_min = "exhaust" if algorithm == "halving-grid" else "smallest"
+    min_resources = settings.get("min_resources")
+    min_resources = default_min if min_resources is None else min_resources
+    _check_count("--min-resources", min_resources, MIN_RESOURCES_WORDS)
+    n_candidates = settings.get("n_candidates")
+    if algorithm == "halving-grid":
+        if n_candidates is not None:
+            raise UsageError("--n-candidates applies to --algorithm halving-random only; halving-grid starts "
+                             "with every candidate of the grid")
+    else:
+        n_candidates = "exhaust" if n_candidates is None else n_candidates
+        _check_count("--n-candidates", n_candidates, ("exhaust",))
+        if n_candidates == "exhaust" and min_resources == "exhaust":
+            raise UsageError("--n-candidates and --min-resources cannot both be exhaust: each is computed "
+                             "from the other; give a number for one of them")
+        if n_candidates == "exhaust" and resource == "rows":
+            raise UsageError("--algorithm halving-random with --halving-resource rows needs --n-candidates "
+                             "N: 'exhaust' would size the trial budget from the data's row count, which is "
+                             "not known before the data is read")
+    if resource == "epochs" and "epochs" in space.params:
+        raise UsageError(f"space {space.source} tunes 'epochs', but successive halving on epochs decides how "
+                         "long each candidate trains; fix epochs in the space (the last rung's most) or use "
+                         "--halving-resource rows")
+    return HalvingSettings(resource, factor, min_resources, n_candidates)
+
+
+def _check_count(flag: str, value: Any, words: Sequence[str]) -> None:
+    if value in words:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{flag} must be a positive integer or {' or '.join(words)}, but got {value}")
+
+
+def space_epochs(space: SearchSpace) -> int:
+    """The most epochs a candidate trains: the space's fixed ``epochs`` (the builder's default if none)."""
+    return int(space.fixed.get("epochs", DEFAULTS["epochs"]))
+
+
+# -- the plan ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rung:
+    """One iteration: ``candidates`` cross-validated with ``resources`` epochs (or rows) each."""
+
+    iteration: int
+    candidates: int
+    resources: int
+
+
+@dataclass(frozen=True)
+class HalvingPlan:
+    resource: str
+    factor: int
+    min_resources: int
+    max_resources: int
+    n_required_iterations: int
+    n_possible_iterations: int
+    rungs: tuple[Rung, ...]
+
+    @property
+    def trials(self) -> int:
+        return sum(rung.candidates for rung in self.rungs)
+
+
+def halving_plan(
+    n_candidates: int, *, factor: int, min_resources: int | str, max_resources: int, smallest: int
+) -> HalvingPlan:
+    """scikit-learn's successive-halving schedule (``aggressive_elimination=False``).
+
+    ``smallest`` is the ``min_resources="smallest"`` value: 1 epoch, or ``2 * folds`` rows (times the
+    number of classes for a classifier). The arithmetic, floating-point logarithms included, is
+    ``BaseSuccessiveHalving._run_search``'s, so the rungs are the ones scikit-learn would run.
+    """
+    if n_candidates < 1:
+        raise UsageError("successive halving needs at least one candidate, but the space gives none")
+    n_required = 1 + math.floor(math.log(n_candidates, factor))
+    if min_resources == "exhaust":
+        least = max(smallest, max_resources // factor ** (n_required - 1))
+    elif min_resources == "smallest":
+        least = smallest
+    else:
+        least = int(min_resources)
+    if least > max_resources:
+        raise UsageError(f"--min-resources {least} is more than the most a candidate gets ({max_resources}); "
+                         f"give --min-resources {max_resources} or less")
+    n_possible = 1 + math.floor(math.log(max_resources // least, factor))
+    rungs, count = [], n_candidates
+    for iteration in range(min(n_possible, n_required)):
+        rungs.append(Rung(iteration, count, min(int(factor**iteration * least), max_resources)))
+        count = math.ceil(count / factor)
+    return HalvingPlan(resource="", factor=factor, min_resources=least, max_resources=max_resources,
+                       n_required_iterations=n_required, n_possible_iterations=n_possible, rungs=tuple(rungs))
+
+
+def _first_candidate_count(space: SearchSpace, settings: Mapping[str, Any], halving: HalvingSettings,
+                           max_resources: int, smallest: int) -> int:
+    if settings["algorithm"] == "halving-grid":
+        return space.grid_size()
+    n = halving.n_candidates
+    if n == "exhaust":  # scikit-learn: max_resources_ // min_resources_ before "exhaust" adjusts the latter
+        least = smallest if halving.min_resources == "smallest" else int(halving.min_resources)
+        n = max(1, max_resources // least)
+    return len(_sampler(space, int(n), int(settings.get("seed", 0))))
+
+
+def _sampler(space: SearchSpace, n: int, seed: int) -> Any:
+    from hpsearch.spaces.compile_sklearn import to_param_distributions
+    from sklearn.model_selection import ParameterSampler
+
+    return ParameterSampler(to_param_distributions(space), n_iter=n, random_state=seed)
+
+
+def plan_for(
+    space: SearchSpace, settings: Mapping[str, Any], *, rows: int | None = None, n_classes: int | None = None
+) -> HalvingPlan:
+    """The study's plan. For ``rows`` the data decides ``max_resources`` (its train+validation rows) and
+    ``smallest`` (``2 * folds`` rows per class); without the data (``rows`` None) the plan assumes every
+    rung ``n_required_iterations`` allows, an upper bound of the trials the data's plan has."""
+    from hpsearch.engines.sklearn.engine import cv_folds
+
+    halving = halving_settings(space, settings)
+    if halving.resource == "epochs":
+        max_resources, smallest = space_epochs(space), 1
+    elif rows is None:
+        max_resources, smallest = 2**62, 1  # unknown: as many rungs as the candidates ask for
+    else:
+        max_resources = rows
+        smallest = cv_folds(settings) * 2 * (n_classes if n_classes and n_classes > 1 else 1)
+    count = _first_candidate_count(space, settings, halving, max_resources, smallest)
+    plan = halving_plan(count, factor=halving.factor, min_resources=halving.min_resources,
+                        max_resources=max_resources, smallest=smallest)
+    return HalvingPlan(halving.resource, plan.factor, plan.min_resources, plan.max_resources,
+                       plan.n_required_iterations, plan.n_possible_iterations, plan.rungs)
+
+
+def data_shape(dataset: Dataset) -> tuple[int, int | None]:
+    """(train+validation rows, classes or None for regression): what a ``rows`` plan depends on."""
+    rows = len(dataset.y_train) + len(dataset.y_val)
+    return rows, (dataset.n_classes if dataset.task != "regression" else None)
+
+
+def describe_plan(plan: HalvingPlan, folds: int) -> list[str]:
+    unit = "epochs" if plan.resource == "epochs" else "rows"
+    lines = [
+        f"successive halving on {unit}: factor {plan.factor}, min_resources {plan.min_resources}, "
+        f"max_resources {plan.max_resources}; {len(plan.rungs)} iterations ({plan.n_required_iterations} "
+        f"required, {plan.n_possible_iterations} possible), {plan.trials} trials, "
+        f"{plan.trials * folds} fits",
+    ]
+    for rung in plan.rungs:
+        each = (f"{rung.resources} epochs" if unit == "epochs"
+                else f"{rung.resources} of {plan.max_resources} rows")
+        keep = math.ceil(rung.candidates / plan.factor)
+        then = (f"best {keep} by mean test score go on" if rung is not plan.rungs[-1]
+                else "the best of them is the search's best")
+        lines.append(f"  iter {rung.iteration}: {rung.candidates} candidates x {each}, {folds} folds each "
+                     f"= {rung.candidates * folds} fits; {then}")
+    lines.append("each rung fits from scratch with its resource (as scikit-learn does); trials before the "
+                 "last rung are recorded PRUNED, the last rung's COMPLETE")
+    return lines
+
+
+# -- the search -------------------------------------------------------------------------------------------
+def top_k(candidates: Sequence[Candidate], scores: Sequence[float], k: int) -> list[Candidate]:
+    """scikit-learn's ``_top_k``: the ``k`` best by mean test score, NaN (failed) scores ranked lowest, in
+    ascending score order (the next rung's order)."""
+    import numpy as np
+
+    values = np.asarray(scores, dtype=float)
+    order = np.roll(np.argsort(values), np.count_nonzero(np.isnan(values)))
+    return [candidates[index] for index in order[-k:]]
+
+
+@dataclass
+class _RungHistory:
+    """What the study holds for one (iteration, candidate)."""
+
+    finished: TrialRecord | None = None
+    running: bool = False
+    interrupted: list[TrialRecord] = field(default_factory=list)
+
+
+def rung_of(trial: TrialRecord) -> int | None:
+    """The iteration of a halving trial, from its engine trial id ``"<iteration>:<candidate index>"``."""
+    iteration, _, _ = (trial.engine_trial_id or "").partition(":")
+    return int(iteration) if iteration.isdigit() else None
+
+
+def _histories(trials: list[TrialRecord]) -> dict[tuple[int, str], _RungHistory]:
+    from hpsearch.engines.sklearn.engine import candidate_key
+
+    histories: dict[tuple[int, str], _RungHistory] = {}
+    for trial in trials:
+        iteration = rung_of(trial)
+        if iteration is None:
+            continue
+        history = histories.setdefault((iteration, candidate_key(trial.params)), _RungHistory())
+        if trial.state is TrialState.RUNNING:
+            history.running = True
+        elif trial.interrupted:
+            history.interrupted.append(trial)
+        else:
+            history.finished = trial
+    return histories
+
+
+def _score(trial: TrialRecord) -> float:
+    """``mean_test_score`` in scikit-learn's sense (NaN for a failed candidate, as ``error_score``)."""
+    value = trial.metrics.get("mean_test_score")
+    if trial.state is TrialState.FAILED or value is None:
+        return math.nan
+    return float(value)
+
+
+def first_candidates(space: SearchSpace, settings: Mapping[str, Any], count: int) -> list[Candidate]:
+    """The first rung's candidates, in the order scikit-learn's halving searches fit them."""
+    from hpsearch.engines.sklearn.engine import _candidate
+    from hpsearch.spaces.compile_sklearn import to_param_grid
+    from sklearn.model_selection import ParameterGrid
+
+    if settings["algorithm"] == "halving-grid":
+        parameters: Any = ParameterGrid(to_param_grid(space))
+    else:
+        parameters = _sampler(space, count, int(settings.get("seed", 0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "the total space of parameters is smaller than n_iter"
+        return [_candidate(space, index, params) for index, params in enumerate(parameters)]
+
+
+def rung_splits(
+    splits: list[tuple[np.ndarray, np.ndarray]], plan: HalvingPlan, rung: Rung, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The folds of a rung: the study's folds, subsampled for a ``rows`` rung as scikit-learn's
+    ``_SubsampleMetaSplitter(fraction=n_resources / n_samples, subsample_test=True)`` does."""
+    if plan.resource != "rows" or rung.resources >= plan.max_resources:
+        return splits
+    from sklearn.utils import resample
+
+    fraction = rung.resources / plan.max_resources
+    return [
+        (resample(train, replace=False, random_state=seed, n_samples=int(fraction * len(train))),
+         resample(test, replace=False, random_state=seed, n_samples=int(fraction * len(test))))
+        for train, test in splits
+    ]
+
+
+def run_halving(ctx: RunContext, evaluator: Any, splits: list[tuple[np.ndarray, np.ndarray]],
+                scoring: Any) -> None:
+    """Run (or resume) the study's halving plan through the trial runner; see the module docstring."""
+    from hpsearch.engines.sklearn.engine import (
+        MAX_INTERRUPTED_ATTEMPTS,
+        Candidate,
+        _cross_validation,
+        _given_up,
+    )
+    from hpsearch.training.recorder import current_worker
+
+    others = [trial for trial in ctx.storage.running_trials(ctx.study.id) if trial.worker != current_worker()]
+    if others:
+        raise UsageError(
+            f"study '{ctx.study.name}' is being searched by worker {others[0].worker} (trial "
+            f"#{others[0].number} is running); successive halving runs one worker per study"
+        )
+    rows, n_classes = data_shape(ctx.dataset)
+    plan = plan_for(ctx.space, ctx.settings, rows=rows, n_classes=n_classes)
+    current = first_candidates(ctx.space, ctx.settings, plan.rungs[0].candidates)
+    histories = _histories(ctx.storage.list_trials(ctx.study.id))
+    runner = TrialRunner(ctx)
+    parents: dict[str, int] = {}
+    last = plan.rungs[-1].iteration
+    for rung in plan.rungs:
+        folds = rung_splits(splits, plan, rung, ctx.seed)
+        results: dict[str, TrialRecord] = {}
+        pending: list[tuple[Candidate, _RungHistory]] = []
+        for candidate in current:
+            history = histories.get((rung.iteration, candidate.key), _RungHistory())
+            if history.finished is not None:
+                results[candidate.key] = history.finished
+            else:
+                pending.append((candidate, history))
+        # Cut-short fits first (resume retries them before new work), then scikit-learn's order.
+        pending.sort(key=lambda item: not item[1].interrupted)
+        for candidate, history in pending:
+            if ctx.tracker.should_stop():
+                return
+            fitted = candidate
+            if plan.resource == "epochs":
+                fitted = Candidate(candidate.index, {**candidate.sklearn_params, "epochs": rung.resources},
+                                   candidate.point)
+            while True:
+                proposal = Proposal(
+                    candidate.point,
+                    engine_trial_id=f"{rung.iteration}:{candidate.index}",
+                    retry_of=history.interrupted[-1].number if history.interrupted else None,
+                    parent_number=parents.get(candidate.key),
+                    # The same parameters on another rung are other work, not a duplicate.
+                    identity={"params": candidate.point, "halving_iter": rung.iteration},
+                )
+                if len(history.interrupted) >= MAX_INTERRUPTED_ATTEMPTS:
+                    train = _given_up(history)  # type: ignore[arg-type]
+                else:
+                    cross_validate = _cross_validation(fitted, evaluator, folds, scoring)
+                    train = _rung_fit(cross_validate, rung, rung.iteration == last)
+                result = runner.run(proposal, train)
+                if result.status is not RunStatus.INTERRUPTED or result.trial is None:
+                    break
+                # A fold process died: fit it again now (keeping its finished folds), until given up.
+                history.interrupted.append(result.trial)
+            if result.status is RunStatus.BUDGET_REACHED:
+                ctx.tracker.budget_reached()
+                return
+            if result.status is not RunStatus.FINISHED or result.trial is None:
+                return  # another process holds this fit: the next rung cannot be decided here
+            results[candidate.key] = result.trial
+        if rung.iteration == last:
+            return
+        scores = [_score(results[candidate.key]) for candidate in current]
+        parents = {key: trial.number for key, trial in results.items()}
+        current = top_k(current, scores, math.ceil(len(current) / plan.factor))
+
+
+def _rung_fit(cross_validate: Any, rung: Rung, last: bool) -> Any:
+    def fit(attempt: Attempt) -> TrialOutcome:
+        # cv_results_' own columns, committed before the first fold so every trial shows its rung.
+        attempt.partial({"iter": rung.iteration, "n_resources": rung.resources})
+        outcome = cross_validate(attempt)
+        if outcome.state is TrialState.COMPLETE and not last:
+            return TrialOutcome.pruned(outcome.value, outcome.metrics)
+        return outcome
+
+    return fit
+

@@ -1,0 +1,1 @@
+"""Where trials run: worker processes under a supervisor, fold processes, a Dask cluster."""

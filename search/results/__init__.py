@@ -1,0 +1,1 @@
+"""After the search: queries, comparisons, plots, retrain, export, model cards, predict."""

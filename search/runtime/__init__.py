@@ -1,0 +1,1 @@
+"""How a process loads Keras and TensorFlow: the backend, lean and quiet first imports."""
