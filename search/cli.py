@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from hpsearch import interrupts
+from . import interrupts
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 EXIT_INTERRUPTED = 130
@@ -73,7 +73,7 @@ def _add_halving(parser: argparse.ArgumentParser, *, check_only: bool = False) -
 
 
 def _isolation(args: argparse.Namespace) -> Any:
-    from hpsearch.study import DEFAULT_MAX_WORKER_MEMORY_MB, DEFAULT_RECYCLE_AFTER, Isolation
+    from .study import DEFAULT_MAX_WORKER_MEMORY_MB, DEFAULT_RECYCLE_AFTER, Isolation
 
     return Isolation(
         workers=args.workers,
@@ -86,7 +86,7 @@ def _isolation(args: argparse.Namespace) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hpsearch.engines.base import available_engines
+    from .engines.base import available_engines
 
     parser = argparse.ArgumentParser(
         prog="hpsearch",
@@ -332,7 +332,7 @@ def _version() -> str:
 
 
 def _print_json(data: Any, out: TextIO) -> None:
-    from hpsearch.results.queries import json_safe
+    from .results.queries import json_safe
 
     json.dump(json_safe(data), out, indent=2, allow_nan=False)
     out.write("\n")
@@ -340,11 +340,11 @@ def _print_json(data: Any, out: TextIO) -> None:
 
 # -- commands ---------------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    from hpsearch.engines.base import ENGINE_OPTIONS
-    from hpsearch.study import RunOptions, run_study
+    from .engines.base import ENGINE_OPTIONS
+    from .study import RunOptions, run_study
 
     if args.dask is None and os.environ.get("HPSEARCH_DASK"):
-        from hpsearch.engines.base import get_engine
+        from .engines.base import get_engine
 
         # The environment's cluster serves the engines that send work to one; others ignore it.
         if "dask" in get_engine(args.engine).options:
@@ -365,7 +365,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:
-    from hpsearch.study import resume_study
+    from .study import resume_study
 
     given = {
         key: value
@@ -387,7 +387,7 @@ def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
-    from hpsearch.study import join_study
+    from .study import join_study
 
     join_study(args.study, args.storage, isolation=_isolation(args), progress=not args.quiet, out=out)
     return 0
@@ -400,7 +400,7 @@ def _open(args: argparse.Namespace) -> Any:
 
 
 def _cmd_studies(args: argparse.Namespace, out: TextIO) -> int:
-    from hpsearch.results.queries import studies_table, study_dict
+    from .results.queries import studies_table, study_dict
 
     summaries = _open(args).list_studies()
     if args.json:
@@ -415,7 +415,7 @@ def _cmd_studies(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_trials(args: argparse.Namespace, out: TextIO) -> int:
-    from hpsearch.results.queries import list_trials, trial_dict, trials_table
+    from .results.queries import list_trials, trial_dict, trials_table
 
     storage = _open(args)
     study = storage.get_study(args.study)
@@ -431,7 +431,7 @@ def _cmd_trials(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_best(args: argparse.Namespace, out: TextIO) -> int:
-    from hpsearch.results.queries import best_text, best_trials, model_dict, trial_dict
+    from .results.queries import best_text, best_trials, model_dict, trial_dict
 
     storage = _open(args)
     study = storage.get_study(args.study)
@@ -458,7 +458,7 @@ def _cmd_best(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_retrain(args: argparse.Namespace, out: TextIO) -> int:
-    from hpsearch.results.retrain import DEFAULT_LR_FACTOR, DEFAULT_LR_PATIENCE, RetrainOptions, retrain_study
+    from .results.retrain import DEFAULT_LR_FACTOR, DEFAULT_LR_PATIENCE, RetrainOptions, retrain_study
 
     asked = args.lr_factor is not None or args.lr_patience is not None
     options = RetrainOptions(
@@ -476,7 +476,7 @@ def _cmd_retrain(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
-    from hpsearch.results.export import predict_file, write_predictions
+    from .results.export import predict_file, write_predictions
 
     predictions, _card = predict_file(args.model, args.data)
     if args.out is None:
@@ -488,7 +488,7 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
-    from hpsearch.results.compare import compare_studies, compare_text
+    from .results.compare import compare_studies, compare_text
 
     rows = compare_studies(_open(args), args.studies)
     if args.json:
@@ -499,7 +499,7 @@ def _cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
-    from hpsearch.results.plots import plot_study
+    from .results.plots import plot_study
 
     storage = _open(args)
     for path in plot_study(storage, storage.get_study(args.study), args.out, top=args.top):
@@ -509,7 +509,7 @@ def _cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     # Imported here: starlette and uvicorn are for this command only, never for `hpsearch --help`.
-    from hpsearch.service import ServeOptions, serve
+    from .service import ServeOptions, serve
 
     token = args.token if args.token is not None else (os.environ.get("HPSEARCH_TOKEN") or None)
     serve(ServeOptions(storage=args.storage, host=args.host, port=args.port, token=token,
@@ -543,7 +543,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     err = err or sys.stderr
     # TensorFlow's C++ start-up chatter is noise for users; they can still override it.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from hpsearch.runtime import lean_keras, quiet_tensorflow
+    from .runtime import lean_keras, quiet_tensorflow
 
     quiet_tensorflow.install()  # the lines printed before that variable is read
     lean_keras.install()  # commands that train here start faster

@@ -28,9 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hpsearch.errors import UsageError
 from hpsearch.spaces.limits import GRID_CANDIDATES, SPACE_FILE_BYTES, YAML_ALIASES
 from hpsearch.spaces.limits import Limit as _SpaceLimit
+
+from .errors import UsageError
 
 if TYPE_CHECKING:
     from hpsearch.spaces import SearchSpace

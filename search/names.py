@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
-from hpsearch.errors import UsageError
+from .errors import UsageError
 
 #: The longest name a new study may have, in characters (documented in the README).
 MAX_STUDY_NAME = 200

@@ -20,7 +20,8 @@ import socket
 from datetime import UTC, datetime, timedelta
 
 from hpsearch.storage import Storage, StudyRecord, TrialNotRunningError, TrialRecord, TrialState
-from hpsearch.training.runner import stale_after_s
+
+from .training.runner import stale_after_s
 
 
 def worker_is_alive(trial: TrialRecord) -> bool | None:

@@ -18,12 +18,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from hpsearch.engines.base import ENGINE_OPTIONS, Budget, BudgetTracker, Engine, RunContext, get_engine
-from hpsearch.errors import StorageTroubleError, StudyMismatchError, UsageError
-from hpsearch.limits import TRIALS, WORKERS, check_seed, listing_problem
-from hpsearch.names import check_study_name
-from hpsearch.recovery import fail_abandoned_trials, trials_to_retry
-from hpsearch.runtime.backends import study_backend, use_backend_here
 from hpsearch.spaces import SearchSpace, check_objective, load_space, space_from_dict
 from hpsearch.storage import (
     Storage,
@@ -35,11 +29,18 @@ from hpsearch.storage import (
     open_storage,
     safe_url,
 )
-from hpsearch.training.checkpoints import CHECKPOINT_DIR_SETTING, study_checkpoints
-from hpsearch.training.recorder import TrialRecorder, current_worker
-from hpsearch.training.reproducibility import ENVIRONMENT_SETTING, changes_since, numerical_environment
-from hpsearch.training.runner import DEFAULT_STALE_AFTER_S
-from hpsearch.warm_start import (
+
+from .engines.base import ENGINE_OPTIONS, Budget, BudgetTracker, Engine, RunContext, get_engine
+from .errors import StorageTroubleError, StudyMismatchError, UsageError
+from .limits import TRIALS, WORKERS, check_seed, listing_problem
+from .names import check_study_name
+from .recovery import fail_abandoned_trials, trials_to_retry
+from .runtime.backends import study_backend, use_backend_here
+from .training.checkpoints import CHECKPOINT_DIR_SETTING, study_checkpoints
+from .training.recorder import TrialRecorder, current_worker
+from .training.reproducibility import ENVIRONMENT_SETTING, changes_since, numerical_environment
+from .training.runner import DEFAULT_STALE_AFTER_S
+from .warm_start import (
     WARM_START_SETTING,
     WarmStartPlan,
     check_resumed_sources,
@@ -48,8 +49,8 @@ from hpsearch.warm_start import (
 )
 
 if TYPE_CHECKING:
-    from hpsearch.data import Dataset
-    from hpsearch.executors.supervisor import EarlyWorkers
+    from .data import Dataset
+    from .executors.supervisor import EarlyWorkers
 
 DEFAULT_SPACE = "default"
 DEFAULT_DATA = "digits"
@@ -164,7 +165,7 @@ def _load_data(
     source: str, target: str | None, task: str, seed: int, class_weight: str | None,
     sample_weight: str | None = None,
 ) -> Dataset:
-    from hpsearch.data import load_dataset
+    from .data import load_dataset
 
     return load_dataset(source, target=target, task=task, seed=seed, class_weight=class_weight,
                         sample_weight=sample_weight)
@@ -546,7 +547,7 @@ def _resume(
 def _early_workers(isolation: Isolation, name: str, url: str, settings: dict[str, Any], *,
                    start: bool = True) -> EarlyWorkers:
     """The run's first workers, started now so their imports overlap its set-up (none in-process)."""
-    from hpsearch.executors.supervisor import EarlyWorkers, WorkerLaunch
+    from .executors.supervisor import EarlyWorkers, WorkerLaunch
 
     if isolation.in_process or not start:
         return EarlyWorkers(None)
@@ -571,7 +572,7 @@ def _launch(
     engine.prepare(_context(storage, study, space, dataset, budget, []))
     if isolation.in_process:
         return _execute(storage, study, space, dataset, engine, budget, retries, progress, out)
-    from hpsearch.executors.supervisor import Supervisor
+    from .executors.supervisor import Supervisor
 
     supervisor = Supervisor(
         storage, study, engine, budget, workers=isolation.workers, recycle_after=isolation.recycle_after,
@@ -644,7 +645,7 @@ def _execute(
     progress: bool,
     out: TextIO,
 ) -> StudyRecord:
-    from hpsearch.progress import ProgressBar
+    from .progress import ProgressBar
 
     ctx = _context(storage, study, space, dataset, budget, retries)
     bar = ProgressBar(
@@ -680,8 +681,9 @@ def _touch(storage: Storage, study: StudyRecord) -> None:
 
 def _fail_own_running_trials(storage: Storage, study: StudyRecord) -> None:
     """Safety net: a trial this process started must not stay RUNNING once the run is over."""
-    from hpsearch.recovery import interrupt_trial
     from hpsearch.storage import StorageError
+
+    from .recovery import interrupt_trial
 
     me = current_worker()
     try:

@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.errors import UsageError
 from hpsearch.spaces import SearchSpace, SpaceError, resolve_config, space_from_dict
 from hpsearch.spaces.params import CategoricalParam, FloatParam, IntParam
 from hpsearch.storage import (
@@ -40,8 +39,10 @@ from hpsearch.storage import (
     config_key,
 )
 
+from .errors import UsageError
+
 if TYPE_CHECKING:
-    from hpsearch.engines.base import Engine
+    from .engines.base import Engine
 
 #: Study settings key listing the studies a study was warm-started from.
 WARM_START_SETTING = "warm_start"
@@ -210,7 +211,7 @@ def _fold_rule(engine: Engine, settings: Mapping[str, Any], source: StudyRecord)
     """Why no trial of ``source`` stands for a candidate of an sklearn study (None: they may)."""
     if engine.name != "sklearn":
         return None
-    from hpsearch.engines.sklearn.engine import cv_folds, fold_trainer
+    from .engines.sklearn.engine import cv_folds, fold_trainer
 
     folds = cv_folds(settings)
     if source.engine != "sklearn":

@@ -9,12 +9,12 @@ The engine compilers live in submodules (``hpsearch.spaces.compile_sklearn``,
 ``hpsearch.spaces.compile_optuna``) and are imported by the engine that needs them.
 """
 
-from hpsearch.spaces.builder import TaskInfo, build_model, target_statistics
-from hpsearch.spaces.errors import SpaceError
-from hpsearch.spaces.hyperparameters import DEFAULTS
-from hpsearch.spaces.objectives import check_objective, direction_of, objective_names
-from hpsearch.spaces.params import CategoricalParam, FloatParam, IntParam, Param
-from hpsearch.spaces.space import SearchSpace, list_presets, load_space, resolve_config, space_from_dict
+from .builder import TaskInfo, build_model, target_statistics
+from .errors import SpaceError
+from .hyperparameters import DEFAULTS
+from .objectives import check_objective, direction_of, objective_names
+from .params import CategoricalParam, FloatParam, IntParam, Param
+from .space import SearchSpace, list_presets, load_space, resolve_config, space_from_dict
 
 __all__ = [
     "DEFAULTS",

@@ -12,10 +12,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.spaces.errors import SpaceError
-from hpsearch.spaces.hyperparameters import DEFAULTS, KNOBS, check_value, parse_value
-from hpsearch.spaces.limits import quoted
-from hpsearch.spaces.objectives import TASK_KINDS
+from .errors import SpaceError
+from .hyperparameters import DEFAULTS, KNOBS, check_value, parse_value
+from .limits import quoted
+from .objectives import TASK_KINDS
 
 if TYPE_CHECKING:
     import keras
@@ -126,7 +126,8 @@ def _output(
 ) -> tuple[Any, str, list[Any], float]:
     """The output tensor on top of ``x``, with the task's loss, metrics and loss weight."""
     import keras
-    from hpsearch.spaces.metrics import task_metrics
+
+    from .metrics import task_metrics
 
     metrics = task_metrics(task.kind, task.n_classes, metric_names)
     if task.kind == "binary":

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.spaces.errors import SpaceError
-from hpsearch.spaces.params import CategoricalParam, FloatParam, IntParam
-from hpsearch.spaces.space import SearchSpace
+from .errors import SpaceError
+from .params import CategoricalParam, FloatParam, IntParam
+from .space import SearchSpace
 
 if TYPE_CHECKING:
     import keras_tuner

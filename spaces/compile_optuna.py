@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.spaces.params import CategoricalParam, FloatParam, IntParam
-from hpsearch.spaces.space import SearchSpace
+from .params import CategoricalParam, FloatParam, IntParam
+from .space import SearchSpace
 
 if TYPE_CHECKING:
     import optuna

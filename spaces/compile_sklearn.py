@@ -10,10 +10,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from hpsearch.spaces.errors import SpaceError
-from hpsearch.spaces.hyperparameters import plain
-from hpsearch.spaces.params import CategoricalParam, FloatParam, IntParam
-from hpsearch.spaces.space import SearchSpace
+from .errors import SpaceError
+from .hyperparameters import plain
+from .params import CategoricalParam, FloatParam, IntParam
+from .space import SearchSpace
 
 #: Tuned names SciKeras handles as its own (fit) parameters rather than passing to the model function.
 WRAPPER_PARAMS = ("batch_size", "epochs")

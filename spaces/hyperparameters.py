@@ -47,9 +47,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hpsearch.spaces.errors import SpaceError
-from hpsearch.spaces.limits import quoted
-from hpsearch.spaces.specs import (
+from .errors import SpaceError
+from .limits import quoted
+from .specs import (
     ACTIVATION_FORMS,
     CLIPPING_FORMS,
     CONSTRAINT_FORMS,

@@ -13,7 +13,7 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from hpsearch.spaces.errors import SpaceError
+from .errors import SpaceError
 
 #: The longest a quoted user value gets in a message: enough to recognise it, never the whole input.
 QUOTED_CHARS = 80

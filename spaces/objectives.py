@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from hpsearch.spaces.errors import SpaceError
-from hpsearch.spaces.limits import quoted
+from .errors import SpaceError
+from .limits import quoted
 
 if TYPE_CHECKING:
-    from hpsearch.spaces.space import SearchSpace
+    from .space import SearchSpace
 
 TASK_KINDS = ("binary", "multiclass", "regression")
 

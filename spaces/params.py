@@ -16,9 +16,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from hpsearch.spaces.errors import SpaceError
-from hpsearch.spaces.hyperparameters import finite_number, is_number, plain
-from hpsearch.spaces.limits import GRID_CANDIDATES, quoted
+from .errors import SpaceError
+from .hyperparameters import finite_number, is_number, plain
+from .limits import GRID_CANDIDATES, quoted
 
 # Float grids are built as low + k * step; 12 significant digits drop the binary noise (0.30000000000000004)
 # while keeping any step a person would write.

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hpsearch.spaces.errors import SpaceError
-from hpsearch.spaces.limits import QUOTED_CHARS, SPACE_DEPTH, SPACE_NODES, YAML_ALIASES, quoted
+from .errors import SpaceError
+from .limits import QUOTED_CHARS, SPACE_DEPTH, SPACE_NODES, YAML_ALIASES, quoted
 
 
 def parse_json(text: str, source: str) -> Any:

@@ -23,8 +23,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from hpsearch.spaces.hyperparameters import DEFAULTS, parse_value
-from hpsearch.spaces.specs import Spec
+from .hyperparameters import DEFAULTS, parse_value
+from .specs import Spec
 
 
 def schedule_factor(spec: Spec, epoch: int, epochs: int) -> float:

@@ -17,12 +17,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from hpsearch.spaces.errors import SpaceError
-from hpsearch.spaces.hyperparameters import DEFAULTS, KNOBS, Knob, check_value, in_range
-from hpsearch.spaces.limits import SPACE_FILE_BYTES, quoted
-from hpsearch.spaces.objectives import direction_of, objective_problem
-from hpsearch.spaces.params import CategoricalParam, FloatParam, IntParam, Param
-from hpsearch.spaces.safe_load import parse_json, parse_yaml
+from .errors import SpaceError
+from .hyperparameters import DEFAULTS, KNOBS, Knob, check_value, in_range
+from .limits import SPACE_FILE_BYTES, quoted
+from .objectives import direction_of, objective_problem
+from .params import CategoricalParam, FloatParam, IntParam, Param
+from .safe_load import parse_json, parse_yaml
 
 TASKS = ("auto", "binary", "multiclass", "regression")
 TOP_LEVEL_KEYS = ("task", "objective", "params", "fixed")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpsearch.spaces.limits import quoted
+from .limits import quoted
 
 #: The longest spec string read; the longest real one (variance_scaling with its three arguments) is
 #: about 70 characters.

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hpsearch.errors import DataError
 from hpsearch.spaces.limits import quoted, quoted_list
+
+from ..errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd

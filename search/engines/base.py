@@ -13,13 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.errors import SearchFailedError, UsageError
 from hpsearch.storage import Storage, StudyRecord, TrialRecord, TrialState
 
+from ..errors import SearchFailedError, UsageError
+
 if TYPE_CHECKING:
-    from hpsearch.data import Dataset
     from hpsearch.spaces import SearchSpace
-    from hpsearch.training.recorder import TrialRecorder
+
+    from ..data import Dataset
+    from ..training.recorder import TrialRecorder
 
 
 @dataclass
@@ -94,7 +96,7 @@ class BudgetTracker:
             self.stopped_for = "recycle"
             return True
         if self.budget.memory_limit_mb is not None and self.session_trials:
-            from hpsearch.training.recorder import resident_memory_mb
+            from ..training.recorder import resident_memory_mb
 
             if resident_memory_mb() > self.budget.memory_limit_mb:
                 self.stopped_for = "memory"
@@ -253,19 +255,19 @@ def get_engine(name: str) -> Engine:
 
 
 def _optuna_engine() -> Engine:
-    from hpsearch.engines.optuna_engine import OptunaEngine
+    from .optuna_engine import OptunaEngine
 
     return OptunaEngine()
 
 
 def _sklearn_engine() -> Engine:
-    from hpsearch.engines.sklearn.engine import SklearnEngine
+    from .sklearn.engine import SklearnEngine
 
     return SklearnEngine()
 
 
 def _keras_tuner_engine() -> Engine:
-    from hpsearch.engines.keras_tuner.engine import KerasTunerEngine
+    from .keras_tuner.engine import KerasTunerEngine
 
     return KerasTunerEngine()
 

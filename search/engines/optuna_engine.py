@@ -30,14 +30,15 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from hpsearch.engines.base import Engine, RunContext
-from hpsearch.errors import UsageError
-from hpsearch.runtime.backends import check_backend, describe_backend, study_backend
 from hpsearch.spaces import SearchSpace, resolve_config
 from hpsearch.storage import TrialRecord, TrialState
-from hpsearch.training.fit import EpochRecorderCallback, FitResult
-from hpsearch.training.packing import fit_pack, pack_key
-from hpsearch.training.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome, TrialRunner
+
+from ..errors import UsageError
+from ..runtime.backends import check_backend, describe_backend, study_backend
+from ..training.fit import EpochRecorderCallback, FitResult
+from ..training.packing import fit_pack, pack_key
+from ..training.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome, TrialRunner
+from .base import Engine, RunContext
 
 PRUNERS = ("median", "hyperband", "none")
 #: Optuna user attribute naming the hpsearch trial number whose config an enqueued trial retries.
@@ -322,8 +323,9 @@ class OptunaEngine(Engine):
         """Fail Optuna's side of trials recovery failed, and queue their configurations' one retry, so a
         live worker of the study picks it up next."""
         import optuna
-        from hpsearch.recovery import trials_to_retry
         from optuna.trial import TrialState as OptunaState
+
+        from ..recovery import trials_to_retry
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         storage = self._storage(ctx)

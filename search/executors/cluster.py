@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpsearch.errors import ClusterLostError, SearchFailedError, UsageError
+from ..errors import ClusterLostError, SearchFailedError, UsageError
 
 #: Environment variable giving ``--dask`` when ``hpsearch run`` is not given it.
 DASK_ENV = "HPSEARCH_DASK"
@@ -307,7 +307,7 @@ def prepare_worker_process() -> None:
             threads = str(len(os.sched_getaffinity(0)))
         except AttributeError:
             threads = str(os.cpu_count() or 1)
-    from hpsearch.executors.worker import configure_threads
+    from .worker import configure_threads
 
     try:
         configure_threads(max(1, int(threads)))
@@ -319,9 +319,9 @@ def prepare_worker_process() -> None:
 def fit_fold_task(data: tuple, params: Mapping[str, Any], fold: int, train: Any, test: Any) -> tuple:
     """One (candidate, fold) fit on a Dask worker: the ``FoldResult`` and the fold's per-epoch logs."""
     prepare_worker_process()
-    from hpsearch.engines.sklearn.estimators import fit_and_score, fit_cache, release_fit
-    from hpsearch.training.recorder import plain_metrics
-    from hpsearch.training.scoring import scorer
+    from ..engines.sklearn.estimators import fit_and_score, fit_cache, release_fit
+    from ..training.recorder import plain_metrics
+    from ..training.scoring import scorer
 
     x, y, sample_weight, estimator, scoring, trainer = data
     epochs: list[tuple[int, dict[str, float]]] = []
@@ -369,9 +369,9 @@ def train_trial_task(
     import io
     import tempfile
 
-    from hpsearch.engines.keras_tuner.engine import _best_weights_keeper, _load_weights
-    from hpsearch.training.fit import EpochRecorderCallback, NonFiniteLossError, fit_config
-    from hpsearch.training.recorder import plain_metrics
+    from ..engines.keras_tuner.engine import _best_weights_keeper, _load_weights
+    from ..training.fit import EpochRecorderCallback, NonFiniteLossError, fit_config
+    from ..training.recorder import plain_metrics
 
     logs: list[dict[str, float]] = []
     callbacks: list[Any] = [EpochRecorderCallback(lambda epoch, values: logs.append(plain_metrics(values)))]

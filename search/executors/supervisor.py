@@ -48,13 +48,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import psutil
-from hpsearch.engines.base import Budget, BudgetTracker, Engine, RunContext
-from hpsearch.errors import HpsearchError, SearchFailedError, StorageTroubleError
-from hpsearch.recovery import fail_abandoned_trials, interrupt_trial
-from hpsearch.runtime.backends import worker_environment
 from hpsearch.storage import Storage, StorageError, StudyRecord, TrialRecord, TrialState
 from hpsearch.storage.connection import sqlite_busy_timeout_s, sqlite_path
 from sqlalchemy.exc import SQLAlchemyError
+
+from ..engines.base import Budget, BudgetTracker, Engine, RunContext
+from ..errors import HpsearchError, SearchFailedError, StorageTroubleError
+from ..recovery import fail_abandoned_trials, interrupt_trial
+from ..runtime.backends import worker_environment
 
 #: Seconds a worker gets to record its interrupted trial after SIGINT before it is killed.
 STOP_GRACE_S = 30.0
@@ -448,7 +449,7 @@ class Supervisor:
             self._bar.show(self.tracker.spent(), best[0].value if best else None)
 
     def run(self) -> None:
-        from hpsearch.progress import ProgressBar
+        from ..progress import ProgressBar
 
         best = self.storage.best_trials(self.study.id, 1)
         bar = ProgressBar(

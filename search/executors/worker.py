@@ -27,9 +27,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from hpsearch import interrupts
-from hpsearch.errors import StorageTroubleError
-from hpsearch.runtime import lean_keras
+from .. import interrupts
+from ..errors import StorageTroubleError
+from ..runtime import lean_keras
 
 #: prctl option asking the kernel to signal us when our parent dies (Linux).
 _PR_SET_PDEATHSIG = 1
@@ -83,7 +83,7 @@ def start_fold_process(threads: int, storage_url: str, payload: bytes) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     lean_keras.install()
-    from hpsearch.engines.sklearn.estimators import init_fold_process
+    from ..engines.sklearn.estimators import init_fold_process
 
     init_fold_process(threads, storage_url, *pickle.loads(payload))
 
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lean_keras.install()
     try:
         configure_threads(args.threads)
-        from hpsearch.study import work_on_study
+        from ..study import work_on_study
 
         if args.standby and not _wait_for_start(args):
             return 0

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hpsearch.errors import UsageError
-from hpsearch.results.queries import format_value, json_safe, metrics_text, table
 from hpsearch.storage import ModelRecord, Storage, StudySummary, TrialState
+
+from ..errors import UsageError
+from .queries import format_value, json_safe, metrics_text, table
 
 SCORES_NOTE = (
     "note: 'best' is the search's own score (validation split, or cross-validation for sklearn) of the "
@@ -94,7 +95,7 @@ def compare_studies(storage: Storage, names: Sequence[str]) -> list[dict[str, An
 def _folds_per_trial(engine: str, settings: dict[str, Any]) -> int:
     if engine != "sklearn":
         return 1
-    from hpsearch.engines.sklearn.engine import cv_folds
+    from ..engines.sklearn.engine import cv_folds
 
     return cv_folds(settings)
 

@@ -39,13 +39,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hpsearch.errors import DataError, HpsearchError, UsageError
-from hpsearch.names import file_name_for
-from hpsearch.results.model_card import (
+
+from ..errors import DataError, HpsearchError, UsageError
+from ..names import file_name_for
+from .model_card import (
     CARD_FORMAT as CARD_FORMAT,  # defined with the card reader; still found here
 )
-from hpsearch.results.model_card import CARD_VERSION as CARD_VERSION
-from hpsearch.results.model_card import REEXPORT, ExportError, read_card
+from .model_card import CARD_VERSION as CARD_VERSION
+from .model_card import REEXPORT, ExportError, read_card
 
 if TYPE_CHECKING:
     import keras
@@ -256,7 +257,7 @@ def _new_temporary(path: Path, suffix: str) -> Path:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    from hpsearch.results.queries import json_safe
+    from .queries import json_safe
 
     text = json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
     atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8"), suffix=".json")

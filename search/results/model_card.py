@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hpsearch.errors import HpsearchError
+from ..errors import HpsearchError
 
 CARD_FORMAT = "hpsearch-model-card"
 CARD_VERSION = 1

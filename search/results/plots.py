@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hpsearch.errors import HpsearchError, NoResultError
-from hpsearch.results.queries import best_trials
 from hpsearch.storage import ModelRecord, Storage, StudyRecord, TrialRecord, TrialState
+
+from ..errors import HpsearchError, NoResultError
+from .queries import best_trials
 
 DEFAULT_PLOTS_DIR = "plots"
 HISTORY_FILE = "history.png"
@@ -200,7 +201,7 @@ def plot_study(
     storage: Storage, study: StudyRecord, out_dir: str | None = None, *, top: int = 5
 ) -> list[Path]:
     """Write the study's PNG files into ``out_dir`` (default ``plots/<study>/``); return their paths."""
-    from hpsearch.results.export import safe_directory_name
+    from .export import safe_directory_name
 
     trials = storage.list_trials(study.id, with_epochs=False)
     if not trials:

@@ -10,9 +10,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from hpsearch.errors import NoResultError, UsageError
 from hpsearch.storage import ModelRecord, Storage, StudyRecord, StudySummary, TrialRecord, TrialState
-from hpsearch.training.reproducibility import ENVIRONMENT_SETTING, study_reproducibility
+
+from ..errors import NoResultError, UsageError
+from ..training.reproducibility import ENVIRONMENT_SETTING, study_reproducibility
 
 SORT_KEYS = ("number", "value", "duration", "started")
 

@@ -35,21 +35,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from hpsearch import interrupts
-from hpsearch.errors import HpsearchError, UsageError
-from hpsearch.names import command_line, unused_directory
-from hpsearch.results.export import (
-    CARD_FILE,
-    CARD_FORMAT,
-    CARD_VERSION,
-    MODEL_FILE,
-    export_model,
-    format_metrics,
-    input_format,
-    output_format,
-    safe_directory_name,
-)
-from hpsearch.results.thresholds import parse_criterion, threshold_block, threshold_metrics
 from hpsearch.storage import (
     ModelRecord,
     Storage,
@@ -60,8 +45,24 @@ from hpsearch.storage import (
     open_storage,
 )
 
+from .. import interrupts
+from ..errors import HpsearchError, UsageError
+from ..names import command_line, unused_directory
+from .export import (
+    CARD_FILE,
+    CARD_FORMAT,
+    CARD_VERSION,
+    MODEL_FILE,
+    export_model,
+    format_metrics,
+    input_format,
+    output_format,
+    safe_directory_name,
+)
+from .thresholds import parse_criterion, threshold_block, threshold_metrics
+
 if TYPE_CHECKING:
-    from hpsearch.data import Dataset
+    from ..data import Dataset
 
 DEFAULT_EPOCHS = 1000
 DEFAULT_PATIENCE = 20
@@ -119,7 +120,7 @@ class RetrainOptions:
         if self.seeds < 1:
             raise UsageError(f"--seeds must be at least 1, but got {self.seeds}")
         if self.threshold_for is not None:
-            from hpsearch.results.thresholds import parse_criterion
+            from .thresholds import parse_criterion
 
             parse_criterion(self.threshold_for)
 
@@ -199,7 +200,7 @@ def default_directory(study: StudyRecord, trial_number: int, root: str = DEFAULT
 
 
 def _pick_trial(storage: Storage, study: StudyRecord, number: int | None) -> TrialRecord:
-    from hpsearch.results.queries import best_trials
+    from .queries import best_trials
 
     if number is None:
         return best_trials(storage, study, 1)[0]
@@ -210,8 +211,8 @@ def _pick_trial(storage: Storage, study: StudyRecord, number: int | None) -> Tri
 
 
 def _load_dataset(study: StudyRecord) -> Dataset:
-    from hpsearch.errors import StudyMismatchError
-    from hpsearch.study import load_study_dataset
+    from ..errors import StudyMismatchError
+    from ..study import load_study_dataset
 
     try:
         return load_study_dataset(study)
@@ -299,7 +300,8 @@ def _train_one(
     import keras
     from hpsearch.spaces import build_model
     from hpsearch.spaces.schedules import LearningRateCallback
-    from hpsearch.training.fit import seed_everything, task_info
+
+    from ..training.fit import seed_everything, task_info
 
     directory.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
@@ -398,10 +400,11 @@ def retrain_study(
     out: TextIO = sys.stdout,
 ) -> RetrainResult:
     """Retrain, evaluate on test, export and record one study's config; see the module docstring."""
-    from hpsearch.runtime.backends import study_backend, use_backend_here
     from hpsearch.spaces import resolve_config
-    from hpsearch.study import package_versions, study_space
-    from hpsearch.training.reproducibility import study_reproducibility
+
+    from ..runtime.backends import study_backend, use_backend_here
+    from ..study import package_versions, study_space
+    from ..training.reproducibility import study_reproducibility
 
     options.check()
     storage = open_storage(normalize_url(storage_url), create=False)
@@ -569,7 +572,7 @@ def retrain_study(
 
 
 def _target_scale(dataset: Dataset) -> tuple[float, float] | None:
-    from hpsearch.training.fit import task_info
+    from ..training.fit import task_info
 
     if dataset.task != "regression":
         return None
@@ -580,7 +583,8 @@ def _target_scale(dataset: Dataset) -> tuple[float, float] | None:
 def _rebuild(config: Mapping[str, Any], dataset: Dataset, weights: list[Any]) -> Any:
     """The chosen run's network, rebuilt from its config and weights (sessions were cleared since)."""
     from hpsearch.spaces import build_model
-    from hpsearch.training.fit import task_info
+
+    from ..training.fit import task_info
 
     network = build_model(config, task_info(dataset))
     network.set_weights(weights)

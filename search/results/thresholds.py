@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from hpsearch.errors import UsageError
+
+from ..errors import UsageError
 
 CRITERIA = ("f1", "youden", "recall@P", "precision@R")
 _AT = re.compile(r"^(recall|precision)@([0-9]*\.?[0-9]+)$")

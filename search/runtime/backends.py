@@ -26,7 +26,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from hpsearch.errors import UsageError
+from ..errors import UsageError
 
 BACKENDS = ("tensorflow", "jax")
 DEFAULT_BACKEND = "tensorflow"

@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Iterator
 
-from hpsearch.runtime import first_import
+from . import first_import
 
 #: Imported by TensorFlow or Keras at their own import, each behind ``except ImportError``.
 _OPTIONAL = ("matplotlib", "pandas")

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
-from hpsearch.runtime import first_import
+from . import first_import
 
 #: absl/TSL C++ log lines (``I0000 00:00:1796265213.125733    6517 port.cc:153] ...``) and absl's notice.
 _CPP_LOG_LINE = re.compile(

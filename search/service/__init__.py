@@ -6,12 +6,12 @@ child
 processes, so a study started from the browser is supervised exactly as one started in a terminal. It
 never imports TensorFlow: starlette, uvicorn and the storage layer are all it loads.
 
-    from hpsearch.service import ServeOptions, serve
+    from . import ServeOptions, serve
     serve(ServeOptions(storage="sqlite:///hpsearch.db", port=8765))
 """
 
 from __future__ import annotations
 
-from hpsearch.service.app import ServeOptions, create_app, serve
+from .app import ServeOptions, create_app, serve
 
 __all__ = ["ServeOptions", "create_app", "serve"]

@@ -22,11 +22,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from hpsearch.errors import NoResultError, UsageError
-from hpsearch.results.compare import UnknownStudyError, compare_studies
-from hpsearch.results.queries import best_trials, json_safe, list_trials, model_dict, study_dict, trial_dict
-from hpsearch.service.launch_fields import LAUNCH_FIELDS, RESUME_FIELDS
-from hpsearch.service.launcher import Launcher, StudyBusyError
 from hpsearch.storage import (
     ModelRecord,
     Storage,
@@ -40,6 +35,12 @@ from hpsearch.storage import (
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
+
+from ..errors import NoResultError, UsageError
+from ..results.compare import UnknownStudyError, compare_studies
+from ..results.queries import best_trials, json_safe, list_trials, model_dict, study_dict, trial_dict
+from .launch_fields import LAUNCH_FIELDS, RESUME_FIELDS
+from .launcher import Launcher, StudyBusyError
 
 #: Seconds a read response is reused for identical requests: as long as the dashboard waits between
 #: polls, so twenty open pages cost about one query per view and poll, not twenty.
@@ -188,7 +189,7 @@ def objective_curve(trial: TrialRecord, objective: str) -> list[float | None]:
 def study_history(study: StudyRecord, trials: Sequence[TrialRecord], folds: int = 1) -> dict[str, Any]:
     """Best-so-far in the order trials ended, against trial count, wall seconds, epochs and training
     seconds: what the study page plots and what compare lines up "at equal epochs or seconds"."""
-    from hpsearch.results.plots import best_so_far
+    from ..results.plots import best_so_far
 
     finished = sorted((t for t in trials if t.state is not TrialState.RUNNING),
                       key=lambda t: (t.ended_at or t.started_at, t.number))
@@ -329,7 +330,7 @@ def history(ctx: ApiContext, request: Request) -> Any:
 def _folds(record: StudyRecord) -> int:
     if record.engine != "sklearn":
         return 1
-    from hpsearch.engines.sklearn.engine import cv_folds
+    from ..engines.sklearn.engine import cv_folds
 
     return cv_folds(record.settings)
 
@@ -398,9 +399,10 @@ def model_file(ctx: ApiContext, request: Request) -> Response:
 
 
 def presets(ctx: ApiContext, request: Request) -> Any:
-    from hpsearch.data import BUILTIN_DATASETS
-    from hpsearch.engines.base import available_engines
     from hpsearch.spaces import list_presets
+
+    from ..data import BUILTIN_DATASETS
+    from ..engines.base import available_engines
 
     return {"presets": list_presets(), "datasets": list(BUILTIN_DATASETS),
             "data_files": ctx.launcher.data_files(), "engines": list(available_engines()),
@@ -428,7 +430,7 @@ async def _body(request: Request) -> dict[str, Any]:
 async def _read_limited(request: Request) -> bytes:
     """The body, refused (413) when over the limit: by its Content-Length before reading, and by the
     bytes counted while reading, for a chunked body that announces no length (or a false one)."""
-    from hpsearch.limits import REQUEST_BYTES
+    from ..limits import REQUEST_BYTES
 
     limit = REQUEST_BYTES.value()
     declared = request.headers.get("content-length")
@@ -447,7 +449,7 @@ async def _read_limited(request: Request) -> bytes:
 
 
 def _too_large(size: int, limit: int, *, counted: bool = False) -> RequestTooLargeError:
-    from hpsearch.limits import REQUEST_BYTES
+    from ..limits import REQUEST_BYTES
 
     return RequestTooLargeError(f"the request body has {'at least ' if counted else ''}{size} bytes, over "
                                 f"the limit of {limit}; set {REQUEST_BYTES.variable} on the server to "
@@ -500,7 +502,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         return ctx.launcher.resume(study_name(request), body)
 
     def openapi(ctx: ApiContext, request: Request) -> Any:
-        from hpsearch.service.openapi import openapi_document
+        from .openapi import openapi_document
 
         return openapi_document()
 

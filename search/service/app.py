@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
-from hpsearch.errors import UsageError
+from ..errors import UsageError
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -71,7 +71,7 @@ class ServeOptions:
                 f"--host {self.host} is reachable from other machines, so it needs a token: pass --token "
                 f"or set {TOKEN_ENV} (or serve on 127.0.0.1 and reach it through an SSH tunnel)"
             )
-        from hpsearch.limits import REQUEST_BYTES, TRIALS, WORKERS
+        from ..limits import REQUEST_BYTES, TRIALS, WORKERS
 
         for limit in (REQUEST_BYTES, TRIALS, WORKERS):
             limit.value()  # a malformed HPSEARCH_MAX_* is refused now, not on every request
@@ -237,14 +237,15 @@ class _SecurityHeaders:
 def create_app(options: ServeOptions) -> ASGIApp:
     """The ASGI application for ``options`` (already checked): opens the store, and on shutdown stops
     the studies it launched."""
-    from hpsearch.service.api import ApiContext, routes
-    from hpsearch.service.launcher import Launcher
-    from hpsearch.service.pages import page_routes
     from hpsearch.storage import normalize_url, open_storage
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
     from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+    from .api import ApiContext, routes
+    from .launcher import Launcher
+    from .pages import page_routes
 
     url = normalize_url(options.storage)
     mask = password_mask(url)

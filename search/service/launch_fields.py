@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from hpsearch.errors import UsageError
-from hpsearch.limits import TRIALS, WORKERS, Limit
+from ..errors import UsageError
+from ..limits import TRIALS, WORKERS, Limit
 
 #: Names a launch may give a study: they appear in URLs, file names and printed commands.
 STUDY_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
@@ -113,19 +113,19 @@ class Field:
 
 
 def _engines() -> tuple[str, ...]:
-    from hpsearch.engines.base import available_engines
+    from ..engines.base import available_engines
 
     return available_engines()
 
 
 def _trainers() -> tuple[str, ...]:
-    from hpsearch.engines.sklearn.engine import TRAINERS
+    from ..engines.sklearn.engine import TRAINERS
 
     return tuple(TRAINERS)
 
 
 def _backends() -> tuple[str, ...]:
-    from hpsearch.runtime.backends import BACKENDS
+    from ..runtime.backends import BACKENDS
 
     return tuple(BACKENDS)
 

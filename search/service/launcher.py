@@ -29,8 +29,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hpsearch.errors import HpsearchError, UsageError
-from hpsearch.service.launch_fields import (
+from hpsearch.storage import Storage, StudyNotFoundError, StudyRecord, TrialState
+
+from ..errors import HpsearchError, UsageError
+from .launch_fields import (
     STUDY_NAME,
     LaunchRequest,
     RequestError,
@@ -38,7 +40,6 @@ from hpsearch.service.launch_fields import (
     resume_arguments,
     run_arguments,
 )
-from hpsearch.storage import Storage, StudyNotFoundError, StudyRecord, TrialState
 
 #: Seconds a stopped child gets to record its interrupted trial: the supervisor's own grace for its
 #: workers (30 s) plus its exit.
@@ -139,7 +140,7 @@ class Launcher:
 
     def live_workers(self, study: StudyRecord) -> list[str]:
         """Workers (host:pid) of RUNNING trials that are alive: a run started by another process."""
-        from hpsearch.recovery import worker_is_alive
+        from ..recovery import worker_is_alive
 
         now = datetime.now(UTC)
         live = []
@@ -164,7 +165,7 @@ class Launcher:
         as a value, never as an option.
         """
         request = LaunchRequest.parse(body)
-        from hpsearch.engines.base import get_engine
+        from ..engines.base import get_engine
 
         engine = get_engine(request.engine or "optuna")
         if request.algorithm is not None and request.algorithm not in engine.algorithms:
@@ -172,7 +173,7 @@ class Launcher:
                                f"'{engine.name}', but got {request.algorithm!r}")
         name = request.study
         if name is None:
-            from hpsearch.study import _default_study_name
+            from ..study import _default_study_name
 
             algorithm = engine.resolve_algorithm(request.algorithm)
             name = _default_study_name(_data_label(request.data or "digits"), engine.name, algorithm)
@@ -253,7 +254,7 @@ class Launcher:
         Raises:
             RequestError: neither; the message never says whether a path outside ``--data-dir`` exists.
         """
-        from hpsearch.data import BUILTIN_DATASETS, BUNDLED_CSVS
+        from ..data import BUILTIN_DATASETS, BUNDLED_CSVS
 
         bundled_names = (*BUILTIN_DATASETS, *BUNDLED_CSVS)
         if data in bundled_names:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpsearch.service.launch_fields import LAUNCH_FIELDS, RESUME_FIELDS, Field
+from .launch_fields import LAUNCH_FIELDS, RESUME_FIELDS, Field
 
 
 def _error(description: str) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpsearch.training.work_files import (
+from .work_files import (
     database_slug,
     folder_name,
     identity_mismatch,

@@ -11,13 +11,14 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpsearch import interrupts
+from .. import interrupts
 
 if TYPE_CHECKING:
     import numpy as np
-    from hpsearch.data import Dataset
     from hpsearch.spaces import TaskInfo
-    from hpsearch.training.checkpoints import EpochCheckpoint
+
+    from ..data import Dataset
+    from .checkpoints import EpochCheckpoint
 
 
 class NonFiniteLossError(RuntimeError):
@@ -332,7 +333,8 @@ def fit_config(
     from hpsearch.spaces import build_model
     from hpsearch.spaces.objectives import metric_names
     from hpsearch.spaces.schedules import LearningRateCallback
-    from hpsearch.training.checkpoints import replay
+
+    from .checkpoints import replay
 
     seed_everything(seed)
     task = task_info(dataset)

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.storage import StorageError, TrialNotRunningError
-from hpsearch.training.fit import (
+
+from .fit import (
     VALIDATION_BATCH_ROWS,
     FitResult,
     NonFiniteLossError,
@@ -45,8 +46,8 @@ from hpsearch.training.fit import (
 )
 
 if TYPE_CHECKING:
-    from hpsearch.data import Dataset
-    from hpsearch.training.checkpoints import EpochCheckpoint
+    from ..data import Dataset
+    from .checkpoints import EpochCheckpoint
 
 
 def pack_key(config: Mapping[str, Any]) -> tuple[int, int]:

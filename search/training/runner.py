@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.errors import ClusterLostError, FitProcessLostError, StorageTroubleError
 from hpsearch.storage import (
     EPOCHS_RESTORED_METRIC,
     BudgetReachedError,
@@ -38,18 +37,20 @@ from hpsearch.storage import (
     TrialState,
     config_key,
 )
-from hpsearch.training.checkpoints import CHECKPOINT_MIN_EPOCHS, EpochCheckpoint, study_checkpoints
-from hpsearch.training.fit import (
+
+from ..errors import ClusterLostError, FitProcessLostError, StorageTroubleError
+from .checkpoints import CHECKPOINT_MIN_EPOCHS, EpochCheckpoint, study_checkpoints
+from .fit import (
     EpochRecorderCallback,
     FitResult,
     NonFiniteLossError,
     describe_error,
     fit_config,
 )
-from hpsearch.training.packing import PackMember
+from .packing import PackMember
 
 if TYPE_CHECKING:
-    from hpsearch.engines.base import RunContext
+    from ..engines.base import RunContext
 
 #: Metric of a trial that continued an interrupted one: the epochs it restored instead of training.
 EPOCHS_RESTORED = EPOCHS_RESTORED_METRIC

@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hpsearch.errors import UsageError
 from hpsearch.spaces import direction_of
 from hpsearch.spaces.objectives import TOP_K
+
+from ..errors import UsageError
 
 #: Our scorers that scikit-learn does not have under these names (see :func:`scorer`).
 TOP_K_SCORING = f"top_k_accuracy(k={TOP_K})"

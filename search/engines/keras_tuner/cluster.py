@@ -25,11 +25,11 @@ import dataclasses
 import threading
 from typing import Any
 
-from hpsearch.engines.keras_tuner.engine import MAX_IDLE, TrialPlan, _Search, _StopSearch
-from hpsearch.errors import SearchFailedError
-from hpsearch.training.fit import FitResult, NonFiniteLossError, objective_value
-from hpsearch.training.runner import Attempt, TrialOutcome
-from hpsearch.training.work_files import write_durably
+from ...errors import SearchFailedError
+from ...training.fit import FitResult, NonFiniteLossError, objective_value
+from ...training.runner import Attempt, TrialOutcome
+from ...training.work_files import write_durably
+from .engine import MAX_IDLE, TrialPlan, _Search, _StopSearch
 
 
 class ClusterSearch(_Search):
@@ -43,7 +43,7 @@ class ClusterSearch(_Search):
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> None:
-        from hpsearch.executors.cluster import connect, share, trials_in_flight
+        from ...executors.cluster import connect, share, trials_in_flight
 
         self._prepare()
         self.client = connect(self.address)
@@ -58,7 +58,7 @@ class ClusterSearch(_Search):
             self.client.close()
 
     def _search(self) -> None:
-        from hpsearch.executors.cluster import slots
+        from ...executors.cluster import slots
 
         oracle, in_flight = self.oracle, self.in_flight
         free = [f"dask-{index}" for index in range(256)]
@@ -117,7 +117,7 @@ class ClusterSearch(_Search):
 
     # -- one trial, as a task --------------------------------------------------------------------------
     def fit_function(self, plan: TrialPlan) -> Any:
-        from hpsearch.executors.cluster import result, task_key, train_trial_task
+        from ...executors.cluster import result, task_key, train_trial_task
 
         def fit(attempt: Attempt) -> TrialOutcome:
             self._thread.claimed()

@@ -38,15 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpsearch.engines.base import Engine, RunContext
-from hpsearch.errors import SearchFailedError, UsageError
-from hpsearch.runtime.backends import check_backend, describe_backend, study_backend
 from hpsearch.spaces import DEFAULTS, SearchSpace, resolve_config
 from hpsearch.storage import TrialRecord, TrialState
-from hpsearch.training.fit import describe_error
-from hpsearch.training.recorder import current_worker
-from hpsearch.training.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
-from hpsearch.training.work_files import (
+
+from ...errors import SearchFailedError, UsageError
+from ...runtime.backends import check_backend, describe_backend, study_backend
+from ...training.fit import describe_error
+from ...training.recorder import current_worker
+from ...training.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
+from ...training.work_files import (
     STUDY_FILE,
     claim_work_folder,
     matching_weights,
@@ -58,6 +58,7 @@ from hpsearch.training.work_files import (
     unusable_weights,
     write_durably,
 )
+from ..base import Engine, RunContext
 
 #: Study settings key holding the oracle's snapshot.
 STATE_KEY = "keras_tuner_state"
@@ -158,7 +159,7 @@ class KerasTunerEngine(Engine):
         return max_epochs, factor
 
     def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
-        from hpsearch.executors.cluster import check_address
+        from ...executors.cluster import check_address
 
         check_address(settings.get("dask"))
         check_backend(settings)
@@ -201,7 +202,7 @@ class KerasTunerEngine(Engine):
                 "those the next round leaves out, so a round with failed trials promotes fewer than planned")
 
     def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]:
-        from hpsearch.executors.cluster import dask_address, describe
+        from ...executors.cluster import dask_address, describe
 
         algorithm = settings["algorithm"]
         lines = [f"{len(space.params)} tuned parameters: {', '.join(space.params) or '(none)'}",
@@ -257,13 +258,13 @@ class KerasTunerEngine(Engine):
                 f"study '{ctx.study.name}' is being searched by worker {others[0].worker} (trial "
                 f"#{others[0].number} is running); the keras-tuner engine runs one worker per study"
             )
-        from hpsearch.executors.cluster import dask_address
+        from ...executors.cluster import dask_address
 
         address = dask_address(ctx.settings)
         if address is None:
             _Search(ctx).run()
         else:
-            from hpsearch.engines.keras_tuner.cluster import ClusterSearch
+            from .cluster import ClusterSearch
 
             ClusterSearch(ctx, address).run()
 

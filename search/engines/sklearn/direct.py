@@ -36,9 +36,10 @@ import numpy as np
 from hpsearch.spaces import DEFAULTS, TaskInfo, build_model, target_statistics
 from hpsearch.spaces.compile_sklearn import MODEL_PREFIX
 from hpsearch.spaces.metrics import STEP_METRICS
-from hpsearch.training.compiled_models import CompiledModels
-from hpsearch.training.fit import EpochRecorderCallback, ValidationMetrics
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+from ...training.compiled_models import CompiledModels
+from ...training.fit import EpochRecorderCallback, ValidationMetrics
 
 #: Builder parameters that only set starting values of variables, never the traced functions.
 _UNTRACED = frozenset({"kernel_initializer", "learning_rate", "batch_size", "epochs"})

@@ -40,8 +40,14 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from hpsearch.engines.base import Engine, RunContext
-from hpsearch.engines.sklearn.halving import (
+from hpsearch.spaces import SearchSpace, resolve_config
+from hpsearch.storage import TrialRecord, TrialState
+
+from ...errors import DataError, FitProcessLostError, UsageError
+from ...training.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
+from ...training.scoring import Scoring, scorer, scoring_for
+from ..base import Engine, RunContext
+from .halving import (
     HALVING_ALGORITHMS,
     HALVING_OPTIONS,
     data_shape,
@@ -50,17 +56,13 @@ from hpsearch.engines.sklearn.halving import (
     plan_for,
     run_halving,
 )
-from hpsearch.errors import DataError, FitProcessLostError, UsageError
-from hpsearch.spaces import SearchSpace, resolve_config
-from hpsearch.storage import TrialRecord, TrialState
-from hpsearch.training.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
-from hpsearch.training.scoring import Scoring, scorer, scoring_for
 
 if TYPE_CHECKING:
     import numpy as np
-    from hpsearch.data import Dataset
-    from hpsearch.engines.sklearn.estimators import FoldResult
-    from hpsearch.executors.cluster import StopSignal
+
+    from ...data import Dataset
+    from ...executors.cluster import StopSignal
+    from .estimators import FoldResult
 
 DEFAULT_CV = 3
 DEFAULT_JOBS = 1
@@ -139,7 +141,7 @@ def fold_trainer(settings: Mapping[str, Any]) -> str:
 
 def cv_cluster(settings: Mapping[str, Any]) -> str | None:
     """``--dask``: the scheduler that fold fits are sent to as tasks (None: fit them on this machine)."""
-    from hpsearch.executors.cluster import check_address, dask_address
+    from ...executors.cluster import check_address, dask_address
 
     check_address(settings.get("dask"))
     address = dask_address(settings)
@@ -372,7 +374,7 @@ class SklearnEngine(Engine):
                 "again; only the other candidates are fitted and use the trial budget")
 
     def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]:
-        from hpsearch.engines.sklearn.estimators import check_routing, make_estimator
+        from .estimators import check_routing, make_estimator
 
         folds = cv_folds(settings)
         jobs = cv_jobs(settings)
@@ -409,7 +411,7 @@ class SklearnEngine(Engine):
                              "processes free up")
         address = cv_cluster(settings)
         if address is not None:
-            from hpsearch.executors.cluster import describe
+            from ...executors.cluster import describe
 
             lines.append(f"{describe(address)}: each fold a task, as many at once as the cluster has "
                          "worker threads")
@@ -422,9 +424,10 @@ class SklearnEngine(Engine):
 
     # -- the search -------------------------------------------------------------------------------
     def run(self, ctx: RunContext) -> None:
-        from hpsearch.engines.sklearn.estimators import check_routing, make_estimator
         from sklearn.base import is_classifier
         from sklearn.model_selection import check_cv
+
+        from .estimators import check_routing, make_estimator
 
         settings = ctx.settings
         folds = cv_folds(settings)
@@ -489,7 +492,7 @@ class SklearnEngine(Engine):
     def _run_on_cluster(self, ctx: RunContext, address: str, splits: list[tuple[np.ndarray, np.ndarray]],
                         scoring: Scoring, payload: tuple) -> None:
         """``--dask``: every fold a task; enough candidates in flight to keep every worker busy."""
-        from hpsearch.executors.cluster import connect, share, slots
+        from ...executors.cluster import connect, share, slots
 
         client = connect(address)
         try:
@@ -511,7 +514,7 @@ class SklearnEngine(Engine):
         Candidates are still proposed, claimed and recorded here, in scikit-learn's order; each one's
         trial runs in a thread that waits on its fold fits (see ``hpsearch.executors.cluster.InFlight``).
         """
-        from hpsearch.executors.cluster import trials_in_flight
+        from ...executors.cluster import trials_in_flight
 
         runner = TrialRunner(ctx)
         budget_reached = False
@@ -631,8 +634,8 @@ def _cross_validation(
 def _restore_folds(attempt: Attempt, n_folds: int) -> list[FoldResult]:
     """The folds the interrupted trial this one retries had finished, recorded again on this trial (scores,
     times and per-epoch curves), so that only the others are fitted."""
-    from hpsearch.engines.sklearn.estimators import FoldResult
-    from hpsearch.training.runner import FOLDS_RESTORED
+    from ...training.runner import FOLDS_RESTORED
+    from .estimators import FoldResult
 
     retry_of = attempt.record.retry_of
     if retry_of is None:
@@ -680,7 +683,7 @@ class _InProcessFolds(_Folds):
 
     def __init__(self, x: Any, y: Any, sample_weight: Any, estimator: Any, scorer: Any,
                  trainer: str = DEFAULT_TRAINER):
-        from hpsearch.engines.sklearn.estimators import fit_cache
+        from .estimators import fit_cache
 
         self.x, self.y, self.sample_weight = x, y, sample_weight
         self.estimator = estimator
@@ -692,7 +695,7 @@ class _InProcessFolds(_Folds):
         self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]],
         todo: list[int],
     ) -> Iterator[FoldResult]:
-        from hpsearch.engines.sklearn.estimators import fit_and_score, release_fit
+        from .estimators import fit_and_score, release_fit
 
         try:
             for fold in todo:
@@ -721,7 +724,7 @@ class _ProcessFolds(_Folds):
     def __init__(self, storage_url: str, processes: int, threads: int, x: Any, y: Any, sample_weight: Any,
                  estimator: Any, scoring: str, trainer: str = DEFAULT_TRAINER,
                  stopping: StopSignal | None = None) -> None:
-        from hpsearch.executors.cluster import StopSignal
+        from ...executors.cluster import StopSignal
 
         self.storage_url = storage_url
         self.processes = processes
@@ -736,7 +739,7 @@ class _ProcessFolds(_Folds):
         import pickle
         from concurrent.futures import ProcessPoolExecutor
 
-        from hpsearch.executors.worker import start_fold_process
+        from ...executors.worker import start_fold_process
 
         with self._lock:
             if self._executor is None:
@@ -755,7 +758,7 @@ class _ProcessFolds(_Folds):
     ) -> Iterator[FoldResult]:
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        from hpsearch.engines.sklearn.estimators import fit_fold_in_process
+        from .estimators import fit_fold_in_process
 
         pool = self._pool()
         try:
@@ -849,7 +852,7 @@ class _DaskFolds(_Folds):
         self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]],
         todo: list[int],
     ) -> Iterator[FoldResult]:
-        from hpsearch.executors.cluster import completed, fit_fold_task, task_key
+        from ...executors.cluster import completed, fit_fold_task, task_key
 
         name = f"trial{attempt.record.number}"
         futures = [

@@ -20,20 +20,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from hpsearch.engines.sklearn.direct import TracedModels, fit_fold_directly, release
 from hpsearch.spaces import DEFAULTS, SpaceError, TaskInfo, build_model, target_statistics
 from hpsearch.spaces.compile_sklearn import MODEL_PREFIX, WRAPPER_PARAMS
 from hpsearch.spaces.metrics import STEP_METRICS
 from hpsearch.storage import StorageError, TrialConflictError
-from hpsearch.training.compiled_models import CompiledModels
-from hpsearch.training.fit import (
+from scikeras.wrappers import KerasClassifier, KerasRegressor
+from sklearn.utils import ClassifierTags, RegressorTags
+
+from ...training.compiled_models import CompiledModels
+from ...training.fit import (
     EpochRecorderCallback,
     describe_error,
     fresh_keras_session,
     use_epoch_executions,
 )
-from scikeras.wrappers import KerasClassifier, KerasRegressor
-from sklearn.utils import ClassifierTags, RegressorTags
+from .direct import TracedModels, fit_fold_directly, release
 
 #: Share of each training fold that Keras holds out (``validation_split``) for the ``val_*`` curves.
 #: The fold's score comes from its own held-out part, which training never sees.
@@ -364,7 +365,8 @@ def _validation_metrics(model: Any, x_fit: np.ndarray, y_fit: np.ndarray) -> Any
     fit (``validation_split``: the last ones) as a search trial scores its validation split (see
     ``hpsearch.training.fit.ValidationMetrics``). None when nothing is held out."""
     from hpsearch.spaces.objectives import metric_names
-    from hpsearch.training.fit import ValidationMetrics
+
+    from ...training.fit import ValidationMetrics
 
     trained = model._trained_rows(len(x_fit))
     if trained >= len(x_fit):
@@ -425,7 +427,8 @@ def init_fold_process(
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
     from hpsearch.storage import open_storage
-    from hpsearch.training.scoring import scorer
+
+    from ...training.scoring import scorer
 
     _FOLD_PROCESS.update(
         storage=open_storage(storage_url, create=False), x=x, y=y, sample_weight=sample_weight,
@@ -438,7 +441,7 @@ def fit_fold_in_process(
     trial_id: int, params: Mapping[str, Any], fold: int, train: np.ndarray, test: np.ndarray
 ) -> FoldResult:
     """One fold in a fold process; its epochs go straight to the trial's rows."""
-    from hpsearch.training.recorder import plain_metrics
+    from ...training.recorder import plain_metrics
 
     state = _FOLD_PROCESS
     storage = state["storage"]

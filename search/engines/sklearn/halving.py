@@ -34,16 +34,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.engines.base import RunContext
-from hpsearch.errors import UsageError
 from hpsearch.spaces import DEFAULTS, SearchSpace
 from hpsearch.storage import TrialRecord, TrialState
-from hpsearch.training.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
+
+from ...errors import UsageError
+from ...training.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
+from ..base import RunContext
 
 if TYPE_CHECKING:
     import numpy as np
-    from hpsearch.data import Dataset
-    from hpsearch.engines.sklearn.engine import Candidate
+
+    from ...data import Dataset
+    from .engine import Candidate
 
 HALVING_ALGORITHMS = ("halving-grid", "halving-random")
 #: Settings only the halving algorithms read (``factor`` is shared with KerasTuner's Hyperband).
@@ -194,7 +196,7 @@ def plan_for(
     """The study's plan. For ``rows`` the data decides ``max_resources`` (its train+validation rows) and
     ``smallest`` (``2 * folds`` rows per class); without the data (``rows`` None) the plan assumes every
     rung ``n_required_iterations`` allows, an upper bound of the trials the data's plan has."""
-    from hpsearch.engines.sklearn.engine import cv_folds
+    from .engine import cv_folds
 
     halving = halving_settings(space, settings)
     if halving.resource == "epochs":
@@ -265,7 +267,7 @@ def rung_of(trial: TrialRecord) -> int | None:
 
 
 def _histories(trials: list[TrialRecord]) -> dict[tuple[int, str], _RungHistory]:
-    from hpsearch.engines.sklearn.engine import candidate_key
+    from .engine import candidate_key
 
     histories: dict[tuple[int, str], _RungHistory] = {}
     for trial in trials:
@@ -292,9 +294,10 @@ def _score(trial: TrialRecord) -> float:
 
 def first_candidates(space: SearchSpace, settings: Mapping[str, Any], count: int) -> list[Candidate]:
     """The first rung's candidates, in the order scikit-learn's halving searches fit them."""
-    from hpsearch.engines.sklearn.engine import _candidate
     from hpsearch.spaces.compile_sklearn import to_param_grid
     from sklearn.model_selection import ParameterGrid
+
+    from .engine import _candidate
 
     if settings["algorithm"] == "halving-grid":
         parameters: Any = ParameterGrid(to_param_grid(space))
@@ -325,13 +328,13 @@ def rung_splits(
 def run_halving(ctx: RunContext, evaluator: Any, splits: list[tuple[np.ndarray, np.ndarray]],
                 scoring: Any) -> None:
     """Run (or resume) the study's halving plan through the trial runner; see the module docstring."""
-    from hpsearch.engines.sklearn.engine import (
+    from ...training.recorder import current_worker
+    from .engine import (
         MAX_INTERRUPTED_ATTEMPTS,
         Candidate,
         _cross_validation,
         _given_up,
     )
-    from hpsearch.training.recorder import current_worker
 
     others = [trial for trial in ctx.storage.running_trials(ctx.study.id) if trial.worker != current_worker()]
     if others:
