@@ -137,7 +137,7 @@ t0 = time.perf_counter()
 points = json.load(sys.stdin)
 from sklearn.model_selection import GridSearchCV
 from hpsearch.data import load_dataset
-from hpsearch.engines.sklearn.engine import cv_rows
+from hpsearch.engines.sklearn.cross_validation import cv_rows
 from hpsearch.training.scoring import scoring_for
 from hpsearch.engines.sklearn.estimators import make_estimator
 from hpsearch.spaces import load_space, resolve_config

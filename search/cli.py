@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import interrupts
+from .errors import HpsearchError
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 EXIT_INTERRUPTED = 130
@@ -73,7 +74,7 @@ def _add_halving(parser: argparse.ArgumentParser, *, check_only: bool = False) -
 
 
 def _isolation(args: argparse.Namespace) -> Any:
-    from .study import DEFAULT_MAX_WORKER_MEMORY_MB, DEFAULT_RECYCLE_AFTER, Isolation
+    from .study_options import DEFAULT_MAX_WORKER_MEMORY_MB, DEFAULT_RECYCLE_AFTER, Isolation
 
     return Isolation(
         workers=args.workers,
@@ -86,7 +87,7 @@ def _isolation(args: argparse.Namespace) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .engines.base import available_engines
+    from .engines.registry import available_engines
 
     parser = argparse.ArgumentParser(
         prog="hpsearch",
@@ -341,10 +342,11 @@ def _print_json(data: Any, out: TextIO) -> None:
 # -- commands ---------------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from .engines.base import ENGINE_OPTIONS
-    from .study import RunOptions, run_study
+    from .study import run_study
+    from .study_options import RunOptions
 
     if args.dask is None and os.environ.get("HPSEARCH_DASK"):
-        from .engines.base import get_engine
+        from .engines.registry import get_engine
 
         # The environment's cluster serves the engines that send work to one; others ignore it.
         if "dask" in get_engine(args.engine).options:
@@ -575,15 +577,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
 
         # Whatever raised it, a storage password never reaches the terminal (or a CI log).
         storage_url = getattr(args, "storage", None) or ""
-        code = getattr(error, "exit_code", None)
         if args.debug:
             print(mask_credentials(traceback.format_exc(), storage_url), end="", file=err)
-        if code is None:
+        if not isinstance(error, HpsearchError):  # a bug or an unforeseen failure: no sentence was written
             print(mask_credentials(f"error: unexpected {type(error).__name__}: {error} "
                                    "(rerun with --debug for details)", storage_url), file=err)
             return 1
         print(mask_credentials(f"error: {error}", storage_url), file=err)
-        return int(code)
+        return error.exit_code
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,47 +1,53 @@
-"""Errors raised by hpsearch's run-time layer.
+"""The root of every error hpsearch reports to a user, and the errors of its run-time layer.
 
-Every error meant for a user carries ``exit_code``: 2 for bad usage or bad input (the user must change
-what they typed or the file they gave), 1 for a failure at run time. The CLI prints ``str(error)`` as one
+Every error meant for a user derives from :class:`HpsearchError` and carries ``exit_code``: 2 for bad
+usage or bad input (the user must change what they typed or the file they gave; these also derive from
+:class:`InputError`, a ``ValueError``), 1 for a failure at run time. The CLI prints ``str(error)`` as one
 sentence and exits with that code; ``--debug`` adds the traceback.
+
+This module imports nothing of the project, so ``hpsearch.storage`` and ``hpsearch.spaces`` derive their
+errors from it without depending on anything else of ``hpsearch``.
 """
 
 from __future__ import annotations
 
 
 class HpsearchError(Exception):
-    """Base of the errors the CLI reports as one sentence."""
+    """Base of the errors the CLI reports as one sentence (``str(error)``) and exits with ``exit_code``.
+
+    Raise a subclass with the sentence as its only argument; the class says which exit code it gets.
+    """
 
     exit_code: int = 1
 
 
-class UsageError(HpsearchError):
+class InputError(HpsearchError, ValueError):
+    """Bad input: the user must change what they typed or the file they gave (exit code 2).
+
+    A ``ValueError`` too, as Python code expects of bad input.
+    """
+
+    exit_code = 2
+
+
+class UsageError(InputError):
     """The command line asks for something that cannot be done as stated."""
 
-    exit_code = 2
 
-
-class DataError(HpsearchError):
+class DataError(InputError):
     """The data source is missing, malformed or unusable for the task; names file and column."""
 
-    exit_code = 2
 
-
-class StudyMismatchError(HpsearchError):
+class StudyMismatchError(InputError):
     """A resume was asked with a space, engine or data different from what the study was created with."""
-
-    exit_code = 2
 
 
 class SearchFailedError(HpsearchError):
     """The search could not go on (for example every trial failed)."""
 
-    exit_code = 1
-
 
 class NoResultError(HpsearchError):
     """A query found nothing to report (for example ``best`` on a study with no completed trial)."""
-
-    exit_code = 1
 
 
 class StorageTroubleError(HpsearchError):
@@ -51,7 +57,6 @@ class StorageTroubleError(HpsearchError):
     configuration is retried through the resume path.
     """
 
-    exit_code = 1
     #: How a worker process tells its supervisor that this, not a search failure, stopped it.
     worker_exit_code = 75
 
@@ -62,8 +67,6 @@ class FitProcessLostError(HpsearchError):
     processes, keeping what was finished (scikit-learn: the folds). Not counted toward ``--max-failures``;
     a configuration cut short too often is given up (``MAX_INTERRUPTED_ATTEMPTS``)."""
 
-    exit_code = 1
-
 
 class ClusterLostError(HpsearchError):
     """Where trials execute went away (the Dask scheduler of ``--dask``): not the configuration's fault.
@@ -71,5 +74,3 @@ class ClusterLostError(HpsearchError):
     The trials in flight are marked interrupted (retried on resume, not counted as failed) and the run
     stops with one message.
     """
-
-    exit_code = 1

@@ -211,7 +211,7 @@ def _fold_rule(engine: Engine, settings: Mapping[str, Any], source: StudyRecord)
     """Why no trial of ``source`` stands for a candidate of an sklearn study (None: they may)."""
     if engine.name != "sklearn":
         return None
-    from .engines.sklearn.engine import cv_folds, fold_trainer
+    from .engines.sklearn.settings import cv_folds, fold_trainer
 
     folds = cv_folds(settings)
     if source.engine != "sklearn":

@@ -12,9 +12,9 @@ The engine compilers live in submodules (``hpsearch.spaces.compile_sklearn``,
 from .builder import TaskInfo, build_model, target_statistics
 from .errors import SpaceError
 from .hyperparameters import DEFAULTS
-from .objectives import check_objective, direction_of, objective_names
+from .objectives import direction_of, objective_names
 from .params import CategoricalParam, FloatParam, IntParam, Param
-from .space import SearchSpace, list_presets, load_space, resolve_config, space_from_dict
+from .space import SearchSpace, check_objective, list_presets, load_space, resolve_config, space_from_dict
 
 __all__ = [
     "DEFAULTS",

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+from hpsearch.errors import InputError
+
 #: The longest message a SpaceError prints; the longest real one (a list of accepted names) is shorter.
 MAX_MESSAGE_CHARS = 2000
 
 
-class SpaceError(ValueError):
+class SpaceError(InputError):
     """A search space, a value in it, or a config derived from it is invalid.
 
     The message is one sentence naming the file (the space's ``source``), the parameter or field, and
     what must hold. Code deep in the validation often does not know which file it is reading, so the
     error carries ``source`` and ``param`` separately and the loader fills ``source`` in on the way
-    out (``with_source``); ``str(error)`` assembles the sentence.
+    out (``with_source``); ``str(error)`` assembles the sentence. Bad input: an
+    :class:`hpsearch.errors.InputError` (a ``ValueError``, exit code 2).
     """
-
-    # Bad input, not a run-time failure: the CLI maps this to exit status 2 like hpsearch.errors.UsageError.
-    exit_code = 2
 
     def __init__(self, detail: str, *, param: str | None = None, source: str | None = None,
                  label: str = "parameter") -> None:

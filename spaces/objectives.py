@@ -6,13 +6,10 @@ names the model will actually report before any training starts.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from .errors import SpaceError
 from .limits import quoted
-
-if TYPE_CHECKING:
-    from .space import SearchSpace
 
 TASK_KINDS = ("binary", "multiclass", "regression")
 
@@ -88,13 +85,6 @@ def objective_problem(objective: str, kind: str | None, n_classes: int | None = 
         return (f"objective {quoted(objective)} is not a metric the model reports for {where}; "
                 f"accepted objectives: {', '.join(accepted)}")
     return None
-
-
-def check_objective(space: SearchSpace, kind: str, n_classes: int | None = None) -> None:
-    """Refuse an objective the model built for ``kind`` (with ``n_classes``) would never report."""
-    problem = objective_problem(space.objective, kind, n_classes)
-    if problem:
-        raise SpaceError(problem, source=space.source)
 
 
 def direction_of(objective: str) -> Literal["minimize", "maximize"]:

@@ -98,6 +98,20 @@ class SearchSpace:
         }
 
 
+def check_objective(space: SearchSpace, kind: str, n_classes: int | None = None) -> None:
+    """Refuse an objective the model built for ``kind`` (with ``n_classes``) would never report.
+
+    Loading a space checks its objective against its own ``task`` (any task for ``auto``); this is the
+    second check, once the data has told the task and the number of classes.
+
+    Raises:
+        SpaceError: naming ``space.source`` and why the objective cannot be optimised.
+    """
+    problem = objective_problem(space.objective, kind, n_classes)
+    if problem:
+        raise SpaceError(problem, source=space.source)
+
+
 def _validate(space: SearchSpace) -> tuple[dict[str, Param], dict[str, Any]]:
     if space.task not in TASKS:
         raise SpaceError(f"`task` must be one of {', '.join(TASKS)}, but got {quoted(space.task)}")

@@ -2,7 +2,7 @@
 
 SQLAlchemy tables prefixed ``hp_`` (next to Optuna's own tables in the same database), Alembic
 migrations shipped in this package, and a small repository API, :class:`Storage`, that takes ids and
-plain values and returns frozen records. Imports nothing from ``search``/``spaces`` and no machine
+plain values and returns frozen records. Imports nothing of ``hpsearch`` but its error root and no machine
 learning library, so the CLI's query commands load quickly.
 
     storage = open_storage("runs/hpsearch.db")
@@ -17,6 +17,7 @@ learning library, so the CLI's query commands load quickly.
 from __future__ import annotations
 
 from .connection import display_name, normalize_url, safe_url
+from .conventions import EPOCHS_RESTORED_METRIC, config_key
 from .credentials import mask_credentials, mask_url
 from .errors import (
     BudgetReachedError,
@@ -33,7 +34,7 @@ from .errors import (
     TrialNotRunningError,
 )
 from .records import ModelRecord, StudyRecord, StudySummary, TrialCopy, TrialRecord, TrialState
-from .repository import EPOCHS_RESTORED_METRIC, Storage, config_key, open_storage
+from .repository import Storage, open_storage
 from .schema import upgrade_database
 
 __all__ = [

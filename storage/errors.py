@@ -1,7 +1,9 @@
 """Errors raised by the trial store.
 
-Every error carries ``exit_code`` (2: the user must change what they typed or the file they gave;
-1: a failure at run time) so the CLI can print ``str(error)`` as one sentence and exit with that code.
+All derive from :class:`hpsearch.errors.HpsearchError`, so each carries ``exit_code`` (1: a failure at
+run time) and the CLI prints ``str(error)`` as one sentence; those that are the user's input (a wrong
+path, URL, database, study or trial) are also :class:`hpsearch.errors.InputError`, a ``ValueError`` with
+exit code 2. ``hpsearch.errors`` imports nothing of the project, so this adds no import cycle.
 """
 
 from __future__ import annotations
@@ -9,41 +11,32 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
-
-class StorageError(Exception):
-    """Base of every error the storage layer raises on purpose."""
-
-    exit_code: int = 1
+from hpsearch.errors import HpsearchError, InputError
 
 
-class DatabaseNotFoundError(StorageError):
+class StorageError(HpsearchError):
+    """Base of every error the storage layer raises on purpose; ``except StorageError`` means "the
+    database failed or refused", never a trial-write conflict (see :class:`TrialConflictError`)."""
+
+
+class DatabaseNotFoundError(StorageError, InputError):
     """The SQLite file a command must read does not exist: a wrong path, not a run-time failure."""
 
-    exit_code = 2
 
-
-class StorageUrlError(StorageError):
+class StorageUrlError(StorageError, InputError):
     """The storage URL cannot be parsed or names a driver that is not installed: the user must fix it."""
 
-    exit_code = 2
 
-
-class NotOurDatabaseError(StorageError):
+class NotOurDatabaseError(StorageError, InputError):
     """A read-only command was pointed at a database hpsearch did not write (another app's, an empty file)."""
 
-    exit_code = 2
 
-
-class SchemaError(StorageError):
+class SchemaError(StorageError, InputError):
     """The database exists but its schema is not the one this code reads (newer, older, or not SQL)."""
 
-    exit_code = 2
 
-
-class StudyNotFoundError(StorageError):
+class StudyNotFoundError(StorageError, InputError):
     """No study by that name; the message lists the studies that do exist."""
-
-    exit_code = 2
 
     def __init__(self, name: str, where: str, existing: Sequence[str]) -> None:
         self.name = name
@@ -55,10 +48,8 @@ class StudyNotFoundError(StorageError):
         super().__init__(f"no study '{name}' in {where}; {listing}")
 
 
-class StudyExistsError(StorageError):
+class StudyExistsError(StorageError, InputError):
     """A study with that name already exists; creating it again would silently mix two searches."""
-
-    exit_code = 2
 
     def __init__(self, name: str, where: str) -> None:
         self.name = name
@@ -68,20 +59,18 @@ class StudyExistsError(StorageError):
         )
 
 
-class TrialNotFoundError(StorageError):
+class TrialNotFoundError(StorageError, InputError):
     """No trial with that number (or id) in the study."""
 
-    exit_code = 2
 
-
-class TrialConflictError(Exception):
+class TrialConflictError(HpsearchError):
     """A trial write the store refused because another process got there first.
 
     Not a StorageError: the database works, the write was simply no longer (or not yet) allowed, and
-    the caller decides what that means (a late result is dropped, a duplicate is skipped).
+    the caller decides what that means (a late result is dropped, a duplicate is skipped). Still under
+    the root, with exit code 1: its message is a sentence for a user, and one that escapes to the CLI is
+    reported as that sentence, not as an unexpected error.
     """
-
-    exit_code: int = 1
 
 
 class TrialNotRunningError(TrialConflictError):

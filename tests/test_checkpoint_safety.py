@@ -320,7 +320,7 @@ def test_a_keras_tuner_weights_folder_of_another_study_is_set_aside(tmp_path, ca
 
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", b"not weights"])
 def test_a_damaged_keras_tuner_weights_file_is_reported_as_unusable(tmp_path, content):
-    from hpsearch.engines.keras_tuner.engine import _load_weights
+    from hpsearch.engines.keras_tuner.weights import load_weights
     from hpsearch.training.work_files import unusable_weights
 
     path = tmp_path / "best-weights.npz"
@@ -329,7 +329,7 @@ def test_a_damaged_keras_tuner_weights_file_is_reported_as_unusable(tmp_path, co
     buffer = io.BytesIO()
     np.savez(buffer, np.zeros((4, 3)), np.zeros(3))
     path.write_bytes(buffer.getvalue())
-    assert unusable_weights(path) is None and [a.shape for a in _load_weights(path)] == [(4, 3), (3,)]
+    assert unusable_weights(path) is None and [a.shape for a in load_weights(path)] == [(4, 3), (3,)]
 
 
 # -- end to end ------------------------------------------------------------------------------------------

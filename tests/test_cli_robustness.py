@@ -147,7 +147,7 @@ def test_a_study_with_a_500_character_name_still_plots(cli, db_url, tmp_path):
 # -- printed commands ---------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_printed_commands_are_shell_quoted_and_keep_the_password_masked(trained):
-    from hpsearch.study import resume_command
+    from hpsearch.study_report import resume_command
 
     _, run = trained
     [shown] = [line for line in run.out.splitlines() if line.startswith("show it with: ")]

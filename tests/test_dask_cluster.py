@@ -7,21 +7,16 @@ import json
 import subprocess
 
 import pytest
-from hpsearch.engines.keras_tuner.engine import hyperband_plan
+from hpsearch.engines.keras_tuner.plan import hyperband_plan
 
 from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
 from tests.dask_cluster import dask_cluster
+from tests.helpers import grid_space
 
 pytestmark = pytest.mark.slow
 
 #: 3 x 2 = 6 candidates, 3 folds each: 18 fits on two Dask workers.
-GRID_SPACE = """\
-objective: val_accuracy
-params:
-  n_neurons: {type: categorical, choices: [4, 8, 16]}
-  learning_rate: {type: categorical, choices: [0.001, 0.01]}
-fixed: {n_hidden: 1, epochs: 2, batch_size: 32}
-"""
+GRID_SPACE = grid_space([4, 8, 16], [0.001, 0.01], epochs=2, batch_size=32)
 CANDIDATES = 6
 
 #: Fold scores are accuracies on held-out folds of 40 rows (steps of 0.025). Every fit is seeded (SciKeras'

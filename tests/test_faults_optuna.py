@@ -9,22 +9,12 @@ import subprocess
 import pytest
 
 from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
+from tests.helpers import SLOW_SPACE, assert_budget_reached_cleanly, trial_rows
 
 pytestmark = pytest.mark.slow
 
-#: Enough epochs that a trial is still training when the test kills the process.
-SLOW_SPACE = """\
-objective: val_accuracy
-params:
-  n_neurons: {type: int, low: 8, high: 32}
-  learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
-fixed: {n_hidden: 1, epochs: 12, batch_size: 32}
-"""
-
-
 def _trials(db) -> list[tuple]:
-    return query(db, "SELECT t.number, t.state, t.interrupted, t.retry_of, t.params, t.value, t.ended_at "
-                     "FROM hp_trials t ORDER BY t.number")
+    return trial_rows(db, "value", "ended_at")
 
 
 def _mid_trial(db, completed: int) -> bool:
@@ -34,15 +24,8 @@ def _mid_trial(db, completed: int) -> bool:
 
 
 def _assert_budget_reached_cleanly(db, budget: int) -> list[tuple]:
-    rows = _trials(db)
-    numbers = [row[0] for row in rows]
-    assert numbers == list(range(len(numbers))), "trial numbers must be unique and gap-free"
-    assert not [row for row in rows if row[1] == "RUNNING"], "no trial may stay RUNNING"
-    counted = [row for row in rows if not row[2]]
-    assert len(counted) == budget
     # Optuna's own table agrees: nothing left running there either.
-    assert query(db, "SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'") == [(0,)]
-    return rows
+    return assert_budget_reached_cleanly(_trials(db), budget, optuna_db=db)
 
 
 def test_kill_9_mid_trial_then_resume_reaches_budget(tmp_path):

@@ -7,22 +7,14 @@ import json
 import os
 import resource
 import signal
-import subprocess
 from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import hpsearch_command, pause_worker_mid_trial, query, spawn_hpsearch, wait_for
+from tests.conftest import pause_worker_mid_trial, query, spawn_hpsearch, wait_for
+from tests.helpers import SLOW_SPACE, assert_budget_reached_cleanly, run_hpsearch, trial_rows, write_space
 
 pytestmark = pytest.mark.slow
-
-SLOW_SPACE = """\
-objective: val_accuracy
-params:
-  n_neurons: {type: int, low: 8, high: 32}
-  learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
-fixed: {n_hidden: 1, epochs: 12, batch_size: 32}
-"""
 
 QUICK_SPACE = """\
 objective: val_accuracy
@@ -32,15 +24,8 @@ fixed: {n_hidden: 1, epochs: 2, batch_size: 64}
 """
 
 
-def _space(tmp_path, text: str):
-    path = tmp_path / "space.yaml"
-    path.write_text(text)
-    return path
-
-
 def _rows(db):
-    return query(db, "SELECT number, state, interrupted, retry_of, params, worker, error, peak_memory_mb "
-                     "FROM hp_trials ORDER BY number")
+    return trial_rows(db, "worker", "error", "peak_memory_mb")
 
 
 RUNNING_WITH_EPOCH = "SELECT number, worker FROM hp_trials WHERE state = 'RUNNING' AND epochs_run >= 1"
@@ -51,25 +36,12 @@ def _running_with_epoch(db) -> list[tuple]:
 
 
 def _assert_clean(db, budget: int) -> list[tuple]:
-    rows = _rows(db)
-    assert [row[0] for row in rows] == list(range(len(rows)))
-    assert not [row for row in rows if row[1] == "RUNNING"]
-    assert len([row for row in rows if not row[2]]) == budget
-    assert query(db, "SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'") == [(0,)]
-    return rows
-
-
-def _run(tmp_path, *args, check=True, timeout=600, **popen):
-    done = subprocess.run(hpsearch_command(*args), cwd=tmp_path, capture_output=True, text=True,
-                          timeout=timeout, **popen)
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
+    return assert_budget_reached_cleanly(_rows(db), budget, optuna_db=db)
 
 
 def test_kill_9_of_a_worker_costs_only_its_trial(tmp_path):
     db = tmp_path / "w.db"
-    process = spawn_hpsearch("run", _space(tmp_path, SLOW_SPACE), "--data", "digits", "--trials", "4",
+    process = spawn_hpsearch("run", write_space(tmp_path, SLOW_SPACE), "--data", "digits", "--trials", "4",
                              "--study", "w", "--storage", db, "--quiet", "--pruner", "none", cwd=tmp_path)
     paused: list[tuple[int, int]] = []
 
@@ -96,7 +68,7 @@ def test_kill_9_of_a_worker_costs_only_its_trial(tmp_path):
 
 def test_kill_9_of_the_supervisor_takes_its_workers_then_resume(tmp_path):
     db = tmp_path / "s.db"
-    process = spawn_hpsearch("run", _space(tmp_path, SLOW_SPACE), "--data", "digits", "--trials", "3",
+    process = spawn_hpsearch("run", write_space(tmp_path, SLOW_SPACE), "--data", "digits", "--trials", "3",
                              "--study", "s", "--storage", db, "--quiet", "--pruner", "none", cwd=tmp_path)
     wait_for(lambda: _running_with_epoch(db))
     _, worker = _running_with_epoch(db)[0]
@@ -105,10 +77,10 @@ def test_kill_9_of_the_supervisor_takes_its_workers_then_resume(tmp_path):
     worker_pid = int(worker.rpartition(":")[2])
     wait_for(lambda: not _pid_alive(worker_pid), timeout_s=30)
     assert query(db, "SELECT COUNT(*) FROM hp_trials WHERE state = 'RUNNING'") == [(1,)]
-    resumed = _run(tmp_path, "resume", "s", "--storage", db, "--quiet")
+    resumed = run_hpsearch(tmp_path, "resume", "s", "--storage", db, "--quiet")
     assert "marked 1 interrupted trial(s) as FAILED" in resumed.stdout
     _assert_clean(db, budget=3)
-    studies = json.loads(_run(tmp_path, "studies", "--storage", db, "--json").stdout)
+    studies = json.loads(run_hpsearch(tmp_path, "studies", "--storage", db, "--json").stdout)
     assert studies[0]["states"]["RUNNING"] == 0
 
 
@@ -124,7 +96,7 @@ def _pid_alive(pid: int) -> bool:
 
 def test_sigterm_stops_cleanly_with_resume_command(tmp_path):
     db = tmp_path / "t.db"
-    process = spawn_hpsearch("run", _space(tmp_path, SLOW_SPACE), "--data", "digits", "--trials", "3",
+    process = spawn_hpsearch("run", write_space(tmp_path, SLOW_SPACE), "--data", "digits", "--trials", "3",
                              "--study", "t", "--storage", db, "--quiet", "--pruner", "none", cwd=tmp_path)
     wait_for(lambda: _running_with_epoch(db))
     process.send_signal(signal.SIGTERM)
@@ -138,8 +110,8 @@ def test_sigterm_stops_cleanly_with_resume_command(tmp_path):
 
 def test_recycling_replaces_workers_and_keeps_every_trial(tmp_path):
     db = tmp_path / "r.db"
-    _run(tmp_path, "run", _space(tmp_path, QUICK_SPACE), "--data", "iris", "--trials", "5", "--study", "r",
-         "--storage", db, "--quiet", "--recycle-after", "2")
+    run_hpsearch(tmp_path, "run", write_space(tmp_path, QUICK_SPACE), "--data", "iris", "--trials", "5",
+                 "--study", "r", "--storage", db, "--quiet", "--recycle-after", "2")
     rows = _assert_clean(db, budget=5)
     workers = [row[5] for row in rows]
     assert len(set(workers)) == 3 and workers[0] == workers[1] != workers[2] == workers[3] != workers[4]
@@ -170,7 +142,8 @@ def test_a_trial_claimed_while_the_supervisor_reads_starts_no_standby_that_no_tr
     import socket
     from types import SimpleNamespace
 
-    from hpsearch.engines.base import Budget, get_engine
+    from hpsearch.engines.base import Budget
+    from hpsearch.engines.registry import get_engine
     from hpsearch.executors.supervisor import Supervisor, Worker
 
     host = socket.gethostname()
@@ -201,15 +174,16 @@ def test_a_run_says_its_search_ended_short_only_when_no_trial_is_left_running(tm
     command (a second machine) the budget is spoken for; with none, the engine ran out of proposals."""
     import io
 
-    from hpsearch.engines.base import Budget, get_engine
+    from hpsearch.engines.base import Budget
+    from hpsearch.engines.registry import get_engine
     from hpsearch.spaces import load_space
-    from hpsearch.study import _print_summary
+    from hpsearch.study_report import print_summary as _print_summary
 
     storage, study = _optuna_random_study_with_complete_trials(tmp_path, ["here:1", "here:1"])
     if running_elsewhere:
         storage.start_trial(study.id, {"n": 2}, worker="elsewhere:1")
     out = io.StringIO()
-    _print_summary(storage, study, load_space(_space(tmp_path, QUICK_SPACE)), 1.0, out, Budget(trials=3),
+    _print_summary(storage, study, load_space(write_space(tmp_path, QUICK_SPACE)), 1.0, out, Budget(trials=3),
                    get_engine("optuna"))
     said = "the optuna random search ended after 2 of its 3 trials: it proposed no further configuration"
     assert (said in out.getvalue()) == ended_short, out.getvalue()
@@ -221,7 +195,7 @@ def test_a_warm_worker_replaces_a_recycled_one_and_never_trains_beside_it(tmp_pa
     import psutil
 
     db = tmp_path / "warm.db"
-    process = spawn_hpsearch("run", _space(tmp_path, QUICK_SPACE), "--data", "iris", "--trials", "6",
+    process = spawn_hpsearch("run", write_space(tmp_path, QUICK_SPACE), "--data", "iris", "--trials", "6",
                              "--study", "warm", "--storage", db, "--quiet", "--recycle-after", "2",
                              cwd=tmp_path)
     supervisor = psutil.Process(process.pid)
@@ -257,8 +231,8 @@ def test_a_warm_worker_replaces_a_recycled_one_and_never_trains_beside_it(tmp_pa
 
 def test_memory_ceiling_recycles_after_each_trial(tmp_path):
     db = tmp_path / "m.db"
-    _run(tmp_path, "run", _space(tmp_path, QUICK_SPACE), "--data", "iris", "--trials", "2", "--study", "m",
-         "--storage", db, "--quiet", "--max-worker-memory", "1")
+    run_hpsearch(tmp_path, "run", write_space(tmp_path, QUICK_SPACE), "--data", "iris", "--trials", "2",
+                 "--study", "m", "--storage", db, "--quiet", "--max-worker-memory", "1")
     rows = _assert_clean(db, budget=2)
     assert len({row[5] for row in rows}) == 2
 
@@ -269,7 +243,7 @@ def test_workers_on_postgresql_from_two_commands(tmp_path):
         pytest.skip("HPSEARCH_TEST_POSTGRES=0 declined the PostgreSQL server")
     import sqlalchemy
 
-    space = _space(tmp_path, QUICK_SPACE)
+    space = write_space(tmp_path, QUICK_SPACE)
     first = spawn_hpsearch("run", space, "--data", "iris", "--trials", "10", "--study", "pg-shared",
                            "--storage", url, "--quiet", "--workers", "2", cwd=tmp_path)
     engine = sqlalchemy.create_engine(url)
@@ -282,7 +256,7 @@ def test_workers_on_postgresql_from_two_commands(tmp_path):
             return 0
 
     wait_for(lambda: count("SELECT COUNT(*) FROM hp_studies WHERE name = 'pg-shared'") == 1)
-    second = _run(tmp_path, "worker", "pg-shared", "--storage", url, "--quiet", "--workers", "1")
+    second = run_hpsearch(tmp_path, "worker", "pg-shared", "--storage", url, "--quiet", "--workers", "1")
     out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
     # The other command's last trials may still run when this one ends: that is not a search ended short.
@@ -312,7 +286,7 @@ def test_build_error_fails_that_trial_only(cli, tmp_path, monkeypatch):
         return real_build(config, task, **options)
 
     monkeypatch.setattr(spaces, "build_model", fragile_build)
-    space = _space(tmp_path, QUICK_SPACE)
+    space = write_space(tmp_path, QUICK_SPACE)
     result = cli("run", space, "--data", "iris", "--trials", "6", "--study", "b", "--quiet", "--in-process",
                  "--algorithm", "random")
     assert result.code == 0, result.err
@@ -337,13 +311,13 @@ def _limit_file_size(limit: int):
 
 def test_full_disk_stops_with_a_clear_error_and_keeps_completed_trials(tmp_path):
     db = tmp_path / "d.db"
-    space = _space(tmp_path, QUICK_SPACE)
-    _run(tmp_path, "run", space, "--data", "iris", "--trials", "2", "--study", "d", "--storage", db,
-         "--quiet")
+    space = write_space(tmp_path, QUICK_SPACE)
+    run_hpsearch(tmp_path, "run", space, "--data", "iris", "--trials", "2", "--study", "d", "--storage", db,
+                 "--quiet")
     wal = tmp_path / "d.db-wal"
     size = db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
-    done = _run(tmp_path, "resume", "d", "--storage", db, "--trials", "400", "--quiet", check=False,
-                preexec_fn=_limit_file_size(size + 64 * 1024))
+    done = run_hpsearch(tmp_path, "resume", "d", "--storage", db, "--trials", "400", "--quiet", check=False,
+                        preexec_fn=_limit_file_size(size + 64 * 1024))
     assert done.returncode == 1, done.stderr
     # The cause in words (the test fills the file size limit; a real disk reads "the disk is full"),
     # not the study's or the file's name.
@@ -354,29 +328,31 @@ def test_full_disk_stops_with_a_clear_error_and_keeps_completed_trials(tmp_path)
     assert rows[:2] == [(0, "COMPLETE", 0), (1, "COMPLETE", 0)]
     # The database's trouble is never a trial's own failure.
     assert not [row for row in rows if row[1] == "FAILED" and not row[2]]
-    repaired = _run(tmp_path, "resume", "d", "--storage", db, "--quiet", "--trials", str(len(rows) + 1))
+    repaired = run_hpsearch(tmp_path, "resume", "d", "--storage", db, "--quiet", "--trials",
+                            str(len(rows) + 1))
     assert repaired.returncode == 0
     assert not query(db, "SELECT number FROM hp_trials WHERE state = 'RUNNING'")
 
 
 def test_read_only_database_is_refused_clearly(tmp_path):
-    space = _space(tmp_path, QUICK_SPACE)
+    space = write_space(tmp_path, QUICK_SPACE)
     db = tmp_path / "ro.db"
-    _run(tmp_path, "run", space, "--data", "iris", "--trials", "1", "--study", "ro", "--storage", db,
-         "--quiet")
+    run_hpsearch(tmp_path, "run", space, "--data", "iris", "--trials", "1", "--study", "ro", "--storage", db,
+                 "--quiet")
     # root ignores file modes, so open the database read-only the way SQLite itself allows.
     read_only = f"sqlite:///file:{db}?mode=ro&uri=true"
-    done = _run(tmp_path, "resume", "ro", "--storage", read_only, "--trials", "2", "--quiet", check=False)
+    done = run_hpsearch(tmp_path, "resume", "ro", "--storage", read_only, "--trials", "2", "--quiet",
+                        check=False)
     assert done.returncode in (1, 2), done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "read" in last and "Traceback" not in done.stderr
     assert query(db, "SELECT state FROM hp_trials") == [("COMPLETE",)]
-    listed = _run(tmp_path, "trials", "ro", "--storage", read_only, "--json")
+    listed = run_hpsearch(tmp_path, "trials", "ro", "--storage", read_only, "--json")
     assert len(json.loads(listed.stdout)) == 1, "a read-only database can still be queried"
 
 
 def test_two_runs_racing_for_one_study_name(tmp_path):
-    space = _space(tmp_path, QUICK_SPACE)
+    space = write_space(tmp_path, QUICK_SPACE)
     db = tmp_path / "race.db"
     racers = [spawn_hpsearch("run", space, "--data", "iris", "--trials", "1", "--study", "race",
                              "--storage", db, "--quiet", cwd=tmp_path) for _ in range(2)]

@@ -7,9 +7,10 @@ import signal
 import subprocess
 
 import pytest
-from hpsearch.engines.keras_tuner.engine import hyperband_plan
+from hpsearch.engines.keras_tuner.plan import hyperband_plan
 
 from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
+from tests.helpers import assert_budget_reached_cleanly, run_hpsearch, trial_rows
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +31,7 @@ BUDGET = sum(r.configs for bracket in PLAN for r in bracket)
 
 
 def _trials(db) -> list[tuple]:
-    return query(db, "SELECT number, state, interrupted, retry_of, params, value, ended_at, parent_number, "
-                     "epochs_run, engine_trial_id FROM hp_trials ORDER BY number")
+    return trial_rows(db, "value", "ended_at", "parent_number", "epochs_run", "engine_trial_id")
 
 
 def _continuation_mid_round(db) -> bool:
@@ -40,16 +40,11 @@ def _continuation_mid_round(db) -> bool:
 
 
 def _resume(tmp_path, url, *extra):
-    return subprocess.run(hpsearch_command("resume", "k", "--storage", url, "--quiet", *extra), cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
+    return run_hpsearch(tmp_path, "resume", "k", "--storage", url, "--quiet", *extra, check=False)
 
 
 def _assert_clean(db, budget: int) -> list[tuple]:
-    rows = _trials(db)
-    assert [row[0] for row in rows] == list(range(len(rows))), "trial numbers unique and gap-free"
-    assert not [row for row in rows if row[1] == "RUNNING"], "no trial may stay RUNNING"
-    assert len([row for row in rows if not row[2]]) == budget, "the study reached its budget"
-    return rows
+    return assert_budget_reached_cleanly(_trials(db), budget)
 
 
 def test_kill_9_during_a_continued_hyperband_round_then_resume(tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hpsearch.engines.keras_tuner.engine import hyperband_plan, plan_epochs, plan_trials
+from hpsearch.engines.keras_tuner.plan import hyperband_plan, plan_epochs, plan_trials
 
 
 @pytest.mark.parametrize(("max_epochs", "factor"), [(1, 3), (3, 3), (9, 3), (10, 3), (27, 3), (30, 4), (8, 2),

@@ -6,8 +6,11 @@ import json
 import os
 
 import pytest
-from hpsearch.engines.keras_tuner.engine import STATE_KEY, hyperband_plan
+from hpsearch.engines.keras_tuner.oracle import STATE_KEY
+from hpsearch.engines.keras_tuner.plan import hyperband_plan
 from hpsearch.storage import open_storage
+
+from tests.helpers import run_in_process
 
 #: One tuned parameter: Bayesian optimisation fits its Gaussian process after 3 random points.
 ONE_PARAM_SPACE = """\
@@ -26,7 +29,7 @@ fixed: {n_hidden: 1, epochs: 2, optimizer: sgd, learning_rate: 1.0e+8}
 
 
 def _run(cli, space, *args):
-    return cli("run", space, "--engine", "keras-tuner", "--quiet", "--in-process", *args)
+    return run_in_process(cli, "keras-tuner", space, *args)
 
 
 def _check_search(cli, study: str, data_classes: int, n_trials: int) -> list[dict]:
@@ -95,16 +98,16 @@ def test_bayesian_search_and_resume_continue_the_oracle(cli, tmp_path):
 
 
 def test_hyperband_rounds_follow_the_plan_and_continue_their_parents(cli, tiny_space, tmp_path, monkeypatch):
-    from hpsearch.engines.keras_tuner import engine as keras_tuner_engine
+    from hpsearch.engines.keras_tuner import local as keras_tuner_local
 
     loaded: list[str] = []
-    load_weights = keras_tuner_engine._load_weights
+    load_weights = keras_tuner_local.load_weights
 
     def spy(path):
         loaded.append(path.parent.name)
         return load_weights(path)
 
-    monkeypatch.setattr(keras_tuner_engine, "_load_weights", spy)
+    monkeypatch.setattr(keras_tuner_local, "load_weights", spy)
     result = _run(cli, tiny_space, "--algorithm", "hyperband", "--data", "iris", "--max-epochs", "3",
                   "--factor", "3", "--study", "h")
     assert result.code == 0, result.err

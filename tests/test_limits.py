@@ -76,8 +76,8 @@ def test_the_workers_limit_can_be_raised(cli, monkeypatch):
 
 
 def test_resume_and_worker_check_workers_through_the_same_isolation():
-    from hpsearch.engines.base import get_engine
-    from hpsearch.study import Isolation
+    from hpsearch.engines.registry import get_engine
+    from hpsearch.study_options import Isolation
 
     with pytest.raises(UsageError, match="--workers asks for 1000000 worker processes"):
         Isolation(workers=10**6).check(get_engine("optuna"))
@@ -91,7 +91,7 @@ def test_a_trial_budget_over_the_limit_is_refused(cli):
 
 
 def test_resume_refuses_a_trial_budget_over_the_limit():
-    from hpsearch.study import _budget
+    from hpsearch.study_settings import run_budget as _budget
 
     with pytest.raises(UsageError, match="--trials asks for"):
         _budget(10**26, None, 5)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import hpsearch_command, pause_worker_mid_trial, query, spawn_hpsearch, wait_for
+from tests.helpers import run_hpsearch, trial_rows, write_space
 
 pytestmark = pytest.mark.slow
 
@@ -36,31 +37,16 @@ fixed: {n_hidden: 1, epochs: 25, batch_size: 32}
 """
 
 
-def _space(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "space.yaml"
-    path.write_text(text)
-    return path
-
-
-def _run(tmp_path: Path, *args, check: bool = True, env: dict | None = None, timeout: int = 600):
-    done = subprocess.run(hpsearch_command(*args), cwd=tmp_path, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
-
-
 def _trials(db: Path) -> list[tuple]:
-    return query(db, "SELECT number, state, interrupted, retry_of, params, worker, error, epochs_run, id "
-                     "FROM hp_trials ORDER BY number")
+    return trial_rows(db, "worker", "error", "epochs_run", "id")
 
 
 @pytest.mark.parametrize("algorithm", ["random", "tpe"])
 def test_two_workers_train_different_configurations_and_stop_at_the_budget(tmp_path, algorithm):
     db = tmp_path / "p.db"
-    done = _run(tmp_path, "run", _space(tmp_path, CONTINUOUS_SPACE), "--data", "iris", "--trials", "8",
-                "--algorithm", algorithm, "--pruner", "none", "--study", "p", "--storage", db, "--quiet",
-                "--workers", "2")
+    done = run_hpsearch(tmp_path, "run", write_space(tmp_path, CONTINUOUS_SPACE), "--data", "iris",
+                        "--trials", "8", "--algorithm", algorithm, "--pruner", "none", "--study", "p",
+                        "--storage", db, "--quiet", "--workers", "2")
     assert "locked" not in done.stderr
     rows = _trials(db)
     assert [row[0] for row in rows] == list(range(8)), "exactly the budget, numbered without gaps"
@@ -80,8 +66,8 @@ def test_two_workers_train_different_configurations_and_stop_at_the_budget(tmp_p
 def test_a_paused_worker_loses_its_trial_and_its_late_result_is_refused(tmp_path):
     db = tmp_path / "s.db"
     process = spawn_hpsearch(
-        "run", _space(tmp_path, LONG_SPACE), "--data", "digits", "--trials", "5", "--algorithm", "random",
-        "--pruner", "none", "--study", "s", "--storage", db, "--quiet", "--workers", "2",
+        "run", write_space(tmp_path, LONG_SPACE), "--data", "digits", "--trials", "5", "--algorithm",
+        "random", "--pruner", "none", "--study", "s", "--storage", db, "--quiet", "--workers", "2",
         "--stale-after", "4", cwd=tmp_path,
     )
     running = "SELECT number, worker FROM hp_trials WHERE state = 'RUNNING' AND epochs_run >= 2"
@@ -153,9 +139,9 @@ def test_a_worker_stopped_while_it_writes_is_killed_so_the_study_goes_on(tmp_pat
     # gone before (a third of it, 3 s).
     env = {"PYTHONPATH": str(hook), "TEST_STOP_WHILE_WRITING": str(stopped),
            "HPSEARCH_SQLITE_BUSY_TIMEOUT_S": "9"}
-    done = _run(tmp_path, "run", _space(tmp_path, LONG_SPACE), "--data", "digits", "--trials", "4",
-                "--algorithm", "random", "--pruner", "none", "--study", "w", "--storage", db,
-                "--workers", "2", check=False, env=env)
+    done = run_hpsearch(tmp_path, "run", write_space(tmp_path, LONG_SPACE), "--data", "digits",
+                        "--trials", "4", "--algorithm", "random", "--pruner", "none", "--study", "w",
+                        "--storage", db, "--workers", "2", check=False, env=env)
     assert stopped.exists(), "a worker stopped itself while writing"
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "locked" not in done.stderr.replace("stayed locked", "")
@@ -175,7 +161,7 @@ def test_a_database_error_during_a_trial_is_not_the_trials_failure(tmp_path):
     db = tmp_path / "lock.db"
     env = {"HPSEARCH_SQLITE_BUSY_TIMEOUT_S": "1"}
     process = subprocess.Popen(
-        hpsearch_command("run", _space(tmp_path, LONG_SPACE), "--data", "digits", "--trials", "3",
+        hpsearch_command("run", write_space(tmp_path, LONG_SPACE), "--data", "digits", "--trials", "3",
                          "--pruner", "none", "--study", "lock", "--storage", db, "--quiet",
                          "--max-failures", "1"),
         cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -196,7 +182,7 @@ def test_a_database_error_during_a_trial_is_not_the_trials_failure(tmp_path):
     assert "locked" in last and "not counted as a failed trial" in last and "hpsearch resume lock" in last
     assert "Traceback" not in err
 
-    resumed = _run(tmp_path, "resume", "lock", "--storage", db, "--quiet", env=env)
+    resumed = run_hpsearch(tmp_path, "resume", "lock", "--storage", db, "--quiet", env=env)
     assert "retrying the configuration of trial(s) #0" in resumed.stdout
     rows = _trials(db)
     assert rows[0][1] == "FAILED" and rows[0][2] == 1, "interrupted, so retried and not counted"
@@ -219,7 +205,7 @@ def test_a_storage_password_never_leaks(tmp_path):
 
     secret = "Pw-4f1c-never-shown"
     url = _password_url(base, secret)  # the test server trusts loopback, so any password connects
-    space = _space(tmp_path, LONG_SPACE)
+    space = write_space(tmp_path, LONG_SPACE)
     outputs: list[str] = []
     process = spawn_hpsearch("run", space, "--data", "iris", "--trials", "3", "--study", "postgresql-pw",
                              "--storage", url, "--workers", "2", cwd=tmp_path)
@@ -253,12 +239,12 @@ def test_a_storage_password_never_leaks(tmp_path):
     model_dir = tmp_path / "model"
     for args in (("best", "postgresql-pw"), ("studies",), ("trials", "postgresql-pw", "--json"),
                  ("retrain", "postgresql-pw", "--epochs", "2", "--out", model_dir, "--quiet")):
-        done = _run(tmp_path, *args, "--storage", url)
+        done = run_hpsearch(tmp_path, *args, "--storage", url)
         outputs += [done.stdout, done.stderr]
-    resumed = _run(tmp_path, "resume", "postgresql-pw", "--trials", "4", "--quiet",
-                   env={"HPSEARCH_STORAGE": url})
+    resumed = run_hpsearch(tmp_path, "resume", "postgresql-pw", "--trials", "4", "--quiet",
+                           env={"HPSEARCH_STORAGE": url})
     outputs += [resumed.stdout, resumed.stderr]
-    unreachable = _run(tmp_path, "studies", "--storage", url.replace(url.split("@")[1].split("/")[0],
+    unreachable = run_hpsearch(tmp_path, "studies", "--storage", url.replace(url.split("@")[1].split("/")[0],
                                                                       "127.0.0.1:9"), check=False)
     assert unreachable.returncode != 0
     outputs += [unreachable.stdout, unreachable.stderr]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import hpsearch_command, query
+from tests.helpers import run_hpsearch, write_space
 
 pytestmark = pytest.mark.slow
 
@@ -29,13 +30,9 @@ fixed: {n_hidden: 1, epochs: 2, batch_size: 64}
 
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    space = tmp_path / "space.yaml"
-    space.write_text(SPACE)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = hpsearch_command("run", space, "--data", "iris", "--trials", "3", "--pruner", "none",
-                               "--storage", tmp_path / "p.db", *args)
-    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
+    return run_hpsearch(tmp_path, "run", write_space(tmp_path, SPACE), "--data", "iris", "--trials", "3",
+                        "--pruner", "none", "--storage", tmp_path / "p.db", *args, check=False,
+                        env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 def _values(tmp_path: Path, study: str) -> dict[int, float]:

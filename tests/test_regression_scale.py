@@ -103,7 +103,7 @@ def test_sklearn_folds_standardize_with_their_own_training_rows(cli, tmp_path):
         assert curves_mse[0] < 6000 and curves_loss[0] < 1.5  # target units vs standardized units
 
     from hpsearch.data import load_dataset
-    from hpsearch.engines.sklearn.engine import cv_rows
+    from hpsearch.engines.sklearn.cross_validation import cv_rows
     from hpsearch.engines.sklearn.estimators import VALIDATION_SPLIT, make_estimator
     from hpsearch.spaces import load_space, resolve_config
 

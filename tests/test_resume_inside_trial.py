@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from hpsearch.storage import open_storage
 
-from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
+from tests.conftest import query, spawn_hpsearch, wait_for
+from tests.helpers import run_hpsearch
 
 pytestmark = pytest.mark.slow
 
@@ -39,10 +40,7 @@ def _checkpoint(path) -> tuple[int, dict[str, list[float]]] | None:
 
 
 def _resume(url: str, tmp_path) -> subprocess.CompletedProcess:
-    resumed = subprocess.run(hpsearch_command("resume", "r", "--storage", url, "--quiet", "--in-process"),
-                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
-    return resumed
+    return run_hpsearch(tmp_path, "resume", "r", "--storage", url, "--quiet", "--in-process")
 
 
 def test_worker_killed_in_epoch_e_continues_from_its_checkpoint(tmp_path):

@@ -7,17 +7,14 @@ import json
 import numpy as np
 import pytest
 
+from tests.helpers import grid_space, run_in_process
+
 #: 2 x 2 = 4 candidates on breast_cancer, long enough to learn (held-out accuracy above 0.9).
-GRID_SPACE = """\
-objective: val_accuracy
-params:
-  n_neurons: {type: categorical, choices: [8, 16]}
-  learning_rate: {type: categorical, choices: [0.003, 0.03]}
-fixed: {n_hidden: 1, epochs: 5, batch_size: 32}
-"""
+GRID_SPACE = grid_space([8, 16], [0.003, 0.03], epochs=5, batch_size=32)
+
 
 def _run(cli, space, *args):
-    return cli("run", space, "--engine", "sklearn", "--quiet", "--in-process", *args)
+    return run_in_process(cli, "sklearn", space, *args)
 
 
 def _trials(cli, study):
@@ -85,8 +82,8 @@ def test_a_cached_traced_model_trains_exactly_as_a_fresh_one():
     """The traced model of a structure is reused, restarted from each fit's fresh build: a fit after other
     fits (another structure, another candidate of the same structure) gives what it gives on its own."""
     from hpsearch.data import load_dataset
+    from hpsearch.engines.sklearn.cross_validation import cv_rows
     from hpsearch.engines.sklearn.direct import TracedModels
-    from hpsearch.engines.sklearn.engine import cv_rows
     from hpsearch.engines.sklearn.estimators import fit_and_score, make_estimator
     from hpsearch.spaces import resolve_config, space_from_dict
     from hpsearch.training.scoring import scorer
@@ -140,7 +137,7 @@ def test_a_dask_fold_task_scores_a_regression_loss_with_our_own_scorer(trainer):
     """A fold sent to a Dask worker is scored as a local fold is: the regression ``loss`` objective's
     scoring (the MSE of the standardized target) is ours, not a name scikit-learn knows."""
     from hpsearch.data import load_dataset
-    from hpsearch.engines.sklearn.engine import cv_rows
+    from hpsearch.engines.sklearn.cross_validation import cv_rows
     from hpsearch.engines.sklearn.estimators import make_estimator
     from hpsearch.executors.cluster import fit_fold_task
     from hpsearch.spaces import resolve_config, space_from_dict

@@ -10,23 +10,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
+from tests.helpers import grid_space, trial_rows
 
 pytestmark = pytest.mark.slow
 
 #: 3 x 2 = 6 candidates, 2 folds each; batch 8 keeps a fold in training long enough to be killed in it.
-GRID_SPACE = """\
-objective: val_accuracy
-params:
-  n_neurons: {type: categorical, choices: [4, 8, 16]}
-  learning_rate: {type: categorical, choices: [0.001, 0.01]}
-fixed: {n_hidden: 1, epochs: 4, batch_size: 8}
-"""
+GRID_SPACE = grid_space([4, 8, 16], [0.001, 0.01], epochs=4, batch_size=8)
 GRID = {(n, lr) for n in (4, 8, 16) for lr in (0.001, 0.01)}
 
 
 def _trials(db) -> list[tuple]:
-    return query(db, "SELECT number, state, interrupted, retry_of, params, value, ended_at FROM hp_trials "
-                     "ORDER BY number")
+    return trial_rows(db, "value", "ended_at")
 
 
 def _killable(db) -> bool:

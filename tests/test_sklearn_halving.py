@@ -10,14 +10,10 @@ import math
 import numpy as np
 import pytest
 
+from tests.helpers import grid_space, run_in_process
+
 #: 2 x 2 = 4 candidates; factor 2 and 4 epochs give rungs of 4 x 1, 2 x 2 and 1 x 4 epochs (7 trials).
-SPACE = """\
-objective: val_accuracy
-params:
-  n_neurons: {type: categorical, choices: [4, 16]}
-  learning_rate: {type: categorical, choices: [0.003, 0.03]}
-fixed: {n_hidden: 1, epochs: 4, batch_size: 32}
-"""
+SPACE = grid_space([4, 16], [0.003, 0.03], epochs=4, batch_size=32)
 
 
 @pytest.fixture
@@ -28,8 +24,7 @@ def space(tmp_path):
 
 
 def _run(cli, space, *args):
-    return cli("run", space, "--engine", "sklearn", "--data", "iris", "--cv", "2", "--factor", "2", "--quiet",
-               "--in-process", *args)
+    return run_in_process(cli, "sklearn", space, "--data", "iris", "--cv", "2", "--factor", "2", *args)
 
 
 def _key(trial) -> str:

@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 from hpsearch.storage import open_storage
 
+from tests.helpers import grid_space, run_in_process, write_space
+
 #: 2 x 2 = 4 candidates, each fitted on 2 folds.
-GRID_SPACE = """\
-objective: val_accuracy
-params:
-  n_neurons: {type: categorical, choices: [4, 16]}
-  learning_rate: {type: categorical, choices: [0.001, 0.03]}
-fixed: {n_hidden: 1, epochs: 3, batch_size: 32}
-"""
+GRID_SPACE = grid_space([4, 16], [0.001, 0.03], epochs=3, batch_size=32)
 
 RANDOM_SPACE = """\
 objective: val_loss
@@ -34,26 +30,20 @@ fixed: {n_hidden: 1, n_neurons: 4, epochs: 2, batch_size: 64, optimizer: sgd}
 """
 
 
-def _write(tmp_path, text: str, name: str = "space.yaml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
 def _run(cli, space, *args):
-    return cli("run", space, "--engine", "sklearn", "--quiet", "--in-process", *args)
+    return run_in_process(cli, "sklearn", space, *args)
 
 
 def test_grid_search_records_folds_and_agrees_with_gridsearchcv(cli, tmp_path, db_url):
     from hpsearch.data import load_dataset
-    from hpsearch.engines.sklearn.engine import cv_rows
+    from hpsearch.engines.sklearn.cross_validation import cv_rows
     from hpsearch.engines.sklearn.estimators import make_estimator
     from hpsearch.spaces import load_space, resolve_config
     from hpsearch.spaces.compile_sklearn import to_param_grid
     from sklearn.base import is_classifier
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
-    space_path = _write(tmp_path, GRID_SPACE)
+    space_path = write_space(tmp_path, GRID_SPACE)
     result = _run(cli, space_path, "--data", "iris", "--cv", "2", "--study", "g")
     assert result.code == 0, result.err
 
@@ -116,7 +106,7 @@ def test_random_search_samples_what_randomizedsearchcv_samples(cli, tmp_path):
     from hpsearch.spaces.compile_sklearn import to_param_distributions
     from sklearn.model_selection import ParameterSampler
 
-    space_path = _write(tmp_path, RANDOM_SPACE)
+    space_path = write_space(tmp_path, RANDOM_SPACE)
     result = _run(cli, space_path, "--algorithm", "random", "--trials", "3", "--cv", "2", "--data", "wine",
                   "--study", "r", "--seed", "7")
     assert result.code == 0, result.err
@@ -135,7 +125,7 @@ def test_random_search_samples_what_randomizedsearchcv_samples(cli, tmp_path):
 
 @pytest.mark.parametrize("trainer", ["scikeras", "hpsearch"])
 def test_a_failing_candidate_is_failed_and_the_search_goes_on(cli, tmp_path, trainer):
-    space_path = _write(tmp_path, DIVERGING_SPACE)
+    space_path = write_space(tmp_path, DIVERGING_SPACE)
     result = _run(cli, space_path, "--data", "diabetes", "--cv", "2", "--study", "d", "--trainer", trainer)
     assert result.code == 0, result.err
     trials = {t["params"]["learning_rate"]: t for t in json.loads(cli("trials", "d", "--json").out)}
@@ -157,7 +147,7 @@ def test_a_failing_candidate_is_failed_and_the_search_goes_on(cli, tmp_path, tra
     ],
 )
 def test_bad_cv_settings_are_one_sentence_and_exit_2(cli, tmp_path, args, message):
-    space_path = _write(tmp_path, GRID_SPACE)
+    space_path = write_space(tmp_path, GRID_SPACE)
     result = _run(cli, space_path, "--data", "iris", "--study", "bad", *args)
     assert result.code == 2
     assert message in result.err
@@ -167,7 +157,7 @@ def test_bad_cv_settings_are_one_sentence_and_exit_2(cli, tmp_path, args, messag
 def test_parallel_folds_finish_and_match_sequential_folds(cli, tmp_path, db_url):
     """--jobs 2 fits the folds in two spawned processes of one TensorFlow thread each: no hang, and the
     same scores as fitting them one after another (every fit is seeded)."""
-    space_path = _write(tmp_path, GRID_SPACE.replace("[4, 16]", "[8]"))
+    space_path = write_space(tmp_path, GRID_SPACE.replace("[4, 16]", "[8]"))
     assert _run(cli, space_path, "--data", "iris", "--cv", "2", "--study", "seq").code == 0
     result = _run(cli, space_path, "--data", "iris", "--cv", "2", "--jobs", "2", "--study", "par")
     assert result.code == 0, result.err

@@ -248,7 +248,7 @@ def test_trial_rows_unpack_in_record_field_order() -> None:
     from dataclasses import fields
 
     from hpsearch.storage.records import TrialRecord
-    from hpsearch.storage.repository import _TRIAL_COLUMNS
+    from hpsearch.storage.row_records import TRIAL_COLUMNS as _TRIAL_COLUMNS
 
     columns = [column.key for column in _TRIAL_COLUMNS]
     assert columns == [f.name for f in fields(TrialRecord) if f.name != "curves"]

@@ -239,38 +239,3 @@ class Engine(ABC):
     def recover(self, ctx: RunContext, interrupted: list[TrialRecord]) -> None:  # noqa: B027
         """Bring the engine's own state in line after ``interrupted`` trials were failed by resume."""
 
-
-def available_engines() -> tuple[str, ...]:
-    return tuple(_ENGINE_FACTORIES)
-
-
-def get_engine(name: str) -> Engine:
-    try:
-        factory = _ENGINE_FACTORIES[name]
-    except KeyError:
-        raise UsageError(
-            f"--engine must be one of {', '.join(available_engines())}, but got '{name}'"
-        ) from None
-    return factory()
-
-
-def _optuna_engine() -> Engine:
-    from .optuna_engine import OptunaEngine
-
-    return OptunaEngine()
-
-
-def _sklearn_engine() -> Engine:
-    from .sklearn.engine import SklearnEngine
-
-    return SklearnEngine()
-
-
-def _keras_tuner_engine() -> Engine:
-    from .keras_tuner.engine import KerasTunerEngine
-
-    return KerasTunerEngine()
-
-
-# Engines are built lazily: choosing one must not import the others' libraries.
-_ENGINE_FACTORIES = {"optuna": _optuna_engine, "keras-tuner": _keras_tuner_engine, "sklearn": _sklearn_engine}

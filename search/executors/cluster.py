@@ -369,7 +369,7 @@ def train_trial_task(
     import io
     import tempfile
 
-    from ..engines.keras_tuner.engine import _best_weights_keeper, _load_weights
+    from ..engines.keras_tuner.weights import best_weights_keeper, load_weights
     from ..training.fit import EpochRecorderCallback, NonFiniteLossError, fit_config
     from ..training.recorder import plain_metrics
 
@@ -378,11 +378,11 @@ def train_trial_task(
     with _FIT_LOCK, tempfile.TemporaryDirectory(prefix="hpsearch-trial-") as folder:
         best = Path(folder) / "best.npz"
         if keep_best:
-            callbacks.append(_best_weights_keeper(objective, direction, best))
+            callbacks.append(best_weights_keeper(objective, direction, best))
 
         def load_parent(model: Any) -> None:
             if parent_weights is not None:
-                model.set_weights(_load_weights(io.BytesIO(parent_weights)))
+                model.set_weights(load_weights(io.BytesIO(parent_weights)))
 
         try:
             fit_config(config, dataset, objective=objective, direction=direction, callbacks=callbacks,

@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lean_keras.install()
     try:
         configure_threads(args.threads)
-        from ..study import work_on_study
+        from ..study_execution import work_on_study
 
         if args.standby and not _wait_for_start(args):
             return 0

@@ -95,7 +95,7 @@ def compare_studies(storage: Storage, names: Sequence[str]) -> list[dict[str, An
 def _folds_per_trial(engine: str, settings: dict[str, Any]) -> int:
     if engine != "sklearn":
         return 1
-    from ..engines.sklearn.engine import cv_folds
+    from ..engines.sklearn.settings import cv_folds
 
     return cv_folds(settings)
 

@@ -212,7 +212,7 @@ def _pick_trial(storage: Storage, study: StudyRecord, number: int | None) -> Tri
 
 def _load_dataset(study: StudyRecord) -> Dataset:
     from ..errors import StudyMismatchError
-    from ..study import load_study_dataset
+    from ..study_inputs import load_study_dataset
 
     try:
         return load_study_dataset(study)
@@ -403,7 +403,8 @@ def retrain_study(
     from hpsearch.spaces import resolve_config
 
     from ..runtime.backends import study_backend, use_backend_here
-    from ..study import package_versions, study_space
+    from ..study_inputs import study_space
+    from ..study_settings import package_versions
     from ..training.reproducibility import study_reproducibility
 
     options.check()

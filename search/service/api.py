@@ -330,7 +330,7 @@ def history(ctx: ApiContext, request: Request) -> Any:
 def _folds(record: StudyRecord) -> int:
     if record.engine != "sklearn":
         return 1
-    from ..engines.sklearn.engine import cv_folds
+    from ..engines.sklearn.settings import cv_folds
 
     return cv_folds(record.settings)
 
@@ -402,7 +402,7 @@ def presets(ctx: ApiContext, request: Request) -> Any:
     from hpsearch.spaces import list_presets
 
     from ..data import BUILTIN_DATASETS
-    from ..engines.base import available_engines
+    from ..engines.registry import available_engines
 
     return {"presets": list_presets(), "datasets": list(BUILTIN_DATASETS),
             "data_files": ctx.launcher.data_files(), "engines": list(available_engines()),

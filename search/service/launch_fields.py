@@ -113,13 +113,13 @@ class Field:
 
 
 def _engines() -> tuple[str, ...]:
-    from ..engines.base import available_engines
+    from ..engines.registry import available_engines
 
     return available_engines()
 
 
 def _trainers() -> tuple[str, ...]:
-    from ..engines.sklearn.engine import TRAINERS
+    from ..engines.sklearn.settings import TRAINERS
 
     return tuple(TRAINERS)
 

@@ -165,7 +165,7 @@ class Launcher:
         as a value, never as an option.
         """
         request = LaunchRequest.parse(body)
-        from ..engines.base import get_engine
+        from ..engines.registry import get_engine
 
         engine = get_engine(request.engine or "optuna")
         if request.algorithm is not None and request.algorithm not in engine.algorithms:

@@ -28,7 +28,7 @@ trains from its first epoch: a checkpoint only saves time, it never decides a re
 Shorter trials are simply retried from their first epoch: for them a checkpoint per epoch would cost
 more than what a retry repeats. Trials trained as tasks on a Dask cluster are retried from the start too
 (a Dask worker's disk is not this process's). The scikit-learn engine resumes by folds instead: a retried
-candidate keeps the folds its interrupted attempt finished (see ``hpsearch.engines.sklearn.engine``).
+candidate keeps the folds its interrupted attempt finished (see ``hpsearch.engines.sklearn.resume``).
 
 Files live in ``hpsearch-checkpoints/<database>/<study>/`` next to the SQLite file (in the working
 directory for a server database), like KerasTuner's Hyperband folder; ``--checkpoint-dir`` on a shared disk

@@ -25,14 +25,15 @@ import dataclasses
 import threading
 from typing import Any
 
-from ...errors import SearchFailedError
 from ...training.fit import FitResult, NonFiniteLossError, objective_value
 from ...training.runner import Attempt, TrialOutcome
 from ...training.work_files import write_durably
-from .engine import MAX_IDLE, TrialPlan, _Search, _StopSearch
+from .search import KerasTunerSearch, StopSearch, TrialPlan
 
 
-class ClusterSearch(_Search):
+class ClusterSearch(KerasTunerSearch):
+    """One run of the search with every trial trained as a task on the Dask cluster at ``address``."""
+
     def __init__(self, ctx: Any, address: str) -> None:
         super().__init__(ctx)
         self.address = address
@@ -43,14 +44,15 @@ class ClusterSearch(_Search):
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> None:
+        """Search with trials in flight on the cluster; snapshot the oracle, collect weights, disconnect."""
         from ...executors.cluster import connect, share, trials_in_flight
 
-        self._prepare()
+        self.prepare()
         self.client = connect(self.address)
         try:
             with trials_in_flight(self.ctx.study.name) as self.in_flight:
                 self.data = share(self.client, _shipped(self.ctx.dataset), "dataset")
-                with self._directory():
+                with self.work_directory():
                     self._search()
                 self.save()
         finally:
@@ -78,10 +80,7 @@ class ClusterSearch(_Search):
                     free.insert(0, tuner_id)
                     if len(in_flight):
                         break
-                    self.idle += 1
-                    if self.idle > MAX_IDLE:
-                        raise SearchFailedError("KerasTuner's oracle kept waiting for a trial that no worker "
-                                                "runs")
+                    self.count_idle()
                     continue
                 self.trial_began(trial)
                 in_flight.start((tuner_id, trial), lambda claimed, trial=trial: self._train(trial, claimed))
@@ -103,7 +102,7 @@ class ClusterSearch(_Search):
 
         try:
             value = future.result()
-        except _StopSearch:
+        except StopSearch:
             return False  # never trained: the snapshot keeps it for the next run, as without --dask
         except keras_tuner.errors.FailedTrialError as error:
             trial.status = "FAILED"
@@ -117,6 +116,7 @@ class ClusterSearch(_Search):
 
     # -- one trial, as a task --------------------------------------------------------------------------
     def fit_function(self, plan: TrialPlan) -> Any:
+        """Training as the trial runner calls it: one Dask task, its epochs recorded here."""
         from ...executors.cluster import result, task_key, train_trial_task
 
         def fit(attempt: Attempt) -> TrialOutcome:

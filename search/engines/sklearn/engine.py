@@ -5,7 +5,7 @@ What scikit-learn would do, fold by fold, with every fold recorded as it ends:
 - candidates come from ``ParameterGrid(to_param_grid(space))`` (``--algorithm grid``) or
   ``ParameterSampler(to_param_distributions(space), n_iter=--trials, random_state=--seed)``
   (``--algorithm random``), the very iterators ``GridSearchCV`` and ``RandomizedSearchCV`` use, so the
-  candidates and their order are theirs;
+  candidates and their order are theirs (``hpsearch.engines.sklearn.candidates``);
 - folds come from ``check_cv(--cv, y, classifier=...)`` over the dataset's train+validation rows (the
   test split is never seen), as ``GridSearchCV(cv=K)`` splits them: ``StratifiedKFold`` for
   classification, ``KFold`` for regression, unshuffled;
@@ -16,37 +16,42 @@ What scikit-learn would do, fold by fold, with every fold recorded as it ends:
 
 A candidate is one trial: its value is the mean fold score in the objective's own sense (see
 ``scoring_for``), its metrics hold ``cv_results_``'s numbers (``split{k}_test_score``, ``mean_test_score``,
-``std_test_score``, fit and score times), and its curves hold every fold's epochs as ``split{k}_<metric>``.
+``std_test_score``, fit and score times), and its curves hold every fold's epochs as ``split{k}_<metric>``
+(``hpsearch.engines.sklearn.cross_validation``; where the folds are fitted:
+``hpsearch.engines.sklearn.fold_fitters``).
 
-Scikit-learn has no resume; ours comes from our tables. A candidate whose trial ended on its own
-(complete, or failed by its own error) is done and never fitted again; a candidate whose trial was cut
-short (Ctrl-C, ``kill -9``) is run again, first, as a new trial that names the interrupted one in
-``retry_of``; after ``MAX_INTERRUPTED_ATTEMPTS`` cut-short attempts it is given up (recorded FAILED) so a
-configuration that kills its worker cannot stall the study. Candidates are matched by their parameters,
-so every candidate has at most one result, and trial numbers follow candidate order, which makes
-``hpsearch best`` break ties as ``GridSearchCV.best_params_`` does (the first best candidate).
+Scikit-learn has no resume; ours comes from our tables (``hpsearch.engines.sklearn.resume``): a candidate
+with a result is never fitted again, a cut-short one is run again, first, as a retry that keeps its
+finished folds, until it is given up. Candidates are matched by their parameters, so every candidate has
+at most one result, and trial numbers follow candidate order, which makes ``hpsearch best`` break ties as
+``GridSearchCV.best_params_`` does (the first best candidate). Successive halving is
+``hpsearch.engines.sklearn.halving``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
-import os
-import threading
-import warnings
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from hpsearch.spaces import SearchSpace, resolve_config
-from hpsearch.storage import TrialRecord, TrialState
 
-from ...errors import DataError, FitProcessLostError, UsageError
+from ...errors import UsageError
 from ...training.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
 from ...training.scoring import Scoring, scorer, scoring_for
 from ..base import Engine, RunContext
+from .candidates import (
+    UNBOUNDED,
+    Candidate,
+    candidate_count,
+    candidate_key,
+    candidate_of_trial,
+    candidates,
+    compiled_space,
+)
+from .cross_validation import check_rows, cross_validation, cv_rows, cv_weights
+from .fold_fitters import DaskFitter, FoldFitter, InProcessFitter, ProcessFitter, Splits
 from .halving import (
     HALVING_ALGORITHMS,
     HALVING_OPTIONS,
@@ -56,29 +61,16 @@ from .halving import (
     plan_for,
     run_halving,
 )
+from .resume import CandidateHistory, Fit, fit_or_give_up, histories, run_candidate
+from .settings import DEFAULT_JOBS, available_cores, cv_cluster, cv_folds, cv_jobs, fold_trainer
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from ...data import Dataset
     from ...executors.cluster import StopSignal
-    from .estimators import FoldResult
 
-DEFAULT_CV = 3
-DEFAULT_JOBS = 1
-#: ``--trainer``: what fits a fold. ``scikeras``: SciKeras' own fit, as GridSearchCV runs it (its scores to
-#: the bit); ``hpsearch``: the same model and training without Keras' fit machinery, batches in hpsearch's
-#: seeded order (scores within that order's noise; see hpsearch.engines.sklearn.direct).
-TRAINERS = ("scikeras", "hpsearch")
-DEFAULT_TRAINER = "scikeras"
-#: How often a trial waiting on its fold processes looks whether the run stops (Ctrl-C, a fatal error).
-_POLL_S = 0.2
-#: A candidate cut short this many times (its worker killed, or Ctrl-C) is recorded FAILED and given up.
-MAX_INTERRUPTED_ATTEMPTS = 3
-#: ``n_iter`` of a random search bounded by time only: the sampler is read lazily, one candidate at a time.
-_UNBOUNDED = 2**31 - 1
 
 def _scoring_text(objective: str, task: str) -> str:
+    """How ``describe`` names the scorer: one name, or for ``--task auto`` the scorer of each task kind."""
     if task != "auto":
         return f"scoring '{scoring_for(objective, task).name}'"
     kinds: dict[str, list[str]] = {}
@@ -95,203 +87,9 @@ def _scikeras_class(estimator: Any) -> str:
     return next(cls.__name__ for cls in type(estimator).__mro__ if cls.__module__.startswith("scikeras"))
 
 
-# -- settings ---------------------------------------------------------------------------------------------
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def cv_folds(settings: Mapping[str, Any]) -> int:
-    folds = settings.get("cv")
-    folds = DEFAULT_CV if folds is None else folds
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise UsageError(f"--cv must be an integer of at least 2 (folds), but got {folds}")
-    return folds
-
-
-def cv_jobs(settings: Mapping[str, Any]) -> int:
-    """``--jobs``: fold fits at once, each in its own process with its share of the cores.
-
-    More processes than cores would only oversubscribe them (each one a TensorFlow runtime), so that is
-    refused rather than silently slowed down.
-    """
-    jobs = settings.get("jobs")
-    jobs = DEFAULT_JOBS if jobs is None else jobs
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, but got {jobs}")
-    cores = available_cores()
-    if jobs > cores:
-        raise UsageError(
-            f"--jobs {jobs} asks for more parallel fits than the {cores} CPU core(s) this process may use; "
-            f"each parallel fold is a TensorFlow process, and more of them than cores only oversubscribe "
-            f"the cores: use --jobs {cores} or less"
-        )
-    return jobs
-
-
-def fold_trainer(settings: Mapping[str, Any]) -> str:
-    trainer = settings.get("trainer")
-    trainer = DEFAULT_TRAINER if trainer is None else trainer
-    if trainer not in TRAINERS:
-        raise UsageError(f"--trainer must be one of {', '.join(TRAINERS)}, but got {trainer!r}")
-    return trainer
-
-
-def cv_cluster(settings: Mapping[str, Any]) -> str | None:
-    """``--dask``: the scheduler that fold fits are sent to as tasks (None: fit them on this machine)."""
-    from ...executors.cluster import check_address, dask_address
-
-    check_address(settings.get("dask"))
-    address = dask_address(settings)
-    jobs = settings.get("jobs")
-    if address is not None and jobs is not None and jobs != 1:
-        raise UsageError(
-            f"--jobs {jobs} and --dask cannot be combined: --jobs fits folds in processes on this machine, "
-            "--dask sends them to the Dask cluster, whose workers decide how many run at once (give --jobs 1 "
-            "to resume a --jobs study on a cluster)"
-        )
-    return address
-
-
-# -- candidates -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Candidate:
-    """One parameter setting: as scikit-learn sets it on the estimator, and as the trial records it."""
-
-    index: int
-    sklearn_params: dict[str, Any]
-    point: dict[str, Any]
-
-    @property
-    def key(self) -> str:
-        return candidate_key(self.point)
-
-
-def candidate_key(point: Mapping[str, Any]) -> str:
-    """Identity of a candidate across runs: its parameters, as stored (JSON round-trips them exactly)."""
-    return json.dumps(dict(point), sort_keys=True)
-
-
-def _candidate(space: SearchSpace, index: int, sklearn_params: Mapping[str, Any]) -> Candidate:
-    from hpsearch.spaces.compile_sklearn import config_from_sklearn_params
-
-    tuned = config_from_sklearn_params(sklearn_params)
-    point = {name: tuned[name] for name in space.params}
-    return Candidate(index, {key: tuned[key.removeprefix("model__")] for key in sklearn_params}, point)
-
-
-def _candidate_of_trial(space: SearchSpace, trial: TrialRecord) -> Candidate:
-    from hpsearch.spaces.compile_sklearn import MODEL_PREFIX, WRAPPER_PARAMS
-
-    index = int(trial.engine_trial_id) if (trial.engine_trial_id or "").isdigit() else -1
-    routed = {(name if name in WRAPPER_PARAMS else MODEL_PREFIX + name): value
-              for name, value in trial.params.items()}
-    return _candidate(space, index, routed)
-
-
-def compiled_space(space: SearchSpace, algorithm: str) -> dict[str, Any]:
-    from hpsearch.spaces.compile_sklearn import to_param_distributions, to_param_grid
-
-    return to_param_grid(space) if algorithm in ("grid", "halving-grid") else to_param_distributions(space)
-
-
-def candidate_count(space: SearchSpace, settings: Mapping[str, Any]) -> int | None:
-    """How many candidates scikit-learn would fit (None: a random search bounded by time only)."""
-    if settings["algorithm"] == "grid":
-        return space.grid_size()
-    trials = settings.get("trials")
-    if trials is None:
-        return None
-    from hpsearch.spaces import SpaceError
-
-    try:
-        return min(int(trials), space.grid_size())  # all finite: sampled without replacement
-    except SpaceError:
-        return int(trials)
-
-
-def candidates(space: SearchSpace, settings: Mapping[str, Any], seed: int) -> Iterator[Candidate]:
-    """The candidates ``GridSearchCV`` / ``RandomizedSearchCV(n_iter=trials, random_state=seed)`` fit,
-    in their order."""
-    from sklearn.model_selection import ParameterGrid, ParameterSampler
-
-    compiled = compiled_space(space, settings["algorithm"])
-    if settings["algorithm"] == "grid":
-        settings_iter: Any = ParameterGrid(compiled)
-    else:
-        trials = settings.get("trials")
-        settings_iter = ParameterSampler(compiled, n_iter=_UNBOUNDED if trials is None else int(trials),
-                                         random_state=seed)
-    with warnings.catch_warnings():
-        # "The total space of parameters is smaller than n_iter": expected with a time-only budget.
-        warnings.simplefilter("ignore", UserWarning)
-        for index, params in enumerate(settings_iter):
-            yield _candidate(space, index, params)
-
-
-@dataclass
-class _History:
-    """What the study already holds for one candidate."""
-
-    done: bool = False
-    running: bool = False
-    interrupted: list[TrialRecord] = field(default_factory=list)
-
-
-def _histories(trials: list[TrialRecord]) -> dict[str, _History]:
-    histories: dict[str, _History] = {}
-    for trial in trials:
-        history = histories.setdefault(candidate_key(trial.params), _History())
-        if trial.state is TrialState.RUNNING:
-            history.running = True  # another live process is fitting it
-        elif trial.interrupted:
-            history.interrupted.append(trial)
-        else:
-            history.done = True
-    return histories
-
-
-# -- data -------------------------------------------------------------------------------------------------
-def cv_rows(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """The rows cross-validation splits: train and validation together, never the test split."""
-    import numpy as np
-
-    return np.concatenate([dataset.x_train, dataset.x_val]), np.concatenate([dataset.y_train, dataset.y_val])
-
-
-def cv_weights(dataset: Dataset) -> np.ndarray | None:
-    """Per-row weights of the ``cv_rows`` (None when the data has none): passed to every fold's fit."""
-    import numpy as np
-
-    if dataset.w_train is None or dataset.w_val is None:
-        return None
-    return np.concatenate([dataset.w_train, dataset.w_val])
-
-
-def _check_rows(dataset: Dataset, y: np.ndarray, folds: int) -> None:
-    import numpy as np
-
-    if len(y) < folds:
-        raise DataError(
-            f"{dataset.name}: --cv {folds} needs at least {folds} rows, but the train+validation split has "
-            f"{len(y)}; lower --cv"
-        )
-    if dataset.task == "regression":
-        return
-    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=dataset.n_classes)
-    smallest = int(np.argmin(counts))
-    if counts[smallest] < folds:
-        name = dataset.class_names[smallest] if dataset.class_names else smallest
-        raise DataError(
-            f"{dataset.name}: --cv {folds} needs at least {folds} rows of every class (stratified folds), "
-            f"but class {name!r} has {int(counts[smallest])} in the train+validation split; lower --cv"
-        )
-
-
-# -- the engine -------------------------------------------------------------------------------------------
 class SklearnEngine(Engine):
+    """The ``sklearn`` engine: scikit-learn's search classes over SciKeras (or direct) fold fits."""
+
     name = "sklearn"
     algorithms = ("grid", "random", *HALVING_ALGORITHMS)
     default_algorithm = "grid"
@@ -369,7 +167,7 @@ class SklearnEngine(Engine):
                              f"{settings['algorithm']}: successive halving fits every rung itself")
 
     def warm_start_note(self, settings: Mapping[str, Any], copied: int) -> str:
-        # The copies are done candidates to _plan (``_histories``): skipped, never fitted.
+        # The copies are done candidates to _plan (``resume.histories``): skipped, never fitted.
         return (f"warm start: the {copied} copied candidate(s) keep their fold scores and are not fitted "
                 "again; only the other candidates are fitted and use the trial budget")
 
@@ -422,8 +220,11 @@ class SklearnEngine(Engine):
         lines.append("folds split the train+validation rows; the test split is never used in the search")
         return lines
 
+
     # -- the search -------------------------------------------------------------------------------
     def run(self, ctx: RunContext) -> None:
+        """Run (or resume) the study's search: on a Dask cluster (``--dask``), with several candidates in
+        flight (``--jobs N``), by successive halving, or one candidate after another."""
         from sklearn.base import is_classifier
         from sklearn.model_selection import check_cv
 
@@ -436,7 +237,7 @@ class SklearnEngine(Engine):
         dataset = ctx.dataset
         scoring = scoring_for(ctx.study.objective, dataset.task)
         x, y = cv_rows(dataset)
-        _check_rows(dataset, y, folds)
+        check_rows(dataset, y, folds)
         estimator = make_estimator(dataset.task, resolve_config(ctx.space, {}), seed=ctx.seed,
                                    class_weight=dataset.class_weight)
         check_routing(estimator, list(compiled_space(ctx.space, settings["algorithm"])), ctx.space.source)
@@ -450,47 +251,45 @@ class SklearnEngine(Engine):
             return
         halving = settings["algorithm"] in HALVING_ALGORITHMS
         if jobs > 1:
-            def processes(stopping: StopSignal | None = None) -> _ProcessFolds:
-                return _ProcessFolds(ctx.storage.url, jobs if not halving else min(jobs, folds),
+            def processes(stopping: StopSignal | None = None) -> ProcessFitter:
+                return ProcessFitter(ctx.storage.url, jobs if not halving else min(jobs, folds),
                                      max(1, available_cores() // jobs), x, y, sample_weight, estimator,
                                      scoring.name, trainer, stopping)
 
             if not halving:
                 self._run_in_flight(ctx, splits, scoring, processes, lambda: jobs)
                 return
-            evaluator: _Folds = processes()
+            fitter: FoldFitter = processes()
         else:
-            evaluator = _InProcessFolds(x, y, sample_weight, estimator, scorer(estimator, scoring.name),
-                                        trainer)
-        if halving:
-            try:
-                run_halving(ctx, evaluator, splits, scoring)
-            finally:
-                evaluator.close()
-            return
-        runner = TrialRunner(ctx)
+            fitter = InProcessFitter(x, y, sample_weight, estimator, scorer(estimator, scoring.name), trainer)
         try:
-            for candidate, history in self._plan(ctx):
-                if ctx.tracker.should_stop():
-                    return
-                retry_of = history.interrupted[-1].number if history.interrupted else None
-                proposal = Proposal(candidate.point, engine_trial_id=str(candidate.index), retry_of=retry_of)
-                if len(history.interrupted) >= MAX_INTERRUPTED_ATTEMPTS:
-                    result = runner.run(proposal, _given_up(history))
-                else:
-                    result = runner.run(proposal, _cross_validation(candidate, evaluator, splits, scoring))
-                if result.status is RunStatus.BUDGET_REACHED:
-                    ctx.tracker.budget_reached()
-                    return
+            if halving:
+                run_halving(ctx, fitter, splits, scoring)
+            else:
+                self._run_one_at_a_time(ctx, fitter, splits, scoring)
         finally:
-            evaluator.close()
+            fitter.close()
 
-    def _proposal(self, candidate: Candidate, history: _History) -> Proposal:
-        retry_of = history.interrupted[-1].number if history.interrupted else None
-        return Proposal(candidate.point, engine_trial_id=str(candidate.index), retry_of=retry_of)
+    def _proposal(self, candidate: Candidate, history: CandidateHistory) -> Proposal:
+        return Proposal(candidate.point, engine_trial_id=str(candidate.index), retry_of=history.retry_of)
 
-    def _run_on_cluster(self, ctx: RunContext, address: str, splits: list[tuple[np.ndarray, np.ndarray]],
-                        scoring: Scoring, payload: tuple) -> None:
+    def _run_one_at_a_time(
+        self, ctx: RunContext, fitter: FoldFitter, splits: Splits, scoring: Scoring
+    ) -> None:
+        """``--jobs 1``: each candidate's trial in this thread, in ``_plan``'s order, until the budget or a
+        stop ends the search."""
+        runner = TrialRunner(ctx)
+        for candidate, history in self._plan(ctx):
+            if ctx.tracker.should_stop():
+                return
+            result = run_candidate(runner, self._proposal(candidate, history), history,
+                                   cross_validation(candidate, fitter, splits, scoring))
+            if result.status is RunStatus.BUDGET_REACHED:
+                ctx.tracker.budget_reached()
+                return
+
+    def _run_on_cluster(self, ctx: RunContext, address: str, splits: Splits, scoring: Scoring,
+                        payload: tuple) -> None:
         """``--dask``: every fold a task; enough candidates in flight to keep every worker busy."""
         from ...executors.cluster import connect, share, slots
 
@@ -498,14 +297,14 @@ class SklearnEngine(Engine):
         try:
             data = share(client, payload, "folds")
             self._run_in_flight(ctx, splits, scoring,
-                                lambda stopping: _DaskFolds(client, address, data, stopping),
+                                lambda stopping: DaskFitter(client, address, data, stopping),
                                 lambda: slots(client))
         finally:
             client.close()
 
     def _run_in_flight(
-        self, ctx: RunContext, splits: list[tuple[np.ndarray, np.ndarray]], scoring: Scoring,
-        evaluator: Callable[[StopSignal], _Folds], width: Callable[[], int],
+        self, ctx: RunContext, splits: Splits, scoring: Scoring,
+        fitter_for: Callable[[StopSignal], FoldFitter], width: Callable[[], int],
     ) -> None:
         """Several candidates in flight, so that ``width()`` fits run at once whatever the folds per
         candidate: the next candidate's folds start while the last folds of the one before still train,
@@ -519,7 +318,7 @@ class SklearnEngine(Engine):
         runner = TrialRunner(ctx)
         budget_reached = False
         lost = True  # a fold process died this pass: plan again, the cut-short candidates first
-        folds: _Folds | None = None
+        fitter: FoldFitter | None = None
 
         def settle(done: list[tuple[Any, Any]]) -> None:
             nonlocal budget_reached, lost
@@ -530,7 +329,7 @@ class SklearnEngine(Engine):
 
         try:
             with trials_in_flight(ctx.study.name) as in_flight:
-                folds = evaluator(in_flight.stopping)
+                fitter = fitter_for(in_flight.stopping)
                 # Each pass plans from the store: a candidate cut short by a dead fold process comes back
                 # as a retry (keeping its finished folds), until it is given up.
                 while lost and not budget_reached:
@@ -541,43 +340,41 @@ class SklearnEngine(Engine):
                             settle(in_flight.next_done())
                         if budget_reached or ctx.tracker.should_stop():
                             break
-                        proposal = self._proposal(candidate, history)
-                        if len(history.interrupted) >= MAX_INTERRUPTED_ATTEMPTS:
-                            train = _given_up(history)
-                        else:
-                            train = _cross_validation(candidate, folds, splits, scoring)
-                        in_flight.start(candidate.index,
-                                        functools.partial(_claimed_then, runner, proposal, train))
+                        train = fit_or_give_up(history, cross_validation(candidate, fitter, splits, scoring))
+                        in_flight.start(candidate.index, functools.partial(
+                            _claimed_then, runner, self._proposal(candidate, history), train))
                     while len(in_flight):
                         settle(in_flight.next_done())
                     if ctx.tracker.should_stop():
                         break
         finally:
-            if folds is not None:
-                folds.close()
+            if fitter is not None:
+                fitter.close()
             if budget_reached:
                 ctx.tracker.budget_reached()
 
-    def _plan(self, ctx: RunContext) -> Iterator[tuple[Candidate, _History]]:
+    def _plan(self, ctx: RunContext) -> Iterator[tuple[Candidate, CandidateHistory]]:
         """Cut-short candidates first (``ctx.retries`` among them), then the rest in scikit-learn's order;
         candidates with a result, or being fitted by another live process, are skipped."""
-        histories = _histories(ctx.storage.list_trials(ctx.study.id))
+        found = histories(ctx.storage.list_trials(ctx.study.id), lambda trial: candidate_key(trial.params))
         handled: set[str] = set()
-        pending = [(history.interrupted[0].number, key, history) for key, history in histories.items()
+        pending = [(history.interrupted[0].number, key, history) for key, history in found.items()
                    if history.interrupted and not history.done and not history.running]
         for _, key, history in sorted(pending):
             handled.add(key)
-            yield _candidate_of_trial(ctx.space, history.interrupted[-1]), history
-        for candidate in candidates(ctx.space, ctx.settings, ctx.seed):
+            yield candidate_of_trial(ctx.space, history.interrupted[-1]), history
+        trials = ctx.settings.get("trials")
+        n_iter = UNBOUNDED if trials is None else int(trials)
+        for candidate in candidates(ctx.space, ctx.settings["algorithm"], n_iter, ctx.seed):
             key = candidate.key
-            history = histories.get(key, _History())
+            history = found.get(key, CandidateHistory())
             if key in handled or history.done or history.running:
                 continue
             handled.add(key)
             yield candidate, history
 
 
-def _claimed_then(runner: TrialRunner, proposal: Proposal, train: Any, claimed: Any) -> Any:
+def _claimed_then(runner: TrialRunner, proposal: Proposal, train: Fit, claimed: Callable[[], None]) -> Any:
     """``runner.run`` that signals ``claimed`` once the trial is claimed, before training starts."""
 
     def train_claimed(attempt: Attempt) -> TrialOutcome:
@@ -585,287 +382,3 @@ def _claimed_then(runner: TrialRunner, proposal: Proposal, train: Any, claimed: 
         return train(attempt)
 
     return runner.run(proposal, train_claimed)
-
-
-def _given_up(history: _History) -> Any:
-    """A candidate cut short too often is recorded FAILED without fitting it again."""
-    numbers = ", ".join(f"#{trial.number}" for trial in history.interrupted)
-    reason = (f"given up after {len(history.interrupted)} interrupted attempts ({numbers}): its worker "
-              "died or was stopped each time")
-    return lambda attempt: TrialOutcome.failed(reason)
-
-
-def _cross_validation(
-    candidate: Candidate, evaluator: _Folds, splits: list[tuple[np.ndarray, np.ndarray]], scoring: Scoring
-) -> Any:
-    """Training one candidate, as the trial runner calls it: every fold, scored as ``cv_results_``."""
-    import numpy as np
-
-    def cross_validate(attempt: Attempt) -> TrialOutcome:
-        # A retry keeps the folds its interrupted attempt finished: the unit of resuming is the fold.
-        results: list[FoldResult] = _restore_folds(attempt, len(splits))
-        todo = sorted(set(range(len(splits))) - {result.fold for result in results})
-        with contextlib.closing(evaluator.folds(attempt, candidate, splits, todo)) as fold_results:
-            for result in fold_results:
-                attempt.partial(result.metrics())  # each fold committed as it ends
-                if result.error is not None:
-                    # error_score: the candidate fails; its other folds are not fitted
-                    return TrialOutcome.failed(result.error)
-                results.append(result)
-        results.sort(key=lambda result: result.fold)
-        scores = np.array([result.score for result in results], dtype=float)
-        fit_times = np.array([result.fit_time for result in results])
-        score_times = np.array([result.score_time for result in results])
-        # As cv_results_ computes them: plain mean and population std over the folds.
-        mean = float(np.average(scores))
-        metrics = dict(
-            mean_test_score=mean,
-            std_test_score=float(np.sqrt(np.average((scores - mean) ** 2))),
-            mean_fit_time=float(fit_times.mean()),
-            std_fit_time=float(fit_times.std()),
-            mean_score_time=float(score_times.mean()),
-            std_score_time=float(score_times.std()),
-        )
-        return TrialOutcome.complete(scoring.sign * mean, metrics)
-
-    return cross_validate
-
-
-def _restore_folds(attempt: Attempt, n_folds: int) -> list[FoldResult]:
-    """The folds the interrupted trial this one retries had finished, recorded again on this trial (scores,
-    times and per-epoch curves), so that only the others are fitted."""
-    from ...training.runner import FOLDS_RESTORED
-    from .estimators import FoldResult
-
-    retry_of = attempt.record.retry_of
-    if retry_of is None:
-        return []
-    ctx = attempt.runner.ctx
-    earlier = ctx.storage.get_trial(ctx.study.id, retry_of, with_epochs=True)
-    restored = []
-    for fold in range(n_folds):
-        prefix = f"split{fold}_"
-        score = earlier.metrics.get(prefix + "test_score")
-        if score is None:
-            continue  # not finished (or failed): fitted again
-        curves = {name.removeprefix(prefix): values for name, values in earlier.curves.items()
-                  if name.startswith(prefix)}
-        epochs = max((sum(value is not None for value in values) for values in curves.values()), default=0)
-        for epoch in range(epochs):
-            attempt.record_epoch(epoch, {name: values[epoch] for name, values in curves.items()
-                                         if epoch < len(values) and values[epoch] is not None}, fold=fold)
-        result = FoldResult(fold, float(score), float(earlier.metrics.get(prefix + "fit_time", 0.0)),
-                            float(earlier.metrics.get(prefix + "score_time", 0.0)), epochs)
-        attempt.partial(result.metrics())
-        restored.append(result)
-    if restored:
-        attempt.metrics[FOLDS_RESTORED] = float(len(restored))
-    return restored
-
-
-# -- fitting folds ----------------------------------------------------------------------------------------
-class _Folds:
-    """Fits the folds ``todo`` (indices into ``splits``) of one candidate and yields each fold's result as
-    it ends."""
-
-    def folds(
-        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]],
-        todo: list[int],
-    ) -> Iterator[FoldResult]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        return None
-
-
-class _InProcessFolds(_Folds):
-    """``--jobs 1``: folds one after another in this process, epochs written by the recorder."""
-
-    def __init__(self, x: Any, y: Any, sample_weight: Any, estimator: Any, scorer: Any,
-                 trainer: str = DEFAULT_TRAINER):
-        from .estimators import fit_cache
-
-        self.x, self.y, self.sample_weight = x, y, sample_weight
-        self.estimator = estimator
-        self.scorer = scorer
-        self.trainer = trainer
-        self.compiled_models = fit_cache(trainer)
-
-    def folds(
-        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]],
-        todo: list[int],
-    ) -> Iterator[FoldResult]:
-        from .estimators import fit_and_score, release_fit
-
-        try:
-            for fold in todo:
-                train, test = splits[fold]
-                yield fit_and_score(
-                    self.estimator, candidate.sklearn_params, self.x, self.y, train, test, self.scorer,
-                    fold=fold, sample_weight=self.sample_weight,
-                    on_epoch=lambda epoch, logs, fold=fold: attempt.record_epoch(epoch, logs, fold=fold),
-                    compiled_models=self.compiled_models, trainer=self.trainer,
-                )
-        finally:
-            release_fit(self.trainer)
-
-
-class _ProcessFolds(_Folds):
-    """``--jobs N``: fold fits in N spawned processes, each with ``threads`` TensorFlow threads.
-
-    Spawned, not forked (TensorFlow's runtime does not survive a fork); the processes write their
-    epochs themselves, reuse compiled models across the fits of one structure, and die with this one.
-    Several candidates' trials may wait on the processes at once (``SklearnEngine._run_in_flight``). A
-    fold process that dies (the out-of-memory killer, a signal) breaks the pool: the candidates whose fits
-    were queued or running are interrupted (``FitProcessLostError``; which candidate's fit killed it is
-    not known), keep their finished folds, and are fitted again with fresh processes in the same run.
-    """
-
-    def __init__(self, storage_url: str, processes: int, threads: int, x: Any, y: Any, sample_weight: Any,
-                 estimator: Any, scoring: str, trainer: str = DEFAULT_TRAINER,
-                 stopping: StopSignal | None = None) -> None:
-        from ...executors.cluster import StopSignal
-
-        self.storage_url = storage_url
-        self.processes = processes
-        self.threads = threads
-        self.payload = (x, y, sample_weight, estimator, scoring, trainer)
-        self.stopping = stopping or StopSignal()
-        self._executor: Any = None
-        self._lock = threading.Lock()
-
-    def _pool(self) -> Any:
-        import multiprocessing
-        import pickle
-        from concurrent.futures import ProcessPoolExecutor
-
-        from ...executors.worker import start_fold_process
-
-        with self._lock:
-            if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    max_workers=self.processes,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=start_fold_process,
-                    # As bytes: unpickling the estimator imports Keras, which the process first slims.
-                    initargs=(self.threads, self.storage_url, pickle.dumps(self.payload)),
-                )
-            return self._executor
-
-    def folds(
-        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]],
-        todo: list[int],
-    ) -> Iterator[FoldResult]:
-        from concurrent.futures import FIRST_COMPLETED, wait
-
-        from .estimators import fit_fold_in_process
-
-        pool = self._pool()
-        try:
-            futures = [pool.submit(fit_fold_in_process, attempt.record.id, candidate.sklearn_params, fold,
-                                   *splits[fold])
-                       for fold in todo]
-        except BrokenProcessPool as error:  # broken by another candidate's fit, not yet replaced
-            self._lost(pool, error)
-        pending = set(futures)
-        try:
-            while pending:
-                # Ctrl-C, or another trial's fatal error: this trial stops as interrupted.
-                self.stopping.raise_if_set(list(pending))
-                done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
-                for future in done:
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool as error:
-                        self.stopping.raise_if_set()  # the processes were stopped for the run's end
-                        self._lost(pool, error)
-                    except BaseException:
-                        self.stopping.raise_if_set()  # the processes were stopped for the run's end
-                        raise
-                    yield result
-        except GeneratorExit:  # a fold failed: fit no more of this candidate, let running folds end
-            for future in futures:
-                future.cancel()
-            wait(futures)
-            raise
-        except FitProcessLostError:  # the broken pool is gone already; a fresh one may be serving others
-            raise
-        except BaseException:  # Ctrl-C: stop the processes now
-            self._stop()
-            raise
-
-    def _lost(self, pool: Any, error: BaseException) -> NoReturn:
-        """The pool broke (a fold process died): shut it down once, whichever candidate sees it first, so
-        the next fits get fresh processes; this candidate is interrupted."""
-        with self._lock:
-            if self._executor is not pool:
-                pool = None  # another candidate's thread replaced it already: leave the new one be
-            else:
-                self._executor = None
-        if pool is not None:
-            _shut_down(pool)
-        raise FitProcessLostError(
-            "a fold process died (killed by a signal or the out-of-memory killer) while this candidate "
-            "had fits in its pool"
-        ) from error
-
-    def _stop(self) -> None:
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            _shut_down(executor)
-
-    def close(self) -> None:
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _shut_down(executor: Any) -> None:
-    """Stop a process pool now: its queued fits are cancelled and its processes killed."""
-    processes = list((getattr(executor, "_processes", None) or {}).values())
-    executor.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        if process.is_alive():
-            process.kill()
-    for process in processes:
-        process.join(timeout=10)
-
-
-class _DaskFolds(_Folds):
-    """``--dask``: a candidate's folds as tasks on a Dask cluster, all submitted at once.
-
-    A task is a pure function of the candidate's parameters and the fold's row indices; the data went to
-    the cluster once (``hpsearch.executors.cluster.share``). A fold's epochs come back with its result and are
-    recorded here, so Dask workers never need the database. A worker that dies mid-fit costs only that
-    fit: the scheduler runs it again on another worker.
-    """
-
-    def __init__(self, client: Any, address: str, data: Any, stopping: Any) -> None:
-        self.client = client
-        self.address = address
-        self.data = data
-        self.stopping = stopping
-
-    def folds(
-        self, attempt: Attempt, candidate: Candidate, splits: list[tuple[np.ndarray, np.ndarray]],
-        todo: list[int],
-    ) -> Iterator[FoldResult]:
-        from ...executors.cluster import completed, fit_fold_task, task_key
-
-        name = f"trial{attempt.record.number}"
-        futures = [
-            self.client.submit(fit_fold_task, self.data, candidate.sklearn_params, fold, *splits[fold],
-                               key=task_key("fold", f"{name}-fold{fold}"), pure=False)
-            for fold in todo
-        ]
-        try:
-            for fold_result, epochs in completed(futures, self.address, self.stopping):
-                for epoch, logs in epochs:
-                    attempt.record_epoch(epoch, logs, fold=fold_result.fold)
-                yield fold_result
-        finally:  # a fold failed (error_score), Ctrl-C, or the cluster went away: fit no more of them
-            for future in futures:
-                if not future.done():
-                    future.cancel()

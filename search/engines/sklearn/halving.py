@@ -29,9 +29,8 @@ run (an interrupted one first, as a retry).
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.spaces import DEFAULTS, SearchSpace
@@ -39,13 +38,16 @@ from hpsearch.storage import TrialRecord, TrialState
 
 from ...errors import UsageError
 from ...training.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
+from ...training.scoring import Scoring
 from ..base import RunContext
+from .candidates import Candidate, candidate_key, candidates, parameter_sampler
+from .cross_validation import cross_validation
+from .fold_fitters import FoldFitter, Splits
+from .resume import CandidateHistory, Fit, histories, run_candidate
+from .settings import cv_folds
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from ...data import Dataset
-    from .engine import Candidate
 
 HALVING_ALGORITHMS = ("halving-grid", "halving-random")
 #: Settings only the halving algorithms read (``factor`` is shared with KerasTuner's Hyperband).
@@ -180,14 +182,7 @@ def _first_candidate_count(space: SearchSpace, settings: Mapping[str, Any], halv
     if n == "exhaust":  # scikit-learn: max_resources_ // min_resources_ before "exhaust" adjusts the latter
         least = smallest if halving.min_resources == "smallest" else int(halving.min_resources)
         n = max(1, max_resources // least)
-    return len(_sampler(space, int(n), int(settings.get("seed", 0))))
-
-
-def _sampler(space: SearchSpace, n: int, seed: int) -> Any:
-    from hpsearch.spaces.compile_sklearn import to_param_distributions
-    from sklearn.model_selection import ParameterSampler
-
-    return ParameterSampler(to_param_distributions(space), n_iter=n, random_state=seed)
+    return len(parameter_sampler(space, int(n), int(settings.get("seed", 0))))
 
 
 def plan_for(
@@ -196,8 +191,6 @@ def plan_for(
     """The study's plan. For ``rows`` the data decides ``max_resources`` (its train+validation rows) and
     ``smallest`` (``2 * folds`` rows per class); without the data (``rows`` None) the plan assumes every
     rung ``n_required_iterations`` allows, an upper bound of the trials the data's plan has."""
-    from .engine import cv_folds
-
     halving = halving_settings(space, settings)
     if halving.resource == "epochs":
         max_resources, smallest = space_epochs(space), 1
@@ -251,37 +244,16 @@ def top_k(candidates: Sequence[Candidate], scores: Sequence[float], k: int) -> l
     return [candidates[index] for index in order[-k:]]
 
 
-@dataclass
-class _RungHistory:
-    """What the study holds for one (iteration, candidate)."""
-
-    finished: TrialRecord | None = None
-    running: bool = False
-    interrupted: list[TrialRecord] = field(default_factory=list)
-
-
 def rung_of(trial: TrialRecord) -> int | None:
     """The iteration of a halving trial, from its engine trial id ``"<iteration>:<candidate index>"``."""
     iteration, _, _ = (trial.engine_trial_id or "").partition(":")
     return int(iteration) if iteration.isdigit() else None
 
 
-def _histories(trials: list[TrialRecord]) -> dict[tuple[int, str], _RungHistory]:
-    from .engine import candidate_key
-
-    histories: dict[tuple[int, str], _RungHistory] = {}
-    for trial in trials:
-        iteration = rung_of(trial)
-        if iteration is None:
-            continue
-        history = histories.setdefault((iteration, candidate_key(trial.params)), _RungHistory())
-        if trial.state is TrialState.RUNNING:
-            history.running = True
-        elif trial.interrupted:
-            history.interrupted.append(trial)
-        else:
-            history.finished = trial
-    return histories
+def _rung_candidate(trial: TrialRecord) -> tuple[int, str] | None:
+    """Which (iteration, candidate key) a stored trial fitted; None for a trial of no rung."""
+    iteration = rung_of(trial)
+    return None if iteration is None else (iteration, candidate_key(trial.params))
 
 
 def _score(trial: TrialRecord) -> float:
@@ -293,24 +265,12 @@ def _score(trial: TrialRecord) -> float:
 
 
 def first_candidates(space: SearchSpace, settings: Mapping[str, Any], count: int) -> list[Candidate]:
-    """The first rung's candidates, in the order scikit-learn's halving searches fit them."""
-    from hpsearch.spaces.compile_sklearn import to_param_grid
-    from sklearn.model_selection import ParameterGrid
-
-    from .engine import _candidate
-
-    if settings["algorithm"] == "halving-grid":
-        parameters: Any = ParameterGrid(to_param_grid(space))
-    else:
-        parameters = _sampler(space, count, int(settings.get("seed", 0)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "the total space of parameters is smaller than n_iter"
-        return [_candidate(space, index, params) for index, params in enumerate(parameters)]
+    """The first rung's candidates, in the order scikit-learn's halving searches fit them: the whole grid,
+    or ``count`` samples (``n_candidates``)."""
+    return list(candidates(space, settings["algorithm"], count, int(settings.get("seed", 0))))
 
 
-def rung_splits(
-    splits: list[tuple[np.ndarray, np.ndarray]], plan: HalvingPlan, rung: Rung, seed: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
+def rung_splits(splits: Splits, plan: HalvingPlan, rung: Rung, seed: int) -> Splits:
     """The folds of a rung: the study's folds, subsampled for a ``rows`` rung as scikit-learn's
     ``_SubsampleMetaSplitter(fraction=n_resources / n_samples, subsample_test=True)`` does."""
     if plan.resource != "rows" or rung.resources >= plan.max_resources:
@@ -325,16 +285,13 @@ def rung_splits(
     ]
 
 
-def run_halving(ctx: RunContext, evaluator: Any, splits: list[tuple[np.ndarray, np.ndarray]],
-                scoring: Any) -> None:
-    """Run (or resume) the study's halving plan through the trial runner; see the module docstring."""
+def run_halving(ctx: RunContext, fitter: FoldFitter, splits: Splits, scoring: Scoring) -> None:
+    """Run (or resume) the study's halving plan through the trial runner; see the module docstring.
+
+    Raises UsageError when another worker is searching the study: a rung's survivors are decided from
+    all of its scores, which one process must hold.
+    """
     from ...training.recorder import current_worker
-    from .engine import (
-        MAX_INTERRUPTED_ATTEMPTS,
-        Candidate,
-        _cross_validation,
-        _given_up,
-    )
 
     others = [trial for trial in ctx.storage.running_trials(ctx.study.id) if trial.worker != current_worker()]
     if others:
@@ -345,16 +302,16 @@ def run_halving(ctx: RunContext, evaluator: Any, splits: list[tuple[np.ndarray, 
     rows, n_classes = data_shape(ctx.dataset)
     plan = plan_for(ctx.space, ctx.settings, rows=rows, n_classes=n_classes)
     current = first_candidates(ctx.space, ctx.settings, plan.rungs[0].candidates)
-    histories = _histories(ctx.storage.list_trials(ctx.study.id))
+    found = histories(ctx.storage.list_trials(ctx.study.id), _rung_candidate)
     runner = TrialRunner(ctx)
     parents: dict[str, int] = {}
     last = plan.rungs[-1].iteration
     for rung in plan.rungs:
         folds = rung_splits(splits, plan, rung, ctx.seed)
         results: dict[str, TrialRecord] = {}
-        pending: list[tuple[Candidate, _RungHistory]] = []
+        pending: list[tuple[Candidate, CandidateHistory]] = []
         for candidate in current:
-            history = histories.get((rung.iteration, candidate.key), _RungHistory())
+            history = found.get((rung.iteration, candidate.key), CandidateHistory())
             if history.finished is not None:
                 results[candidate.key] = history.finished
             else:
@@ -368,25 +325,16 @@ def run_halving(ctx: RunContext, evaluator: Any, splits: list[tuple[np.ndarray, 
             if plan.resource == "epochs":
                 fitted = Candidate(candidate.index, {**candidate.sklearn_params, "epochs": rung.resources},
                                    candidate.point)
-            while True:
-                proposal = Proposal(
-                    candidate.point,
-                    engine_trial_id=f"{rung.iteration}:{candidate.index}",
-                    retry_of=history.interrupted[-1].number if history.interrupted else None,
-                    parent_number=parents.get(candidate.key),
-                    # The same parameters on another rung are other work, not a duplicate.
-                    identity={"params": candidate.point, "halving_iter": rung.iteration},
-                )
-                if len(history.interrupted) >= MAX_INTERRUPTED_ATTEMPTS:
-                    train = _given_up(history)  # type: ignore[arg-type]
-                else:
-                    cross_validate = _cross_validation(fitted, evaluator, folds, scoring)
-                    train = _rung_fit(cross_validate, rung, rung.iteration == last)
-                result = runner.run(proposal, train)
-                if result.status is not RunStatus.INTERRUPTED or result.trial is None:
-                    break
-                # A fold process died: fit it again now (keeping its finished folds), until given up.
-                history.interrupted.append(result.trial)
+            proposal = Proposal(
+                candidate.point,
+                engine_trial_id=f"{rung.iteration}:{candidate.index}",
+                parent_number=parents.get(candidate.key),
+                # The same parameters on another rung are other work, not a duplicate.
+                identity={"params": candidate.point, "halving_iter": rung.iteration},
+            )
+            # A fold process that died is fitted again at once (keeping its finished folds), until given up.
+            result = run_candidate(runner, proposal, history, _rung_fit(
+                cross_validation(fitted, fitter, folds, scoring), rung, rung.iteration == last))
             if result.status is RunStatus.BUDGET_REACHED:
                 ctx.tracker.budget_reached()
                 return
@@ -400,7 +348,10 @@ def run_halving(ctx: RunContext, evaluator: Any, splits: list[tuple[np.ndarray, 
         current = top_k(current, scores, math.ceil(len(current) / plan.factor))
 
 
-def _rung_fit(cross_validate: Any, rung: Rung, last: bool) -> Any:
+def _rung_fit(cross_validate: Fit, rung: Rung, last: bool) -> Fit:
+    """``cross_validate`` as one rung's trial: tagged with its iteration and resource, PRUNED (with its
+    value) when it completes on a rung before the last."""
+
     def fit(attempt: Attempt) -> TrialOutcome:
         # cv_results_' own columns, committed before the first fold so every trial shows its rung.
         attempt.partial({"iter": rung.iteration, "n_resources": rung.resources})
@@ -410,4 +361,3 @@ def _rung_fit(cross_validate: Any, rung: Rung, last: bool) -> Any:
         return outcome
 
     return fit
-

@@ -1,0 +1,249 @@
+"""The feature transform of a dataset: standardize numeric columns, one-hot encode categorical ones.
+
+The ``Preprocessor`` is fitted on the train split only and serializes to JSON, so the export step can
+rebuild the same transform as Keras layers. pandas is imported only inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from hpsearch.spaces.limits import quoted, quoted_list
+
+from ..errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Missing categorical values become their own category, so "unknown" can carry signal.
+MISSING_CATEGORY = "__missing__"
+
+# The two kinds of raw feature column a reader reports and the Preprocessor handles.
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+
+
+@dataclass(frozen=True)
+class _NumericColumn:
+    name: str
+    mean: float
+    std: float
+
+
+@dataclass(frozen=True)
+class _CategoricalColumn:
+    name: str
+    categories: tuple[str, ...]
+
+
+class Preprocessor:
+    """Standardizes numeric columns and one-hot encodes categorical ones, as fitted on the train split.
+
+    Contract: ``transform`` takes RAW rows (a DataFrame with the raw feature columns, or a 2-D array whose
+    columns are ``feature_names`` in order) and returns float32 of width ``n_features``. Missing numeric
+    values become the train mean (0 after scaling); missing categorical values map to ``MISSING_CATEGORY``
+    and categories unseen in train map to an all-zero block. ``to_dict``/``from_dict`` round-trip exactly
+    through JSON, so the export step can build the same transform from Keras layers.
+    """
+
+    def __init__(self, columns: Sequence[_NumericColumn | _CategoricalColumn], *, input_kind: str = "array"):
+        if input_kind not in ("array", "frame"):
+            raise ValueError(f"input_kind must be 'array' or 'frame', got {quoted(input_kind)}")
+        self._columns = tuple(columns)
+        self.input_kind = input_kind
+
+    # -- fitting ------------------------------------------------------------------------------------------
+
+    @classmethod
+    def fit_columns(
+        cls, columns: Mapping[str, np.ndarray], kinds: Mapping[str, str], *, input_kind: str
+    ) -> Preprocessor:
+        """Fit on the train split's raw columns, as readers give them (see ``RawData.columns``).
+
+        Args:
+            columns: column name -> values: float64 with NaN for ``NUMERIC`` columns, category keys (see
+                ``category_keys``) for ``CATEGORICAL`` ones; the order becomes ``feature_names``.
+            kinds: column name -> ``NUMERIC`` or ``CATEGORICAL``.
+            input_kind: ``"frame"`` (CSV data, transformed from DataFrames) or ``"array"``.
+
+        Returns:
+            The fitted preprocessor.
+        """
+        fitted: list[_NumericColumn | _CategoricalColumn] = []
+        for name, values in columns.items():
+            if kinds[name] == NUMERIC:
+                present = values[~np.isnan(values)]
+                # A column can be present overall but missing in every train row; 0/1 keeps it harmless.
+                mean = float(present.mean()) if present.size else 0.0
+                std = float(present.std()) if present.size else 1.0
+                fitted.append(_NumericColumn(name, mean, std if std > 0 else 1.0))
+            else:
+                fitted.append(_CategoricalColumn(name, tuple(sorted(set(values.tolist())))))
+        return cls(fitted, input_kind=input_kind)
+
+    # -- description --------------------------------------------------------------------------------------
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The raw input columns, in the order ``transform`` expects for arrays."""
+        return [column.name for column in self._columns]
+
+    @property
+    def output_columns(self) -> list[str]:
+        """Names of the transformed columns: ``name`` for numeric, ``name=category`` for one-hot."""
+        names: list[str] = []
+        for column in self._columns:
+            if isinstance(column, _NumericColumn):
+                names.append(column.name)
+            else:
+                names.extend(f"{column.name}={category}" for category in column.categories)
+        return names
+
+    @property
+    def n_features(self) -> int:
+        """Width of the transformed matrix (one-hot blocks counted in full)."""
+        return len(self.output_columns)
+
+    @property
+    def has_categorical(self) -> bool:
+        """Whether any column is one-hot encoded (array input then may hold strings)."""
+        return any(isinstance(column, _CategoricalColumn) for column in self._columns)
+
+    # -- transform ----------------------------------------------------------------------------------------
+
+    def transform(self, data: pd.DataFrame | np.ndarray | Sequence[Sequence[Any]]) -> np.ndarray:
+        """Transform raw rows into the model's float32 input matrix."""
+        return self.transform_columns(self._raw_columns(data))
+
+    def _raw_columns(self, data: Any) -> dict[str, np.ndarray]:
+        pandas = sys.modules.get("pandas")  # a DataFrame can only exist if pandas is already imported
+        if pandas is not None and isinstance(data, pandas.DataFrame):
+            missing = [name for name in self.feature_names if name not in data.columns]
+            if missing:
+                raise DataError(
+                    f"the rows to transform lack feature column {quoted(missing[0])}; expected columns: "
+                    f"{quoted_list(self.feature_names)}"
+                )
+            return {
+                column.name: _frame_numeric(data[column.name], column.name, "the rows to transform")
+                if isinstance(column, _NumericColumn)
+                else category_keys(data[column.name].to_numpy(dtype=object))
+                for column in self._columns
+            }
+        array = np.asarray(data, dtype=None if self.has_categorical else np.float64)
+        if array.ndim != 2 or array.shape[1] != len(self._columns):
+            raise DataError(
+                f"the rows to transform must be a 2-D array with {len(self._columns)} columns "
+                f"({quoted_list(self.feature_names)}), but got shape {array.shape}"
+            )
+        raw: dict[str, np.ndarray] = {}
+        for position, column in enumerate(self._columns):
+            values = array[:, position]
+            if isinstance(column, _NumericColumn):
+                try:
+                    raw[column.name] = np.asarray(values, dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise DataError(
+                        f"the rows to transform hold non-numeric values in numeric column {column.name!r}"
+                    ) from None
+            else:
+                raw[column.name] = category_keys(np.asarray(values, dtype=object))
+        return raw
+
+    def transform_columns(self, raw: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Transform already-parsed raw columns (as ``fit_columns`` takes them) into float32 features."""
+        n_rows = len(next(iter(raw.values()))) if raw else 0
+        out = np.zeros((n_rows, self.n_features), dtype=np.float64)
+        position = 0
+        for column in self._columns:
+            values = raw[column.name]
+            if isinstance(column, _NumericColumn):
+                filled = np.where(np.isnan(values), column.mean, values)
+                out[:, position] = (filled - column.mean) / column.std
+                position += 1
+            else:
+                index = {category: i for i, category in enumerate(column.categories)}
+                codes = np.fromiter((index.get(key, -1) for key in values), dtype=np.int64, count=n_rows)
+                seen = codes >= 0  # unseen categories keep an all-zero block
+                out[np.flatnonzero(seen), position + codes[seen]] = 1.0
+                position += len(column.categories)
+        return out.astype(np.float32)
+
+    # -- serialization ------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description: enough to rebuild the transform, here or as Keras layers."""
+        return {
+            "version": 1,
+            "input_kind": self.input_kind,
+            "feature_names": self.feature_names,
+            "numeric": [
+                {"name": c.name, "mean": c.mean, "std": c.std}
+                for c in self._columns
+                if isinstance(c, _NumericColumn)
+            ],
+            "categorical": [
+                {"name": c.name, "categories": list(c.categories)}
+                for c in self._columns
+                if isinstance(c, _CategoricalColumn)
+            ],
+            "missing_category": MISSING_CATEGORY,
+            "output_columns": self.output_columns,
+        }
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> Preprocessor:
+        """Rebuild a preprocessor from ``to_dict``'s description.
+
+        Raises:
+            DataError: the description lacks a field, holds a wrong type, or its ``output_columns``
+                disagree with its columns.
+        """
+        try:
+            numeric = {item["name"]: _NumericColumn(item["name"], float(item["mean"]), float(item["std"]))
+                       for item in spec["numeric"]}
+            categorical = {item["name"]: _CategoricalColumn(item["name"], tuple(map(str, item["categories"])))
+                           for item in spec["categorical"]}
+            columns = [numeric.get(name) or categorical[name] for name in spec["feature_names"]]
+            preprocessor = cls(columns, input_kind=spec.get("input_kind", "array"))
+        except (KeyError, TypeError, ValueError) as error:
+            raise DataError(f"invalid preprocessor description: {quoted(error)}") from None
+        if "output_columns" in spec and list(spec["output_columns"]) != preprocessor.output_columns:
+            raise DataError("invalid preprocessor description: output_columns do not match the columns")
+        return preprocessor
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Preprocessor) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking value object: equality, no hashing
+
+    def __repr__(self) -> str:
+        return f"Preprocessor({len(self._columns)} inputs -> {self.n_features} features, {self.input_kind})"
+
+
+def category_keys(values: np.ndarray) -> np.ndarray:
+    """Turn raw categorical values into category keys: strings, with missing values as ``MISSING_CATEGORY``.
+
+    Categories are compared as strings so that 1 read from a CSV and "1" given later are the same one.
+    """
+    import pandas as pd
+
+    missing = pd.isna(values)
+    return np.array([MISSING_CATEGORY if gone else str(v) for v, gone in zip(values, missing, strict=True)],
+                    dtype=object)
+
+
+def _frame_numeric(series: pd.Series, name: str, where: str) -> np.ndarray:
+    import pandas as pd
+
+    converted = pd.to_numeric(series, errors="coerce")
+    bad = converted.isna() & ~series.isna()
+    if bad.any():
+        example = series[bad].iloc[0]
+        raise DataError(f"{where}: numeric column {quoted(name)} holds a non-numeric value {quoted(example)}")
+    return converted.to_numpy(dtype=np.float64, na_value=np.nan)
+

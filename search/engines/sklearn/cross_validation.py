@@ -1,0 +1,112 @@
+"""Cross-validating one candidate, as ``GridSearchCV`` does, with every fold recorded as it ends.
+
+Folds come from ``check_cv(--cv, y, classifier=...)`` over the dataset's train+validation rows
+(``cv_rows``; the test split is never seen). Each (candidate, fold) is fitted and scored by a fold fitter
+(``hpsearch.engines.sklearn.fold_fitters``); an error fails the candidate (``error_score``) and its other
+folds are not fitted. The trial's value is the mean fold score in the objective's own sense (see
+``scoring_for``); its metrics hold ``cv_results_``'s numbers (``split{k}_test_score``, ``mean_test_score``,
+``std_test_score``, fit and score times).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from ...errors import DataError
+from ...training.runner import Attempt, TrialOutcome
+from ...training.scoring import Scoring
+from .resume import Fit, restore_folds
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ...data import Dataset
+    from .candidates import Candidate
+    from .estimators import FoldResult
+    from .fold_fitters import FoldFitter, Splits
+
+
+def cv_rows(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The rows cross-validation splits: train and validation together, never the test split."""
+    import numpy as np
+
+    return np.concatenate([dataset.x_train, dataset.x_val]), np.concatenate([dataset.y_train, dataset.y_val])
+
+
+def cv_weights(dataset: Dataset) -> np.ndarray | None:
+    """Per-row weights of the ``cv_rows`` (None when the data has none): passed to every fold's fit."""
+    import numpy as np
+
+    if dataset.w_train is None or dataset.w_val is None:
+        return None
+    return np.concatenate([dataset.w_train, dataset.w_val])
+
+
+def check_rows(dataset: Dataset, y: np.ndarray, folds: int) -> None:
+    """DataError unless ``y`` (the ``cv_rows`` labels) can be split into ``folds`` folds: enough rows, and
+    for a classification enough rows of every class for stratified folds."""
+    import numpy as np
+
+    if len(y) < folds:
+        raise DataError(
+            f"{dataset.name}: --cv {folds} needs at least {folds} rows, but the train+validation split has "
+            f"{len(y)}; lower --cv"
+        )
+    if dataset.task == "regression":
+        return
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=dataset.n_classes)
+    smallest = int(np.argmin(counts))
+    if counts[smallest] < folds:
+        name = dataset.class_names[smallest] if dataset.class_names else smallest
+        raise DataError(
+            f"{dataset.name}: --cv {folds} needs at least {folds} rows of every class (stratified folds), "
+            f"but class {name!r} has {int(counts[smallest])} in the train+validation split; lower --cv"
+        )
+
+
+def cross_validation(candidate: Candidate, fitter: FoldFitter, splits: Splits, scoring: Scoring) -> Fit:
+    """Training one candidate, as the trial runner calls it: every fold, scored as ``cv_results_``.
+
+    The returned training fits the folds of ``splits`` with ``fitter`` (a retry only those its interrupted
+    attempt had not finished), commits each fold's metrics as it ends, and completes the trial with the
+    mean score signed as ``scoring`` wants it, or fails it with the first fold's error.
+    """
+
+    def cross_validate(attempt: Attempt) -> TrialOutcome:
+        # A retry keeps the folds its interrupted attempt finished: the unit of resuming is the fold.
+        results: list[FoldResult] = restore_folds(attempt, len(splits))
+        todo = sorted(set(range(len(splits))) - {result.fold for result in results})
+        with contextlib.closing(fitter.folds(attempt, candidate, splits, todo)) as fold_results:
+            for result in fold_results:
+                attempt.partial(result.metrics())  # each fold committed as it ends
+                if result.error is not None:
+                    # error_score: the candidate fails; its other folds are not fitted
+                    return TrialOutcome.failed(result.error)
+                results.append(result)
+        mean, metrics = cv_results(results)
+        return TrialOutcome.complete(scoring.sign * mean, metrics)
+
+    return cross_validate
+
+
+def cv_results(results: list[FoldResult]) -> tuple[float, dict[str, float]]:
+    """The mean test score of a candidate's folds, and its ``cv_results_`` summary columns (mean and
+    standard deviation of the test scores, fit and score times)."""
+    import numpy as np
+
+    results = sorted(results, key=lambda result: result.fold)
+    scores = np.array([result.score for result in results], dtype=float)
+    fit_times = np.array([result.fit_time for result in results])
+    score_times = np.array([result.score_time for result in results])
+    # As cv_results_ computes them: plain mean and population std over the folds.
+    mean = float(np.average(scores))
+    metrics = dict(
+        mean_test_score=mean,
+        std_test_score=float(np.sqrt(np.average((scores - mean) ** 2))),
+        mean_fit_time=float(fit_times.mean()),
+        std_fit_time=float(fit_times.std()),
+        mean_score_time=float(score_times.mean()),
+        std_score_time=float(score_times.std()),
+    )
+    return mean, metrics

@@ -1,0 +1,135 @@
+"""Resuming a scikit-learn search from our tables: what the study holds per candidate, and its retries.
+
+Scikit-learn has no resume; ours comes from the stored trials. A candidate whose trial ended on its own
+(complete, pruned, or failed by its own error) is done and never fitted again; a candidate whose trial was
+cut short (Ctrl-C, ``kill -9``, a fold process that died) is run again as a new trial that names the
+interrupted one in ``retry_of`` and keeps the folds it had finished (the unit of resuming is the fold);
+after ``MAX_INTERRUPTED_ATTEMPTS`` cut-short attempts it is given up (recorded FAILED) so a configuration
+that kills its worker cannot stall the study.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from hpsearch.storage import TrialRecord, TrialState
+
+from ...training.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome, TrialRunner
+
+if TYPE_CHECKING:
+    from .estimators import FoldResult
+
+#: A candidate cut short this many times (its worker killed, or Ctrl-C) is recorded FAILED and given up.
+MAX_INTERRUPTED_ATTEMPTS = 3
+
+#: How the trial runner trains one trial: the attempt in, how it ended out.
+Fit = Callable[[Attempt], TrialOutcome]
+Key = TypeVar("Key", bound=Hashable)
+
+
+@dataclass
+class CandidateHistory:
+    """What the study already holds for one candidate (for successive halving: one candidate of one rung)."""
+
+    #: The trial that ended on its own (complete, pruned, or failed by its own error), if any.
+    finished: TrialRecord | None = None
+    #: Another live process is fitting it.
+    running: bool = False
+    #: Its cut-short trials, oldest first.
+    interrupted: list[TrialRecord] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        """It has a result: it is never fitted again."""
+        return self.finished is not None
+
+    @property
+    def retry_of(self) -> int | None:
+        """The number of the trial its next trial retries (the last cut-short one), None if none was."""
+        return self.interrupted[-1].number if self.interrupted else None
+
+    @property
+    def given_up(self) -> bool:
+        """Cut short too often to be fitted again."""
+        return len(self.interrupted) >= MAX_INTERRUPTED_ATTEMPTS
+
+
+def histories(
+    trials: list[TrialRecord], key_of: Callable[[TrialRecord], Key | None]
+) -> dict[Key, CandidateHistory]:
+    """The stored ``trials`` gathered by candidate: ``key_of`` names a trial's candidate (None: a trial
+    that is no candidate's, left out)."""
+    found: dict[Key, CandidateHistory] = {}
+    for trial in trials:
+        key = key_of(trial)
+        if key is None:
+            continue
+        history = found.setdefault(key, CandidateHistory())
+        if trial.state is TrialState.RUNNING:
+            history.running = True
+        elif trial.interrupted:
+            history.interrupted.append(trial)
+        else:
+            history.finished = trial
+    return found
+
+
+def fit_or_give_up(history: CandidateHistory, fit: Fit) -> Fit:
+    """``fit``, or for a candidate given up a training that records it FAILED without fitting it again."""
+    if not history.given_up:
+        return fit
+    numbers = ", ".join(f"#{trial.number}" for trial in history.interrupted)
+    reason = (f"given up after {len(history.interrupted)} interrupted attempts ({numbers}): its worker "
+              "died or was stopped each time")
+    return lambda attempt: TrialOutcome.failed(reason)
+
+
+def run_candidate(runner: TrialRunner, proposal: Proposal, history: CandidateHistory, fit: Fit) -> RunResult:
+    """Run one candidate's trial through ``runner`` in this thread, retrying it at once when cut short.
+
+    ``proposal``'s ``retry_of`` is set from ``history``. A trial interrupted by a fold process that died
+    (``RunStatus.INTERRUPTED``, only with ``--jobs N`` processes) is run again as a retry, keeping its
+    finished folds, until it ends or is given up; ``history`` gains each cut-short trial. Returns the last
+    trial's result.
+    """
+    while True:
+        result = runner.run(dataclasses.replace(proposal, retry_of=history.retry_of),
+                            fit_or_give_up(history, fit))
+        if result.status is not RunStatus.INTERRUPTED or result.trial is None:
+            return result
+        history.interrupted.append(result.trial)
+
+
+def restore_folds(attempt: Attempt, n_folds: int) -> list[FoldResult]:
+    """The folds the interrupted trial this one retries had finished, recorded again on this trial (scores,
+    times and per-epoch curves), so that only the others are fitted; empty for a trial that retries none."""
+    from ...training.runner import FOLDS_RESTORED
+    from .estimators import FoldResult
+
+    retry_of = attempt.record.retry_of
+    if retry_of is None:
+        return []
+    ctx = attempt.runner.ctx
+    earlier = ctx.storage.get_trial(ctx.study.id, retry_of, with_epochs=True)
+    restored = []
+    for fold in range(n_folds):
+        prefix = f"split{fold}_"
+        score = earlier.metrics.get(prefix + "test_score")
+        if score is None:
+            continue  # not finished (or failed): fitted again
+        curves = {name.removeprefix(prefix): values for name, values in earlier.curves.items()
+                  if name.startswith(prefix)}
+        epochs = max((sum(value is not None for value in values) for values in curves.values()), default=0)
+        for epoch in range(epochs):
+            attempt.record_epoch(epoch, {name: values[epoch] for name, values in curves.items()
+                                         if epoch < len(values) and values[epoch] is not None}, fold=fold)
+        result = FoldResult(fold, float(score), float(earlier.metrics.get(prefix + "fit_time", 0.0)),
+                            float(earlier.metrics.get(prefix + "score_time", 0.0)), epochs)
+        attempt.partial(result.metrics())
+        restored.append(result)
+    if restored:
+        attempt.metrics[FOLDS_RESTORED] = float(len(restored))
+    return restored

@@ -1,0 +1,114 @@
+"""What a study's trials train and are scored on: its search space and its data.
+
+A new study loads them from what the user named; a resume (and a worker, a retrain) reloads them from
+the study's record, and refuses inputs that differ from those the study was created with, since trials
+on other inputs would not be comparable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hpsearch.spaces import SearchSpace, space_from_dict
+from hpsearch.storage import StudyRecord
+
+from .errors import StudyMismatchError
+
+if TYPE_CHECKING:
+    from .data import Dataset
+
+
+def load_data(
+    source: str, target: str | None, task: str, seed: int, class_weight: str | None,
+    sample_weight: str | None = None,
+) -> Dataset:
+    """Load and split ``source`` (a builtin name or a file) as a study uses it; see ``hpsearch.data``.
+
+    Raises:
+        DataError: the data cannot be read or does not fit ``target``, ``task`` or the weights.
+    """
+    # Imported here: the data package imports numpy, which the commands that never load data need not pay.
+    from .data import load_dataset
+
+    return load_dataset(source, target=target, task=task, seed=seed, class_weight=class_weight,
+                        sample_weight=sample_weight)
+
+
+def load_study_dataset(study: StudyRecord) -> Dataset:
+    """Reload a study's data from its stored reference, refusing data that changed since.
+
+    Raises:
+        StudyMismatchError: the data's fingerprint is not the one recorded when the study was created.
+    """
+    reference = study.dataset
+    dataset = load_data(
+        reference["source"], reference.get("target"), reference.get("task", "auto"),
+        int(reference.get("seed", 0)), reference.get("class_weight"), reference.get("sample_weight"),
+    )
+    if dataset.fingerprint != reference.get("fingerprint"):
+        was, now = str(reference.get("fingerprint"))[:12], dataset.fingerprint[:12]
+        raise StudyMismatchError(
+            f"study '{study.name}': the data at {reference['source']} changed since the study was created "
+            f"(fingerprint {was} is now {now}); its trials were scored on the old data"
+        )
+    return dataset
+
+
+def study_space(study: StudyRecord) -> SearchSpace:
+    """The search space stored with ``study``, named after the file it was first loaded from."""
+    return space_from_dict(study.space, study.settings.get("space_source", f"study '{study.name}'"))
+
+
+def refuse_changed_inputs(
+    study: StudyRecord,
+    *,
+    space: SearchSpace | None,
+    engine: str | None,
+    algorithm: str | None,
+    data: str | None,
+    target: str | None,
+) -> None:
+    """Resuming with other inputs would mix incomparable trials: name what changed and refuse.
+
+    Each argument is what the user gave (None: not given, nothing to compare).
+
+    Raises:
+        StudyMismatchError: naming every input that differs from the study's.
+    """
+    changed: list[str] = []
+    if engine is not None and engine != study.engine:
+        changed.append(f"engine (study: {study.engine}, given: {engine})")
+    if algorithm is not None and algorithm != study.algorithm:
+        changed.append(f"algorithm (study: {study.algorithm}, given: {algorithm})")
+    if space is not None and space.to_dict() != study.space:
+        changed.append(f"search space ({_space_difference(study.space, space.to_dict())})")
+    if data is not None and not _same_data_source(data, study.dataset):
+        changed.append(f"data (study: {study.dataset.get('source')}, given: {data})")
+    if target is not None and target != study.dataset.get("target"):
+        changed.append(f"target (study: {study.dataset.get('target')}, given: {target})")
+    if changed:
+        raise StudyMismatchError(
+            f"cannot resume study '{study.name}' with a different {'; '.join(changed)}; "
+            "start a new study under another name instead"
+        )
+
+
+def _same_data_source(given: str, reference: dict) -> bool:
+    source = str(reference.get("source"))
+    if reference.get("kind") == "builtin" or given == source:  # a builtin or bundled dataset's name
+        return given == source
+    return Path(given).expanduser().resolve() == Path(source)
+
+
+def _space_difference(old: dict, new: dict) -> str:
+    differences = []
+    for section in ("task", "objective"):
+        if old.get(section) != new.get(section):
+            differences.append(f"{section} {old.get(section)!r} -> {new.get(section)!r}")
+    for section in ("params", "fixed"):
+        before, after = old.get(section) or {}, new.get(section) or {}
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                differences.append(f"{section[:-1] if section == 'params' else section} '{key}'")
+    return ", ".join(differences) or "changed"
