@@ -307,7 +307,7 @@ def prepare_worker_process() -> None:
             threads = str(len(os.sched_getaffinity(0)))
         except AttributeError:
             threads = str(os.cpu_count() or 1)
-    from .worker import configure_threads
+    from .process_setup import configure_threads
 
     try:
         configure_threads(max(1, int(threads)))

@@ -411,7 +411,7 @@ def init_fold_process(
     trainer: str = "scikeras",
 ) -> None:
     """Start-up of a process that fits folds for ``--jobs N``, called by
-    ``hpsearch.executors.worker.start_fold_process``.
+    ``hpsearch.executors.process_setup.start_fold_process``.
 
     Sizes TensorFlow's thread pools (``threads`` each, so N processes share the cores instead of each
     taking all of them) before TensorFlow runs anything.

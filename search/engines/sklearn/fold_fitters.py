@@ -107,7 +107,7 @@ class ProcessFitter(FoldFitter):
         from concurrent.futures import ProcessPoolExecutor
 
         # The process start-up (dying with this process, ignoring Ctrl-C, lean Keras) is the executors'.
-        from ...executors.worker import start_fold_process
+        from ...executors.process_setup import start_fold_process
 
         with self._lock:
             if self._executor is None:

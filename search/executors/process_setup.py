@@ -1,0 +1,73 @@
+"""How a process that trains starts: it dies with its parent, sizes TensorFlow's threads, imports Keras lean.
+
+Shared by the two kinds of process that train: a worker (:mod:`hpsearch.executors.worker`, started by the
+supervisor) and a fold process of the sklearn engine's ``--jobs N`` (:func:`start_fold_process`, the
+initializer of its process pool). Dask workers size their threads here too (``executors/cluster.py``).
+Kept apart from the worker's entry point, which drives a study, so the engines that start fold processes
+import only this start-up, not the worker.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+from ..runtime import lean_keras
+
+#: prctl option asking the kernel to signal us when our parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """A ``kill -9`` of the supervisor must not leave orphan workers training on their own."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def configure_threads(threads: int | None) -> None:
+    """Size TensorFlow's thread pools so K workers share the cores instead of oversubscribing them.
+
+    Must run before TensorFlow executes anything; the environment variables cover libraries that read
+    them at import.
+    """
+    if not threads:
+        return
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1" if threads == 1 else "2"
+    if threads == 1 and os.environ.get("KERAS_BACKEND") == "jax":
+        # XLA's CPU kernels split their work across every core unless told not to; read at JAX's import.
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1 if threads == 1 else 2)
+
+
+def start_fold_process(threads: int, storage_url: str, payload: bytes) -> None:
+    """Initializer of a process that fits folds for the sklearn engine's ``--jobs N``.
+
+    It dies with the search (a ``kill -9`` of it leaves no process training on its own), leaves Ctrl-C to
+    its parent, and imports Keras lean before it unpickles the data and the estimator: unpickling the
+    estimator imports Keras, which is why it comes as bytes.
+    """
+    import pickle
+
+    die_with_parent()
+    # Ctrl-C reaches the whole process group: the parent records the interruption and stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    lean_keras.install()
+    from ..engines.sklearn.estimators import init_fold_process
+
+    init_fold_process(threads, storage_url, *pickle.loads(payload))
