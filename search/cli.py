@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -402,17 +402,13 @@ def _open(args: argparse.Namespace) -> Any:
 
 
 def _cmd_studies(args: argparse.Namespace, out: TextIO) -> int:
+    from hpsearch.storage import display_name, normalize_url
+
     from .results.queries import studies_table, study_dict
 
     summaries = _open(args).list_studies()
-    if args.json:
-        _print_json([study_dict(summary) for summary in summaries], out)
-    elif summaries:
-        print(studies_table(summaries), file=out)
-    else:
-        from hpsearch.storage import display_name, normalize_url
-
-        print(f"there are no studies yet in {display_name(normalize_url(args.storage))}", file=out)
+    _print_listing(summaries, args.json, study_dict, studies_table,
+                   f"there are no studies yet in {display_name(normalize_url(args.storage))}", out)
     return 0
 
 
@@ -423,13 +419,18 @@ def _cmd_trials(args: argparse.Namespace, out: TextIO) -> int:
     study = storage.get_study(args.study)
     trials = list_trials(storage, study, states=args.state, sort=args.sort, descending=args.desc,
                          limit=args.limit, with_epochs=args.json)
-    if args.json:
-        _print_json([trial_dict(trial) for trial in trials], out)
-    elif trials:
-        print(trials_table(trials), file=out)
-    else:
-        print(f"study '{study.name}' has no trials matching that", file=out)
+    _print_listing(trials, args.json, trial_dict, trials_table,
+                   f"study '{study.name}' has no trials matching that", out)
     return 0
+
+
+def _print_listing(rows: list[Any], as_json: bool, to_dict: Callable[[Any], dict[str, Any]],
+                   table: Callable[[list[Any]], str], empty: str, out: TextIO) -> None:
+    """A listing as JSON (``--json``), as a table, or the sentence ``empty`` when there is nothing."""
+    if as_json:
+        _print_json([to_dict(row) for row in rows], out)
+    else:
+        print(table(rows) if rows else empty, file=out)
 
 
 def _cmd_best(args: argparse.Namespace, out: TextIO) -> int:

@@ -112,7 +112,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
                 print(line, file=out)
         return None
 
-    name = options.study if options.study is not None else _default_study_name(
+    name = options.study if options.study is not None else default_study_name(
         options.data, engine.name, settings["algorithm"])
     # A new study's workers start importing TensorFlow now, while the data loads and the study is created
     # (a resume starts them once it has read the study's settings).
@@ -333,7 +333,7 @@ def _find_study(storage: Storage, name: str) -> StudyRecord | None:
         return None
 
 
-def _default_study_name(data: str, engine: str, algorithm: str) -> str:
+def default_study_name(data: str, engine: str, algorithm: str) -> str:
     """A new study's name when ``--study`` is not given: the data's stem, engine, algorithm and UTC time."""
     stem = Path(data).stem or data
     return f"{stem}-{engine}-{algorithm}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"

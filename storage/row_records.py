@@ -7,6 +7,7 @@ rather than ORM objects: listing 100k trials is the hot path of the query comman
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -97,35 +98,17 @@ def curves_from(rows: Iterable[Any]) -> dict[int, dict[str, list[float | None]]]
     return curves
 
 
+def _record_of(row: Any, record_class: type) -> Any:
+    """The record of an ORM row whose columns carry the record's fields under the same names."""
+    names = [field.name for field in dataclasses.fields(record_class)]
+    return record_class(**{name: getattr(row, name) for name in names})
+
+
 def study_record(row: StudyRow) -> StudyRecord:
     """Record of a study's ORM row."""
-    return StudyRecord(
-        id=row.id,
-        name=row.name,
-        engine=row.engine,
-        algorithm=row.algorithm,
-        objective=row.objective,
-        direction=row.direction,
-        space=row.space,
-        dataset=row.dataset,
-        settings=row.settings,
-        versions=row.versions,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return _record_of(row, StudyRecord)
 
 
 def model_record(row: ModelRow) -> ModelRecord:
     """Record of a retrained model's ORM row."""
-    return ModelRecord(
-        id=row.id,
-        study_id=row.study_id,
-        trial_number=row.trial_number,
-        path=row.path,
-        sha256=row.sha256,
-        test_metrics=row.test_metrics,
-        settings=row.settings,
-        epochs_run=row.epochs_run,
-        stop_reason=row.stop_reason,
-        created_at=row.created_at,
-    )
+    return _record_of(row, ModelRecord)

@@ -251,4 +251,4 @@ def _live_workers() -> list:
 
     return [child for child in psutil.Process().children(recursive=True)
             if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
-            and "hpsearch.executors.worker" in " ".join(child.cmdline())]
+            and "hpsearch.worker" in " ".join(child.cmdline())]

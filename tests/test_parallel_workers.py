@@ -228,7 +228,7 @@ def test_a_storage_password_never_leaks(tmp_path):
                 command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if "hpsearch.executors.worker" in command:
+            if "hpsearch.worker" in command:
                 worker_commands.append(command)
     assert worker_commands, "the run's workers were found"
     assert not [command for command in worker_commands if secret in command]

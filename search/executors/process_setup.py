@@ -1,6 +1,6 @@
 """How a process that trains starts: it dies with its parent, sizes TensorFlow's threads, imports Keras lean.
 
-Shared by the two kinds of process that train: a worker (:mod:`hpsearch.executors.worker`, started by the
+Shared by the two kinds of process that train: a worker (:mod:`hpsearch.worker`, started by the
 supervisor) and a fold process of the sklearn engine's ``--jobs N`` (:func:`start_fold_process`, the
 initializer of its process pool). Dask workers size their threads here too (``executors/cluster.py``).
 Kept apart from the worker's entry point, which drives a study, so the engines that start fold processes

@@ -15,7 +15,7 @@ failed and retried as for any dead worker. A stopped worker that holds no lock i
 rule above. PostgreSQL has no file-wide lock.
 
 Warm workers: once a live worker is within ``WARM_WORKER_LEAD_TRIALS`` trials of being recycled
-(``--recycle-after``), a replacement is started as a standby (``hpsearch.executors.worker --standby``): it
+(``--recycle-after``), a replacement is started as a standby (``hpsearch.worker --standby``): it
 imports
 TensorFlow and Keras while the old worker still trains, and is told to start the moment a worker slot
 frees, so recycling costs no wait. It claims nothing before that, so an engine that allows one worker at a
@@ -136,7 +136,7 @@ class WorkerLaunch:
               finished: int = 0) -> Worker:
         """Start a worker; a standby gets its time left and retries with its start line instead."""
         threads = max(1, _cpu_count() // self.workers)
-        command = [sys.executable, "-m", "hpsearch.executors.worker", self.study, "--threads", str(threads)]
+        command = [sys.executable, "-m", "hpsearch.worker", self.study, "--threads", str(threads)]
         if self.recycle_after:
             command += ["--recycle-after", str(self.recycle_after)]
         if self.memory_limit_mb:

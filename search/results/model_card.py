@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import HpsearchError
+from ..errors import InputError
 
 CARD_FORMAT = "hpsearch-model-card"
 CARD_VERSION = 1
@@ -28,10 +28,8 @@ _SHOWN = 40
 REEXPORT = "re-export the model with `hpsearch retrain`"
 
 
-class ExportError(HpsearchError):
+class ExportError(InputError):
     """A model or card cannot be read, or they do not belong together."""
-
-    exit_code = 2
 
 
 def _shown(value: Any) -> str:

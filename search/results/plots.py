@@ -25,7 +25,7 @@ RETRAIN_FILE = "retrain.png"
 
 
 class PlottingUnavailableError(HpsearchError):
-    exit_code = 1
+    """matplotlib, which plots need, is not installed."""
 
 
 def _pyplot() -> Any:

@@ -85,8 +85,6 @@ RETRAIN_FILES = (MODEL_FILE, CARD_FILE, CHECKPOINT_FILE, TRAINING_LOG, TENSORBOA
 class RetrainFailedError(HpsearchError):
     """Every retrain run diverged: nothing is exported or recorded."""
 
-    exit_code = 1
-
 
 @dataclass
 class RetrainOptions:

@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import NoResultError, UsageError
+from ..errors import HpsearchError, InputError, NoResultError, UsageError
 from ..results.compare import UnknownStudyError, compare_studies
 from ..results.queries import best_trials, json_safe, list_trials, model_dict, study_dict, trial_dict
 from .launch_fields import LAUNCH_FIELDS, RESUME_FIELDS
@@ -105,15 +105,14 @@ def status_of(error: BaseException) -> int:
         return 409
     if isinstance(error, RequestTooLargeError):
         return 413
-    code = getattr(error, "exit_code", None)
-    if code == 2:
+    if isinstance(error, InputError):
         return 400
     return 500
 
 
 def error_response(error: BaseException, mask: Callable[[str], str]) -> JSONResponse:
     status = status_of(error)
-    if getattr(error, "exit_code", None) is None:
+    if not isinstance(error, HpsearchError):
         message = f"unexpected {type(error).__name__}: {error}"
     else:
         message = str(error)

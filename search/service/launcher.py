@@ -31,7 +31,7 @@ from typing import Any
 
 from hpsearch.storage import Storage, StudyNotFoundError, StudyRecord, TrialState
 
-from ..errors import HpsearchError, UsageError
+from ..errors import HpsearchError, InputError, UsageError
 from .launch_fields import (
     STUDY_NAME,
     LaunchRequest,
@@ -52,16 +52,12 @@ _POLL_S = 0.1
 _REMOTE_STALE = timedelta(minutes=5)
 
 
-class StudyBusyError(HpsearchError):
+class StudyBusyError(InputError):
     """The study is running (or being launched) already, or is not running when asked to stop: 409."""
-
-    exit_code = 2
 
 
 class LaunchFailedError(HpsearchError):
     """The child process failed at run time before the study started (for example, storage errors)."""
-
-    exit_code = 1
 
 
 @dataclass
@@ -173,10 +169,10 @@ class Launcher:
                                f"'{engine.name}', but got {request.algorithm!r}")
         name = request.study
         if name is None:
-            from ..study import _default_study_name
+            from ..study import default_study_name
 
             algorithm = engine.resolve_algorithm(request.algorithm)
-            name = _default_study_name(_data_label(request.data or "digits"), engine.name, algorithm)
+            name = default_study_name(_data_label(request.data or "digits"), engine.name, algorithm)
         if not STUDY_NAME.fullmatch(name):
             raise RequestError(f"study must be 1-128 letters, digits, '.', '_' or '-' starting with a "
                                f"letter or digit, but got {name!r}")

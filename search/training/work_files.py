@@ -216,9 +216,6 @@ def identity_mismatch(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> st
     return f"was written for other work ({', '.join(differ)} differ)" if differ else None
 
 
-#: The file in a study's work folder that says whose it is.
-STUDY_FILE = "study.json"
-
 
 def claim_work_folder(folder: Path, stamp: Mapping[str, Any], what: str) -> None:
     """Set ``folder`` aside unless its ``study.json`` names the study ``stamp`` describes.

@@ -1,8 +1,9 @@
 """A worker process: trains trials of one study until the budget is reached or it is told to recycle.
 
-The supervisor (``hpsearch run``/``resume``/``worker``) starts workers as ``python -m
-hpsearch.executors.worker``;
-only workers import TensorFlow, so a leak, an out-of-memory kill or a segfault costs one worker and its
+The supervisor (:mod:`hpsearch.executors.supervisor`, behind ``hpsearch run``/``resume``/``worker``)
+starts workers as ``python -m hpsearch.worker``, naming this module rather than importing it: a worker
+runs a study (:mod:`hpsearch.study_execution`), a layer above the processes that carry it. Only workers
+import TensorFlow, so a leak, an out-of-memory kill or a segfault costs one worker and its
 in-flight trial, never the search. A worker exits 0 when it stopped on its own (budget reached, or
 recycled after ``--recycle-after`` trials or past ``--max-memory-mb``; a warm worker told to go away), 1
 or 2 with one ``error:`` line on stderr when the search cannot go on, 75 when the database failed during
@@ -24,10 +25,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .. import interrupts
-from ..errors import StorageTroubleError
-from ..runtime import lean_keras
-from .process_setup import configure_threads, die_with_parent
+from . import interrupts
+from .errors import HpsearchError, StorageTroubleError
+from .executors.process_setup import configure_threads, die_with_parent
+from .runtime import lean_keras
 
 
 def _wait_for_start(args: argparse.Namespace) -> bool:
@@ -45,7 +46,7 @@ def _wait_for_start(args: argparse.Namespace) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hpsearch.executors.worker",
+    parser = argparse.ArgumentParser(prog="python -m hpsearch.worker",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("study")
     # The URL comes from HPSEARCH_STORAGE: a password on the command line would show in `ps`.
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lean_keras.install()
     try:
         configure_threads(args.threads)
-        from ..study_execution import work_on_study
+        from .study_execution import work_on_study
 
         if args.standby and not _wait_for_start(args):
             return 0
@@ -88,8 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The supervisor relays what we print to the user's terminal: never the storage password.
         from hpsearch.storage.credentials import mask_credentials
 
-        code = getattr(error, "exit_code", None)
-        if code is None:
+        if not isinstance(error, HpsearchError):
             import traceback
 
             print(mask_credentials(traceback.format_exc(), storage), end="", file=sys.stderr)
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
         print(mask_credentials(f"error: {error}", storage), file=sys.stderr)
-        return int(code)
+        return error.exit_code
     return 0
 
 
