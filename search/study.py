@@ -33,6 +33,7 @@ from .limits import listing_problem
 from .names import check_study_name
 from .recovery import fail_abandoned_trials, trials_to_retry
 from .runtime.backends import study_backend, use_backend_here
+from .settings import StudySettings
 from .study_execution import launch, run_context
 from .study_inputs import load_data, load_study_dataset, refuse_changed_inputs, study_space
 from .study_options import DEFAULT_SPACE, DEFAULT_STORAGE, Isolation, RunOptions
@@ -91,7 +92,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     if grid_problem is not None and not options.dry_run:
         raise UsageError(grid_problem)
     budget = new_study_budget(options, space, engine, settings)
-    settings["trials"] = budget.trials
+    settings = settings.with_changes({"trials": budget.trials})
     engine.check(space, settings)
     if options.isolation.in_process and not options.dry_run:
         use_backend_here(settings, why=IN_PROCESS_BACKEND)
@@ -102,7 +103,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         engine.check_warm_start(settings)
 
     if options.dry_run:
-        dataset = _load_new_study_data(options, space, task, settings["seed"])
+        dataset = _load_new_study_data(options, space, task, settings.seed)
         print_dry_run(space, engine, settings, dataset, budget, grid_problem, out)
         if sources:
             # Read only: the plan shows what a real run would copy and skip.
@@ -113,14 +114,14 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         return None
 
     name = options.study if options.study is not None else default_study_name(
-        options.data, engine.name, settings["algorithm"])
+        options.data, engine.name, settings.algorithm or "")
     # A new study's workers start importing TensorFlow now, while the data loads and the study is created
     # (a resume starts them once it has read the study's settings).
     with _early_workers(options.isolation, name, url, settings, start=not options.resume) as early:
         # Bad data is refused before the database is even created; a resume reloads data from the study.
         dataset = None
         if not options.resume:
-            dataset = _load_new_study_data(options, space, task, settings["seed"])
+            dataset = _load_new_study_data(options, space, task, settings.seed)
         storage = open_storage(url)
         existing = _find_study(storage, name)
         if existing is not None:
@@ -129,7 +130,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
             if sources:
                 check_resumed_sources(existing, sources)
             refuse_changed_inputs(
-                existing, space=space, engine=engine.name, algorithm=settings["algorithm"], data=options.data,
+                existing, space=space, engine=engine.name, algorithm=settings.algorithm, data=options.data,
                 target=options.target,
             )
             return _resume(storage, existing, given=given_options(options), progress=options.progress,
@@ -137,28 +138,28 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
 
         check_study_name(name)  # a new study: its name's length too (run --resume of a missing study)
         if dataset is None:
-            dataset = _load_new_study_data(options, space, task, settings["seed"])
+            dataset = _load_new_study_data(options, space, task, settings.seed)
         plan = None
         if sources:
             # Planned before the study exists: a bad source leaves nothing behind.
             plan = _warm_start_plan(storage, options, space, engine, settings, dataset, name=name)
-            settings[WARM_START_SETTING] = sources
+            settings = settings.with_changes({WARM_START_SETTING: sources})
             if options.trials is None and plan.copies:
                 # A plan that lists candidates (a whole grid) has fewer left to fit once copies cover some.
                 planned = engine.planned_after_copies(space, settings, len(plan.copies))
-                budget = run_budget(planned, options.timeout_s, settings["max_failures"], None)
-                settings["trials"] = budget.trials
+                budget = run_budget(planned, options.timeout_s, settings.max_failures, None)
+                settings = settings.with_changes({"trials": budget.trials})
         backend = study_backend(settings)
         study = storage.create_study(
             name,
             engine=engine.name,
-            algorithm=settings["algorithm"],
+            algorithm=settings.algorithm,
             objective=space.objective,
             direction=space.direction,
             space=space.to_dict(),
             dataset={**dataset.reference, "fingerprint": dataset.fingerprint, "summary": dataset.summary()},
-            settings={**settings, "space_source": space.source,
-                      ENVIRONMENT_SETTING: numerical_environment(backend)},
+            settings=settings.with_changes({"space_source": space.source,
+                                            ENVIRONMENT_SETTING: numerical_environment(backend)}).to_record(),
             versions=package_versions(backend),
         )
         print(f"study '{name}' created in {display_name(url)}: {dataset.summary()}", file=out)
@@ -182,7 +183,7 @@ def _load_new_study_data(options: RunOptions, space: SearchSpace, task: str, see
 
 
 def _warm_start_plan(
-    storage: Storage, options: RunOptions, space: SearchSpace, engine: Engine, settings: dict[str, Any],
+    storage: Storage, options: RunOptions, space: SearchSpace, engine: Engine, settings: StudySettings,
     dataset: Dataset, *, name: str | None = None,
 ) -> WarmStartPlan:
     return plan_warm_start(
@@ -267,11 +268,11 @@ def _resume(
     engine = get_engine(study.engine)
     isolation.check(engine)
     changes = settings_changes(study, engine, space, given)
-    settings = {**study.settings, **changes}
+    settings = StudySettings.from_record(study.settings).with_changes(changes)
     # Checked before anything is written: a bad number must not end up in the study's settings.
     # A stored timeout is a per-session limit: a resumed run gets the same again, not what is left.
-    budget = stored_budget(settings, settings.get("timeout_s"), "--trials" if "trials" in changes else None)
-    check_seconds("--stale-after", settings.get("stale_after_s"))
+    budget = stored_budget(settings, settings.timeout_s, "--trials" if "trials" in changes else None)
+    check_seconds("--stale-after", settings.stale_after_s)
     engine.check(space, settings)
     grid_problem = listing_problem(space, settings, engine.name)  # a limit lowered since the study began
     if grid_problem is not None:
@@ -286,8 +287,9 @@ def _resume(
             shown = ", ".join(f"{key} {value}" for key, value in changes.items())
             print(f"study '{study.name}' settings updated: {shown}", file=out)
 
-        backend = study_backend(study.settings)
-        for line in changes_since(study.versions, study.settings.get(ENVIRONMENT_SETTING),
+        settings = StudySettings.from_record(study.settings)
+        backend = study_backend(settings)
+        for line in changes_since(study.versions, settings.environment,
                                   package_versions(backend), numerical_environment(backend)):
             print(f"warning: study '{study.name}' was created with {line}: the trials from here on may "
                   "differ from those an uninterrupted run would have trained", file=sys.stderr)
@@ -298,7 +300,7 @@ def _resume(
             numbers = ", ".join(f"#{trial.number}" for trial in interrupted)
             print(f"marked {len(interrupted)} interrupted trial(s) as FAILED: {numbers}", file=out)
         retries = trials_to_retry(storage, study)
-        checkpoints = study_checkpoints(storage.url, study, study.settings)
+        checkpoints = study_checkpoints(storage.url, study, settings)
         # Only a running trial or one due its retry can continue from a checkpoint.
         checkpoints.sweep({t.number for t in retries} | {t.number for t in storage.running_trials(study.id)})
         if retries:
@@ -315,7 +317,7 @@ def _resume(
                       early)
 
 
-def _early_workers(isolation: Isolation, name: str, url: str, settings: dict[str, Any], *,
+def _early_workers(isolation: Isolation, name: str, url: str, settings: StudySettings, *,
                    start: bool = True) -> EarlyWorkers:
     """The run's first workers, started now so their imports overlap its set-up (none in-process)."""
     from .executors.supervisor import EarlyWorkers, WorkerLaunch

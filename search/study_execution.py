@@ -16,6 +16,7 @@ from .engines.base import Budget, BudgetTracker, Engine, RunContext
 from .engines.registry import get_engine
 from .errors import StorageTroubleError
 from .recovery import interrupt_trial, trials_to_retry
+from .settings import StudySettings
 from .study_inputs import load_study_dataset, study_space
 from .study_report import print_summary, resume_command
 from .study_settings import stored_budget
@@ -52,7 +53,7 @@ def run_context(
     recorder.on_finish(tracker.trial_finished)
     return RunContext(
         storage=storage, study=study, space=space, dataset=dataset, recorder=recorder, tracker=tracker,
-        settings=study.settings, retries=retries,
+        settings=StudySettings.from_record(study.settings), retries=retries,
     )
 
 

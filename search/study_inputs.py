@@ -14,6 +14,7 @@ from hpsearch.spaces import SearchSpace, space_from_dict
 from hpsearch.storage import StudyRecord
 
 from .errors import StudyMismatchError
+from .settings import StudySettings
 
 if TYPE_CHECKING:
     from .data import Dataset
@@ -57,7 +58,8 @@ def load_study_dataset(study: StudyRecord) -> Dataset:
 
 def study_space(study: StudyRecord) -> SearchSpace:
     """The search space stored with ``study``, named after the file it was first loaded from."""
-    return space_from_dict(study.space, study.settings.get("space_source", f"study '{study.name}'"))
+    source = StudySettings.from_record(study.settings).space_source
+    return space_from_dict(study.space, f"study '{study.name}'" if source is None else source)
 
 
 def refuse_changed_inputs(

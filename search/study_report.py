@@ -5,14 +5,13 @@ summary, and the commands that continue or inspect it.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from hpsearch.spaces import SearchSpace, SpaceError
 from hpsearch.storage import Storage, StudyRecord, TrialState, safe_url
 
+from .settings import StudySettings
 from .study_options import DEFAULT_STORAGE
-from .warm_start import WARM_START_SETTING
 
 if TYPE_CHECKING:
     from .data import Dataset
@@ -34,7 +33,7 @@ def resume_command(study: StudyRecord, url: str) -> str:
 
 
 def print_dry_run(
-    space: SearchSpace, engine: Engine, settings: Mapping[str, Any], dataset: Dataset, budget: Budget,
+    space: SearchSpace, engine: Engine, settings: StudySettings, dataset: Dataset, budget: Budget,
     grid_problem: str | None, out: TextIO,
 ) -> None:
     """What ``run --dry-run`` shows: the space, the engine's plan, the data and the budget.
@@ -66,14 +65,15 @@ def print_summary(
     interrupted = storage.count_interrupted(study.id) if counts[TrialState.FAILED] else 0
     # An interrupted attempt is FAILED in the store, but not for its configuration: it is retried.
     states += f", {interrupted} of them interrupted" if interrupted else ""
-    copied = len(storage.copied_trials(study.id)) if study.settings.get(WARM_START_SETTING) else 0
+    settings = StudySettings.from_record(study.settings)
+    copied = len(storage.copied_trials(study.id)) if settings.warm_start else 0
     states += f"; {copied} of them copied by --warm-start" if copied else ""
     print(f"study '{study.name}': {sum(counts.values())} trials ({states}) after {seconds:.1f} s", file=out)
     spent, running = storage.budget_usage(study.id)
     if budget.trials is not None and spent + running < budget.trials and budget.time_left() != 0.0:
         # Neither the budget (trials still running in another command count) nor the clock stopped it:
         # the engine ran out of proposals. Say so, or the progress line's "[5/6]" reads as trials lost.
-        why = engine.short_plan_reason(space, study.settings, spent)
+        why = engine.short_plan_reason(space, settings, spent)
         print(f"the {study.engine} {study.algorithm} search ended after {spent} of its {budget.trials} "
               f"trials: {why}", file=out)
     best = storage.best_trials(study.id, 1)

@@ -19,6 +19,7 @@ from hpsearch.storage import StudyRecord
 from .engines.base import ENGINE_OPTIONS, Budget, Engine
 from .errors import StudyMismatchError, UsageError
 from .limits import TRIALS, check_seed
+from .settings import StudySettings
 from .training.checkpoints import CHECKPOINT_DIR_SETTING
 from .training.runner import DEFAULT_STALE_AFTER_S
 
@@ -90,16 +91,29 @@ def run_budget(trials: int | None, timeout_s: float | None, max_failures: int,
     return Budget(trials=trials, timeout_s=timeout_s, max_consecutive_failures=max_failures)
 
 
-def stored_budget(settings: Mapping[str, Any], timeout_s: float | None,
+def stored_budget(settings: StudySettings | Mapping[str, Any], timeout_s: float | None,
                   given_as: str | None = None) -> Budget:
     """The budget recorded in a study's ``settings``, with ``timeout_s`` for this session (a stored timeout
-    is a per-session limit); ``given_as`` as for :func:`run_budget`."""
-    return run_budget(settings.get("trials"), timeout_s,
-                      int(settings.get("max_failures", DEFAULT_MAX_FAILURES)), given_as)
+    is a per-session limit); ``given_as`` as for :func:`run_budget`.
+
+    Args:
+        settings: the study's settings (a stored settings object is read as ``StudySettings``).
+        timeout_s: this session's wall-clock limit.
+        given_as: as for :func:`run_budget`.
+
+    Returns:
+        The budget.
+
+    Raises:
+        UsageError: as :func:`run_budget`.
+    """
+    settings = StudySettings.from_record(settings)
+    return run_budget(settings.trials, timeout_s, int(settings.max_failures), given_as)
 
 
-def new_study_settings(options: RunOptions, engine: Engine) -> dict[str, Any]:
-    """The settings a new study records, from the options of ``hpsearch run`` (defaults filled in).
+def new_study_settings(options: RunOptions, engine: Engine) -> StudySettings:
+    """The settings a new study records, from the options of ``hpsearch run`` (defaults filled in): the
+    one place a study's settings are built from options.
 
     ``trials`` is the number given, if any: the run's budget replaces it once the engine's plan is known.
 
@@ -123,11 +137,11 @@ def new_study_settings(options: RunOptions, engine: Engine) -> dict[str, Any]:
         **engine_options,
     }
     engine.refuse_foreign_options(engine_options)
-    return settings
+    return StudySettings.from_record(settings)
 
 
 def new_study_budget(options: RunOptions, space: SearchSpace, engine: Engine,
-                     settings: Mapping[str, Any]) -> Budget:
+                     settings: StudySettings) -> Budget:
     """A new study's budget: ``--trials`` when given, else the engine's own plan (a whole grid, one
     Hyperband iteration) or the default.
 
@@ -135,7 +149,7 @@ def new_study_budget(options: RunOptions, space: SearchSpace, engine: Engine,
         UsageError: as :func:`run_budget`.
     """
     trials = options.trials if options.trials is not None else engine.planned_trials(space, settings)
-    return run_budget(trials, options.timeout_s, settings["max_failures"],
+    return run_budget(trials, options.timeout_s, settings.max_failures,
                       "--trials" if options.trials is not None else None)
 
 
@@ -163,7 +177,7 @@ def settings_changes(study: StudyRecord, engine: Engine, space: SearchSpace,
     """
     engine.refuse_foreign_options({key: value for key, value in given.items()
                                    if key == "pruner" or key in ENGINE_OPTIONS})
-    current = engine.resolved_options(space, study.settings)
+    current = engine.resolved_options(space, StudySettings.from_record(study.settings))
     refused = []
     for key in RESUME_REFUSES:
         if key not in given:
@@ -188,8 +202,8 @@ def _study_option(study: StudyRecord, key: str) -> Any:
     """The value an option has in a study, whether stored in its settings or its data reference."""
     if key in ("sample_weight", "task"):
         return study.dataset.get(key, "auto" if key == "task" else None)
+    settings = StudySettings.from_record(study.settings)
     if key == "class_weight":
-        return study.settings.get(key, study.dataset.get(key))
-    if key == "seed":
-        return study.settings.get("seed", 0)
-    return study.settings.get(key)
+        # Older studies recorded it with the data reference only.
+        return settings.class_weight if "class_weight" in settings else study.dataset.get(key)
+    return getattr(settings, key)

@@ -40,12 +40,13 @@ from hpsearch.storage import (
 )
 
 from .errors import UsageError
+from .settings import WARM_START_KEY, StudySettings
 
 if TYPE_CHECKING:
     from .engines.base import Engine
 
 #: Study settings key listing the studies a study was warm-started from.
-WARM_START_SETTING = "warm_start"
+WARM_START_SETTING = WARM_START_KEY
 #: Parts of a study's data reference that decide what its scores mean (beside the fingerprint).
 DATA_KEYS = ("target", "seed", "test_size", "val_size", "class_weight", "sample_weight")
 #: Trial numbers shown per skipped group before "..." (the count is always shown).
@@ -117,7 +118,7 @@ def plan_warm_start(
     sources: Sequence[str],
     space: SearchSpace,
     engine: Engine,
-    settings: Mapping[str, Any],
+    settings: StudySettings,
     dataset: Mapping[str, Any],
 ) -> WarmStartPlan:
     """Decide which completed trials of ``sources`` a new study (not yet created) copies.
@@ -158,7 +159,7 @@ def plan_warm_start(
 def check_resumed_sources(study: StudyRecord, sources: Sequence[str]) -> None:
     """``run --resume --warm-start`` on an existing study: accepted only when it names the sources the
     study was created with (nothing is copied again); anything else would need another study."""
-    recorded = list(study.settings.get(WARM_START_SETTING) or [])
+    recorded = list(StudySettings.from_record(study.settings).warm_start or [])
     if list(sources) != recorded:
         was = ",".join(recorded) if recorded else "none"
         raise UsageError(
@@ -203,11 +204,11 @@ def _check_compatible(source: StudyRecord, space: SearchSpace, dataset: Mapping[
         )
 
 
-def _grid_search(engine: str, settings: Mapping[str, Any]) -> bool:
-    return settings.get("algorithm") == "grid" and engine in ("sklearn", "optuna")
+def _grid_search(engine: str, settings: StudySettings) -> bool:
+    return settings.algorithm == "grid" and engine in ("sklearn", "optuna")
 
 
-def _fold_rule(engine: Engine, settings: Mapping[str, Any], source: StudyRecord) -> str | None:
+def _fold_rule(engine: Engine, settings: StudySettings, source: StudyRecord) -> str | None:
     """Why no trial of ``source`` stands for a candidate of an sklearn study (None: they may)."""
     if engine.name != "sklearn":
         return None
@@ -217,10 +218,10 @@ def _fold_rule(engine: Engine, settings: Mapping[str, Any], source: StudyRecord)
     if source.engine != "sklearn":
         return (f"scored on a validation split by engine {source.engine}; the sklearn engine copies only "
                 f"candidates cross-validated on the same {folds} folds")
-    theirs = cv_folds(source.settings)
+    theirs = cv_folds(StudySettings.from_record(source.settings))
     if theirs != folds:
         return f"cross-validated on {theirs} folds; this study uses {folds}, so the folds differ"
-    trainer, their_trainer = fold_trainer(settings), fold_trainer(source.settings)
+    trainer, their_trainer = fold_trainer(settings), fold_trainer(StudySettings.from_record(source.settings))
     if their_trainer != trainer:
         # The same candidate scores within noise, not the same, under the other trainer (another batch order).
         return (f"its folds were fitted by --trainer {their_trainer}; this study uses --trainer {trainer}, "

@@ -96,8 +96,9 @@ def _folds_per_trial(engine: str, settings: dict[str, Any]) -> int:
     if engine != "sklearn":
         return 1
     from ..engines.sklearn.settings import cv_folds
+    from ..settings import StudySettings
 
-    return cv_folds(settings)
+    return cv_folds(StudySettings.from_record(settings))
 
 
 def compare_text(rows: Sequence[dict[str, Any]]) -> str:

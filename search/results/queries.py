@@ -13,6 +13,7 @@ from typing import Any
 from hpsearch.storage import ModelRecord, Storage, StudyRecord, StudySummary, TrialRecord, TrialState
 
 from ..errors import NoResultError, UsageError
+from ..settings import StudySettings
 from ..training.reproducibility import ENVIRONMENT_SETTING, study_reproducibility
 
 SORT_KEYS = ("number", "value", "duration", "started")
@@ -299,8 +300,10 @@ def models_text(models: Sequence[ModelRecord]) -> list[str]:
 def _how_trained(study: StudyRecord) -> str:
     """What trained the study's trials, where it is not the default: the Keras backend (``--backend``) and
     the scikit-learn fold trainer (``--trainer``), both of which move values within noise."""
-    shown = [f"{key} {value}" for key, default in (("backend", "tensorflow"), ("trainer", "scikeras"))
-             if (value := study.settings.get(key)) not in (None, default)]
+    settings = StudySettings.from_record(study.settings)
+    shown = [f"{key} {value}" for key, value, default in (("backend", settings.backend, "tensorflow"),
+                                                          ("trainer", settings.trainer, "scikeras"))
+             if value not in (None, default)]
     return "".join(f", {part}" for part in shown)
 
 

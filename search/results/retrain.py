@@ -401,6 +401,7 @@ def retrain_study(
     from hpsearch.spaces import resolve_config
 
     from ..runtime.backends import study_backend, use_backend_here
+    from ..settings import StudySettings
     from ..study_inputs import study_space
     from ..study_settings import package_versions
     from ..training.reproducibility import study_reproducibility
@@ -409,7 +410,9 @@ def retrain_study(
     storage = open_storage(normalize_url(storage_url), create=False)
     study = storage.get_study(name)
     # The best model is retrained as its trials trained: on the study's backend.
-    use_backend_here(study.settings, why="run `hpsearch retrain` in a new process")
+    study_settings = StudySettings.from_record(study.settings)
+    use_backend_here(study_settings, why="run `hpsearch retrain` in a new process")
+    backend = study_backend(study_settings)
     trial = _pick_trial(storage, study, options.trial)
     config = resolve_config(study_space(study), trial.params)
     dataset = _load_dataset(study)
@@ -533,7 +536,7 @@ def retrain_study(
         "threshold": threshold,
         "seeds": seeds_block,
         "files": files,
-        "versions": package_versions(study_backend(study.settings)),
+        "versions": package_versions(backend),
         # What the search that chose this configuration needs to be rerun as it ran (README).
         "reproducibility": study_reproducibility(study),
     }

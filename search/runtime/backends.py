@@ -27,14 +27,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import UsageError
+from ..settings import StudySettings
 
 BACKENDS = ("tensorflow", "jax")
 DEFAULT_BACKEND = "tensorflow"
 
 
 def study_backend(settings: Mapping[str, Any]) -> str:
-    """The backend a study's trials train on (TensorFlow for studies created before the option)."""
-    backend = settings.get("backend") or DEFAULT_BACKEND
+    """The backend a study's trials train on (TensorFlow for studies created before the option).
+
+    Args:
+        settings: the study's settings (a ``StudySettings``, or the stored JSON object).
+
+    Returns:
+        One of ``BACKENDS``.
+
+    Raises:
+        UsageError: a backend hpsearch does not train on.
+    """
+    backend = StudySettings.from_record(settings).backend or DEFAULT_BACKEND
     if backend not in BACKENDS:
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, but got {backend!r}")
     return str(backend)
@@ -51,7 +62,7 @@ def check_backend(settings: Mapping[str, Any], *, pack: int = 1) -> None:
     if pack > 1:
         raise UsageError(f"--pack {pack} needs --backend tensorflow: a pack trains its configurations "
                          "in one TensorFlow graph")
-    if settings.get("dask") not in (None, "local"):
+    if StudySettings.from_record(settings).dask not in (None, "local"):
         raise UsageError(f"--backend {backend} cannot be combined with --dask: the cluster's workers "
                          "start with their own Keras backend")
 

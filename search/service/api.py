@@ -330,8 +330,9 @@ def _folds(record: StudyRecord) -> int:
     if record.engine != "sklearn":
         return 1
     from ..engines.sklearn.settings import cv_folds
+    from ..settings import StudySettings
 
-    return cv_folds(record.settings)
+    return cv_folds(StudySettings.from_record(record.settings))
 
 
 def compare(ctx: ApiContext, request: Request) -> Any:

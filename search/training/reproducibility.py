@@ -15,11 +15,13 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..settings import ENVIRONMENT_KEY, StudySettings
+
 if TYPE_CHECKING:
     from hpsearch.storage import StudyRecord
 
 #: Study settings key of the environment recorded at creation (versions are the study's own column).
-ENVIRONMENT_SETTING = "environment"
+ENVIRONMENT_SETTING = ENVIRONMENT_KEY
 
 
 def numerical_environment(backend: str) -> dict[str, Any]:
@@ -46,8 +48,9 @@ def numerical_environment(backend: str) -> dict[str, Any]:
 
 def study_reproducibility(study: StudyRecord) -> dict[str, Any]:
     """One block for ``studies --json`` and the model card: everything a rerun must match."""
-    environment = study.settings.get(ENVIRONMENT_SETTING) or {}
-    seed = study.settings.get("seed")
+    settings = StudySettings.from_record(study.settings)
+    environment = settings.environment or {}
+    seed = settings.seed
     return {
         "seed": 0 if seed is None else seed,
         "data_fingerprint": study.dataset.get("fingerprint"),
