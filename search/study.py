@@ -33,6 +33,7 @@ from .limits import listing_problem
 from .names import check_study_name
 from .recovery import fail_abandoned_trials, trials_to_retry
 from .runtime.backends import study_backend, use_backend_here
+from .seeds import data_split_seed
 from .settings import StudySettings
 from .study_execution import launch, run_context
 from .study_inputs import load_data, load_study_dataset, refuse_changed_inputs, study_space
@@ -103,7 +104,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         engine.check_warm_start(settings)
 
     if options.dry_run:
-        dataset = _load_new_study_data(options, space, task, settings.seed)
+        dataset = _load_new_study_data(options, space, task, data_split_seed(settings.seed))
         print_dry_run(space, engine, settings, dataset, budget, grid_problem, out)
         if sources:
             # Read only: the plan shows what a real run would copy and skip.
@@ -121,7 +122,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         # Bad data is refused before the database is even created; a resume reloads data from the study.
         dataset = None
         if not options.resume:
-            dataset = _load_new_study_data(options, space, task, settings.seed)
+            dataset = _load_new_study_data(options, space, task, data_split_seed(settings.seed))
         storage = open_storage(url)
         existing = _find_study(storage, name)
         if existing is not None:
@@ -138,7 +139,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
 
         check_study_name(name)  # a new study: its name's length too (run --resume of a missing study)
         if dataset is None:
-            dataset = _load_new_study_data(options, space, task, settings.seed)
+            dataset = _load_new_study_data(options, space, task, data_split_seed(settings.seed))
         plan = None
         if sources:
             # Planned before the study exists: a bad source leaves nothing behind.

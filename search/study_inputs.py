@@ -14,6 +14,7 @@ from hpsearch.spaces import SearchSpace, space_from_dict
 from hpsearch.storage import StudyRecord
 
 from .errors import StudyMismatchError
+from .seeds import data_split_seed, study_seed
 from .settings import StudySettings
 
 if TYPE_CHECKING:
@@ -45,7 +46,8 @@ def load_study_dataset(study: StudyRecord) -> Dataset:
     reference = study.dataset
     dataset = load_data(
         reference["source"], reference.get("target"), reference.get("task", "auto"),
-        int(reference.get("seed", 0)), reference.get("class_weight"), reference.get("sample_weight"),
+        data_split_seed(study_seed(reference.get("seed"))), reference.get("class_weight"),
+        reference.get("sample_weight"),
     )
     if dataset.fingerprint != reference.get("fingerprint"):
         was, now = str(reference.get("fingerprint"))[:12], dataset.fingerprint[:12]

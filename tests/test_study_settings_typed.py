@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
-
 from hpsearch.engines.base import ENGINE_OPTIONS
 from hpsearch.engines.registry import get_engine
 from hpsearch.settings import CHECKPOINT_DIR_KEY, ENVIRONMENT_KEY, WARM_START_KEY, StudySettings
@@ -45,7 +45,8 @@ def test_a_stored_record_round_trips_byte_for_byte(record: dict) -> None:
 
 def test_fields_read_the_record_and_defaults_fill_what_it_lacks() -> None:
     settings = StudySettings.from_record(OLD_RECORD)
-    assert (settings.algorithm, settings.seed, settings.trials, settings.cv, settings.jobs) == ("random", 7, 4, 3, 1)
+    read = (settings.algorithm, settings.seed, settings.trials, settings.cv, settings.jobs)
+    assert read == ("random", 7, 4, 3, 1)
     assert settings.warm_start == ("a", "b")
     assert settings.environment == {"backend": "tensorflow", "determinism": {"cpus": 2}}
     assert settings.pruner == "none"
@@ -73,7 +74,7 @@ def test_with_changes_merges_as_the_stored_json_does() -> None:
     changed = settings.with_changes({"trials": 9, "jobs": 2})
     assert _json(changed.to_record()) == _json({**OLDEST_RECORD, "trials": 9, "jobs": 2})
     assert (changed.trials, changed.jobs, settings.trials) == (9, 2, 3)
-    with pytest.raises(Exception):  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
         settings.trials = 1  # type: ignore[misc]
 
 

@@ -48,6 +48,7 @@ from hpsearch.storage import (
 from .. import interrupts
 from ..errors import HpsearchError, UsageError
 from ..names import command_line, unused_directory
+from ..seeds import retrain_seeds
 from .export import (
     CARD_FILE,
     CARD_FORMAT,
@@ -425,7 +426,7 @@ def retrain_study(
     # An earlier retrain's files there are what its model record (path, sha256) and card point to: never
     # overwrite them; write beside them, in DIR-2, DIR-3, ..., as two retrains in one second do.
     wanted, directory = directory, unused_directory(directory, RETRAIN_FILES)
-    seeds = [options.seed + i for i in range(options.seeds)]
+    seeds = retrain_seeds(options.seed, options.seeds)
     settings = _callback_settings(options, monitor, mode, config)
     criterion = None
     if options.threshold_for is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import interrupts
+from ..seeds import epoch_order_seed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -279,7 +280,7 @@ def epoch_batches(dataset: Dataset, batch_size: int, seed: int, first_epoch: int
     columns = [tf.constant(dataset.x_train), tf.constant(dataset.y_train)]
     if weights is not None:
         columns.append(tf.constant(weights))
-    stream_seed = tf.constant(seed % 2**31, dtype=tf.int64)
+    stream_seed = tf.constant(epoch_order_seed(seed), dtype=tf.int64)
 
     def one_epoch(epoch: Any) -> Any:
         order = tf.random.experimental.stateless_shuffle(tf.range(rows, dtype=tf.int64),

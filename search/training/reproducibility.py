@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..seeds import study_seed
 from ..settings import ENVIRONMENT_KEY, StudySettings
 
 if TYPE_CHECKING:
@@ -50,9 +51,8 @@ def study_reproducibility(study: StudyRecord) -> dict[str, Any]:
     """One block for ``studies --json`` and the model card: everything a rerun must match."""
     settings = StudySettings.from_record(study.settings)
     environment = settings.environment or {}
-    seed = settings.seed
     return {
-        "seed": 0 if seed is None else seed,
+        "seed": study_seed(settings.seed),
         "data_fingerprint": study.dataset.get("fingerprint"),
         "backend": environment.get("backend"),
         "determinism": environment.get("determinism"),

@@ -39,6 +39,7 @@ from hpsearch.storage import (
 )
 
 from ..errors import ClusterLostError, FitProcessLostError, StorageTroubleError
+from ..seeds import training_seed
 from .checkpoints import CHECKPOINT_MIN_EPOCHS, EpochCheckpoint, study_checkpoints
 from .fit import (
     EpochRecorderCallback,
@@ -73,11 +74,6 @@ def stale_after_s(settings: Mapping[str, Any]) -> float:
 def heartbeat_interval(settings: Mapping[str, Any]) -> float:
     """Beat often enough that one late beat never makes a live trial look stale."""
     return max(0.2, min(HEARTBEAT_S, stale_after_s(settings) / 4))
-
-
-def training_seed(study_seed: int, params: Mapping[str, Any]) -> int:
-    """The seed a configuration trains with in a study seeded ``study_seed`` (see ``Attempt.seed``)."""
-    return int(config_key({"seed": study_seed, "params": dict(params)})[:8], 16) % 2**31
 
 
 # -- what engines hand the runner, and what they get back -----------------------------------------------
