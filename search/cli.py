@@ -396,19 +396,17 @@ def _cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from hpsearch.storage import normalize_url, open_storage
+    from hpsearch.storage import open_storage
 
-    return open_storage(normalize_url(args.storage), create=False)
+    return open_storage(args.storage, create=False)
 
 
 def _cmd_studies(args: argparse.Namespace, out: TextIO) -> int:
-    from hpsearch.storage import display_name, normalize_url
-
     from .results.queries import studies_table, study_dict
 
-    summaries = _open(args).list_studies()
-    _print_listing(summaries, args.json, study_dict, studies_table,
-                   f"there are no studies yet in {display_name(normalize_url(args.storage))}", out)
+    storage = _open(args)
+    _print_listing(storage.list_studies(), args.json, study_dict, studies_table,
+                   f"there are no studies yet in {storage.location.shown}", out)
     return 0
 
 
@@ -521,10 +519,11 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_db(args: argparse.Namespace, out: TextIO) -> int:
-    from hpsearch.storage import display_name, normalize_url, upgrade_database
+    from hpsearch.storage import StoreLocation, upgrade_database
 
-    before, after = upgrade_database(normalize_url(args.storage))
-    where = display_name(normalize_url(args.storage))  # never the password of a PostgreSQL URL
+    location = StoreLocation.parse(args.storage)
+    before, after = upgrade_database(location)
+    where = location.shown  # never the password of a PostgreSQL URL
     if before == after:
         print(f"{where} is already at schema revision {after}", file=out)
     else:

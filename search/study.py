@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 from hpsearch.spaces import SearchSpace, check_objective, load_space
 from hpsearch.storage import (
     Storage,
+    StoreLocation,
     StudyExistsError,
     StudyNotFoundError,
     StudyRecord,
-    display_name,
-    normalize_url,
     open_storage,
 )
 
@@ -98,7 +97,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     if options.isolation.in_process and not options.dry_run:
         use_backend_here(settings, why=IN_PROCESS_BACKEND)
     task = options.task or space.task
-    url = normalize_url(options.storage)
+    location = StoreLocation.parse(options.storage)
     sources = parse_sources(options.warm_start)
     if sources:
         engine.check_warm_start(settings)
@@ -108,7 +107,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         print_dry_run(space, engine, settings, dataset, budget, grid_problem, out)
         if sources:
             # Read only: the plan shows what a real run would copy and skip.
-            plan = _warm_start_plan(open_storage(url, create=False), options, space, engine, settings,
+            plan = _warm_start_plan(open_storage(location, create=False), options, space, engine, settings,
                                     dataset)
             for line in plan.lines():
                 print(line, file=out)
@@ -118,16 +117,16 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         options.data, engine.name, settings.algorithm or "")
     # A new study's workers start importing TensorFlow now, while the data loads and the study is created
     # (a resume starts them once it has read the study's settings).
-    with _early_workers(options.isolation, name, url, settings, start=not options.resume) as early:
+    with _early_workers(options.isolation, name, location, settings, start=not options.resume) as early:
         # Bad data is refused before the database is even created; a resume reloads data from the study.
         dataset = None
         if not options.resume:
             dataset = _load_new_study_data(options, space, task, data_split_seed(settings.seed))
-        storage = open_storage(url)
+        storage = open_storage(location)
         existing = _find_study(storage, name)
         if existing is not None:
             if not options.resume:
-                raise StudyExistsError(name, display_name(url))
+                raise StudyExistsError(name, location.shown)
             if sources:
                 check_resumed_sources(existing, sources)
             refuse_changed_inputs(
@@ -163,7 +162,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
                                             ENVIRONMENT_SETTING: numerical_environment(backend)}).to_record(),
             versions=package_versions(backend),
         )
-        print(f"study '{name}' created in {display_name(url)}: {dataset.summary()}", file=out)
+        print(f"study '{name}' created in {location.shown}: {dataset.summary()}", file=out)
         if plan is not None:
             # Copied once, here: a resume continues with them and never copies again.
             copied = storage.copy_trials(study.id, list(plan.copies))
@@ -220,7 +219,7 @@ def resume_study(
             mean.
         UsageError, SearchInterrupted, SearchFailedError, StorageTroubleError: as ``run_study``.
     """
-    storage = open_storage(normalize_url(storage_url), create=False)
+    storage = open_storage(storage_url, create=False)
     study = storage.get_study(name)
     refuse_changed_inputs(
         study, space=load_space(space) if space else None, engine=engine, algorithm=None, data=data,
@@ -245,7 +244,7 @@ def join_study(
         UsageError: the study's engine runs one worker at a time.
         StudyNotFoundError, SearchInterrupted, SearchFailedError: as ``resume_study``.
     """
-    storage = open_storage(normalize_url(storage_url), create=False)
+    storage = open_storage(storage_url, create=False)
     study = storage.get_study(name)
     if not get_engine(study.engine).parallel_workers:
         raise UsageError(
@@ -281,7 +280,7 @@ def _resume(
     if isolation.in_process:
         use_backend_here(settings, why=IN_PROCESS_BACKEND)
     # The workers start importing TensorFlow now, while the data reloads and the study is reconciled.
-    with _early_workers(isolation, study.name, storage.url, settings) as early:
+    with _early_workers(isolation, study.name, storage.location, settings) as early:
         dataset = load_study_dataset(study)
         if changes:
             study = storage.update_study_settings(study.id, changes)
@@ -318,14 +317,14 @@ def _resume(
                       early)
 
 
-def _early_workers(isolation: Isolation, name: str, url: str, settings: StudySettings, *,
+def _early_workers(isolation: Isolation, name: str, location: StoreLocation, settings: StudySettings, *,
                    start: bool = True) -> EarlyWorkers:
     """The run's first workers, started now so their imports overlap its set-up (none in-process)."""
     from .executors.supervisor import EarlyWorkers, WorkerLaunch
 
     if isolation.in_process or not start:
         return EarlyWorkers(None)
-    return EarlyWorkers(WorkerLaunch(name, normalize_url(url), settings, isolation.workers,
+    return EarlyWorkers(WorkerLaunch(name, location.url, settings, isolation.workers,
                                      isolation.recycle_after, isolation.memory_limit_mb))
 
 

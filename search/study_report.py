@@ -8,7 +8,7 @@ import shlex
 from typing import TYPE_CHECKING, TextIO
 
 from hpsearch.spaces import SearchSpace, SpaceError
-from hpsearch.storage import Storage, StudyRecord, TrialState, safe_url
+from hpsearch.storage import Storage, StoreLocation, StudyRecord, TrialState
 
 from .settings import StudySettings
 from .study_options import DEFAULT_STORAGE
@@ -27,9 +27,17 @@ def space_summary(space: SearchSpace) -> str:
     return f"space {space.source}: {len(space.params)} tuned parameters, {grid}"
 
 
-def resume_command(study: StudyRecord, url: str) -> str:
-    """The command that resumes ``study``, every value shell-quoted (a name may hold spaces or quotes)."""
-    return f"hpsearch resume {shlex.quote(study.name)}{_storage_flag(url)}"
+def resume_command(study: StudyRecord, location: StoreLocation | str) -> str:
+    """The command that resumes ``study``, every value shell-quoted (a name may hold spaces or quotes).
+
+    Args:
+        study: the study.
+        location: its store (``Storage.location``; a URL is parsed).
+
+    Returns:
+        The command line, the store's password masked.
+    """
+    return f"hpsearch resume {shlex.quote(study.name)}{_storage_flag(StoreLocation.of(location))}"
 
 
 def print_dry_run(
@@ -80,10 +88,11 @@ def print_summary(
     if best:
         origin = f" (copied from study {best[0].copied_from})" if best[0].copied else ""
         print(f"best trial #{best[0].number}: {study.objective} = {best[0].value:.6g}{origin}", file=out)
-        print(f"show it with: hpsearch best {shlex.quote(study.name)}{_storage_flag(storage.url)}", file=out)
+        print(f"show it with: hpsearch best {shlex.quote(study.name)}{_storage_flag(storage.location)}",
+              file=out)
 
 
-def _storage_flag(url: str) -> str:
+def _storage_flag(location: StoreLocation) -> str:
     """``--storage URL`` for a printed command, password masked (set HPSEARCH_STORAGE to run it), quoted
     for a shell."""
-    return "" if url == DEFAULT_STORAGE else f" --storage {shlex.quote(safe_url(url))}"
+    return "" if location.url == DEFAULT_STORAGE else f" --storage {shlex.quote(location.safe_url)}"

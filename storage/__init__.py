@@ -16,7 +16,6 @@ learning library, so the CLI's query commands load quickly.
 
 from __future__ import annotations
 
-from .connection import display_name, normalize_url, safe_url
 from .conventions import EPOCHS_RESTORED_METRIC, config_key
 from .credentials import mask_credentials, mask_url
 from .errors import (
@@ -33,6 +32,7 @@ from .errors import (
     TrialNotFoundError,
     TrialNotRunningError,
 )
+from .locator import StoreLocation, display_name, normalize_url, safe_url
 from .records import ModelRecord, StudyRecord, StudySummary, TrialCopy, TrialRecord, TrialState
 from .repository import Storage, open_storage
 from .schema import upgrade_database
@@ -48,6 +48,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "StorageUrlError",
+    "StoreLocation",
     "StudyExistsError",
     "StudyNotFoundError",
     "StudyRecord",

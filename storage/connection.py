@@ -1,4 +1,5 @@
-"""Engines: URL handling, SQLite connection settings and translation of driver errors.
+"""Engines: SQLite connection settings and translation of driver errors (where a store lives, and how
+its URL reads, is :mod:`hpsearch.storage.locator`'s).
 
 SQLite is used by several processes at once (parallel workers, a CLI query during a run), so our
 databases are in WAL mode (readers never block the writer) and every connection gets a 30 s busy
@@ -19,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from .credentials import mask_credentials, mask_url
+from .credentials import mask_credentials
 from .errors import StorageError
+from .locator import StoreLocation
 
 WRITE_OPTION = "hpsearch_write"
 #: Every SQLite connection of a study, hpsearch's and Optuna's: the disk is flushed at WAL checkpoints only.
@@ -47,69 +49,27 @@ def sqlite_busy_timeout_s() -> float:
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def normalize_url(url_or_path: str) -> str:
-    """Turn a plain file path into an SQLite URL; anything with ``://`` passes through unchanged."""
-    if "://" in url_or_path:
-        return url_or_path
-    # "sqlite:///" + "/abs/x.db" gives the four slashes SQLAlchemy expects for an absolute path.
-    return "sqlite:///" + url_or_path
-
-
-def parse_url(url: str) -> Any:
-    """SQLAlchemy's reading of ``url``; StorageUrlError (exit 2, password masked) when it has none."""
-    from .errors import StorageUrlError
-
-    try:
-        return make_url(url)
-    except (ArgumentError, ValueError) as e:  # ValueError: a port that is not a number
-        # SQLAlchemy's message may quote the whole URL, password included.
-        reason = mask_credentials(str(e), url)
-        raise StorageUrlError(f"invalid storage URL {mask_url(url)!r}: {reason}") from e
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The database file of an SQLite URL, or None for other backends and in-memory databases."""
-    parsed = parse_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    database = parsed.database or ""
-    if parsed.query.get("uri") in ("true", "1"):
-        database = database.removeprefix("file:")
-        if database.startswith("//"):  # file://host/path form; only the local host is meaningful
-            database = database[2:].partition("/")[2]
-            database = "/" + database
-    if database in ("", ":memory:") or parsed.query.get("mode") == "memory":
-        return None
-    return Path(database)
-
-
-def display_name(url: str) -> str:
-    """What messages call the database: the file for SQLite, the URL without password otherwise."""
-    try:
-        path = sqlite_path(url)
-    except StorageError:
-        path = None
-    if path is not None:
-        return str(path)
-    return mask_url(url)
-
-
-def safe_url(url: str) -> str:
-    """The URL as it may be printed, logged or stored: a password becomes ``***``."""
-    return mask_url(url)
-
-
 #: SQLite files this process already checked. Closing any descriptor of a file drops every POSIX lock
 #: this process holds on it, including those of SQLite connections still open here; a second plain
 #: open()/close() of a database in use would let another process delete its WAL under our feet.
 _CHECKED_FILES: set[str] = set()
 
 
-def check_sqlite_file(url: str, *, create: bool) -> None:
-    """Refuse, before SQLite sees it, a file that cannot become or already is not our database."""
+def check_sqlite_file(location: StoreLocation | str, *, create: bool) -> None:
+    """Refuse, before SQLite sees it, a file that cannot become or already is not our database.
+
+    Args:
+        location: the store (a server's store has no file to check).
+        create: whether a missing file may be created.
+
+    Raises:
+        DatabaseNotFoundError: a missing file where ``create`` is False.
+        SchemaError: a file that is not SQLite.
+        StorageError: a missing directory, a directory given as the file, a file that cannot be read.
+    """
     from .errors import DatabaseNotFoundError, SchemaError
 
-    path = sqlite_path(url)
+    path = StoreLocation.of(location).sqlite_file
     if path is None:
         return
     key = str(path.resolve())
@@ -143,7 +103,7 @@ def check_sqlite_file(url: str, *, create: bool) -> None:
 _EXTRAS = {"postgresql": "postgres"}
 
 
-def make_engine(url: str, *, journal: bool = True) -> Engine:
+def make_engine(location: StoreLocation | str, *, journal: bool = True) -> Engine:
     """Create an engine with the SQLite settings above; other backends get pre-ping only.
 
     With ``journal=False`` (read-only commands) an SQLite file's journal mode is never changed; with
@@ -156,15 +116,16 @@ def make_engine(url: str, *, journal: bool = True) -> Engine:
     """
     from .errors import StorageUrlError
 
-    parsed = parse_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    location = StoreLocation.of(location)
+    url = location.url
+    if not location.is_sqlite:
         try:
             return create_engine(url, pool_pre_ping=True)
         except ImportError as e:
-            raise StorageUrlError(_missing_driver(parsed, url, e)) from e
+            raise StorageUrlError(_missing_driver(location, e)) from e
         except ArgumentError as e:  # an unknown dialect, or an option the driver refuses
             reason = mask_credentials(str(e), url)
-            raise StorageUrlError(f"cannot use storage {display_name(url)}: {reason}") from e
+            raise StorageUrlError(f"cannot use storage {location.shown}: {reason}") from e
 
     engine = create_engine(url, connect_args={"timeout": sqlite_busy_timeout_s()})
     event.listen(engine, "connect", _sqlite_on_connect if journal else _sqlite_on_connect_reading)
@@ -172,18 +133,18 @@ def make_engine(url: str, *, journal: bool = True) -> Engine:
     return engine
 
 
-def _missing_driver(parsed: Any, url: str, error: ImportError) -> str:
-    backend = parsed.get_backend_name()
-    module = getattr(error, "name", None) or parsed.get_driver_name()
+def _missing_driver(location: StoreLocation, error: ImportError) -> str:
+    backend = location.dialect
+    module = getattr(error, "name", None) or location.drivername.partition("+")[2] or backend
     extra = _EXTRAS.get(backend)
-    if extra and parsed.drivername == backend:
+    if extra and location.drivername == backend:
         fix = f"install it with `pip install 'hpsearch[{extra}]'`"
     elif extra:
         fix = (f"install {module}, or use {backend}:// with the driver `pip install 'hpsearch[{extra}]'` "
                "installs")
     else:
         fix = f"install {module}"
-    return f"cannot use storage {display_name(url)}: its driver {module} is not installed; {fix}"
+    return f"cannot use storage {location.shown}: its driver {module} is not installed; {fix}"
 
 
 def sync_sqlite_at_checkpoints(engine: Engine) -> None:
@@ -315,17 +276,28 @@ def _out_of_room(path: Path) -> str | None:
     return None
 
 
-def translate_error(error: DBAPIError, url: str, *, writing: bool) -> StorageError:
-    """One clear sentence for driver errors users can cause (permissions, full disk, locks, garbage)."""
+def translate_error(error: DBAPIError, location: StoreLocation | str, *, writing: bool) -> StorageError:
+    """One clear sentence for driver errors users can cause (permissions, full disk, locks, garbage).
+
+    Args:
+        error: the driver's error.
+        location: the store it came from.
+        writing: whether the failed statement wrote.
+
+    Returns:
+        The StorageError (or SchemaError) to raise, its password masked.
+    """
     from .errors import SchemaError
 
-    where = display_name(url)
+    location = StoreLocation.of(location)
+    where = location.shown
     # A driver's message may quote the connection string (psycopg's "invalid dsn", for one).
-    reason = mask_credentials(str(getattr(error, "orig", None) or error).strip().splitlines()[0], url)
+    reason = mask_credentials(str(getattr(error, "orig", None) or error).strip().splitlines()[0],
+                              location.url)
     lowered = reason.lower()
     if "file is not a database" in lowered or "file is encrypted" in lowered:
         return SchemaError(f"{where} is not an SQLite database")
-    path = sqlite_path(url)
+    path = location.sqlite_file
     if path is not None and any(token in lowered for token in _WRITE_FAILURES):
         directory = path.parent
         if not _can_create_files_in(directory):

@@ -15,7 +15,8 @@ unique constraints, so a race ends in a retry or a clear error, never in a dupli
 
 from __future__ import annotations
 
-from .connection import check_sqlite_file, make_engine, normalize_url
+from .connection import check_sqlite_file, make_engine
+from .locator import StoreLocation
 from .retrained_models import RetrainedModels
 from .schema import ensure_schema
 from .studies import StudyOperations
@@ -31,11 +32,12 @@ class Storage(StudyOperations, TrialLifecycle, TrialQueries, TrialCopies, Retrai
     """
 
 
-def open_storage(url: str, *, create: bool = True) -> Storage:
+def open_storage(url: StoreLocation | str, *, create: bool = True) -> Storage:
     """Open (and, for a new or empty database, create) the trial store at ``url``.
 
-    ``url`` is an SQLAlchemy URL or a plain SQLite file path. A database with only Optuna's tables (or
-    none) gets ours added next to them and is switched to WAL. With ``create=False`` (query commands,
+    ``url`` is an SQLAlchemy URL, a plain SQLite file path, or either already parsed (a
+    :class:`~hpsearch.storage.locator.StoreLocation`). A database with only Optuna's tables (or none) gets
+    ours added next to them and is switched to WAL. With ``create=False`` (query commands,
     and those that continue a study) the database must already be hpsearch's: a missing SQLite file
     is DatabaseNotFoundError, another application's database or an empty file NotOurDatabaseError,
     and nothing is created, migrated or switched to WAL, so a typo or a wrong file is left untouched.
@@ -44,12 +46,12 @@ def open_storage(url: str, *, create: bool = True) -> Storage:
     a schema newer or older than this code's, StorageError when the database cannot be opened or
     written.
     """
-    url = normalize_url(url)
-    check_sqlite_file(url, create=create)
-    engine = make_engine(url, journal=create)
+    location = StoreLocation.of(url)
+    check_sqlite_file(location, create=create)
+    engine = make_engine(location, journal=create)
     try:
-        ensure_schema(engine, url, upgrade_older=False, create=create)
+        ensure_schema(engine, location, upgrade_older=False, create=create)
     except BaseException:
         engine.dispose()
         raise
-    return Storage(engine, url)
+    return Storage(engine, location)

@@ -17,17 +17,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from .connection import (
-    WRITE_OPTION,
-    check_sqlite_file,
-    display_name,
-    make_engine,
-    safe_url,
-    sqlite_path,
-    translate_error,
-    use_wal,
-)
+from .connection import WRITE_OPTION, check_sqlite_file, make_engine, translate_error, use_wal
 from .errors import NotOurDatabaseError, SchemaError
+from .locator import StoreLocation
 from .tables import VERSION_TABLE, StudyRow
 
 if TYPE_CHECKING:
@@ -84,18 +76,18 @@ def current_revision(connection: Connection) -> str | None:
     return max(rows) if rows else None
 
 
-def _check_known(revision: str | None, url: str) -> None:
+def _check_known(revision: str | None, location: StoreLocation) -> None:
     head, known = known_revisions()
     if revision is None or revision == head:
         return
-    where = display_name(url)
+    where = location.shown
     if revision not in known:
         raise SchemaError(
             f"{where} was written by a newer version of hpsearch (schema revision {revision}); "
             "upgrade hpsearch to open it"
         )
     raise SchemaError(
-        f"{where} uses an older schema ({revision}); run `hpsearch db upgrade --storage {safe_url(url)}`"
+        f"{where} uses an older schema ({revision}); run `hpsearch db upgrade --storage {location.safe_url}`"
     )
 
 
@@ -111,7 +103,7 @@ def _migrate(connection: Connection) -> None:
 
 
 def ensure_schema(
-    engine: Engine, url: str, *, upgrade_older: bool, create: bool = True
+    engine: Engine, url: StoreLocation | str, *, upgrade_older: bool, create: bool = True
 ) -> tuple[str | None, str]:
     """Bring a database to head if it has none of our tables (or, if asked, an older revision).
 
@@ -121,17 +113,17 @@ def ensure_schema(
     without our tables is refused with NotOurDatabaseError and left exactly as it was.
     """
     head, known = known_revisions()
-    url_shown = url
+    location = StoreLocation.of(url)
     try:
         with engine.connect() as connection:
             found = current_revision(connection)
             if found is None and not create:
-                raise _not_ours(connection, url)
+                raise _not_ours(connection, location)
             connection.rollback()
         if found == head:
             return found, head
         if found is not None and (found not in known or not upgrade_older):
-            _check_known(found, url_shown)
+            _check_known(found, location)
         # Only now, about to create or migrate our tables, may the file's journal mode change.
         use_wal(engine)
         with engine.connect().execution_options(**{WRITE_OPTION: True}) as connection:
@@ -139,21 +131,21 @@ def ensure_schema(
                 # Another process may have migrated between our read and our lock.
                 found = current_revision(connection)
                 if found is not None and (found not in known or not upgrade_older):
-                    _check_known(found, url_shown)
+                    _check_known(found, location)
                 if found != head:
                     _migrate(connection)
         return found, head
     except DBAPIError as e:
-        raise translate_error(e, url, writing=False) from e
+        raise translate_error(e, location, writing=False) from e
 
 
-def _not_ours(connection: Connection, url: str) -> NotOurDatabaseError:
+def _not_ours(connection: Connection, location: StoreLocation) -> NotOurDatabaseError:
     from sqlalchemy import inspect
 
-    where = display_name(url)
+    where = location.shown
     tables = inspect(connection).get_table_names()
     studies = StudyRow.__tablename__
-    path = sqlite_path(url)
+    path = location.sqlite_file
     if path is not None and path.exists() and path.stat().st_size == 0:
         what = "the file is empty"
     elif not tables:
@@ -168,18 +160,16 @@ def _not_ours(connection: Connection, url: str) -> NotOurDatabaseError:
     )
 
 
-def upgrade_database(url: str) -> tuple[str | None, str]:
+def upgrade_database(url: StoreLocation | str) -> tuple[str | None, str]:
     """Upgrade the database at ``url`` (a URL or an SQLite path) to the newest schema.
 
     Returns (revision before, revision after); the first is None when the database had no hpsearch
     tables. Refuses a missing SQLite file and a database written by a newer hpsearch.
     """
-    from .connection import normalize_url
-
-    url = normalize_url(url)
-    check_sqlite_file(url, create=False)
-    engine = make_engine(url)
+    location = StoreLocation.of(url)
+    check_sqlite_file(location, create=False)
+    engine = make_engine(location)
     try:
-        return ensure_schema(engine, url, upgrade_older=True)
+        return ensure_schema(engine, location, upgrade_older=True)
     finally:
         engine.dispose()

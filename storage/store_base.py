@@ -16,8 +16,9 @@ from sqlalchemy import ColumnElement, Connection, Engine, Select, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from .connection import WRITE_OPTION, display_name, translate_error
+from .connection import WRITE_OPTION, translate_error
 from .errors import StudyNotFoundError, TrialNotFoundError, TrialNotRunningError
+from .locator import StoreLocation
 from .records import TrialState
 from .row_records import curves_from
 from .tables import StudyRow, TrialEpochRow, TrialRow
@@ -29,14 +30,20 @@ class StoreBase:
     Args:
         engine: the SQLAlchemy engine, built by :func:`~hpsearch.storage.repository.open_storage`
             after the schema was checked.
-        url: the normalised URL the engine was made from.
+        location: where the store lives (a path or URL is parsed here), the engine's URL among it.
     """
 
-    def __init__(self, engine: Engine, url: str) -> None:
-        self.url = url
+    def __init__(self, engine: Engine, location: StoreLocation | str) -> None:
+        #: Where the store lives: its URL, dialect, SQLite file and the forms that may be shown.
+        self.location = StoreLocation.of(location)
         self._engine = engine
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
-        self._where = display_name(url)
+        self._where = self.location.shown
+
+    @property
+    def url(self) -> str:
+        """The URL the store was opened with (a plain path as ``sqlite:///path``)."""
+        return self.location.url
 
     @property
     def where(self) -> str:
@@ -64,7 +71,7 @@ class StoreBase:
             with Session(self._engine, expire_on_commit=False) as session:
                 yield session
         except DBAPIError as e:
-            raise translate_error(e, self.url, writing=False) from e
+            raise translate_error(e, self.location, writing=False) from e
 
     @contextmanager
     def _read_rows(self) -> Iterator[Connection]:
@@ -73,7 +80,7 @@ class StoreBase:
             with self._engine.connect() as connection:
                 yield connection
         except DBAPIError as e:
-            raise translate_error(e, self.url, writing=False) from e
+            raise translate_error(e, self.location, writing=False) from e
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
@@ -83,7 +90,7 @@ class StoreBase:
         except IntegrityError:
             raise  # callers turn constraint violations into their own errors
         except DBAPIError as e:
-            raise translate_error(e, self.url, writing=True) from e
+            raise translate_error(e, self.location, writing=True) from e
 
     @contextmanager
     def _write_rows(self) -> Iterator[Connection]:
@@ -94,7 +101,7 @@ class StoreBase:
         except IntegrityError:
             raise
         except DBAPIError as e:
-            raise translate_error(e, self.url, writing=True) from e
+            raise translate_error(e, self.location, writing=True) from e
 
     # -- reads shared by the parts ----------------------------------------------------------------
 

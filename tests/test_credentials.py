@@ -5,8 +5,8 @@ from __future__ import annotations
 from urllib.parse import quote, quote_plus
 
 import pytest
-from hpsearch.storage.connection import display_name, safe_url
 from hpsearch.storage.credentials import mask_credentials, mask_url, masker
+from hpsearch.storage.locator import display_name, safe_url
 from sqlalchemy.engine import make_url
 
 #: Every character a URL parser treats specially, plus a space and a non-ASCII letter.

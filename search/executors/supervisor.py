@@ -49,7 +49,7 @@ from typing import IO, Any
 
 import psutil
 from hpsearch.storage import Storage, StorageError, StudyRecord, TrialRecord, TrialState
-from hpsearch.storage.connection import sqlite_busy_timeout_s, sqlite_path
+from hpsearch.storage.connection import sqlite_busy_timeout_s
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..engines.base import Budget, BudgetTracker, Engine, RunContext
@@ -227,7 +227,7 @@ class Supervisor:
         self.exhausted = False
         self._bar = None
         self._liveness_at = 0.0
-        self._sqlite_file = sqlite_path(storage.url)
+        self._sqlite_file = storage.location.sqlite_file
         #: Since when one of our workers has been seen stopped while the SQLite file was write-locked.
         self._stopped_and_locked_since: float | None = None
         #: The command that continues the study, for messages (no password in it).

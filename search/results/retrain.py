@@ -41,7 +41,6 @@ from hpsearch.storage import (
     StudyRecord,
     TrialRecord,
     TrialState,
-    normalize_url,
     open_storage,
 )
 
@@ -408,7 +407,7 @@ def retrain_study(
     from ..training.reproducibility import study_reproducibility
 
     options.check()
-    storage = open_storage(normalize_url(storage_url), create=False)
+    storage = open_storage(storage_url, create=False)
     study = storage.get_study(name)
     # The best model is retrained as its trials trained: on the study's backend.
     study_settings = StudySettings.from_record(study.settings)

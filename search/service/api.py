@@ -253,9 +253,7 @@ def _model_view(model: ModelRecord) -> dict[str, Any]:
 # -- handlers -------------------------------------------------------------------------------------
 
 def health(ctx: ApiContext, request: Request) -> Any:
-    from hpsearch.storage.connection import display_name
-
-    return {"status": "ok", "storage": display_name(ctx.storage.url)}
+    return {"status": "ok", "storage": ctx.storage.location.shown}
 
 
 def studies(ctx: ApiContext, request: Request) -> Any:

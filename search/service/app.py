@@ -237,7 +237,7 @@ class _SecurityHeaders:
 def create_app(options: ServeOptions) -> ASGIApp:
     """The ASGI application for ``options`` (already checked): opens the store, and on shutdown stops
     the studies it launched."""
-    from hpsearch.storage import normalize_url, open_storage
+    from hpsearch.storage import StoreLocation, open_storage
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
@@ -247,9 +247,9 @@ def create_app(options: ServeOptions) -> ASGIApp:
     from .launcher import Launcher
     from .pages import page_routes
 
-    url = normalize_url(options.storage)
-    mask = password_mask(url)
-    storage = open_storage(url)
+    location = StoreLocation.parse(options.storage)
+    mask = password_mask(location.url)
+    storage = open_storage(location)
     launcher = Launcher(storage, data_dir=Path(options.data_dir) if options.data_dir else None, mask=mask)
     ctx = ApiContext(storage, launcher, mask)
 
@@ -306,22 +306,21 @@ class _MaskFilter(logging.Filter):
 def serve(options: ServeOptions) -> None:
     """Run the server until Ctrl-C or SIGTERM; returns after the launched studies are stopped."""
     import uvicorn
-    from hpsearch.storage import normalize_url
-    from hpsearch.storage.connection import display_name
+    from hpsearch.storage import StoreLocation
 
     options.check()
     app = create_app(options)
-    url = normalize_url(options.storage)
+    location = StoreLocation.parse(options.storage)
     config = uvicorn.Config(
         app, host=options.host, port=options.port, log_level="info", access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, lifespan="on", server_header=False,
     )
     server = uvicorn.Server(config)
-    log_filter = _MaskFilter(password_mask(url), options.token)
+    log_filter = _MaskFilter(password_mask(location.url), options.token)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).addFilter(log_filter)
     shown_host = f"[{options.host}]" if ":" in options.host else options.host
-    print(f"hpsearch serve: {display_name(url)} at http://{shown_host}:{options.port}/"
+    print(f"hpsearch serve: {location.shown} at http://{shown_host}:{options.port}/"
           + (" (token required)" if options.token else ""), file=sys.stderr, flush=True)
     try:
         server.run()

@@ -182,9 +182,8 @@ class Launcher:
         with self._reserve(name):
             if self._study_exists(name):
                 from hpsearch.storage import StudyExistsError
-                from hpsearch.storage.connection import display_name
 
-                raise StudyExistsError(name, display_name(self.storage.url))
+                raise StudyExistsError(name, self.storage.location.shown)
             launch = self._spawn(name, "run", args)
             self._wait_until(launch, lambda: self._study_exists(name), CREATE_WAIT_S)
         return self._launched(launch)

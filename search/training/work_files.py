@@ -31,7 +31,10 @@ import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hpsearch.storage.locator import StoreLocation
 
 #: Suffix of a file or folder set aside as damaged or another study's (see ``set_aside``).
 REJECTED_SUFFIX = ".rejected"
@@ -84,21 +87,21 @@ def study_work_folder(storage_url: str, folder: str, study_name: str) -> Path:
     return work_root(storage_url) / folder / database_slug(storage_url) / folder_name(study_name)
 
 
-def work_root(storage_url: str) -> Path:
-    from hpsearch.storage.connection import sqlite_path
+def work_root(storage_url: str | StoreLocation) -> Path:
+    from hpsearch.storage.locator import StoreLocation
 
-    database = sqlite_path(storage_url)
+    database = StoreLocation.of(storage_url).sqlite_file
     return database.expanduser().resolve().parent if database is not None else Path.cwd()
 
 
-def database_slug(storage_url: str) -> str:
+def database_slug(storage_url: str | StoreLocation) -> str:
     """The database's file name (SQLite) or database name (a server): the same on every machine that
     shares the study, whatever host name its URL uses."""
-    from hpsearch.storage.connection import sqlite_path
-    from sqlalchemy.engine import make_url
+    from hpsearch.storage.locator import StoreLocation
 
-    database = sqlite_path(storage_url)
-    name = database.name if database is not None else make_url(storage_url).database or "database"
+    location = StoreLocation.of(storage_url)
+    database = location.sqlite_file
+    name = database.name if database is not None else location.database or "database"
     return folder_name(name)
 
 

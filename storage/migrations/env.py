@@ -43,12 +43,12 @@ def run_migrations_online() -> None:
         return
 
     # Someone ran the `alembic` command by hand with sqlalchemy.url set.
-    from hpsearch.storage.connection import make_engine, normalize_url
+    from hpsearch.storage.connection import make_engine
 
     url = config.get_main_option("sqlalchemy.url")
     if not url:
         raise RuntimeError("run migrations through storage.upgrade_database(url)")
-    engine = make_engine(normalize_url(url))
+    engine = make_engine(url)
     try:
         with engine.connect() as own_connection:
             _configure(own_connection)
