@@ -24,6 +24,8 @@ WARM_START_KEY = "warm_start"
 ENVIRONMENT_KEY = "environment"
 #: Settings key of ``--checkpoint-dir`` (``hpsearch.training.checkpoints``).
 CHECKPOINT_DIR_KEY = "checkpoint_dir"
+#: Consecutive failed trials that stop a search when ``--max-failures`` is not given.
+DEFAULT_MAX_FAILURES = 5
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class StudySettings(Mapping[str, Any]):
     #: ``--timeout``: a per-session wall-clock limit in seconds.
     timeout_s: float | None = None
     #: ``--max-failures``: consecutive failed trials that stop the search.
-    max_failures: int = 5
+    max_failures: int = DEFAULT_MAX_FAILURES
     #: ``--class-weight`` (``balanced``) or None.
     class_weight: str | None = None
     #: ``--stale-after``: seconds without a heartbeat before a RUNNING trial counts as abandoned.

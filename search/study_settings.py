@@ -1,8 +1,9 @@
 """The settings a study is created with, and how a resume may change them.
 
-A new study records its settings (algorithm, seed, budget, engine options, ...) and the package versions
-it trained with; a resume compares what the user typed with them: some options may change from then on
-(``RESUME_APPLIES``), others decide what the trials mean and are refused (``RESUME_REFUSES``).
+A new study records its settings (algorithm, seed, budget, engine options, ...; built here, once, as a
+``hpsearch.settings.StudySettings``) and the package versions it trained with; a resume compares what the
+user typed with them: some options may change from then on (``RESUME_APPLIES``), others decide what the
+trials mean and are refused (``RESUME_REFUSES``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hpsearch.storage import StudyRecord
 from .engines.base import ENGINE_OPTIONS, Budget, Engine
 from .errors import StudyMismatchError, UsageError
 from .limits import TRIALS, check_seed
-from .settings import StudySettings
+from .settings import DEFAULT_MAX_FAILURES, StudySettings
 from .training.checkpoints import CHECKPOINT_DIR_SETTING
 from .training.runner import DEFAULT_STALE_AFTER_S
 
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 
 #: The trial budget when neither ``--trials``, ``--timeout`` nor the engine's own plan gives one.
 DEFAULT_TRIALS = 10
-#: Consecutive failed trials that stop a search when ``--max-failures`` is not given.
-DEFAULT_MAX_FAILURES = 5
 
 #: Options a resume may change: recorded in the study's settings and used from then on.
 RESUME_APPLIES = ("trials", "timeout_s", "max_failures", "jobs", "pruner", "stale_after_s", "dask", "pack",
