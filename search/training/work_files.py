@@ -80,7 +80,7 @@ def study_stamp(study: Any) -> dict[str, Any]:
     return {"name": study.name, "id": int(study.id), "created": created.isoformat(timespec="microseconds")}
 
 
-def study_work_folder(storage_url: str, folder: str, study_name: str) -> Path:
+def study_work_folder(storage_url: str | StoreLocation, folder: str, study_name: str) -> Path:
     """``folder/<database>/<study>`` next to the SQLite file (in the working directory for a server
     database): where a study keeps files beside its database (checkpoints, KerasTuner's Hyperband
     weights). Both names go through ``folder_name``."""
