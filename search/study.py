@@ -31,7 +31,8 @@ from .engines.registry import get_engine
 from .errors import UsageError
 from .limits import listing_problem
 from .names import check_study_name
-from .recovery import fail_abandoned_trials, trials_to_retry
+from .recovery import fail_abandoned_trials
+from .retry_policy import trials_to_retry
 from .runtime.backends import study_backend, use_backend_here
 from .study_execution import launch, run_context
 from .study_inputs import load_data, load_study_dataset, refuse_changed_inputs, study_space

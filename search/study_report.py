@@ -16,7 +16,8 @@ from .warm_start import WARM_START_SETTING
 
 if TYPE_CHECKING:
     from .data import Dataset
-    from .engines.base import Budget, Engine
+    from .engines.base import Engine
+    from .training.context import Budget
 
 
 def space_summary(space: SearchSpace) -> str:
