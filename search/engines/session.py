@@ -12,12 +12,15 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..errors import UsageError
+from ..training.recorder import current_worker
 from ..training.runner import Attempt, Proposal, RunResult, TrialOutcome
 
 if TYPE_CHECKING:
     from hpsearch.storage import TrialRecord
 
     from ..executors.cluster import StopSignal
+    from ..training.context import RunContext
 
 #: How the trial runner trains one trial: the attempt in, how it ended out.
 Fit = Callable[[Attempt], TrialOutcome]
@@ -99,3 +102,22 @@ class SearchSession(ABC):
 
     def close(self) -> None:  # noqa: B027 - nothing to release for most engines
         """Release what ``start`` opened, however the run ended."""
+
+
+def refuse_other_workers(ctx: RunContext, searched_by: str) -> None:
+    """Refuse to start a search that one process must hold alone while another worker trains a trial of
+    the study.
+
+    Args:
+        ctx: the run.
+        searched_by: what runs one worker per study, for the message ("the keras-tuner engine").
+
+    Raises:
+        UsageError: a trial of the study is running in another worker, named with the trial.
+    """
+    others = [trial for trial in ctx.storage.running_trials(ctx.study.id) if trial.worker != current_worker()]
+    if others:
+        raise UsageError(
+            f"study '{ctx.study.name}' is being searched by worker {others[0].worker} (trial "
+            f"#{others[0].number} is running); {searched_by} runs one worker per study"
+        )

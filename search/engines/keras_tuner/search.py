@@ -19,11 +19,10 @@ from typing import Any
 from hpsearch.spaces import resolve_config
 from hpsearch.storage import TrialRecord, TrialState
 
-from ...errors import SearchFailedError, UsageError
+from ...errors import SearchFailedError
 from ...training.context import RunContext
-from ...training.recorder import current_worker
 from ...training.runner import Proposal, RunResult, RunStatus
-from ..session import Fit, SearchSession, Task
+from ..session import Fit, SearchSession, Task, refuse_other_workers
 from .oracle import new_oracle, reconcile, restore_snapshot, save_snapshot, seed_history
 from .weights import HyperbandWeights
 
@@ -93,14 +92,7 @@ class KerasTunerSearch(SearchSession):
             UsageError: another worker is searching the study (one oracle, one process).
             SearchFailedError: the snapshot cannot be read.
         """
-        ctx = self.ctx
-        others = [trial for trial in ctx.storage.running_trials(ctx.study.id)
-                  if trial.worker != current_worker()]
-        if others:
-            raise UsageError(
-                f"study '{ctx.study.name}' is being searched by worker {others[0].worker} (trial "
-                f"#{others[0].number} is running); the keras-tuner engine runs one worker per study"
-            )
+        refuse_other_workers(self.ctx, "the keras-tuner engine")
         self.prepare()
         if self.weights is not None:
             self.weights.claim()

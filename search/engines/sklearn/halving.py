@@ -38,7 +38,7 @@ from hpsearch.storage import TrialRecord, TrialState
 
 from ...errors import UsageError
 from ...training.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome
-from ..session import Task
+from ..session import Task, refuse_other_workers
 from .candidates import Candidate, candidate_key, candidates, parameter_sampler
 from .cross_validation import cross_validation
 from .fold_fitters import Splits
@@ -317,16 +317,8 @@ class HalvingSession(FoldSearch):
             UsageError: another worker is searching the study (a rung's survivors are decided from all
                 of its scores, which one process must hold).
         """
-        from ...training.recorder import current_worker
-
         ctx = self.ctx
-        others = [trial for trial in ctx.storage.running_trials(ctx.study.id)
-                  if trial.worker != current_worker()]
-        if others:
-            raise UsageError(
-                f"study '{ctx.study.name}' is being searched by worker {others[0].worker} (trial "
-                f"#{others[0].number} is running); successive halving runs one worker per study"
-            )
+        refuse_other_workers(ctx, "successive halving")
         super().start(stopping)
         rows, n_classes = data_shape(ctx.dataset)
         self.plan = plan_for(ctx.space, ctx.settings, rows=rows, n_classes=n_classes)
