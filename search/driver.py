@@ -103,6 +103,8 @@ class _Loop:
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> None:
+        """Propose while the budget and the session allow, keep tasks in flight up to the session's
+        width, settle each result; return once nothing is in flight and nothing more may be proposed."""
         tracker = self.ctx.tracker
         while True:
             while not self.stop and self._has_room():
@@ -127,8 +129,9 @@ class _Loop:
                 return
             assert self.in_flight is not None
             for task, future in self.in_flight.next_done():
+                result = future.result()  # re-raises what ends the run (Ctrl-C, the database, the cluster)
                 self.training.discard(id(task))
-                self._settle(task, future.result())  # re-raises what ends the run (Ctrl-C, the database)
+                self._settle(task, result)
 
     def _has_room(self) -> bool:
         return self.in_flight is None or len(self.in_flight) < max(1, self.session.width)

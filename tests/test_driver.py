@@ -322,3 +322,39 @@ def test_an_empty_proposal_waits_for_the_tasks_in_flight(tmp_path):
     assert len(in_flight_when_empty) <= 2, "the driver waits on the trials instead of asking again"
     assert [trial.state for trial in _rows(ctx)] == [TrialState.COMPLETE] * 2
     assert session.calls == ["start", "finish", "close"]
+
+
+def test_ctrl_c_in_one_trial_in_flight_stops_the_others_and_leaves_nothing_running(tmp_path):
+    ctx = _context(tmp_path, budget=5)
+    both_claimed = threading.Event()
+
+    class InFlight(Scripted):
+        threaded = True
+
+        @property
+        def width(self) -> int:
+            return 2
+
+        def start(self, stopping: object) -> None:
+            super().start(stopping)
+            self.stopping = stopping
+
+    session = InFlight(2, train=lambda index: train(index))
+
+    def train(index: int) -> Train:
+        def fit(attempt: Attempt) -> TrialOutcome:
+            if index == 0:
+                both_claimed.wait(10)
+                raise KeyboardInterrupt  # Ctrl-C reaches the first trial
+            both_claimed.set()
+            while True:  # as a fold or Dask task waits: until the run says stop
+                session.stopping.raise_if_set()
+                threading.Event().wait(0.01)
+        return fit
+
+    with pytest.raises(KeyboardInterrupt):
+        drive(ctx, session)
+
+    assert session.calls == ["start", "interrupt 0", "interrupt 1", "close"]
+    assert [(t.state, t.interrupted) for t in _rows(ctx)] == [(TrialState.FAILED, True)] * 2
+    assert ctx.storage.running_trials(ctx.study.id) == []
