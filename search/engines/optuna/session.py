@@ -1,7 +1,7 @@
 """The Optuna engine's search session: Optuna asks (``study.ask``), the driver trains, Optuna is told.
 
 Each proposal is an Optuna trial asked of the study shared through its RDB storage (see
-:mod:`hpsearch.engines.optuna_engine` for the samplers and their seeding). With ``--pack K`` up to K are
+:mod:`hpsearch.engines.optuna.engine` for the samplers and their seeding). With ``--pack K`` up to K are
 asked at once; those sharing batch size and epochs train together (:mod:`hpsearch.training.packing`),
 each still its own Optuna trial, reported to per epoch and told its own outcome. A queued retry of an
 interrupted trial (an Optuna WAITING trial carrying ``RETRY_ATTR``) is asked alone and trains alone, to
@@ -19,10 +19,10 @@ from typing import Any
 from hpsearch.spaces import resolve_config
 from hpsearch.storage import TrialRecord, TrialState
 
-from ..training.fit import EpochRecorderCallback, FitResult
-from ..training.packing import fit_pack, pack_key
-from ..training.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome
-from .session import SearchSession, Task
+from ...training.fit import EpochRecorderCallback, FitResult
+from ...training.packing import fit_pack, pack_key
+from ...training.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome
+from ..session import SearchSession, Task
 
 #: Optuna user attribute naming the hpsearch trial number whose config an enqueued trial retries.
 RETRY_ATTR = "hp_retry_of"

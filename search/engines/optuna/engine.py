@@ -13,7 +13,7 @@ draws); and a proposal depends neither on when its process started nor on how of
 interrupted, so a resumed study proposes what the uninterrupted one would have. The grid sampler takes
 grid points in that index order too.
 
-The search session (:mod:`hpsearch.engines.optuna_session`) asks and tells; the driver runs the loop.
+The search session (:mod:`hpsearch.engines.optuna.session`) asks and tells; the driver runs the loop.
 With ``--pack K`` a worker asks up to K proposals at once and trains those that share batch size and
 epochs together; each is still its own Optuna trial. Asked proposals never claimed (Ctrl-C during an
 earlier pack) are marked abandoned, so their proposal indices are asked again.
@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 from hpsearch.spaces import SearchSpace
 from hpsearch.storage import TrialRecord
 
-from ..errors import UsageError
-from ..runtime.backends import check_backend, describe_backend, study_backend
-from .base import Engine
-from .optuna_session import (
+from ...errors import UsageError
+from ...runtime.backends import check_backend, describe_backend, study_backend
+from ..base import Engine
+from .session import (
     ABANDONED_ATTR,
     COPIED_ATTR,
     INDEX_ATTR,
@@ -45,7 +45,7 @@ from .optuna_session import (
 )
 
 if TYPE_CHECKING:
-    from ..training.context import RunContext
+    from ...training.context import RunContext
 
 PRUNERS = ("median", "hyperband", "none")
 #: ``--pack`` by default: every trial trains alone.
@@ -317,7 +317,7 @@ class OptunaEngine(Engine):
         import optuna
         from optuna.trial import TrialState as OptunaState
 
-        from ..retry_policy import trials_to_retry
+        from ...retry_policy import trials_to_retry
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         storage = self._storage(ctx)
@@ -337,7 +337,7 @@ class OptunaEngine(Engine):
 
     # -- the search -------------------------------------------------------------------------------
     def session(self, ctx: RunContext) -> OptunaSession:
-        """Proposals asked of the study's Optuna study, told each outcome (``optuna_session``)."""
+        """Proposals asked of the study's Optuna study, told each outcome (``optuna.session``)."""
         return OptunaSession(ctx, lambda: self._study(ctx), pack_size(ctx.settings))
 
 
