@@ -63,9 +63,9 @@ class StorageTroubleError(HpsearchError):
 
 class FitProcessLostError(HpsearchError):
     """A process fitting part of a trial died (a signal, the out-of-memory killer, a crash) while the run
-    goes on: the trial is marked interrupted with the cause and its engine fits it again with fresh
+    goes on: the trial is marked interrupted with the cause and the driver has it fitted again with fresh
     processes, keeping what was finished (scikit-learn: the folds). Not counted toward ``--max-failures``;
-    a configuration cut short too often is given up (``MAX_INTERRUPTED_ATTEMPTS``)."""
+    a configuration cut short too often is given up (``retry_policy.MAX_ATTEMPTS``)."""
 
 
 class ClusterLostError(HpsearchError):

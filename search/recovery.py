@@ -1,4 +1,4 @@
-"""Liveness: finding trials whose worker is gone, failing them, and choosing which configurations to retry.
+"""Liveness: finding trials whose worker is gone and failing them, so that their configurations are retried.
 
 One rule for every engine and backend. A RUNNING trial is abandoned when
 
@@ -8,10 +8,9 @@ One rule for every engine and backend. A RUNNING trial is abandoned when
   silent trial means a paused (SIGSTOP), hung or unreachable worker, or a machine that died.
 
 An abandoned trial is failed as interrupted, in one conditional update (only a RUNNING trial can be
-failed, so two processes recovering at once fail it once), and its configuration is retried once. If the
-worker was only slow and reports later, its writes are refused: the trial stays failed, the retry stands.
-A configuration that was already a retry is not retried again, so one that kills its worker every time
-cannot stall the study.
+failed, so two processes recovering at once fail it once), and its configuration is retried as
+:mod:`hpsearch.retry_policy` says (up to ``MAX_ATTEMPTS`` attempts in all, then given up). If the worker
+was only slow and reports later, its writes are refused: the trial stays failed, the retry stands.
 """
 
 from __future__ import annotations
@@ -87,13 +86,3 @@ def fail_abandoned_trials(storage: Storage, study: StudyRecord) -> list[TrialRec
             failed.append(record)
     return failed
 
-
-def trials_to_retry(storage: Storage, study: StudyRecord) -> list[TrialRecord]:
-    """Interrupted trials whose configuration has not been retried yet and that were not retries."""
-    trials = storage.list_trials(study.id)
-    retried = {trial.retry_of for trial in trials if trial.retry_of is not None}
-    return [
-        trial
-        for trial in trials
-        if trial.interrupted and trial.retry_of is None and trial.number not in retried
-    ]

@@ -30,7 +30,8 @@ from .engines.registry import get_engine
 from .errors import UsageError
 from .limits import listing_problem
 from .names import check_study_name
-from .recovery import fail_abandoned_trials, trials_to_retry
+from .recovery import fail_abandoned_trials
+from .retry_policy import trials_to_retry
 from .runtime.backends import study_backend, use_backend_here
 from .seeds import data_split_seed
 from .settings import StudySettings

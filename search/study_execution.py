@@ -1,8 +1,9 @@
 """Training a study's trials once it is set up: here (``--in-process``) or in supervised worker
 processes, and the body of each such worker.
 
-Every trial goes through the recorder, and whatever stops a run (budget, Ctrl-C, a crash), no trial this
-process started is left RUNNING: it is failed as interrupted and retried on resume.
+Every run is the driver's loop over the engine's search session (:func:`hpsearch.driver.drive`); every
+trial goes through the recorder, and whatever stops a run (budget, Ctrl-C, a crash), no trial this process
+started is left RUNNING: it is failed as interrupted and retried on resume.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from typing import TYPE_CHECKING, TextIO
 
 from hpsearch.storage import Storage, StorageError, StudyRecord, open_storage
 
-from .engines.base import Budget, BudgetTracker, Engine, RunContext
+from .driver import drive
 from .engines.registry import get_engine
 from .errors import StorageTroubleError
-from .recovery import interrupt_trial, trials_to_retry
+from .recovery import interrupt_trial
+from .retry_policy import trials_to_retry
 from .settings import StudySettings
 from .study_inputs import load_study_dataset, study_space
 from .study_report import print_summary, resume_command
 from .study_settings import stored_budget
+from .training.context import Budget, BudgetTracker, RunContext
 from .training.recorder import TrialRecorder, current_worker
 
 if TYPE_CHECKING:
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from hpsearch.storage import TrialRecord
 
     from .data import Dataset
+    from .engines.base import Engine
     from .executors.supervisor import EarlyWorkers
     from .study_options import Isolation
 
@@ -128,7 +132,7 @@ def work_on_study(
     ctx = run_context(storage, study, study_space(study), load_study_dataset(study), budget,
                       trials_to_retry(storage, study) if retries else [])
     try:
-        engine.run(ctx)
+        drive(ctx, engine.session(ctx))
     finally:
         _fail_own_running_trials(storage, study)
     ctx.tracker.raise_if_search_failed()
@@ -156,7 +160,7 @@ def _execute(
     ctx.recorder.on_finish(bar.trial_finished)
     started = time.monotonic()
     try:
-        engine.run(ctx)
+        drive(ctx, engine.session(ctx))
     except KeyboardInterrupt:
         raise SearchInterrupted(resume_command(study, storage.url)) from None
     except StorageTroubleError as trouble:

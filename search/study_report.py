@@ -15,7 +15,8 @@ from .study_options import DEFAULT_STORAGE
 
 if TYPE_CHECKING:
     from .data import Dataset
-    from .engines.base import Budget, Engine
+    from .engines.base import Engine
+    from .training.context import Budget
 
 
 def space_summary(space: SearchSpace) -> str:

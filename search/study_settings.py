@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from hpsearch.storage import StudyRecord
 
-from .engines.base import ENGINE_OPTIONS, Budget, Engine
+from .engines.base import ENGINE_OPTIONS, Engine
 from .errors import StudyMismatchError, UsageError
 from .limits import TRIALS, check_seed
 from .settings import DEFAULT_MAX_FAILURES, StudySettings
 from .training.checkpoints import CHECKPOINT_DIR_SETTING
+from .training.context import Budget
 from .training.runner import DEFAULT_STALE_AFTER_S
 
 if TYPE_CHECKING:

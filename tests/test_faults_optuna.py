@@ -151,7 +151,7 @@ def test_optuna_tables_created_by_another_study_at_the_same_moment(tmp_path, mon
     creates them, and Optuna's CREATE TABLE then fails. hpsearch opens the storage again instead of
     failing the whole run with "table studies already exists"."""
     import optuna
-    from hpsearch.engines.optuna_engine import open_optuna_storage
+    from hpsearch.engines.optuna.engine import open_optuna_storage
     from sqlalchemy.dialects.sqlite.base import SQLiteDialect
     from sqlalchemy.exc import OperationalError
 
@@ -184,7 +184,7 @@ def test_optuna_connections_flush_sqlite_at_checkpoints_not_every_commit(tmp_pat
     ``synchronous=NORMAL`` of hpsearch's own: a killed process still loses nothing committed."""
     from types import SimpleNamespace
 
-    from hpsearch.engines.optuna_engine import OptunaEngine
+    from hpsearch.engines.optuna.engine import OptunaEngine
 
     url = f"sqlite:///{tmp_path / 'sync.db'}"
     storage = OptunaEngine()._storage(SimpleNamespace(storage=SimpleNamespace(url=url)))

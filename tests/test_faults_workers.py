@@ -142,9 +142,9 @@ def test_a_trial_claimed_while_the_supervisor_reads_starts_no_standby_that_no_tr
     import socket
     from types import SimpleNamespace
 
-    from hpsearch.engines.base import Budget
     from hpsearch.engines.registry import get_engine
     from hpsearch.executors.supervisor import Supervisor, Worker
+    from hpsearch.training.context import Budget
 
     host = socket.gethostname()
     retired = [f"{host}:{pid}" for pid in (1, 1, 2, 2)]
@@ -174,10 +174,10 @@ def test_a_run_says_its_search_ended_short_only_when_no_trial_is_left_running(tm
     command (a second machine) the budget is spoken for; with none, the engine ran out of proposals."""
     import io
 
-    from hpsearch.engines.base import Budget
     from hpsearch.engines.registry import get_engine
     from hpsearch.spaces import load_space
     from hpsearch.study_report import print_summary as _print_summary
+    from hpsearch.training.context import Budget
 
     storage, study = _optuna_random_study_with_complete_trials(tmp_path, ["here:1", "here:1"])
     if running_elsewhere:

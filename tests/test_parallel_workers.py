@@ -150,7 +150,7 @@ def test_a_worker_stopped_while_it_writes_is_killed_so_the_study_goes_on(tmp_pat
     assert len(killed) == 1, rows
     number, error = killed[0][0], killed[0][6]
     assert "was stopped (SIGSTOP or a debugger) while the SQLite database stayed locked" in error
-    assert f"trial #{number} marked FAILED and will be retried once" in done.stderr
+    assert f"trial #{number} marked FAILED and will be retried (up to 3 attempts in all)" in done.stderr
     retries = [row for row in rows if row[3] == number]
     assert len(retries) == 1 and retries[0][1] == "COMPLETE"
     counted = [row for row in rows if not row[2]]

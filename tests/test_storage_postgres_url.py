@@ -72,7 +72,7 @@ def test_the_readme_url_form_works_for_hpsearch_and_optuna(tmp_path: Path) -> No
 
     optuna = pytest.importorskip("optuna")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Optuna opens the very same URL (search/engines/optuna_engine.py creates an RDBStorage from it).
+    # Optuna opens the very same URL (search/engines/optuna/engine.py creates an RDBStorage from it).
     rdb = optuna.storages.RDBStorage(url)
     assert rdb.engine.dialect.driver == "psycopg"
     study = optuna.create_study(storage=rdb, study_name="readme-form", load_if_exists=True)

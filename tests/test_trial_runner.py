@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from hpsearch.engines.base import Budget, BudgetTracker, RunContext
-from hpsearch.recovery import fail_abandoned_trials, trials_to_retry
+from hpsearch.recovery import fail_abandoned_trials
+from hpsearch.retry_policy import trials_to_retry
 from hpsearch.storage import Storage, StudyRecord, TrialState, open_storage
+from hpsearch.training.context import Budget, BudgetTracker, RunContext
 from hpsearch.training.recorder import TrialRecorder, current_worker
 from hpsearch.training.runner import USER_INTERRUPT, Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
 
@@ -156,7 +157,7 @@ def test_ctrl_c_leaves_the_trial_interrupted_with_its_epochs_and_its_retry_takes
 
     assert retried.status is RunStatus.FINISHED and retried.trial.retry_of == cut.number
     assert dict(retried.trial.params) == CONFIG_B
-    assert trials_to_retry(storage, study) == [], "a configuration is retried once"
+    assert trials_to_retry(storage, study) == [], "a completed retry leaves nothing due"
     assert runner.run(Proposal(CONFIG_C), _must_not_train).status is RunStatus.BUDGET_REACHED
 
 

@@ -1,1 +1,2 @@
-"""Engine adapters: each drives one search library and reports every trial through the recorder."""
+"""Engine adapters: each proposes configurations from one search library and learns their results
+(``Engine.session``); the driver (:mod:`hpsearch.driver`) runs the loop and the trial runner trains."""

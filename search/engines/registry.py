@@ -14,7 +14,7 @@ from .base import Engine
 
 
 def _optuna_engine() -> Engine:
-    from .optuna_engine import OptunaEngine
+    from .optuna.engine import OptunaEngine
 
     return OptunaEngine()
 

@@ -2,7 +2,8 @@
 
 It holds no TensorFlow state. A worker that exits on its own (budget reached, recycled) is replaced while
 budget is left; one that dies (out-of-memory kill, segfault, ``kill -9``) costs only its in-flight
-trial, which is failed with the cause and whose configuration the next worker retries once. Every second
+trial, which is failed with the cause and whose configuration the next worker retries (up to
+``retry_policy.MAX_ATTEMPTS`` attempts in all). Every second
 it also applies the liveness rule of :mod:`hpsearch.recovery` to the whole study, so a trial whose worker
 went silent (paused, hung, or on a machine that died) is failed and retried even while that worker
 still exists. Progress is read from the database, so the bar counts every worker's trials.
@@ -52,10 +53,12 @@ from hpsearch.storage import Storage, StorageError, StudyRecord, TrialRecord, Tr
 from hpsearch.storage.connection import sqlite_busy_timeout_s
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..engines.base import Budget, BudgetTracker, Engine, RunContext
+from ..engines.base import Engine
 from ..errors import HpsearchError, SearchFailedError, StorageTroubleError
 from ..recovery import fail_abandoned_trials, interrupt_trial
+from ..retry_policy import MAX_ATTEMPTS
 from ..runtime.backends import worker_environment
+from ..training.context import Budget, BudgetTracker, RunContext
 
 #: Seconds a worker gets to record its interrupted trial after SIGINT before it is killed.
 STOP_GRACE_S = 30.0
@@ -343,7 +346,7 @@ class Supervisor:
         self.exhausted = False  # the failed trials' retries need a worker
         for trial in failed:
             self._note(f"trial #{trial.number} marked FAILED ({trial.error}); its configuration will be "
-                       "retried once")
+                       f"retried (up to {MAX_ATTEMPTS} attempts in all)")
             if self.engine.parallel_workers:
                 continue
             # An engine driving one oracle must never have two workers: a silent worker of ours is
@@ -411,7 +414,8 @@ class Supervisor:
         self.deaths_without_progress = 0 if progressed else self.deaths_without_progress + 1
         if failed:
             numbers = ", ".join(f"#{trial.number}" for trial in failed)
-            self._note(f"worker {worker.id} {cause}; trial {numbers} marked FAILED and will be retried once")
+            self._note(f"worker {worker.id} {cause}; trial {numbers} marked FAILED and will be retried "
+                       f"(up to {MAX_ATTEMPTS} attempts in all)")
         if self.deaths_without_progress >= MAX_DEATHS_WITHOUT_PROGRESS:
             self.stop_workers()
             raise SearchFailedError(

@@ -51,7 +51,7 @@ from .fit import (
 from .packing import PackMember
 
 if TYPE_CHECKING:
-    from ..engines.base import RunContext
+    from .context import RunContext
 
 #: Metric of a trial that continued an interrupted one: the epochs it restored instead of training.
 EPOCHS_RESTORED = EPOCHS_RESTORED_METRIC

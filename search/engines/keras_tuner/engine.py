@@ -7,8 +7,9 @@ lives beside it:
 - ``plan``: Hyperband's brackets and rounds, from ``--max-epochs`` and ``--factor``;
 - ``oracle``: the oracle, its state kept in the study's settings instead of KerasTuner's files;
 - ``weights``: Hyperband's best-epoch weights kept on disk between rounds;
-- ``search``: one run of the search, shared by ``local`` (``Tuner.search`` in this process) and
-  ``cluster`` (each trial a Dask task, ``--dask``).
+- ``search``: one run of the search as the driver's session, shared by ``local`` (trials trained in
+  this process) and ``dask_session`` (each trial a Dask task, ``--dask``; the task itself is in
+  ``cluster``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from hpsearch.storage import TrialRecord
 
 from ...errors import UsageError
 from ...runtime.backends import check_backend, describe_backend, study_backend
-from ...training.recorder import current_worker
-from ..base import Engine, RunContext
+from ...training.context import RunContext
+from ..base import Engine
 from .plan import describe_plan, hyperband_plan, hyperband_settings, plan_trials
+from .search import KerasTunerSearch
 
 
 class KerasTunerEngine(Engine):
@@ -115,25 +117,18 @@ class KerasTunerEngine(Engine):
                 f"history and {learns}")
 
     def recover(self, ctx: RunContext, interrupted: list[TrialRecord]) -> None:
-        """Nothing to do here: the next ``run`` reconciles the oracle's snapshot with our trial table,
-        which covers trials failed by ``resume`` or by the supervisor alike."""
+        """Nothing to do here: the next session's ``start`` reconciles the oracle's snapshot with our trial
+        table, which covers trials failed by ``resume`` or by the supervisor alike."""
 
-    def run(self, ctx: RunContext) -> None:
-        others = [trial for trial in ctx.storage.running_trials(ctx.study.id)
-                  if trial.worker != current_worker()]
-        if others:
-            raise UsageError(
-                f"study '{ctx.study.name}' is being searched by worker {others[0].worker} (trial "
-                f"#{others[0].number} is running); the keras-tuner engine runs one worker per study"
-            )
+    def session(self, ctx: RunContext) -> KerasTunerSearch:
+        """The oracle's search for this run: trials trained here, or as tasks on the Dask cluster."""
         from ...executors.cluster import dask_address
 
         address = dask_address(ctx.settings)
         if address is None:
             from .local import LocalSearch
 
-            LocalSearch(ctx).run()
-        else:
-            from .cluster import ClusterSearch
+            return LocalSearch(ctx)
+        from .dask_session import DaskSession
 
-            ClusterSearch(ctx, address).run()
+        return DaskSession(ctx, address)

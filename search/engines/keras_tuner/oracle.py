@@ -9,9 +9,10 @@ in-flight trial is reconciled with our trial table on the next start:
 
 - our record finished on its own (killed after recording it, before the next snapshot): the oracle is
   told that outcome, the trial is not trained again;
-- our record was interrupted and ``resume`` chose it for a retry: the oracle runs the same KerasTuner
-  trial again (same values, same Hyperband bracket and round), recorded with ``retry_of``;
-- interrupted but already retried once: the oracle marks it failed;
+- our record was interrupted and is due a retry (``hpsearch.retry_policy``): the oracle runs the same
+  KerasTuner trial again (same values, same Hyperband bracket and round), recorded with ``retry_of``; a
+  configuration cut short too often is then recorded given up, and the oracle marks it failed;
+- interrupted but not due a retry (a later trial already retried it): the oracle marks it failed;
 - never recorded (killed before training began): the oracle runs it.
 """
 
@@ -28,7 +29,7 @@ from ...errors import SearchFailedError
 from .plan import hyperband_settings
 
 if TYPE_CHECKING:
-    from ..base import RunContext
+    from ...training.context import RunContext
 
 #: Study settings key holding the oracle's snapshot.
 STATE_KEY = "keras_tuner_state"
@@ -185,7 +186,7 @@ def reconcile(oracle: Any, trials: list[TrialRecord], retries: list[TrialRecord]
     Args:
         oracle: the oracle just restored by ``restore_snapshot``.
         trials: the study's trial records, in number order.
-        retries: the interrupted records ``resume`` chose to run once more.
+        retries: the interrupted records due another attempt (``retry_policy.trials_to_retry``).
         objective: the metric the oracle scores trials by.
 
     Returns:
@@ -206,13 +207,13 @@ def reconcile(oracle: Any, trials: list[TrialRecord], retries: list[TrialRecord]
     for trial in unsettled:
         record = latest.get(trial.trial_id)
         if record is None or (record.interrupted and record.number in retry):
-            # Never trained, or interrupted and due its one retry: the oracle runs it again first.
+            # Never trained, or interrupted and due a retry: the oracle runs it again first.
             if record is not None:
                 retry_of[trial.trial_id] = record.number
             trial.status = "INVALID"  # not RUNNING: no oracle may score a trial nobody runs
             oracle._retry_queue.append(trial.trial_id)
         else:
-            # Finished on its own (the kill came before the next snapshot), or already retried once.
+            # Finished on its own (the kill came before the next snapshot), or already retried.
             if record.state is TrialState.COMPLETE and record.value is not None:
                 oracle.update_trial(trial.trial_id, {objective: record.value},
                                     step=max(record.epochs_run - 1, 0))

@@ -1,38 +1,41 @@
-"""One run of a KerasTuner search: what the in-process loop and the Dask loop share.
+"""One run of a KerasTuner search as the driver's search session: the oracle proposes, the driver trains.
 
-KerasTuner's oracle decides what to try; hpsearch trains. ``KerasTunerSearch`` holds the oracle (restored
-from the study's snapshot, see ``oracle``), the one trial runner that trains and records every trial
-(each Hyperband round included), each trial's plan (configuration, epochs, the weights it continues and
-those it keeps) and Hyperband's weights folder (see ``weights``). Its subclasses differ in who drives the
-oracle and where training runs: ``local.LocalSearch`` lets ``Tuner.search`` drive it and trains in this
-process; ``cluster.ClusterSearch`` drives it directly and trains each trial as a Dask task.
+``KerasTunerSearch`` holds the oracle (restored from the study's snapshot, see ``oracle``), each trial's
+plan (configuration, epochs, the weights it continues and those it keeps) and Hyperband's weights folder
+(see ``weights``). It drives the oracle directly, as ``Tuner.search`` would: ``oracle.create_trial`` for
+each proposal (one KerasTuner tuner id per task in flight; Hyperband answers IDLE while a round waits for
+its last results), ``oracle.update_trial`` and ``oracle.end_trial`` as each result comes back. Its
+subclasses differ only in where training runs: ``local.LocalSearch`` in this process, one trial at a
+time; ``dask_session.DaskSession`` as Dask tasks, as many in flight as the cluster has worker threads.
 """
 
 from __future__ import annotations
 
-import tempfile
-from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
+from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hpsearch.spaces import resolve_config
-from hpsearch.storage import TrialState
+from hpsearch.storage import TrialRecord, TrialState
 
 from ...errors import SearchFailedError
-from ...training.runner import Proposal, RunStatus, TrialRunner
-from ..base import RunContext
+from ...training.context import RunContext
+from ...training.runner import Proposal, RunResult, RunStatus
+from ..session import Fit, SearchSession, Task, refuse_other_workers
 from .oracle import new_oracle, reconcile, restore_snapshot, save_snapshot, seed_history
 from .weights import HyperbandWeights
 
 #: Create-trial calls the oracle may answer IDLE in a row before the search is declared stuck.
 MAX_IDLE = 100
+#: Tuner ids at most (one per task in flight).
+MAX_TUNER_IDS = 256
 
 
 class StopSearch(Exception):
-    """Raised before the oracle creates a trial, when the shared budget says stop."""
+    """The budget stopped a trial before it trained. Only ``cluster.ClusterSearch``'s own loop, which the
+    driver replaced (``dask_session.DaskSession`` drives the oracle now), still names it; both go when that
+    module's loop is removed."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,15 @@ class TrialPlan:
     keep_weights: Path | None
 
 
-class KerasTunerSearch(ABC):
-    """Builds the oracle (restored from the last snapshot), trains its trials, keeps the snapshot.
+class KerasTunerSearch(SearchSession):
+    """Builds the oracle (restored from the last snapshot), proposes its trials, keeps the snapshot.
 
     Args:
         ctx: the run of the study this search continues.
     """
+
+    #: The oracle's tuner id of each task in flight: ``<prefix>-<slot>``.
+    tuner_prefix = "tuner"
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
@@ -69,19 +75,103 @@ class KerasTunerSearch(ABC):
         self.retry_of: dict[str, int] = {}
         self.idle = 0
         self.oracle: Any = None
-        self.runner = TrialRunner(ctx)
+        #: Tuner ids free for the next proposal (the oracle gives each at most one trial at a time).
+        self.free = [f"{self.tuner_prefix}{index}" for index in range(MAX_TUNER_IDS)]
+        #: Tasks proposed whose result has not come back.
+        self.outstanding = 0
 
     @abstractmethod
-    def run(self) -> None:
-        """Search until the oracle or the budget stops, keeping the snapshot and weights up to date.
+    def fit_function(self, plan: TrialPlan) -> Fit:
+        """Training of ``plan`` as the trial runner calls it: ``Attempt -> TrialOutcome``."""
+
+    # -- the session -------------------------------------------------------------------------------
+    def start(self, stopping: Any) -> None:
+        """Refuse a second worker, restore the oracle, claim Hyperband's weights folder.
 
         Raises:
-            SearchFailedError: the oracle kept waiting, or the snapshot cannot be read.
+            UsageError: another worker is searching the study (one oracle, one process).
+            SearchFailedError: the snapshot cannot be read.
         """
+        refuse_other_workers(self.ctx, "the keras-tuner engine")
+        self.prepare()
+        if self.weights is not None:
+            self.weights.claim()
 
-    @abstractmethod
-    def fit_function(self, plan: TrialPlan) -> Any:
-        """Training of ``plan`` as the trial runner calls it: ``Attempt -> TrialOutcome``."""
+    def retry(self, trials: list[TrialRecord]) -> None:
+        """Run the KerasTuner trials of ``trials`` again first, unless the oracle has ended them (a snapshot's
+        trials due a retry are queued when it is restored, see ``oracle.reconcile``)."""
+        for record in trials:
+            trial_id = record.engine_trial_id
+            trial = self.oracle.trials.get(trial_id) if trial_id is not None else None
+            if trial is None or trial_id in self.retry_of or trial.status in ("COMPLETED", "FAILED"):
+                continue
+            self.retry_of[trial_id] = record.number
+            self._run_again(trial)
+
+    def propose(self, room: int | None) -> list[Task] | None:
+        """The oracle's next trial (one at a time): None once the oracle stops, [] while it waits.
+
+        Raises:
+            SearchFailedError: the oracle kept waiting with no trial in flight (see ``count_idle``).
+        """
+        if not self.free:
+            return []
+        tuner_id = self.free.pop(0)
+        trial = self.oracle.create_trial(tuner_id)
+        if trial.status in ("STOPPED", "IDLE"):
+            self.free.insert(0, tuner_id)
+            if trial.status == "STOPPED":
+                return None
+            if not self.outstanding:  # Hyperband waits for a round's last results: none will come
+                self.count_idle()
+            return []
+        self.trial_began(trial)
+        plan = self.plan_trial(trial)
+        self.outstanding += 1
+        return [Task(plan.proposal, self.fit_function(plan), handle=(tuner_id, trial))]
+
+    def learn(self, task: Task, result: RunResult) -> None:
+        """Tell the oracle how the trial ended (a trial the budget stopped stays in the snapshot, to run
+        in the next run, and a cut-short one runs again)."""
+        tuner_id, trial = task.handle
+        self.outstanding -= 1
+        if result.status is RunStatus.BUDGET_REACHED:
+            return  # never trained: the snapshot keeps it for the next run
+        self.free.insert(0, tuner_id)
+        if result.status is RunStatus.INTERRUPTED:
+            return  # the driver queues its retry (see ``retry``)
+        record = result.trial
+        if (result.status is RunStatus.FINISHED and record is not None
+                and record.state is TrialState.COMPLETE and record.value is not None):
+            self.numbers[trial.trial_id] = record.number
+            self.oracle.update_trial(trial.trial_id, {self.objective: record.value}, step=0)
+            trial.status = "COMPLETED"
+        else:
+            trial.status = "FAILED"
+            trial.message = (record.error if record is not None and record.error
+                             else f"not trained: {result.status.value}")
+        self.oracle.end_trial(trial)
+        self.trial_ended(trial)
+
+    def interrupt(self, task: Task) -> None:
+        self.outstanding -= 1  # the snapshot taken as it began shows it running: the next start settles it
+
+    def abandon(self, task: Task) -> None:
+        self.outstanding -= 1  # never trained: as for ``interrupt``, the next start runs it
+
+    def finish(self) -> None:
+        """Snapshot the oracle and delete the weights no round can continue any more."""
+        self.save()
+        self.collect_weights()
+
+    def _run_again(self, trial: Any) -> None:
+        """Put ``trial`` back in the oracle's queue, to be created again (same values, same round)."""
+        for tuner_id, ongoing in list(self.oracle.ongoing_trials.items()):
+            if ongoing.trial_id == trial.trial_id:
+                del self.oracle.ongoing_trials[tuner_id]
+        trial.status = "INVALID"  # not RUNNING: no oracle may score a trial nobody runs
+        if trial.trial_id not in self.oracle._retry_queue:
+            self.oracle._retry_queue.append(trial.trial_id)
 
     # -- the oracle --------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -106,17 +196,6 @@ class KerasTunerSearch(ABC):
         save_snapshot(self.ctx, self.oracle)
 
     # -- the loop's bookkeeping --------------------------------------------------------------------
-    @contextmanager
-    def work_directory(self) -> Iterator[Path]:
-        """KerasTuner's project directory for the run: Hyperband's claimed weights folder's parent, or a
-        temporary directory (random and Bayesian searches write nothing to it) removed at the end."""
-        if self.weights is None:
-            with tempfile.TemporaryDirectory(prefix="hpsearch-keras-tuner-") as folder:
-                yield Path(folder)
-            return
-        self.weights.claim()
-        yield self.weights.folder.parent
-
     def count_idle(self) -> None:
         """Count one create-trial call that brought no trial to run.
 
@@ -142,29 +221,6 @@ class KerasTunerSearch(ABC):
             self.weights.collect(self.oracle)
 
     # -- one trial ---------------------------------------------------------------------------------
-    def train(self, trial: Any) -> float:
-        """Train one KerasTuner trial through the trial runner; return its objective value.
-
-        Raises:
-            StopSearch: the budget is used up (the trial was never trained).
-            keras_tuner.errors.FailedTrialError: the trial failed, or was not trained.
-        """
-        import keras_tuner
-
-        plan = self.plan_trial(trial)
-        result = self.runner.run(plan.proposal, self.fit_function(plan))
-        if result.status is RunStatus.BUDGET_REACHED:
-            self.ctx.tracker.budget_reached()
-            raise StopSearch
-        if result.status is not RunStatus.FINISHED:
-            raise keras_tuner.errors.FailedTrialError(f"not trained: {result.status.value}")
-        record = result.trial
-        assert record is not None
-        if record.state is not TrialState.COMPLETE or record.value is None:
-            raise keras_tuner.errors.FailedTrialError(record.error or "failed")
-        self.numbers[trial.trial_id] = record.number
-        return record.value
-
     def plan_trial(self, trial: Any) -> TrialPlan:
         """What training ``trial`` means: config, epochs, the weights it continues, the weights it keeps."""
         from hpsearch.spaces.compile_keras_tuner import point_from_hyperparameters

@@ -31,7 +31,7 @@ from ...training.work_files import (
 )
 
 if TYPE_CHECKING:
-    from ..base import RunContext
+    from ...training.context import RunContext
 
 #: Folder (next to the SQLite file) holding Hyperband's weights between rounds.
 WORK_FOLDER = "hpsearch-keras-tuner"

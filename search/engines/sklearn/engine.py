@@ -18,12 +18,14 @@ A candidate is one trial: its value is the mean fold score in the objective's ow
 ``scoring_for``), its metrics hold ``cv_results_``'s numbers (``split{k}_test_score``, ``mean_test_score``,
 ``std_test_score``, fit and score times), and its curves hold every fold's epochs as ``split{k}_<metric>``
 (``hpsearch.engines.sklearn.cross_validation``; where the folds are fitted:
-``hpsearch.engines.sklearn.fold_fitters``).
+``hpsearch.engines.sklearn.fold_fitters``; the search sessions the driver runs:
+``hpsearch.engines.sklearn.sessions``).
 
 Scikit-learn has no resume; ours comes from our tables (``hpsearch.engines.sklearn.resume``): a candidate
 with a result is never fitted again, a cut-short one is run again, first, as a retry that keeps its
-finished folds, until it is given up. Candidates are matched by their parameters, so every candidate has
-at most one result, and trial numbers follow candidate order, which makes ``hpsearch best`` break ties as
+finished folds, until the one retry policy gives it up (``hpsearch.retry_policy``). Candidates are
+matched by their parameters, so every candidate has at most one result, and trial numbers follow
+candidate order, which makes ``hpsearch best`` break ties as
 ``GridSearchCV.best_params_`` does (the first best candidate). Successive halving is
 ``hpsearch.engines.sklearn.halving``.
 """
@@ -31,42 +33,30 @@ at most one result, and trial numbers follow candidate order, which makes ``hpse
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.spaces import SearchSpace, resolve_config
 
 from ...errors import UsageError
-from ...training.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
-from ...training.scoring import Scoring, scorer, scoring_for
-from ..base import Engine, RunContext
-from .candidates import (
-    UNBOUNDED,
-    Candidate,
-    candidate_count,
-    candidate_key,
-    candidate_of_trial,
-    candidates,
-    compiled_space,
-)
-from .cross_validation import check_rows, cross_validation, cv_rows, cv_weights
-from .fold_fitters import DaskFitter, FoldFitter, InProcessFitter, ProcessFitter, Splits
+from ...training.scoring import scoring_for
+from ..base import Engine
+from .candidates import candidate_count, compiled_space
 from .halving import (
     HALVING_ALGORITHMS,
     HALVING_OPTIONS,
+    HalvingSession,
     data_shape,
     describe_plan,
     halving_settings,
     plan_for,
-    run_halving,
 )
-from .resume import CandidateHistory, Fit, fit_or_give_up, histories, run_candidate
+from .sessions import CandidatesSession, FoldSearch
 from .settings import DEFAULT_JOBS, available_cores, cv_cluster, cv_folds, cv_jobs, fold_trainer
 
 if TYPE_CHECKING:
     from ...data import Dataset
-    from ...executors.cluster import StopSignal
+    from ...training.context import RunContext
 
 
 def _scoring_text(objective: str, task: str) -> str:
@@ -179,7 +169,8 @@ class SklearnEngine(Engine):
         search = {"grid": "GridSearchCV", "random": "RandomizedSearchCV",
                   "halving-grid": "HalvingGridSearchCV",
                   "halving-random": "HalvingRandomSearchCV"}[settings["algorithm"]]
-        # The same check run() makes before any fit: every compiled key is an estimator parameter.
+        # The same check a run makes before any fit (``FoldSearch.start``): every compiled key is an
+        # estimator parameter.
         estimator = make_estimator("binary", resolve_config(space, {}), seed=0)
         check_routing(estimator, list(compiled_space(space, settings["algorithm"])), space.source)
         lines = [
@@ -222,163 +213,9 @@ class SklearnEngine(Engine):
 
 
     # -- the search -------------------------------------------------------------------------------
-    def run(self, ctx: RunContext) -> None:
-        """Run (or resume) the study's search: on a Dask cluster (``--dask``), with several candidates in
-        flight (``--jobs N``), by successive halving, or one candidate after another."""
-        from sklearn.base import is_classifier
-        from sklearn.model_selection import check_cv
-
-        from .estimators import check_routing, make_estimator
-
-        settings = ctx.settings
-        folds = cv_folds(settings)
-        jobs = cv_jobs(settings)
-        trainer = fold_trainer(settings)
-        dataset = ctx.dataset
-        scoring = scoring_for(ctx.study.objective, dataset.task)
-        x, y = cv_rows(dataset)
-        check_rows(dataset, y, folds)
-        estimator = make_estimator(dataset.task, resolve_config(ctx.space, {}), seed=ctx.seed,
-                                   class_weight=dataset.class_weight)
-        check_routing(estimator, list(compiled_space(ctx.space, settings["algorithm"])), ctx.space.source)
-        splits = list(check_cv(folds, y, classifier=is_classifier(estimator)).split(x, y))
-        # As GridSearchCV passes fit parameters: each fold's training rows' weights; scores are unweighted.
-        sample_weight = cv_weights(dataset)
-        address = cv_cluster(settings)
-        if address is not None:
-            payload = (x, y, sample_weight, estimator, scoring.name, trainer)
-            self._run_on_cluster(ctx, address, splits, scoring, payload)
-            return
-        halving = settings["algorithm"] in HALVING_ALGORITHMS
-        if jobs > 1:
-            def processes(stopping: StopSignal | None = None) -> ProcessFitter:
-                return ProcessFitter(ctx.storage.url, jobs if not halving else min(jobs, folds),
-                                     max(1, available_cores() // jobs), x, y, sample_weight, estimator,
-                                     scoring.name, trainer, stopping)
-
-            if not halving:
-                self._run_in_flight(ctx, splits, scoring, processes, lambda: jobs)
-                return
-            fitter: FoldFitter = processes()
-        else:
-            fitter = InProcessFitter(x, y, sample_weight, estimator, scorer(estimator, scoring.name), trainer)
-        try:
-            if halving:
-                run_halving(ctx, fitter, splits, scoring)
-            else:
-                self._run_one_at_a_time(ctx, fitter, splits, scoring)
-        finally:
-            fitter.close()
-
-    def _proposal(self, candidate: Candidate, history: CandidateHistory) -> Proposal:
-        return Proposal(candidate.point, engine_trial_id=str(candidate.index), retry_of=history.retry_of)
-
-    def _run_one_at_a_time(
-        self, ctx: RunContext, fitter: FoldFitter, splits: Splits, scoring: Scoring
-    ) -> None:
-        """``--jobs 1``: each candidate's trial in this thread, in ``_plan``'s order, until the budget or a
-        stop ends the search."""
-        runner = TrialRunner(ctx)
-        for candidate, history in self._plan(ctx):
-            if ctx.tracker.should_stop():
-                return
-            result = run_candidate(runner, self._proposal(candidate, history), history,
-                                   cross_validation(candidate, fitter, splits, scoring))
-            if result.status is RunStatus.BUDGET_REACHED:
-                ctx.tracker.budget_reached()
-                return
-
-    def _run_on_cluster(self, ctx: RunContext, address: str, splits: Splits, scoring: Scoring,
-                        payload: tuple) -> None:
-        """``--dask``: every fold a task; enough candidates in flight to keep every worker busy."""
-        from ...executors.cluster import connect, share, slots
-
-        client = connect(address)
-        try:
-            data = share(client, payload, "folds")
-            self._run_in_flight(ctx, splits, scoring,
-                                lambda stopping: DaskFitter(client, address, data, stopping),
-                                lambda: slots(client))
-        finally:
-            client.close()
-
-    def _run_in_flight(
-        self, ctx: RunContext, splits: Splits, scoring: Scoring,
-        fitter_for: Callable[[StopSignal], FoldFitter], width: Callable[[], int],
-    ) -> None:
-        """Several candidates in flight, so that ``width()`` fits run at once whatever the folds per
-        candidate: the next candidate's folds start while the last folds of the one before still train,
-        as ``GridSearchCV(n_jobs=N)`` spreads every (candidate, fold) over its workers.
-
-        Candidates are still proposed, claimed and recorded here, in scikit-learn's order; each one's
-        trial runs in a thread that waits on its fold fits (see ``hpsearch.executors.cluster.InFlight``).
-        """
-        from ...executors.cluster import trials_in_flight
-
-        runner = TrialRunner(ctx)
-        budget_reached = False
-        lost = True  # a fold process died this pass: plan again, the cut-short candidates first
-        fitter: FoldFitter | None = None
-
-        def settle(done: list[tuple[Any, Any]]) -> None:
-            nonlocal budget_reached, lost
-            for _, future in done:
-                status = future.result().status  # re-raises a fatal error
-                budget_reached = budget_reached or status is RunStatus.BUDGET_REACHED
-                lost = lost or status is RunStatus.INTERRUPTED
-
-        try:
-            with trials_in_flight(ctx.study.name) as in_flight:
-                fitter = fitter_for(in_flight.stopping)
-                # Each pass plans from the store: a candidate cut short by a dead fold process comes back
-                # as a retry (keeping its finished folds), until it is given up.
-                while lost and not budget_reached:
-                    lost = False
-                    for candidate, history in self._plan(ctx):
-                        # Candidates in flight: every fit slot busy, plus one so a slot never waits for us.
-                        while len(in_flight) >= -(-width() // len(splits)) + 1:
-                            settle(in_flight.next_done())
-                        if budget_reached or ctx.tracker.should_stop():
-                            break
-                        train = fit_or_give_up(history, cross_validation(candidate, fitter, splits, scoring))
-                        in_flight.start(candidate.index, functools.partial(
-                            _claimed_then, runner, self._proposal(candidate, history), train))
-                    while len(in_flight):
-                        settle(in_flight.next_done())
-                    if ctx.tracker.should_stop():
-                        break
-        finally:
-            if fitter is not None:
-                fitter.close()
-            if budget_reached:
-                ctx.tracker.budget_reached()
-
-    def _plan(self, ctx: RunContext) -> Iterator[tuple[Candidate, CandidateHistory]]:
-        """Cut-short candidates first (``ctx.retries`` among them), then the rest in scikit-learn's order;
-        candidates with a result, or being fitted by another live process, are skipped."""
-        found = histories(ctx.storage.list_trials(ctx.study.id), lambda trial: candidate_key(trial.params))
-        handled: set[str] = set()
-        pending = [(history.interrupted[0].number, key, history) for key, history in found.items()
-                   if history.interrupted and not history.done and not history.running]
-        for _, key, history in sorted(pending):
-            handled.add(key)
-            yield candidate_of_trial(ctx.space, history.interrupted[-1]), history
-        trials = ctx.settings.get("trials")
-        n_iter = UNBOUNDED if trials is None else int(trials)
-        for candidate in candidates(ctx.space, ctx.settings["algorithm"], n_iter, ctx.seed):
-            key = candidate.key
-            history = found.get(key, CandidateHistory())
-            if key in handled or history.done or history.running:
-                continue
-            handled.add(key)
-            yield candidate, history
-
-
-def _claimed_then(runner: TrialRunner, proposal: Proposal, train: Fit, claimed: Callable[[], None]) -> Any:
-    """``runner.run`` that signals ``claimed`` once the trial is claimed, before training starts."""
-
-    def train_claimed(attempt: Attempt) -> TrialOutcome:
-        claimed()
-        return train(attempt)
-
-    return runner.run(proposal, train_claimed)
+    def session(self, ctx: RunContext) -> FoldSearch:
+        """The run's search: successive halving, or grid or random candidates (several in flight with
+        ``--jobs N`` or on a Dask cluster, ``--dask``)."""
+        if ctx.settings["algorithm"] in HALVING_ALGORITHMS:
+            return HalvingSession(ctx)
+        return CandidatesSession(ctx)

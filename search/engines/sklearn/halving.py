@@ -37,17 +37,19 @@ from hpsearch.spaces import DEFAULTS, SearchSpace
 from hpsearch.storage import TrialRecord, TrialState
 
 from ...errors import UsageError
-from ...training.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
-from ...training.scoring import Scoring
-from ..base import RunContext
+from ...training.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome
+from ..session import Task, refuse_other_workers
 from .candidates import Candidate, candidate_key, candidates, parameter_sampler
 from .cross_validation import cross_validation
-from .fold_fitters import FoldFitter, Splits
-from .resume import CandidateHistory, Fit, histories, run_candidate
+from .fold_fitters import Splits
+from .resume import CandidateHistory, Fit, histories
+from .sessions import FoldSearch
 from .settings import cv_folds
 
 if TYPE_CHECKING:
     from ...data import Dataset
+    from ...executors.cluster import StopSignal
+    from ...training.context import RunContext
 
 HALVING_ALGORITHMS = ("halving-grid", "halving-random")
 #: Settings only the halving algorithms read (``factor`` is shared with KerasTuner's Hyperband).
@@ -285,67 +287,117 @@ def rung_splits(splits: Splits, plan: HalvingPlan, rung: Rung, seed: int) -> Spl
     ]
 
 
-def run_halving(ctx: RunContext, fitter: FoldFitter, splits: Splits, scoring: Scoring) -> None:
-    """Run (or resume) the study's halving plan through the trial runner; see the module docstring.
+class HalvingSession(FoldSearch):
+    """Runs (or resumes) the study's halving plan, rung by rung, one fit at a time; see the module
+    docstring. A rung's survivors are decided once every candidate of the rung has its result."""
 
-    Raises UsageError when another worker is searching the study: a rung's survivors are decided from
-    all of its scores, which one process must hold.
-    """
-    from ...training.recorder import current_worker
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__(ctx)
+        self.plan: HalvingPlan | None = None
+        self.rung_index = 0
+        self.current: list[Candidate] = []
+        self.found: dict[Any, CandidateHistory] = {}
+        #: Candidate key -> number of its trial on the previous rung (the chain each carried one keeps).
+        self.parents: dict[str, int] = {}
+        #: The current rung's results so far, by candidate key.
+        self.results: dict[str, TrialRecord] = {}
+        #: The current rung's fits still to propose: (candidate, the trial it retries or None).
+        self.pending: list[tuple[Candidate, int | None]] = []
+        self.folds: Splits = []
+        #: Another process holds a fit of the rung: its survivors cannot be decided here.
+        self.blocked = False
 
-    others = [trial for trial in ctx.storage.running_trials(ctx.study.id) if trial.worker != current_worker()]
-    if others:
-        raise UsageError(
-            f"study '{ctx.study.name}' is being searched by worker {others[0].worker} (trial "
-            f"#{others[0].number} is running); successive halving runs one worker per study"
-        )
-    rows, n_classes = data_shape(ctx.dataset)
-    plan = plan_for(ctx.space, ctx.settings, rows=rows, n_classes=n_classes)
-    current = first_candidates(ctx.space, ctx.settings, plan.rungs[0].candidates)
-    found = histories(ctx.storage.list_trials(ctx.study.id), _rung_candidate)
-    runner = TrialRunner(ctx)
-    parents: dict[str, int] = {}
-    last = plan.rungs[-1].iteration
-    for rung in plan.rungs:
-        folds = rung_splits(splits, plan, rung, ctx.seed)
-        results: dict[str, TrialRecord] = {}
+    def processes(self, jobs: int) -> int:
+        return min(jobs, cv_folds(self.ctx.settings))
+
+    def start(self, stopping: StopSignal | None) -> None:
+        """Refuse a second worker, start the fitter, find where the plan stands.
+
+        Raises:
+            UsageError: another worker is searching the study (a rung's survivors are decided from all
+                of its scores, which one process must hold).
+        """
+        ctx = self.ctx
+        refuse_other_workers(ctx, "successive halving")
+        super().start(stopping)
+        rows, n_classes = data_shape(ctx.dataset)
+        self.plan = plan_for(ctx.space, ctx.settings, rows=rows, n_classes=n_classes)
+        self.current = first_candidates(ctx.space, ctx.settings, self.plan.rungs[0].candidates)
+        self.found = histories(ctx.storage.list_trials(ctx.study.id), _rung_candidate)
+        self._enter_rung()
+
+    def _rung(self) -> Rung:
+        assert self.plan is not None
+        return self.plan.rungs[self.rung_index]
+
+    def _enter_rung(self) -> None:
+        """Gather the rung's stored results; its other fits are pending, cut-short ones first (resume
+        retries them before new work), then scikit-learn's order."""
+        assert self.plan is not None
+        rung = self._rung()
+        self.folds = rung_splits(self.splits, self.plan, rung, self.ctx.seed)
+        self.results = {}
         pending: list[tuple[Candidate, CandidateHistory]] = []
-        for candidate in current:
-            history = found.get((rung.iteration, candidate.key), CandidateHistory())
+        for candidate in self.current:
+            history = self.found.get((rung.iteration, candidate.key), CandidateHistory())
             if history.finished is not None:
-                results[candidate.key] = history.finished
+                self.results[candidate.key] = history.finished
             else:
                 pending.append((candidate, history))
-        # Cut-short fits first (resume retries them before new work), then scikit-learn's order.
         pending.sort(key=lambda item: not item[1].interrupted)
-        for candidate, history in pending:
-            if ctx.tracker.should_stop():
-                return
-            fitted = candidate
-            if plan.resource == "epochs":
-                fitted = Candidate(candidate.index, {**candidate.sklearn_params, "epochs": rung.resources},
-                                   candidate.point)
-            proposal = Proposal(
-                candidate.point,
-                engine_trial_id=f"{rung.iteration}:{candidate.index}",
-                parent_number=parents.get(candidate.key),
-                # The same parameters on another rung are other work, not a duplicate.
-                identity={"params": candidate.point, "halving_iter": rung.iteration},
-            )
-            # A fold process that died is fitted again at once (keeping its finished folds), until given up.
-            result = run_candidate(runner, proposal, history, _rung_fit(
-                cross_validation(fitted, fitter, folds, scoring), rung, rung.iteration == last))
-            if result.status is RunStatus.BUDGET_REACHED:
-                ctx.tracker.budget_reached()
-                return
-            if result.status is not RunStatus.FINISHED or result.trial is None:
-                return  # another process holds this fit: the next rung cannot be decided here
-            results[candidate.key] = result.trial
-        if rung.iteration == last:
-            return
-        scores = [_score(results[candidate.key]) for candidate in current]
-        parents = {key: trial.number for key, trial in results.items()}
-        current = top_k(current, scores, math.ceil(len(current) / plan.factor))
+        self.pending = [(candidate, history.retry_of) for candidate, history in pending]
+
+    def retry(self, trials: list[TrialRecord]) -> None:
+        """Fit the current rung's candidates of ``trials`` again first (those of ``resume`` already are)."""
+        rung = self._rung()
+        for trial in trials:
+            if rung_of(trial) != rung.iteration:
+                continue
+            key = candidate_key(trial.params)
+            if any(candidate.key == key for candidate, _ in self.pending):
+                continue
+            candidate = next((candidate for candidate in self.current if candidate.key == key), None)
+            if candidate is not None and key not in self.results:
+                self.pending.insert(0, (candidate, trial.number))
+
+    def propose(self, room: int | None) -> list[Task] | None:
+        """The rung's next fit; once the rung is complete, the next rung's first (its candidates the best
+        of this one); None after the last rung, or when another process holds a fit of the rung."""
+        assert self.plan is not None and self.fitter is not None and self.scoring is not None
+        while not self.pending:
+            if self.blocked or self.rung_index == len(self.plan.rungs) - 1:
+                return None
+            scores = [_score(self.results[candidate.key]) for candidate in self.current]
+            self.parents = {key: trial.number for key, trial in self.results.items()}
+            self.current = top_k(self.current, scores, math.ceil(len(self.current) / self.plan.factor))
+            self.rung_index += 1
+            self._enter_rung()
+        if self.blocked:
+            return None
+        rung = self._rung()
+        candidate, retry_of = self.pending.pop(0)
+        fitted = candidate
+        if self.plan.resource == "epochs":
+            fitted = Candidate(candidate.index, {**candidate.sklearn_params, "epochs": rung.resources},
+                               candidate.point)
+        proposal = Proposal(
+            candidate.point,
+            engine_trial_id=f"{rung.iteration}:{candidate.index}",
+            retry_of=retry_of,
+            parent_number=self.parents.get(candidate.key),
+            # The same parameters on another rung are other work, not a duplicate.
+            identity={"params": candidate.point, "halving_iter": rung.iteration},
+        )
+        last = rung is self.plan.rungs[-1]
+        train = _rung_fit(cross_validation(fitted, self.fitter, self.folds, self.scoring), rung, last)
+        return [Task(proposal, train, handle=candidate)]
+
+    def learn(self, task: Task, result: RunResult) -> None:
+        """Keep a fit's result for its rung's ranking; a fit another process holds blocks the rung."""
+        if result.status is RunStatus.FINISHED and result.trial is not None:
+            self.results[task.handle.key] = result.trial
+        elif result.status not in (RunStatus.INTERRUPTED, RunStatus.BUDGET_REACHED):
+            self.blocked = True  # another process holds this fit: the next rung cannot be decided here
 
 
 def _rung_fit(cross_validate: Fit, rung: Rung, last: bool) -> Fit:

@@ -3,30 +3,26 @@
 Scikit-learn has no resume; ours comes from the stored trials. A candidate whose trial ended on its own
 (complete, pruned, or failed by its own error) is done and never fitted again; a candidate whose trial was
 cut short (Ctrl-C, ``kill -9``, a fold process that died) is run again as a new trial that names the
-interrupted one in ``retry_of`` and keeps the folds it had finished (the unit of resuming is the fold);
-after ``MAX_INTERRUPTED_ATTEMPTS`` cut-short attempts it is given up (recorded FAILED) so a configuration
-that kills its worker cannot stall the study.
+interrupted one in ``retry_of`` and keeps the folds it had finished (the unit of resuming is the fold),
+until the one retry policy of every engine gives it up (:mod:`hpsearch.retry_policy`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from hpsearch.storage import TrialRecord, TrialState
 
-from ...training.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome, TrialRunner
+from ...training.runner import Attempt
+from ..session import Fit
 
 if TYPE_CHECKING:
     from .estimators import FoldResult
 
-#: A candidate cut short this many times (its worker killed, or Ctrl-C) is recorded FAILED and given up.
-MAX_INTERRUPTED_ATTEMPTS = 3
+__all__ = ["CandidateHistory", "Fit", "histories", "restore_folds"]
 
-#: How the trial runner trains one trial: the attempt in, how it ended out.
-Fit = Callable[[Attempt], TrialOutcome]
 Key = TypeVar("Key", bound=Hashable)
 
 
@@ -51,11 +47,6 @@ class CandidateHistory:
         """The number of the trial its next trial retries (the last cut-short one), None if none was."""
         return self.interrupted[-1].number if self.interrupted else None
 
-    @property
-    def given_up(self) -> bool:
-        """Cut short too often to be fitted again."""
-        return len(self.interrupted) >= MAX_INTERRUPTED_ATTEMPTS
-
 
 def histories(
     trials: list[TrialRecord], key_of: Callable[[TrialRecord], Key | None]
@@ -75,32 +66,6 @@ def histories(
         else:
             history.finished = trial
     return found
-
-
-def fit_or_give_up(history: CandidateHistory, fit: Fit) -> Fit:
-    """``fit``, or for a candidate given up a training that records it FAILED without fitting it again."""
-    if not history.given_up:
-        return fit
-    numbers = ", ".join(f"#{trial.number}" for trial in history.interrupted)
-    reason = (f"given up after {len(history.interrupted)} interrupted attempts ({numbers}): its worker "
-              "died or was stopped each time")
-    return lambda attempt: TrialOutcome.failed(reason)
-
-
-def run_candidate(runner: TrialRunner, proposal: Proposal, history: CandidateHistory, fit: Fit) -> RunResult:
-    """Run one candidate's trial through ``runner`` in this thread, retrying it at once when cut short.
-
-    ``proposal``'s ``retry_of`` is set from ``history``. A trial interrupted by a fold process that died
-    (``RunStatus.INTERRUPTED``, only with ``--jobs N`` processes) is run again as a retry, keeping its
-    finished folds, until it ends or is given up; ``history`` gains each cut-short trial. Returns the last
-    trial's result.
-    """
-    while True:
-        result = runner.run(dataclasses.replace(proposal, retry_of=history.retry_of),
-                            fit_or_give_up(history, fit))
-        if result.status is not RunStatus.INTERRUPTED or result.trial is None:
-            return result
-        history.interrupted.append(result.trial)
 
 
 def restore_folds(attempt: Attempt, n_folds: int) -> list[FoldResult]:

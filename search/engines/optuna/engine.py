@@ -13,51 +13,43 @@ draws); and a proposal depends neither on when its process started nor on how of
 interrupted, so a resumed study proposes what the uninterrupted one would have. The grid sampler takes
 grid points in that index order too.
 
+The search session (:mod:`hpsearch.engines.optuna.session`) asks and tells; the driver runs the loop.
 With ``--pack K`` a worker asks up to K proposals at once and trains those that share batch size and
-epochs together (:mod:`hpsearch.training.packing`, ``TrialRunner.run_pack``); each is still its own Optuna
-trial,
-reported to per epoch and told its own outcome. Asked proposals never claimed (Ctrl-C during an earlier
-pack) are marked abandoned, so their proposal indices are asked again.
+epochs together; each is still its own Optuna trial. Asked proposals never claimed (Ctrl-C during an
+earlier pack) are marked abandoned, so their proposal indices are asked again.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hpsearch.spaces import SearchSpace, resolve_config
-from hpsearch.storage import TrialRecord, TrialState
+from hpsearch.spaces import SearchSpace
+from hpsearch.storage import TrialRecord
 
-from ..errors import UsageError
-from ..runtime.backends import check_backend, describe_backend, study_backend
-from ..training.fit import EpochRecorderCallback, FitResult
-from ..training.packing import fit_pack, pack_key
-from ..training.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome, TrialRunner
-from .base import Engine, RunContext
+from ...errors import UsageError
+from ...runtime.backends import check_backend, describe_backend, study_backend
+from ..base import Engine
+from .session import (
+    ABANDONED_ATTR,
+    COPIED_ATTR,
+    INDEX_ATTR,
+    NUMBER_ATTR,
+    RETRY_ATTR,
+    OptunaSession,
+    abandon_asked,
+    enqueue_retries,
+)
+
+if TYPE_CHECKING:
+    from ...training.context import RunContext
 
 PRUNERS = ("median", "hyperband", "none")
-#: Optuna user attribute naming the hpsearch trial number whose config an enqueued trial retries.
-RETRY_ATTR = "hp_retry_of"
-#: Optuna user attribute linking an Optuna trial to our trial number.
-NUMBER_ATTR = "hp_number"
-#: Optuna user attribute saying why an Optuna trial was not trained (a duplicate, the budget).
-NOT_TRAINED_ATTR = "hp_not_trained"
-#: Optuna user attribute of a trial added from a ``--warm-start`` copy: the study and trial it came from.
-COPIED_ATTR = "hp_copied_from"
-#: Optuna user attribute: the proposal index a trial was sampled at (a retry: that of the trial it retries).
-INDEX_ATTR = "hp_proposal"
-#: Optuna user attribute of an asked trial whose worker died before claiming it: it was never trained, and
-#: its proposal index is asked again.
-ABANDONED_ATTR = "hp_abandoned"
 #: ``--pack`` by default: every trial trains alone.
 DEFAULT_PACK = 1
-#: Proposals in a row that repeat tried configurations before the space is taken as exhausted.
-MAX_DUPLICATES_IN_A_ROW = 25
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -277,7 +269,7 @@ class OptunaEngine(Engine):
         claimed = {trial.engine_trial_id for trial in ctx.storage.list_trials(ctx.study.id)}
         for frozen in study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
             if str(frozen._trial_id) not in claimed:
-                _abandon(study, frozen)
+                abandon_asked(study, frozen)
 
     def warm_start_note(self, settings: Mapping[str, Any], copied: int) -> str:
         return (f"warm start: Optuna's {settings['algorithm']} sampler (and the pruner, by their curves) "
@@ -320,12 +312,12 @@ class OptunaEngine(Engine):
 
     # -- resume -----------------------------------------------------------------------------------
     def recover(self, ctx: RunContext, interrupted: list[TrialRecord]) -> None:
-        """Fail Optuna's side of trials recovery failed, and queue their configurations' one retry, so a
-        live worker of the study picks it up next."""
+        """Fail Optuna's side of trials recovery failed, and queue their configurations' retries, so a
+        live worker of the study picks them up next."""
         import optuna
         from optuna.trial import TrialState as OptunaState
 
-        from ..recovery import trials_to_retry
+        from ...retry_policy import trials_to_retry
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         storage = self._storage(ctx)
@@ -341,171 +333,12 @@ class OptunaEngine(Engine):
         numbers = {trial.number for trial in interrupted}
         retries = [trial for trial in trials_to_retry(ctx.storage, ctx.study) if trial.number in numbers]
         if retries:
-            self._enqueue_retries(optuna.load_study(study_name=ctx.study.name, storage=storage), retries)
-
-    def _enqueue_retries(self, study: Any, retries: list[TrialRecord]) -> None:
-        from optuna.trial import TrialState as OptunaState
-
-        already = {
-            frozen.user_attrs.get(RETRY_ATTR)
-            for frozen in study.get_trials(deepcopy=False, states=(OptunaState.WAITING,))
-        }
-        for trial in retries:
-            if trial.number in already:
-                continue
-            attrs: dict[str, Any] = {RETRY_ATTR: trial.number}
-            if trial.engine_trial_id is not None:
-                try:
-                    interrupted = study._storage.get_trial(int(trial.engine_trial_id))
-                except KeyError:
-                    interrupted = None
-                if interrupted is not None and INDEX_ATTR in interrupted.user_attrs:
-                    attrs[INDEX_ATTR] = interrupted.user_attrs[INDEX_ATTR]
-            study.enqueue_trial(dict(trial.params), user_attrs=attrs)
+            enqueue_retries(optuna.load_study(study_name=ctx.study.name, storage=storage), retries)
 
     # -- the search -------------------------------------------------------------------------------
-    def run(self, ctx: RunContext) -> None:
-        runner = TrialRunner(ctx)
-        study = self._study(ctx)
-        self._enqueue_retries(study, ctx.retries)
-        size = pack_size(ctx.settings)
-        duplicates_in_a_row = 0
-        while not ctx.tracker.should_stop():
-            if self._grid_exhausted(ctx, study):
-                return
-            asked = self._ask(ctx, study, size)
-            for result in self._train(ctx, runner, study, asked):
-                if result.status is RunStatus.BUDGET_REACHED:
-                    ctx.tracker.budget_reached()
-                    return
-                duplicates_in_a_row = duplicates_in_a_row + 1 if result.status is RunStatus.DUPLICATE else 0
-            if duplicates_in_a_row >= MAX_DUPLICATES_IN_A_ROW:
-                print(f"note: sampler {ctx.settings['algorithm']} proposed {duplicates_in_a_row} "
-                      "configurations in a row that were already tried; the space looks exhausted",
-                      file=sys.stderr)
-                return
-
-    def _ask(self, ctx: RunContext, study: Any, size: int) -> list[_Asked]:
-        """The next proposals: one, or with ``--pack K`` up to K (never more than the budget has room for).
-
-        A queued retry of an interrupted trial is asked alone: it trains alone, to continue from its
-        checkpoint."""
-        from hpsearch.spaces.compile_optuna import suggest_point
-
-        room = self._room(ctx, study) if size > 1 else ctx.tracker.remaining()
-        wanted = size if room is None else max(1, min(size, room))
-        asked: list[_Asked] = []
-        while len(asked) < wanted:
-            if asked and (self._grid_exhausted(ctx, study) or _retry_waiting(study)):
-                break
-            trial = study.ask()
-            point = suggest_point(ctx.space, trial)
-            proposal = Proposal(point, engine_trial_id=str(trial._trial_id),
-                                retry_of=trial.user_attrs.get(RETRY_ATTR))
-            asked.append(_Asked(trial, resolve_config(ctx.space, point), proposal,
-                                _PruningCallback(trial, ctx.study.objective)))
-            if proposal.retry_of is not None:
-                break
-        return asked
-
-    def _room(self, ctx: RunContext, study: Any) -> int | None:
-        """Trials the budget still has room for, less those other workers asked for and have not claimed
-        yet (a worker asks its whole pack first): two workers asking packs near the end of the budget
-        then ask fewer than they would, and the store refuses fewer of their proposals (still some: two
-        workers asking at the same instant both see room)."""
-        from optuna.trial import TrialState as OptunaState
-
-        remaining = ctx.tracker.remaining()
-        if remaining is None:
-            return None
-        asked = len(study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)))
-        claimed = ctx.storage.budget_usage(ctx.study.id)[1]
-        return remaining - max(0, asked - claimed)
-
-    def _train(
-        self, ctx: RunContext, runner: TrialRunner, study: Any, asked: list[_Asked]
-    ) -> list[RunResult]:
-        """Train the asked proposals, those that share batch size and epochs together
-        (hpsearch.training.packing),
-        and tell Optuna how each ended."""
-        groups: dict[Any, list[_Asked]] = {}
-        for item in asked:
-            key = ("alone", id(item)) if item.proposal.retry_of is not None else pack_key(item.config)
-            groups.setdefault(key, []).append(item)
-        results: list[RunResult] = []
-        pending = list(asked)
-        for group in groups.values():
-            try:
-                if len(group) == 1:
-                    outcomes = [runner.run(group[0].proposal, group[0].train)]
-                else:
-                    outcomes = runner.run_pack(
-                        [item.proposal for item in group],
-                        lambda attempts, group=group: _train_pack(ctx, group, attempts),
-                    )
-            except BaseException:
-                for item in group:
-                    _tell_failed(study, item.trial)  # Ctrl-C or the database: our record says interrupted
-                for item in pending:
-                    if item not in group:
-                        _abandon(study, item.trial)  # asked, never claimed: its proposal index is asked again
-                raise
-            for item, result in zip(group, outcomes, strict=True):
-                _tell(study, item.trial, result)
-                pending.remove(item)
-            results.extend(outcomes)
-        return results
-
-    def _grid_exhausted(self, ctx: RunContext, study: Any) -> bool:
-        """Every grid point is tried or being tried: nothing is left for this worker."""
-        if ctx.settings["algorithm"] != "grid":
-            return False
-        from optuna.trial import TrialState as OptunaState
-
-        if study.get_trials(deepcopy=False, states=(OptunaState.WAITING,)):
-            return False  # a queued retry still has to run
-        return not study.sampler._get_unvisited_grid_ids(study)
-
-
-def _tell(study: Any, trial: Any, result: RunResult) -> None:
-    """Tell Optuna how the trial ended; a trial recovery already failed stays failed."""
-    from optuna.trial import TrialState as OptunaState
-
-    if result.status is RunStatus.FINISHED:
-        assert result.trial is not None
-        if result.trial.state is TrialState.COMPLETE:
-            study.tell(trial, result.trial.value, skip_if_finished=True)
-            return
-        if result.trial.state is TrialState.PRUNED:
-            study.tell(trial, state=OptunaState.PRUNED, skip_if_finished=True)
-            return
-    elif result.status is RunStatus.DUPLICATE:
-        trial.set_user_attr(NOT_TRAINED_ATTR, f"the same configuration is trial #{result.duplicate_of}")
-    elif result.status is RunStatus.BUDGET_REACHED:
-        trial.set_user_attr(NOT_TRAINED_ATTR, "the trial budget was used up by other workers")
-    study.tell(trial, state=OptunaState.FAIL, skip_if_finished=True)
-
-
-def _abandon(study: Any, trial: Any) -> None:
-    """Fail an asked Optuna trial that was never claimed, marked so that its proposal index is asked again
-    and its grid point is not taken as visited."""
-    from optuna.trial import TrialState as OptunaState
-
-    try:
-        study._storage.set_trial_user_attr(trial._trial_id, ABANDONED_ATTR, True)
-        if "grid_id" in study._storage.get_trial(trial._trial_id).system_attrs:
-            study._storage.set_trial_system_attr(trial._trial_id, "grid_id", -1)
-        study._storage.set_trial_state_values(trial._trial_id, state=OptunaState.FAIL)
-    except Exception:  # noqa: BLE001 - the database may be what failed; the next start settles it
-        pass
-
-
-def _retry_waiting(study: Any) -> bool:
-    """A retry of an interrupted trial is queued (it is asked next, and trains alone)."""
-    from optuna.trial import TrialState as OptunaState
-
-    return any(RETRY_ATTR in frozen.user_attrs
-               for frozen in study.get_trials(deepcopy=False, states=(OptunaState.WAITING,)))
+    def session(self, ctx: RunContext) -> OptunaSession:
+        """Proposals asked of the study's Optuna study, told each outcome (``optuna.session``)."""
+        return OptunaSession(ctx, lambda: self._study(ctx), pack_size(ctx.settings))
 
 
 def pack_size(settings: Mapping[str, Any]) -> int:
@@ -516,73 +349,6 @@ def pack_size(settings: Mapping[str, Any]) -> int:
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise UsageError(f"--pack must be a whole number of at least 1, but got {value}")
     return size
-
-
-@dataclass
-class _Asked:
-    """A proposal asked of Optuna, with what trains it."""
-
-    trial: Any
-    config: Mapping[str, Any]
-    proposal: Proposal
-    pruning: _PruningCallback
-
-    def train(self, attempt: Attempt) -> TrialOutcome:
-        """Train alone."""
-        self.trial.set_user_attr(NUMBER_ATTR, attempt.record.number)
-        result = attempt.fit(self.config, callbacks=[self.pruning.keras()])
-        return self.outcome(attempt, result)
-
-    def outcome(self, attempt: Attempt, result: FitResult) -> TrialOutcome:
-        if self.pruning.pruned_at is not None:
-            return TrialOutcome.pruned(result.value, result.final_metrics)
-        return attempt.outcome(result)
-
-
-def _train_pack(
-    ctx: RunContext, group: list[_Asked], attempts: list[Attempt]
-) -> list[TrialOutcome | Exception]:
-    """Train the claimed members of ``group`` together; one outcome (or exception) per attempt."""
-    by_number = {item.proposal.engine_trial_id: item for item in group}
-    items = [by_number[attempt.record.engine_trial_id] for attempt in attempts]
-    for item, attempt in zip(items, attempts, strict=True):
-        item.trial.set_user_attr(NUMBER_ATTR, attempt.record.number)
-    members = [attempt.pack_member(item.config, callbacks=[item.pruning.keras()])
-               for item, attempt in zip(items, attempts, strict=True)]
-    fits = fit_pack(members, ctx.dataset, objective=ctx.study.objective, direction=ctx.study.direction)
-    return [fit if isinstance(fit, Exception) else item.outcome(attempt, fit)
-            for item, attempt, fit in zip(items, attempts, fits, strict=True)]
-
-
-def _tell_failed(study: Any, trial: Any) -> None:
-    from optuna.trial import TrialState as OptunaState
-
-    try:
-        study.tell(trial, state=OptunaState.FAIL, skip_if_finished=True)
-    except Exception:  # noqa: BLE001 - the database may be what failed; resume reconciles Optuna's side
-        pass
-
-
-class _PruningCallback:
-    """Reports the objective to Optuna each epoch and stops training when Optuna says prune."""
-
-    def __init__(self, trial: Any, objective: str) -> None:
-        self.trial = trial
-        self.objective = objective
-        self.pruned_at: int | None = None
-
-    def keras(self) -> Any:
-        def on_epoch(epoch: int, logs: Mapping[str, Any]) -> None:
-            value = logs.get(self.objective)
-            if value is None or not math.isfinite(float(value)):
-                return
-            self.trial.report(float(value), epoch)
-            if self.trial.should_prune():
-                self.pruned_at = epoch
-                callback.model.stop_training = True
-
-        callback = EpochRecorderCallback(on_epoch)
-        return callback
 
 
 def _epochs(space: SearchSpace) -> int:
