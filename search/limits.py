@@ -24,14 +24,14 @@ space nesting depth        64                               HPSEARCH_MAX_SPACE_D
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from hpsearch.spaces.limits import GRID_CANDIDATES, SPACE_FILE_BYTES, YAML_ALIASES
 from hpsearch.spaces.limits import Limit as _SpaceLimit
 
 from .errors import UsageError
+from .settings import StudySettings
 
 if TYPE_CHECKING:
     from hpsearch.spaces import SearchSpace
@@ -86,7 +86,7 @@ _GRID_ALGORITHMS = ("grid", "halving-grid")
 _LISTING_ENGINES = ("keras-tuner", "sklearn")
 
 
-def listing_problem(space: SearchSpace, settings: Mapping[str, Any], engine: str = "") -> str | None:
+def listing_problem(space: SearchSpace, settings: StudySettings, engine: str = "") -> str | None:
     """The sentence refusing a grid, or a listed range, over ``GRID_CANDIDATES``, or None.
 
     Sizes are counted, never listed, so the check itself costs nothing however large the space. A run
@@ -102,7 +102,7 @@ def listing_problem(space: SearchSpace, settings: Mapping[str, Any], engine: str
     """
     from hpsearch.spaces import SpaceError
 
-    if settings.get("algorithm") in _GRID_ALGORITHMS:
+    if settings.algorithm in _GRID_ALGORITHMS:
         try:
             size = space.grid_size()
         except SpaceError:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from hpsearch.storage import Storage, StudyRecord, TrialNotRunningError, TrialRecord, TrialState
 
+from .settings import StudySettings
 from .training.runner import stale_after_s
 
 
@@ -74,7 +75,7 @@ def interrupt_trial(
 def fail_abandoned_trials(storage: Storage, study: StudyRecord) -> list[TrialRecord]:
     """Fail the study's RUNNING trials whose worker is gone or silent; live workers' trials are left alone."""
     now = datetime.now(UTC)
-    grace_s = stale_after_s(study.settings)
+    grace_s = stale_after_s(StudySettings.from_record(study.settings))
     failed = []
     for trial in storage.running_trials(study.id):
         why = abandoned_because(trial, now, grace_s)

@@ -14,7 +14,7 @@ This module imports nothing of hpsearch's upper layers, so every layer may read 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -29,7 +29,7 @@ DEFAULT_MAX_FAILURES = 5
 
 
 @dataclass(frozen=True)
-class StudySettings(Mapping[str, Any]):
+class StudySettings:
     """What a study runs with, one attribute per recorded setting (None: not given, the default applies).
 
     Build it with :meth:`from_record` (a stored study's settings, or the dict a new study is about to
@@ -110,7 +110,7 @@ class StudySettings(Mapping[str, Any]):
             A new dict; ``from_record(s.to_record()) == s`` and, for a stored ``record``,
             ``from_record(record).to_record() == record`` with the same key order.
         """
-        return {key: self[key] for key in self.key_order}
+        return {key: self.value_of(key) for key in self.key_order}
 
     def with_changes(self, changes: Mapping[str, Any]) -> StudySettings:
         """These settings with ``changes`` applied as the stored JSON merges them: a key already there
@@ -127,12 +127,14 @@ class StudySettings(Mapping[str, Any]):
     @property
     def engine_options(self) -> dict[str, Any]:
         """The engine options that were given (``cv``, ``jobs``, ... and ``pruner``), by settings key."""
-        return {key: self[key] for key in self.key_order if key in _ENGINE_OPTION_FIELDS}
+        return {key: self.value_of(key) for key in self.key_order if key in _ENGINE_OPTION_FIELDS}
 
-    # Transitional Mapping access, for the engine files (search/engines/**) that still read
-    # ``settings["algorithm"]`` / ``settings.get("cv")``: they see exactly the stored JSON object. Code
-    # outside the engines reads attributes; the lead converts the engines and then drops the Mapping base.
-    def __getitem__(self, key: str) -> Any:
+    def value_of(self, key: str) -> Any:
+        """The stored JSON value of settings key ``key`` (a field, or a key kept in ``extra``).
+
+        Raises:
+            KeyError: the record has no such key.
+        """
         if key not in self.key_order:
             raise KeyError(key)
         if key in _FIELDS:
@@ -140,15 +142,6 @@ class StudySettings(Mapping[str, Any]):
             # JSON has lists, not tuples: the record holds what it held.
             return list(value) if key == WARM_START_KEY and value is not None else value
         return self.extra[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.key_order)
-
-    def __len__(self) -> int:
-        return len(self.key_order)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.key_order
 
     # ``frozen`` would hash the ``extra`` dict; settings are values to read, not keys.
     __hash__ = None  # type: ignore[assignment]

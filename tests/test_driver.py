@@ -14,6 +14,7 @@ from hpsearch.engines.session import SearchSession, Task
 from hpsearch.errors import FitProcessLostError
 from hpsearch.recovery import interrupt_trial
 from hpsearch.retry_policy import MAX_ATTEMPTS, trials_to_retry
+from hpsearch.settings import StudySettings
 from hpsearch.storage import TrialState, open_storage
 from hpsearch.training.context import Budget, BudgetTracker, RunContext
 from hpsearch.training.recorder import TrialRecorder
@@ -35,7 +36,7 @@ def _context(tmp_path: Path, *, budget: int | None = None, retries: bool = False
     tracker = BudgetTracker(storage, study, Budget(trials=budget))
     recorder.on_finish(tracker.trial_finished)
     return RunContext(storage=storage, study=study, space=None, dataset=None,  # type: ignore[arg-type]
-                      recorder=recorder, tracker=tracker, settings=study.settings,
+                      recorder=recorder, tracker=tracker, settings=StudySettings.from_record(study.settings),
                       retries=trials_to_retry(storage, study) if retries else [])
 
 

@@ -1,11 +1,10 @@
 """hpsearch.seeds: every seed derivation gives the values the code before it gave (pinned here, computed
-with ``training.runner.training_seed`` and ``engines.optuna_engine.trial_seed`` before they moved)."""
+with ``training.runner.training_seed`` and the Optuna engine's ``trial_seed`` before they moved)."""
 
 from __future__ import annotations
 
 import pytest
 from hpsearch import seeds
-from hpsearch.engines.optuna_engine import trial_seed
 from hpsearch.training.runner import training_seed as runner_training_seed
 
 
@@ -32,8 +31,6 @@ def test_training_seed_is_unchanged(seed: int, params: dict, expected: int) -> N
 ])
 def test_sampler_seed_is_unchanged(seed: int, number: int, expected: int) -> None:
     assert seeds.sampler_seed(seed, number) == expected
-    # The optuna engine still has its own copy until the lead switches it: they must agree.
-    assert trial_seed(seed, number) == expected
 
 
 def test_the_simple_derivations() -> None:

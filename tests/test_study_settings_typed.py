@@ -58,15 +58,13 @@ def test_fields_read_the_record_and_defaults_fill_what_it_lacks() -> None:
     assert (empty.seed, empty.max_failures, empty.algorithm) == (0, 5, None)
 
 
-def test_mapping_access_sees_exactly_the_stored_object() -> None:
-    # Transitional: the engine files still read settings as a mapping.
+def test_value_of_gives_exactly_the_stored_value() -> None:
     settings = StudySettings.from_record(OLDEST_RECORD)
-    assert settings["algorithm"] == "tpe" and settings.get("cv") is None and settings.get("cv", 3) == 3
-    assert "stale_after_s" not in settings and "seed" in settings
-    assert list(settings.keys()) == list(OLDEST_RECORD) and dict(settings) == OLDEST_RECORD
+    assert settings.value_of("algorithm") == "tpe"
+    assert settings.to_record() == OLDEST_RECORD and list(settings.to_record()) == list(OLDEST_RECORD)
     with pytest.raises(KeyError):
-        settings["pruner"]
-    assert StudySettings.from_record(OLD_RECORD)["warm_start"] == ["a", "b"]
+        settings.value_of("pruner")  # never recorded: the field's default applies, the record has no key
+    assert StudySettings.from_record(OLD_RECORD).value_of("warm_start") == ["a", "b"]
 
 
 def test_with_changes_merges_as_the_stored_json_does() -> None:

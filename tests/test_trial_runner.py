@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hpsearch.recovery import fail_abandoned_trials
 from hpsearch.retry_policy import trials_to_retry
+from hpsearch.settings import StudySettings
 from hpsearch.storage import Storage, StudyRecord, TrialState, open_storage
 from hpsearch.training.context import Budget, BudgetTracker, RunContext
 from hpsearch.training.recorder import TrialRecorder, current_worker
@@ -31,7 +32,8 @@ def _runner(tmp_path: Path, *, budget: int | None = None, settings: dict | None 
     tracker = BudgetTracker(storage, study, Budget(trials=budget))
     recorder.on_finish(tracker.trial_finished)
     return TrialRunner(RunContext(storage=storage, study=study, space=None, dataset=None,  # type: ignore[arg-type]
-                                  recorder=recorder, tracker=tracker, settings=study.settings))
+                                  recorder=recorder, tracker=tracker,
+                                  settings=StudySettings.from_record(study.settings)))
 
 
 def _store(runner: TrialRunner) -> tuple[Storage, StudyRecord]:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
+from ..settings import StudySettings
 
 if TYPE_CHECKING:
     from hpsearch.spaces import SearchSpace
@@ -66,10 +67,10 @@ class Engine(ABC):
         return chosen
 
     @abstractmethod
-    def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None: ...
+    def check(self, space: SearchSpace, settings: StudySettings) -> None: ...
 
     @abstractmethod
-    def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]: ...
+    def describe(self, space: SearchSpace, settings: StudySettings) -> list[str]: ...
 
     @abstractmethod
     def session(self, ctx: RunContext) -> SearchSession:
@@ -79,43 +80,43 @@ class Engine(ABC):
             ctx: the run (store, study, space, data, recorder, budget tracker, retries due).
         """
 
-    def describe_data(self, space: SearchSpace, settings: Mapping[str, Any], dataset: Dataset) -> list[str]:
+    def describe_data(self, space: SearchSpace, settings: StudySettings, dataset: Dataset) -> list[str]:
         """Dry-run lines that depend on the data (printed after it); none by default."""
         return []
 
-    def resolved_options(self, space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
+    def resolved_options(self, space: SearchSpace, settings: StudySettings) -> dict[str, Any]:
         """This engine's options as a run of the study uses them, defaults filled in (a resume compares
         what the user typed with these)."""
-        return {key: settings.get(key) for key in self.options}
+        return {key: getattr(settings, key) for key in self.options}
 
-    def planned_trials(self, space: SearchSpace, settings: Mapping[str, Any]) -> int | None:
+    def planned_trials(self, space: SearchSpace, settings: StudySettings) -> int | None:
         """The trial budget the engine's own plan fixes when ``--trials`` is not given (a whole grid, one
         Hyperband iteration); None for engines that propose until the default budget says stop."""
         return None
 
     def planned_after_copies(
-        self, space: SearchSpace, settings: Mapping[str, Any], copied: int
+        self, space: SearchSpace, settings: StudySettings, copied: int
     ) -> int | None:
         """``planned_trials`` of a study that starts with ``copied`` trials of ``--warm-start`` (which never
         use budget): the same plan, unless the plan is a list of candidates the copies already cover."""
         return self.planned_trials(space, settings)
 
-    def copy_identity(self, space: SearchSpace, settings: Mapping[str, Any], point: Mapping[str, Any]) -> Any:
+    def copy_identity(self, space: SearchSpace, settings: StudySettings, point: Mapping[str, Any]) -> Any:
         """The identity (``Proposal.identity``) this engine would give ``point``: a ``--warm-start`` copy
         gets it, so a later proposal of the same configuration is refused as a duplicate."""
         return dict(point)
 
-    def short_plan_reason(self, space: SearchSpace, settings: Mapping[str, Any], spent: int) -> str:
+    def short_plan_reason(self, space: SearchSpace, settings: StudySettings, spent: int) -> str:
         """Why a search that neither its budget nor its timeout stopped ended after ``spent`` trials, below
         its trial budget."""
-        if settings.get("algorithm") == "grid":
+        if settings.algorithm == "grid":
             return f"the space's grid has {space.grid_size()} candidates"
         return "it proposed no further configuration"
 
-    def check_warm_start(self, settings: Mapping[str, Any]) -> None:  # noqa: B027
+    def check_warm_start(self, settings: StudySettings) -> None:  # noqa: B027
         """Raise UsageError when this algorithm cannot start from copied trials (``--warm-start``)."""
 
-    def warm_start_note(self, settings: Mapping[str, Any], copied: int) -> str:
+    def warm_start_note(self, settings: StudySettings, copied: int) -> str:
         """How this engine uses the ``copied`` trials of ``--warm-start`` (one line for the user)."""
         return f"warm start: the {copied} copied trial(s) rank with the study's own (best, listings)"
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ClusterLostError, SearchFailedError, UsageError
+from ..settings import StudySettings
 
 #: Environment variable giving ``--dask`` when ``hpsearch run`` is not given it.
 DASK_ENV = "HPSEARCH_DASK"
@@ -48,9 +49,9 @@ CONNECT_TIMEOUT_S = 30
 POLL_S = 0.5
 
 
-def dask_address(settings: Mapping[str, Any]) -> str | None:
+def dask_address(settings: StudySettings) -> str | None:
     """The cluster a study's trials run on, or None for this machine."""
-    address = settings.get("dask")
+    address = settings.dask
     return None if address in (None, "", LOCAL) else str(address)
 
 

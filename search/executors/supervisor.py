@@ -43,10 +43,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import psutil
 from hpsearch.storage import Storage, StorageError, StudyRecord, TrialRecord, TrialState
@@ -58,6 +57,7 @@ from ..errors import HpsearchError, SearchFailedError, StorageTroubleError
 from ..recovery import fail_abandoned_trials, interrupt_trial
 from ..retry_policy import MAX_ATTEMPTS
 from ..runtime.backends import worker_environment
+from ..settings import StudySettings
 from ..training.context import Budget, BudgetTracker, RunContext
 
 #: Seconds a worker gets to record its interrupted trial after SIGINT before it is killed.
@@ -130,7 +130,7 @@ class WorkerLaunch:
 
     study: str
     storage_url: str
-    settings: Mapping[str, Any]
+    settings: StudySettings
     workers: int
     recycle_after: int | None
     memory_limit_mb: float | None
@@ -308,7 +308,8 @@ class Supervisor:
 
     def _context(self) -> RunContext:
         return RunContext(storage=self.storage, study=self.study, space=None, dataset=None,  # type: ignore[arg-type]
-                          recorder=None, tracker=self.tracker, settings=self.study.settings)  # type: ignore[arg-type]
+                          recorder=None, tracker=self.tracker,  # type: ignore[arg-type]
+                          settings=StudySettings.from_record(self.study.settings))
 
     def _fail_trials_of(self, worker: Worker, cause: str) -> list[TrialRecord]:
         failed = []

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..settings import StudySettings
 from .work_files import (
     database_slug,
     folder_name,
@@ -79,7 +80,7 @@ _NAME = re.compile(r"trial-(\d+)\.npz")
 
 
 # -- one study's checkpoints ----------------------------------------------------------------------------
-def study_checkpoints(storage_url: str, study: Any, settings: Mapping[str, Any]) -> StudyCheckpoints:
+def study_checkpoints(storage_url: str, study: Any, settings: StudySettings) -> StudyCheckpoints:
     """The trial checkpoints of ``study`` (see the module docstring).
 
     Args:
@@ -90,7 +91,7 @@ def study_checkpoints(storage_url: str, study: Any, settings: Mapping[str, Any])
     Returns:
         The study's ``StudyCheckpoints``.
     """
-    given = settings.get(CHECKPOINT_DIR_SETTING)
+    given = settings.checkpoint_dir
     stamp = study_stamp(study)
     if given:
         # The user's folder stays; our subfolders in it go once empty.

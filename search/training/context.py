@@ -8,13 +8,14 @@ proposes; ``RunContext`` carries the study, its space and data, the recorder and
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hpsearch.storage import Storage, StudyRecord, TrialRecord, TrialState
 
 from ..errors import SearchFailedError
+from ..seeds import study_seed
+from ..settings import StudySettings
 
 if TYPE_CHECKING:
     from hpsearch.spaces import SearchSpace
@@ -132,10 +133,10 @@ class RunContext:
     dataset: Dataset
     recorder: TrialRecorder
     tracker: BudgetTracker
-    settings: Mapping[str, Any]
+    settings: StudySettings
     #: Interrupted trials whose configuration is tried again before new proposals (``retry_policy``).
     retries: list[TrialRecord] = field(default_factory=list)
 
     @property
     def seed(self) -> int:
-        return int(self.settings.get("seed", 0))
+        return study_seed(self.settings.seed)

@@ -40,6 +40,7 @@ from hpsearch.storage import (
 
 from ..errors import ClusterLostError, FitProcessLostError, StorageTroubleError
 from ..seeds import training_seed
+from ..settings import StudySettings
 from .checkpoints import CHECKPOINT_MIN_EPOCHS, EpochCheckpoint, study_checkpoints
 from .fit import (
     EpochRecorderCallback,
@@ -65,13 +66,13 @@ HEARTBEAT_S = 5.0
 DEFAULT_STALE_AFTER_S = 60.0
 
 
-def stale_after_s(settings: Mapping[str, Any]) -> float:
+def stale_after_s(settings: StudySettings) -> float:
     """The study's grace period: how long a trial may go without a heartbeat before it is failed."""
-    value = settings.get("stale_after_s")
+    value = settings.stale_after_s
     return DEFAULT_STALE_AFTER_S if value is None else float(value)
 
 
-def heartbeat_interval(settings: Mapping[str, Any]) -> float:
+def heartbeat_interval(settings: StudySettings) -> float:
     """Beat often enough that one late beat never makes a live trial look stale."""
     return max(0.2, min(HEARTBEAT_S, stale_after_s(settings) / 4))
 

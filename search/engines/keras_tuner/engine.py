@@ -22,6 +22,7 @@ from hpsearch.storage import TrialRecord
 
 from ...errors import UsageError
 from ...runtime.backends import check_backend, describe_backend, study_backend
+from ...settings import StudySettings
 from ...training.context import RunContext
 from ..base import Engine
 from .plan import describe_plan, hyperband_plan, hyperband_settings, plan_trials
@@ -38,14 +39,14 @@ class KerasTunerEngine(Engine):
     #: The options of Hyperband's plan (refused with other algorithms).
     hyperband_options = ("max_epochs", "factor")
 
-    def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
+    def check(self, space: SearchSpace, settings: StudySettings) -> None:
         from ...executors.cluster import check_address
 
-        check_address(settings.get("dask"))
+        check_address(settings.dask)
         check_backend(settings)
-        algorithm = settings["algorithm"]
+        algorithm = settings.algorithm
         if algorithm != "hyperband":
-            given = [key for key in self.hyperband_options if settings.get(key) is not None]
+            given = [key for key in self.hyperband_options if getattr(settings, key) is not None]
             if given:
                 flags = " and ".join("--" + key.replace("_", "-") for key in given)
                 raise UsageError(f"{flags} apply to --algorithm hyperband only, not '{algorithm}'; "
@@ -58,21 +59,21 @@ class KerasTunerEngine(Engine):
                 "fix epochs in the space (it is the default --max-epochs) or use --algorithm random"
             )
 
-    def resolved_options(self, space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
+    def resolved_options(self, space: SearchSpace, settings: StudySettings) -> dict[str, Any]:
         backend = study_backend(settings)
-        if settings["algorithm"] != "hyperband":
+        if settings.algorithm != "hyperband":
             return {"max_epochs": None, "factor": None, "backend": backend}
         max_epochs, factor = hyperband_settings(space, settings)
         return {"max_epochs": max_epochs, "factor": factor, "backend": backend}
 
-    def planned_trials(self, space: SearchSpace, settings: Mapping[str, Any]) -> int | None:
+    def planned_trials(self, space: SearchSpace, settings: StudySettings) -> int | None:
         """The trial budget when ``--trials`` is not given: one full Hyperband iteration."""
-        if settings["algorithm"] != "hyperband":
+        if settings.algorithm != "hyperband":
             return None
         return plan_trials(hyperband_plan(*hyperband_settings(space, settings)))
 
-    def short_plan_reason(self, space: SearchSpace, settings: Mapping[str, Any], spent: int) -> str:
-        if settings["algorithm"] != "hyperband":
+    def short_plan_reason(self, space: SearchSpace, settings: StudySettings, spent: int) -> str:
+        if settings.algorithm != "hyperband":
             return "the oracle found no configuration it had not tried yet"
         planned = self.planned_trials(space, settings)
         if planned is not None and spent >= planned:
@@ -81,10 +82,10 @@ class KerasTunerEngine(Engine):
         return ("KerasTuner promotes a round's best only while its completed, unpromoted trials outnumber "
                 "those the next round leaves out, so a round with failed trials promotes fewer than planned")
 
-    def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]:
+    def describe(self, space: SearchSpace, settings: StudySettings) -> list[str]:
         from ...executors.cluster import dask_address, describe
 
-        algorithm = settings["algorithm"]
+        algorithm = settings.algorithm
         lines = [f"{len(space.params)} tuned parameters: {', '.join(space.params) or '(none)'}",
                  describe_backend(settings)]
         address = dask_address(settings)
@@ -98,16 +99,16 @@ class KerasTunerEngine(Engine):
         lines.insert(0, f"engine keras-tuner, algorithm hyperband: max epochs {max_epochs}, factor {factor}")
         return [*lines, *describe_plan(hyperband_plan(max_epochs, factor))]
 
-    def copy_identity(self, space: SearchSpace, settings: Mapping[str, Any], point: Mapping[str, Any]) -> Any:
-        if settings["algorithm"] == "hyperband":
+    def copy_identity(self, space: SearchSpace, settings: StudySettings, point: Mapping[str, Any]) -> Any:
+        if settings.algorithm == "hyperband":
             return dict(point)  # a round's identity holds its bracket and round: no copy is one
         from hpsearch.spaces.compile_keras_tuner import hyperparameter_values
 
         # As ``plan_trial`` identifies a random or Bayesian trial: its values as the oracle holds them.
         return {"values": hyperparameter_values(space, dict(point))}
 
-    def warm_start_note(self, settings: Mapping[str, Any], copied: int) -> str:
-        algorithm = settings["algorithm"]
+    def warm_start_note(self, settings: StudySettings, copied: int) -> str:
+        algorithm = settings.algorithm
         if algorithm == "hyperband":
             return (f"warm start: KerasTuner's Hyperband draws each bracket's configurations itself and does "
                     f"not learn from the {copied} copied trial(s); they rank with the study's own trials")

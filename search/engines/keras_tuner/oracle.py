@@ -26,6 +26,7 @@ from hpsearch.spaces import SearchSpace
 from hpsearch.storage import TrialRecord, TrialState
 
 from ...errors import SearchFailedError
+from ...seeds import keras_tuner_seed
 from .plan import hyperband_settings
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def new_oracle(ctx: RunContext) -> Any:
     import keras_tuner
     from hpsearch.spaces.compile_keras_tuner import declare_hyperparameters
 
-    algorithm = ctx.settings["algorithm"]
+    algorithm = ctx.settings.algorithm
     base = {
         "random": keras_tuner.oracles.RandomSearchOracle,
         "bayesian": keras_tuner.oracles.BayesianOptimizationOracle,
@@ -62,7 +63,7 @@ def new_oracle(ctx: RunContext) -> Any:
         "allow_new_entries": False,
         "tune_new_entries": False,
         # KerasTuner takes seed 0 as "no seed"; +1 keeps --seed 0 reproducible.
-        "seed": ctx.seed + 1,
+        "seed": keras_tuner_seed(ctx.seed),
         "max_consecutive_failed_trials": ctx.tracker.budget.max_consecutive_failures,
     }
     if algorithm == "hyperband":

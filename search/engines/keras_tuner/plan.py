@@ -6,13 +6,12 @@ Plain arithmetic without importing KerasTuner, so ``--dry-run`` and ``describe``
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from hpsearch.spaces import DEFAULTS, SearchSpace
 
 from ...errors import UsageError
+from ...settings import StudySettings
 
 DEFAULT_FACTOR = 3
 
@@ -38,7 +37,7 @@ def space_epochs(space: SearchSpace) -> int:
     return int(space.fixed.get("epochs", DEFAULTS["epochs"]))
 
 
-def hyperband_settings(space: SearchSpace, settings: Mapping[str, Any]) -> tuple[int, int]:
+def hyperband_settings(space: SearchSpace, settings: StudySettings) -> tuple[int, int]:
     """Hyperband's ``(max_epochs, factor)`` for a study: the options given, else their defaults.
 
     Args:
@@ -48,9 +47,9 @@ def hyperband_settings(space: SearchSpace, settings: Mapping[str, Any]) -> tuple
     Raises:
         UsageError: ``max_epochs`` below 1 or ``factor`` below 2.
     """
-    max_epochs = settings.get("max_epochs")
+    max_epochs = settings.max_epochs
     max_epochs = space_epochs(space) if max_epochs is None else int(max_epochs)
-    factor = settings.get("factor")
+    factor = settings.factor
     factor = DEFAULT_FACTOR if factor is None else int(factor)
     if max_epochs < 1:
         raise UsageError(f"--max-epochs must be at least 1, but got {max_epochs}")

@@ -64,7 +64,7 @@ class KerasTunerSearch(SearchSession):
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
-        self.algorithm = ctx.settings["algorithm"]
+        self.algorithm = ctx.settings.algorithm
         self.objective = ctx.study.objective
         self.direction = ctx.study.direction
         #: Hyperband's weights between rounds; random and Bayesian searches keep none.
@@ -185,7 +185,7 @@ class KerasTunerSearch(SearchSession):
                 self.numbers[record.engine_trial_id] = record.number
         if restore_snapshot(ctx, self.oracle):
             self.retry_of.update(reconcile(self.oracle, trials, ctx.retries, self.objective))
-        elif self.algorithm != "hyperband" and ctx.settings.get("warm_start"):
+        elif self.algorithm != "hyperband" and ctx.settings.warm_start:
             # The first run of a warm-started study: the copies become the oracle's history, kept from
             # then on in its snapshot (so this happens once).
             copies = [record for record in trials if record.copied]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,8 @@ from hpsearch.storage import TrialRecord
 
 from ...errors import UsageError
 from ...runtime.backends import check_backend, describe_backend, study_backend
+from ...seeds import delegate_sampler_seed, sampler_seed
+from ...settings import StudySettings
 from ..base import Engine
 from .session import (
     ABANDONED_ATTR,
@@ -52,13 +54,6 @@ PRUNERS = ("median", "hyperband", "none")
 DEFAULT_PACK = 1
 
 
-def trial_seed(seed: int, number: int) -> int:
-    """A sampler seed for Optuna trial ``number`` of a study seeded ``seed``: distinct per trial."""
-    import numpy as np
-
-    return int(np.random.SeedSequence([seed % 2**32, number]).generate_state(1)[0])
-
-
 def _reseed(sampler: Any, seed: int) -> None:
     """Reseed a sampler's random states (and those of the samplers it delegates to)."""
     from optuna.samplers._lazy_random_state import LazyRandomState
@@ -70,7 +65,7 @@ def _reseed(sampler: Any, seed: int) -> None:
     for name in ("_random_sampler", "_independent_sampler"):
         inner = getattr(sampler, name, None)
         if inner is not None:
-            _reseed(inner, (seed + 1) % 2**32)
+            _reseed(inner, delegate_sampler_seed(seed))
 
 
 def _trial_seeded(base: type, seed: int) -> type:
@@ -79,7 +74,7 @@ def _trial_seeded(base: type, seed: int) -> type:
     class TrialSeeded(base):  # type: ignore[misc, valid-type]
         def before_trial(self, study: Any, trial: Any) -> None:
             index = _proposal_index(study, trial)
-            _reseed(self, trial_seed(seed, index))
+            _reseed(self, sampler_seed(seed, index))
             if "fixed_params" not in trial.system_attrs:
                 study._storage.set_trial_user_attr(trial._trial_id, INDEX_ATTR, index)
             if (isinstance(self, _grid_sampler_class()) and "fixed_params" not in trial.system_attrs
@@ -163,25 +158,25 @@ class OptunaEngine(Engine):
     # Optuna's RDB storage coordinates workers: each asks the shared study for its next trial.
     parallel_workers = True
 
-    def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
-        pruner = settings.get("pruner", "median")
+    def check(self, space: SearchSpace, settings: StudySettings) -> None:
+        pruner = (settings.pruner or "median")
         if pruner not in PRUNERS:
             raise UsageError(f"--pruner must be one of {', '.join(PRUNERS)}, but got '{pruner}'")
         check_backend(settings, pack=pack_size(settings))
-        if settings["algorithm"] == "grid":
+        if settings.algorithm == "grid":
             space.grid_size()  # raises SpaceError naming a parameter without finite values
 
-    def resolved_options(self, space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
-        return {"pruner": settings.get("pruner") or "median", "pack": pack_size(settings),
+    def resolved_options(self, space: SearchSpace, settings: StudySettings) -> dict[str, Any]:
+        return {"pruner": settings.pruner or "median", "pack": pack_size(settings),
                 "backend": study_backend(settings)}
 
-    def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]:
+    def describe(self, space: SearchSpace, settings: StudySettings) -> list[str]:
         lines = [
-            f"engine optuna, sampler {settings['algorithm']}, pruner {settings.get('pruner', 'median')}",
+            f"engine optuna, sampler {settings.algorithm}, pruner {settings.pruner or 'median'}",
             f"{len(space.params)} tuned parameters: {', '.join(space.params) or '(none)'}",
             describe_backend(settings),
         ]
-        if settings["algorithm"] == "grid":
+        if settings.algorithm == "grid":
             lines.append(f"grid: {space.grid_size()} candidates")
         size = pack_size(settings)
         if size > 1:
@@ -194,7 +189,7 @@ class OptunaEngine(Engine):
         import optuna
         from hpsearch.spaces.compile_optuna import to_grid_search_space
 
-        algorithm = ctx.settings["algorithm"]
+        algorithm = ctx.settings.algorithm
         if algorithm == "tpe":
             return _trial_seeded(optuna.samplers.TPESampler, ctx.seed)(seed=ctx.seed)
         if algorithm == "random":
@@ -211,7 +206,7 @@ class OptunaEngine(Engine):
     def _pruner(self, ctx: RunContext) -> Any:
         import optuna
 
-        pruner = ctx.settings.get("pruner", "median")
+        pruner = ctx.settings.pruner or "median"
         if pruner == "none":
             return optuna.pruners.NopPruner()
         if pruner == "hyperband":
@@ -225,7 +220,7 @@ class OptunaEngine(Engine):
         # recovery fails Optuna's side of a stale trial through ``recover``.
         from hpsearch.storage.connection import sqlite_busy_timeout_s, sync_sqlite_at_checkpoints
 
-        sqlite = ctx.storage.url.startswith("sqlite")
+        sqlite = ctx.storage.location.is_sqlite
         storage = open_optuna_storage(
             lambda: optuna.storages.RDBStorage(
                 ctx.storage.url,
@@ -254,7 +249,7 @@ class OptunaEngine(Engine):
         # keeps two workers starting together from both trying to create them.
         study = self._study(ctx)
         self._settle_abandoned_asks(ctx, study)
-        if ctx.settings.get("warm_start"):
+        if ctx.settings.warm_start:
             self._add_copies(ctx, study)
 
     def _settle_abandoned_asks(self, ctx: RunContext, study: Any) -> None:
@@ -271,8 +266,8 @@ class OptunaEngine(Engine):
             if str(frozen._trial_id) not in claimed:
                 abandon_asked(study, frozen)
 
-    def warm_start_note(self, settings: Mapping[str, Any], copied: int) -> str:
-        return (f"warm start: Optuna's {settings['algorithm']} sampler (and the pruner, by their curves) "
+    def warm_start_note(self, settings: StudySettings, copied: int) -> str:
+        return (f"warm start: Optuna's {settings.algorithm} sampler (and the pruner, by their curves) "
                 f"learns from the {copied} copied trial(s) as finished trials; a proposal of a copied "
                 "configuration is refused as a duplicate, not trained")
 
@@ -289,7 +284,7 @@ class OptunaEngine(Engine):
         if not copies:
             return
         distributions = to_distributions(ctx.space)
-        grid = study.sampler if ctx.settings["algorithm"] == "grid" else None
+        grid = study.sampler if ctx.settings.algorithm == "grid" else None
         for trial in copies:
             curve = trial.curves.get(ctx.study.objective, [])
             system_attrs: dict[str, Any] = {}
@@ -341,10 +336,10 @@ class OptunaEngine(Engine):
         return OptunaSession(ctx, lambda: self._study(ctx), pack_size(ctx.settings))
 
 
-def pack_size(settings: Mapping[str, Any]) -> int:
+def pack_size(settings: StudySettings) -> int:
     """``--pack K``: most proposals asked at once and trained together when they share batch size and
     epochs (hpsearch.training.packing); 1 trains every trial alone."""
-    value = settings.get("pack")
+    value = settings.pack
     size = DEFAULT_PACK if value is None else value
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise UsageError(f"--pack must be a whole number of at least 1, but got {value}")

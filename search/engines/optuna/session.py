@@ -70,7 +70,7 @@ class OptunaSession(SearchSession):
 
         ctx, study = self.ctx, self.study
         if self.duplicates_in_a_row >= MAX_DUPLICATES_IN_A_ROW:
-            self.ended_by = (f"sampler {ctx.settings['algorithm']} proposed {self.duplicates_in_a_row} "
+            self.ended_by = (f"sampler {ctx.settings.algorithm} proposed {self.duplicates_in_a_row} "
                              "configurations in a row that were already tried; the space looks exhausted")
             return None
         if self._grid_exhausted():
@@ -121,7 +121,7 @@ class OptunaSession(SearchSession):
 
     def _grid_exhausted(self) -> bool:
         """Every grid point is tried or being tried: nothing is left for this worker."""
-        if self.ctx.settings["algorithm"] != "grid":
+        if self.ctx.settings.algorithm != "grid":
             return False
         from optuna.trial import TrialState as OptunaState
 

@@ -17,6 +17,8 @@ from typing import Any
 from hpsearch.spaces import SearchSpace
 from hpsearch.storage import TrialRecord
 
+from ...settings import StudySettings
+
 #: The algorithms whose candidates are the whole grid, not samples of the space's distributions.
 GRID_ALGORITHMS = ("grid", "halving-grid")
 #: ``n_iter`` of a random search bounded by time only: the sampler is read lazily, one candidate at a time.
@@ -77,12 +79,12 @@ def parameter_sampler(space: SearchSpace, n_iter: int, seed: int) -> Any:
     return ParameterSampler(to_param_distributions(space), n_iter=n_iter, random_state=seed)
 
 
-def candidate_count(space: SearchSpace, settings: Mapping[str, Any]) -> int | None:
+def candidate_count(space: SearchSpace, settings: StudySettings) -> int | None:
     """How many candidates ``--algorithm grid`` or ``random`` would fit (None: a random search bounded by
     time only)."""
-    if settings["algorithm"] == "grid":
+    if settings.algorithm == "grid":
         return space.grid_size()
-    trials = settings.get("trials")
+    trials = settings.trials
     if trials is None:
         return None
     from hpsearch.spaces import SpaceError

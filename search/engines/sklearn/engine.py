@@ -33,12 +33,12 @@ candidate order, which makes ``hpsearch best`` break ties as
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.spaces import SearchSpace, resolve_config
 
 from ...errors import UsageError
+from ...settings import StudySettings
 from ...training.scoring import scoring_for
 from ..base import Engine
 from .candidates import candidate_count, compiled_space
@@ -85,18 +85,18 @@ class SklearnEngine(Engine):
     default_algorithm = "grid"
     options = ("cv", "jobs", "dask", "trainer", *HALVING_OPTIONS)
 
-    def check(self, space: SearchSpace, settings: Mapping[str, Any]) -> None:
+    def check(self, space: SearchSpace, settings: StudySettings) -> None:
         cv_folds(settings)
         cv_jobs(settings)
         fold_trainer(settings)
         address = cv_cluster(settings)
         if space.task != "auto":
             scoring_for(space.objective, space.task)
-        algorithm = settings["algorithm"]
+        algorithm = settings.algorithm
         if algorithm in ("grid", "halving-grid"):
             space.grid_size()  # raises SpaceError naming a parameter without finite values
         if algorithm not in HALVING_ALGORITHMS:
-            given = [key for key in HALVING_OPTIONS if settings.get(key) is not None]
+            given = [key for key in HALVING_OPTIONS if getattr(settings, key) is not None]
             if given:
                 flags = " and ".join("--" + key.replace("_", "-") for key in given)
                 verb = "applies" if len(given) == 1 else "apply"
@@ -109,7 +109,7 @@ class SklearnEngine(Engine):
                              "it does not run on a Dask cluster: leave out --dask (or give --dask local, or "
                              "unset HPSEARCH_DASK)")
         plan = plan_for(space, settings)
-        trials = settings.get("trials")
+        trials = settings.trials
         if trials is not None and trials > plan.trials:
             raise UsageError(
                 f"--trials {trials} is more than the {plan.trials} fits of the halving plan, which decides "
@@ -118,68 +118,68 @@ class SklearnEngine(Engine):
                 + (" or --n-candidates" if algorithm == "halving-random" else "")
             )
 
-    def resolved_options(self, space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
-        jobs = settings.get("jobs")
+    def resolved_options(self, space: SearchSpace, settings: StudySettings) -> dict[str, Any]:
+        jobs = settings.jobs
         options: dict[str, Any] = {"cv": cv_folds(settings), "jobs": DEFAULT_JOBS if jobs is None else jobs,
                                    "trainer": fold_trainer(settings), **dict.fromkeys(HALVING_OPTIONS)}
-        if settings["algorithm"] in HALVING_ALGORITHMS:
+        if settings.algorithm in HALVING_ALGORITHMS:
             halving = halving_settings(space, settings)
             options.update(factor=halving.factor, min_resources=halving.min_resources,
                            halving_resource=halving.resource, n_candidates=halving.n_candidates)
         return options
 
-    def planned_trials(self, space: SearchSpace, settings: Mapping[str, Any]) -> int | None:
+    def planned_trials(self, space: SearchSpace, settings: StudySettings) -> int | None:
         """Without ``--trials`` a grid search fits the whole grid, as ``GridSearchCV`` does, and a halving
         search its whole plan (for the ``rows`` resource: the most trials any data gives the plan)."""
-        if settings["algorithm"] in HALVING_ALGORITHMS:
+        if settings.algorithm in HALVING_ALGORITHMS:
             return plan_for(space, settings).trials
-        return space.grid_size() if settings["algorithm"] == "grid" else None
+        return space.grid_size() if settings.algorithm == "grid" else None
 
-    def describe_data(self, space: SearchSpace, settings: Mapping[str, Any], dataset: Dataset) -> list[str]:
+    def describe_data(self, space: SearchSpace, settings: StudySettings, dataset: Dataset) -> list[str]:
         """The halving plan's rungs, which for the ``rows`` resource depend on the data."""
-        if settings["algorithm"] not in HALVING_ALGORITHMS:
+        if settings.algorithm not in HALVING_ALGORITHMS:
             return []
         rows, n_classes = data_shape(dataset)
         return describe_plan(plan_for(space, settings, rows=rows, n_classes=n_classes), cv_folds(settings))
 
     def planned_after_copies(
-        self, space: SearchSpace, settings: Mapping[str, Any], copied: int
+        self, space: SearchSpace, settings: StudySettings, copied: int
     ) -> int | None:
         """A grid search fits the candidates not already scored: every copy is a grid candidate (the warm
         start copies no other), so the grid minus the copies (at least 1, the budget's minimum)."""
         planned = self.planned_trials(space, settings)
         return planned if planned is None else max(1, planned - copied)
 
-    def check_warm_start(self, settings: Mapping[str, Any]) -> None:
-        if settings["algorithm"] in HALVING_ALGORITHMS:
+    def check_warm_start(self, settings: StudySettings) -> None:
+        if settings.algorithm in HALVING_ALGORITHMS:
             # A rung's score is a fit on that rung's resource, which no earlier study's trial is.
             raise UsageError(f"--warm-start works with --algorithm grid or random of the sklearn engine, not "
-                             f"{settings['algorithm']}: successive halving fits every rung itself")
+                             f"{settings.algorithm}: successive halving fits every rung itself")
 
-    def warm_start_note(self, settings: Mapping[str, Any], copied: int) -> str:
+    def warm_start_note(self, settings: StudySettings, copied: int) -> str:
         # The copies are done candidates to _plan (``resume.histories``): skipped, never fitted.
         return (f"warm start: the {copied} copied candidate(s) keep their fold scores and are not fitted "
                 "again; only the other candidates are fitted and use the trial budget")
 
-    def describe(self, space: SearchSpace, settings: Mapping[str, Any]) -> list[str]:
+    def describe(self, space: SearchSpace, settings: StudySettings) -> list[str]:
         from .estimators import check_routing, make_estimator
 
         folds = cv_folds(settings)
         jobs = cv_jobs(settings)
         search = {"grid": "GridSearchCV", "random": "RandomizedSearchCV",
                   "halving-grid": "HalvingGridSearchCV",
-                  "halving-random": "HalvingRandomSearchCV"}[settings["algorithm"]]
+                  "halving-random": "HalvingRandomSearchCV"}[settings.algorithm]
         # The same check a run makes before any fit (``FoldSearch.start``): every compiled key is an
         # estimator parameter.
         estimator = make_estimator("binary", resolve_config(space, {}), seed=0)
-        check_routing(estimator, list(compiled_space(space, settings["algorithm"])), space.source)
+        check_routing(estimator, list(compiled_space(space, settings.algorithm)), space.source)
         lines = [
             f"engine sklearn: {search} over SciKeras {_scikeras_class(estimator)}, "
             f"{_scoring_text(space.objective, space.task)} on each held-out fold "
             f"(objective {space.objective})",
         ]
-        count = None if settings["algorithm"] in HALVING_ALGORITHMS else candidate_count(space, settings)
-        if settings["algorithm"] in HALVING_ALGORITHMS:
+        count = None if settings.algorithm in HALVING_ALGORITHMS else candidate_count(space, settings)
+        if settings.algorithm in HALVING_ALGORITHMS:
             lines.append(f"fitting {folds} folds for each candidate of each rung (the plan follows the data)")
         elif count is None:
             lines.append(f"fitting {folds} folds for each candidate, sampled until the time budget ends")
@@ -187,13 +187,13 @@ class SklearnEngine(Engine):
             lines.append(
                 f"fitting {folds} folds for each of {count} candidates, totalling {count * folds} fits"
             )
-            trials = settings.get("trials")
+            trials = settings.trials
             if trials is not None and trials < count:
                 lines.append(f"the trial budget stops the search after {trials} of the {count} candidates; "
                              f"pass --trials {count} to fit them all")
         if jobs > 1:
             threads = f"in processes of {max(1, available_cores() // jobs)} TensorFlow thread(s) each"
-            if settings["algorithm"] in HALVING_ALGORITHMS:
+            if settings.algorithm in HALVING_ALGORITHMS:
                 lines.append(f"{min(jobs, folds)} folds fitted at once, {threads}")
             else:
                 lines.append(f"{jobs} fits at once, {threads}; the next candidate's folds start as the "
@@ -216,6 +216,6 @@ class SklearnEngine(Engine):
     def session(self, ctx: RunContext) -> FoldSearch:
         """The run's search: successive halving, or grid or random candidates (several in flight with
         ``--jobs N`` or on a Dask cluster, ``--dask``)."""
-        if ctx.settings["algorithm"] in HALVING_ALGORITHMS:
+        if ctx.settings.algorithm in HALVING_ALGORITHMS:
             return HalvingSession(ctx)
         return CandidatesSession(ctx)

@@ -29,7 +29,7 @@ run (an interrupted one first, as a retry).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,8 @@ from hpsearch.spaces import DEFAULTS, SearchSpace
 from hpsearch.storage import TrialRecord, TrialState
 
 from ...errors import UsageError
+from ...seeds import candidate_seed
+from ...settings import StudySettings
 from ...training.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome
 from ..session import Task, refuse_other_workers
 from .candidates import Candidate, candidate_key, candidates, parameter_sampler
@@ -72,22 +74,22 @@ class HalvingSettings:
     n_candidates: int | str | None
 
 
-def halving_settings(space: SearchSpace, settings: Mapping[str, Any]) -> HalvingSettings:
+def halving_settings(space: SearchSpace, settings: StudySettings) -> HalvingSettings:
     """The halving options with scikit-learn's defaults filled in; UsageError naming what must hold."""
-    algorithm = settings["algorithm"]
-    resource = settings.get("halving_resource") or DEFAULT_RESOURCE
+    algorithm = settings.algorithm
+    resource = settings.halving_resource or DEFAULT_RESOURCE
     if resource not in RESOURCES:
         raise UsageError(f"--halving-resource must be one of {', '.join(RESOURCES)}, but got '{resource}'")
-    factor = settings.get("factor")
+    factor = settings.factor
     factor = DEFAULT_FACTOR if factor is None else factor
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
         raise UsageError(f"--factor must be an integer of at least 2 (candidates kept: 1 in factor), "
                          f"but got {factor}")
     default_min = "exhaust" if algorithm == "halving-grid" else "smallest"
-    min_resources = settings.get("min_resources")
+    min_resources = settings.min_resources
     min_resources = default_min if min_resources is None else min_resources
     _check_count("--min-resources", min_resources, MIN_RESOURCES_WORDS)
-    n_candidates = settings.get("n_candidates")
+    n_candidates = settings.n_candidates
     if algorithm == "halving-grid":
         if n_candidates is not None:
             raise UsageError("--n-candidates applies to --algorithm halving-random only; halving-grid starts "
@@ -176,19 +178,19 @@ def halving_plan(
                        n_required_iterations=n_required, n_possible_iterations=n_possible, rungs=tuple(rungs))
 
 
-def _first_candidate_count(space: SearchSpace, settings: Mapping[str, Any], halving: HalvingSettings,
+def _first_candidate_count(space: SearchSpace, settings: StudySettings, halving: HalvingSettings,
                            max_resources: int, smallest: int) -> int:
-    if settings["algorithm"] == "halving-grid":
+    if settings.algorithm == "halving-grid":
         return space.grid_size()
     n = halving.n_candidates
     if n == "exhaust":  # scikit-learn: max_resources_ // min_resources_ before "exhaust" adjusts the latter
         least = smallest if halving.min_resources == "smallest" else int(halving.min_resources)
         n = max(1, max_resources // least)
-    return len(parameter_sampler(space, int(n), int(settings.get("seed", 0))))
+    return len(parameter_sampler(space, int(n), candidate_seed(settings.seed)))
 
 
 def plan_for(
-    space: SearchSpace, settings: Mapping[str, Any], *, rows: int | None = None, n_classes: int | None = None
+    space: SearchSpace, settings: StudySettings, *, rows: int | None = None, n_classes: int | None = None
 ) -> HalvingPlan:
     """The study's plan. For ``rows`` the data decides ``max_resources`` (its train+validation rows) and
     ``smallest`` (``2 * folds`` rows per class); without the data (``rows`` None) the plan assumes every
@@ -266,10 +268,10 @@ def _score(trial: TrialRecord) -> float:
     return float(value)
 
 
-def first_candidates(space: SearchSpace, settings: Mapping[str, Any], count: int) -> list[Candidate]:
+def first_candidates(space: SearchSpace, settings: StudySettings, count: int) -> list[Candidate]:
     """The first rung's candidates, in the order scikit-learn's halving searches fit them: the whole grid,
     or ``count`` samples (``n_candidates``)."""
-    return list(candidates(space, settings["algorithm"], count, int(settings.get("seed", 0))))
+    return list(candidates(space, settings.algorithm, count, candidate_seed(settings.seed)))
 
 
 def rung_splits(splits: Splits, plan: HalvingPlan, rung: Rung, seed: int) -> Splits:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from hpsearch.spaces import resolve_config
 from hpsearch.storage import TrialRecord
 
+from ...seeds import candidate_seed
 from ...training.runner import Proposal, RunResult
 from ...training.scoring import Scoring, scorer, scoring_for
 from ..session import SearchSession, Task
@@ -73,7 +74,7 @@ class FoldSearch(SearchSession):
         check_rows(dataset, y, folds)
         estimator = make_estimator(dataset.task, resolve_config(ctx.space, {}), seed=ctx.seed,
                                    class_weight=dataset.class_weight)
-        check_routing(estimator, list(compiled_space(ctx.space, settings["algorithm"])), ctx.space.source)
+        check_routing(estimator, list(compiled_space(ctx.space, settings.algorithm)), ctx.space.source)
         self.splits = list(check_cv(folds, y, classifier=is_classifier(estimator)).split(x, y))
         # As GridSearchCV passes fit parameters: each fold's training rows' weights; scores are unweighted.
         sample_weight = cv_weights(dataset)
@@ -169,9 +170,9 @@ class CandidatesSession(FoldSearch):
                 continue
             self.handled.add(key)
             yield candidate_of_trial(ctx.space, history.interrupted[-1]), history
-        trials = ctx.settings.get("trials")
+        trials = ctx.settings.trials
         n_iter = UNBOUNDED if trials is None else int(trials)
-        for candidate in candidates(ctx.space, ctx.settings["algorithm"], n_iter, ctx.seed):
+        for candidate in candidates(ctx.space, ctx.settings.algorithm, n_iter, candidate_seed(ctx.seed)):
             key = candidate.key
             history = found.get(key, CandidateHistory())
             if key in self.handled or history.done or history.running:

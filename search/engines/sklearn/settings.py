@@ -8,10 +8,9 @@ hold; the engine checks them all before a run (``SklearnEngine.check``), and oth
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
 
 from ...errors import UsageError
+from ...settings import StudySettings
 
 DEFAULT_CV = 3
 DEFAULT_JOBS = 1
@@ -30,22 +29,22 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def cv_folds(settings: Mapping[str, Any]) -> int:
+def cv_folds(settings: StudySettings) -> int:
     """``--cv``: the number of folds (``DEFAULT_CV`` when not given); UsageError below 2 or not an integer."""
-    folds = settings.get("cv")
+    folds = settings.cv
     folds = DEFAULT_CV if folds is None else folds
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise UsageError(f"--cv must be an integer of at least 2 (folds), but got {folds}")
     return folds
 
 
-def cv_jobs(settings: Mapping[str, Any]) -> int:
+def cv_jobs(settings: StudySettings) -> int:
     """``--jobs``: fold fits at once, each in its own process with its share of the cores.
 
     More processes than cores would only oversubscribe them (each one a TensorFlow runtime), so that is
     refused rather than silently slowed down (UsageError, as for a value below 1).
     """
-    jobs = settings.get("jobs")
+    jobs = settings.jobs
     jobs = DEFAULT_JOBS if jobs is None else jobs
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise UsageError(f"--jobs must be at least 1, but got {jobs}")
@@ -59,25 +58,25 @@ def cv_jobs(settings: Mapping[str, Any]) -> int:
     return jobs
 
 
-def fold_trainer(settings: Mapping[str, Any]) -> str:
+def fold_trainer(settings: StudySettings) -> str:
     """``--trainer``: one of ``TRAINERS`` (``DEFAULT_TRAINER`` when not given); UsageError for another."""
-    trainer = settings.get("trainer")
+    trainer = settings.trainer
     trainer = DEFAULT_TRAINER if trainer is None else trainer
     if trainer not in TRAINERS:
         raise UsageError(f"--trainer must be one of {', '.join(TRAINERS)}, but got {trainer!r}")
     return trainer
 
 
-def cv_cluster(settings: Mapping[str, Any]) -> str | None:
+def cv_cluster(settings: StudySettings) -> str | None:
     """``--dask``: the scheduler that fold fits are sent to as tasks (None: fit them on this machine).
 
     Raises UsageError for a malformed address, or for ``--jobs`` above 1 with a cluster.
     """
     from ...executors.cluster import check_address, dask_address
 
-    check_address(settings.get("dask"))
+    check_address(settings.dask)
     address = dask_address(settings)
-    jobs = settings.get("jobs")
+    jobs = settings.jobs
     if address is not None and jobs is not None and jobs != 1:
         raise UsageError(
             f"--jobs {jobs} and --dask cannot be combined: --jobs fits folds in processes on this machine, "
