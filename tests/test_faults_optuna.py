@@ -185,8 +185,10 @@ def test_optuna_connections_flush_sqlite_at_checkpoints_not_every_commit(tmp_pat
     from types import SimpleNamespace
 
     from hpsearch.engines.optuna.engine import OptunaEngine
+    from hpsearch.storage.locator import StoreLocation
 
     url = f"sqlite:///{tmp_path / 'sync.db'}"
-    storage = OptunaEngine()._storage(SimpleNamespace(storage=SimpleNamespace(url=url)))
+    store = SimpleNamespace(url=url, location=StoreLocation.parse(url))
+    storage = OptunaEngine()._storage(SimpleNamespace(storage=store))
     with storage.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL (FULL is 2)
