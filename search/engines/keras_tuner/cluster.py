@@ -7,9 +7,11 @@ chief killed loses the oracle. Here the oracle stays in the one hpsearch process
 snapshotted into the database exactly as without ``--dask``, so ``hpsearch resume`` works the same), and
 only training leaves it: each trial (each Hyperband round) is a Dask task that builds the configuration
 with the shared builder, trains it (from its parent round's best weights, sent with the task) and returns
-its per-epoch logs and, when a later round may continue it, its best epoch's weights. A Dask worker killed
-mid-trial costs that trial's progress only: the scheduler runs the task again on another worker, and the
-trial, still claimed and heartbeating here, is recorded once.
+its per-epoch logs and, when a later round may continue it, its best epoch's weights
+(:mod:`hpsearch.training.fit_tasks`); the trial's ``Attempt`` records the epochs and reads the result as
+for a local trial. A Dask worker killed mid-trial costs that trial's progress only: the scheduler runs the
+task again on another worker (which continues the in-trial checkpoint when ``--checkpoint-dir`` is a
+folder the workers share), and the trial, still claimed and heartbeating here, is recorded once.
 
 ``Tuner.search`` proposes one trial at a time and waits for it, so the oracle is driven directly: one
 KerasTuner tuner id per slot, up to as many trials in flight as the cluster has worker threads,
@@ -25,7 +27,6 @@ import dataclasses
 import threading
 from typing import Any
 
-from ...training.fit import FitResult, NonFiniteLossError, objective_value
 from ...training.runner import Attempt, TrialOutcome
 from ...training.work_files import write_durably
 from .search import KerasTunerSearch, StopSearch, TrialPlan
@@ -122,23 +123,18 @@ class ClusterSearch(KerasTunerSearch):
         def fit(attempt: Attempt) -> TrialOutcome:
             self._thread.claimed()
             parent = plan.parent_weights.read_bytes() if plan.parent_weights is not None else None
-            future = self.client.submit(
-                train_trial_task, self.data, dict(plan.config), seed=attempt.seed, objective=self.objective,
-                direction=self.direction, epochs=plan.epochs, initial_epoch=plan.initial_epoch,
-                parent_weights=parent, keep_best=plan.keep_weights is not None,
-                key=task_key("trial", f"trial{attempt.record.number}"), pure=False,
+            task = attempt.fit_task(
+                plan.config, epochs=plan.epochs, initial_epoch=plan.initial_epoch,
+                epoch_offset=plan.initial_epoch,  # numbered within this round, as without --dask
+                parent_weights=parent, parent_source=str(plan.parent_weights) if parent else None,
+                keep_best=plan.keep_weights is not None,
             )
-            run = result(future, self.address, self.in_flight.stopping)
-            for epoch, logs in enumerate(run.epochs):  # numbered within this round, as without --dask
-                attempt.record_epoch(epoch, logs)
-            if run.best_weights is not None and plan.keep_weights is not None:
-                _write_atomically(plan.keep_weights, run.best_weights)
-            if run.non_finite:
-                raise NonFiniteLossError(run.non_finite)
-            curves = {name: [logs[name] for logs in run.epochs if name in logs]
-                      for name in (run.epochs[0] if run.epochs else {})}
-            value, best_epoch = objective_value(curves, self.objective, self.direction)
-            return attempt.outcome(FitResult(curves, value, best_epoch, len(run.epochs)))
+            future = self.client.submit(train_trial_task, self.data, task,
+                                        key=task_key("trial", f"trial{attempt.record.number}"), pure=False)
+            report = result(future, self.address, self.in_flight.stopping)
+            if report.best_weights is not None and plan.keep_weights is not None:
+                _write_atomically(plan.keep_weights, report.best_weights)
+            return attempt.outcome(attempt.take(report))
 
         return fit
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from ...training.fit import describe_error
 from ...training.runner import Attempt, TrialOutcome
+from ...training.weights_files import best_weights_keeper, load_weights
 from ...training.work_files import matching_weights
 from .search import KerasTunerSearch, StopSearch, TrialPlan
-from .weights import best_weights_keeper, load_weights
 
 
 class LocalSearch(KerasTunerSearch):

@@ -12,13 +12,13 @@ What scikit-learn would do, fold by fold, with every fold recorded as it ends:
 - each (candidate, fold) is ``clone(estimator).set_params(**candidate).fit(train)`` then the scorer on
   the held-out fold; an error fails the candidate (``error_score``) and the search goes on. With
   ``--trainer hpsearch`` the fit is the same training outside SciKeras' ``fit`` (batches in our seeded
-  order, see ``hpsearch.engines.sklearn.direct``), scored by the same scorer.
+  order, see ``hpsearch.training.direct_fit``), scored by the same scorer.
 
 A candidate is one trial: its value is the mean fold score in the objective's own sense (see
 ``scoring_for``), its metrics hold ``cv_results_``'s numbers (``split{k}_test_score``, ``mean_test_score``,
 ``std_test_score``, fit and score times), and its curves hold every fold's epochs as ``split{k}_<metric>``
 (``hpsearch.engines.sklearn.cross_validation``; where the folds are fitted:
-``hpsearch.engines.sklearn.fold_fitters``).
+``hpsearch.executors.folds``).
 
 Scikit-learn has no resume; ours comes from our tables (``hpsearch.engines.sklearn.resume``): a candidate
 with a result is never fitted again, a cut-short one is run again, first, as a retry that keeps its
@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from hpsearch.spaces import SearchSpace, resolve_config
 
 from ...errors import UsageError
+from ...executors.folds import DaskFitter, FoldFitter, InProcessFitter, ProcessFitter, Splits
 from ...training.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
 from ...training.scoring import Scoring, scorer, scoring_for
 from ..base import Engine, RunContext
@@ -51,7 +52,6 @@ from .candidates import (
     compiled_space,
 )
 from .cross_validation import check_rows, cross_validation, cv_rows, cv_weights
-from .fold_fitters import DaskFitter, FoldFitter, InProcessFitter, ProcessFitter, Splits
 from .halving import (
     HALVING_ALGORITHMS,
     HALVING_OPTIONS,
@@ -252,7 +252,7 @@ class SklearnEngine(Engine):
         halving = settings["algorithm"] in HALVING_ALGORITHMS
         if jobs > 1:
             def processes(stopping: StopSignal | None = None) -> ProcessFitter:
-                return ProcessFitter(ctx.storage.url, jobs if not halving else min(jobs, folds),
+                return ProcessFitter(jobs if not halving else min(jobs, folds),
                                      max(1, available_cores() // jobs), x, y, sample_weight, estimator,
                                      scoring.name, trainer, stopping)
 

@@ -37,12 +37,12 @@ from hpsearch.spaces import DEFAULTS, SearchSpace
 from hpsearch.storage import TrialRecord, TrialState
 
 from ...errors import UsageError
+from ...executors.folds import FoldFitter, Splits
 from ...training.runner import Attempt, Proposal, RunStatus, TrialOutcome, TrialRunner
 from ...training.scoring import Scoring
 from ..base import RunContext
 from .candidates import Candidate, candidate_key, candidates, parameter_sampler
 from .cross_validation import cross_validation
-from .fold_fitters import FoldFitter, Splits
 from .resume import CandidateHistory, Fit, histories, run_candidate
 from .settings import cv_folds
 

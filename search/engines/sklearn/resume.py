@@ -20,7 +20,7 @@ from hpsearch.storage import TrialRecord, TrialState
 from ...training.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome, TrialRunner
 
 if TYPE_CHECKING:
-    from .estimators import FoldResult
+    from ...training.fold_fitting import FoldResult
 
 #: A candidate cut short this many times (its worker killed, or Ctrl-C) is recorded FAILED and given up.
 MAX_INTERRUPTED_ATTEMPTS = 3
@@ -106,8 +106,8 @@ def run_candidate(runner: TrialRunner, proposal: Proposal, history: CandidateHis
 def restore_folds(attempt: Attempt, n_folds: int) -> list[FoldResult]:
     """The folds the interrupted trial this one retries had finished, recorded again on this trial (scores,
     times and per-epoch curves), so that only the others are fitted; empty for a trial that retries none."""
+    from ...training.fold_fitting import FoldResult
     from ...training.runner import FOLDS_RESTORED
-    from .estimators import FoldResult
 
     retry_of = attempt.record.retry_of
     if retry_of is None:

@@ -1,31 +1,37 @@
 """Where a candidate's folds are fitted: in this process (``--jobs 1``), in spawned processes (``--jobs N``),
 or as tasks on a Dask cluster (``--dask``).
 
-Every fitter yields each fold's ``FoldResult`` as it ends, with the fold's epochs recorded on the trial,
-so ``hpsearch.engines.sklearn.cross_validation`` can commit the fold before the next one ends.
+One contract for all three: a fold is a picklable task (the candidate's parameters, the fold's row
+indices; the data and the base estimator travel once per process or cluster) that runs
+:func:`hpsearch.training.fold_fitting.fit_and_score`, and every epoch it trains ends in the trial's
+``Attempt`` (``Attempt.record_epoch``), in this process: directly for ``--jobs 1``, sent back with the
+fold's result from a fold process or a Dask worker, neither of which opens the database. Every fitter
+yields each fold's ``FoldResult`` as it ends, its epochs already handed to the attempt, so
+``hpsearch.engines.sklearn.cross_validation`` can commit the fold before the next one ends.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ...errors import FitProcessLostError
-from ...training.runner import Attempt
-from .settings import DEFAULT_TRAINER
+from ..errors import FitProcessLostError
+from ..training.runner import Attempt
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from ...executors.cluster import StopSignal
-    from .candidates import Candidate
-    from .estimators import FoldResult
+    from ..training.fold_fitting import FoldResult
+    from .cluster import StopSignal
 
 #: The folds of a study: each fold's (training rows, held-out rows), as indices into the rows
 #: cross-validation splits (``hpsearch.engines.sklearn.cross_validation.cv_rows``).
 Splits = list[tuple["np.ndarray", "np.ndarray"]]
+#: A fold's epochs as a fold process or a Dask task sends them back: (epoch, plain metrics) in order.
+Epochs = list[tuple[int, dict[str, float]]]
+
 #: How often a trial waiting on its fold processes looks whether the run stops (Ctrl-C, a fatal error).
 _POLL_S = 0.2
 
@@ -35,10 +41,11 @@ class FoldFitter:
     it ends."""
 
     def folds(
-        self, attempt: Attempt, candidate: Candidate, splits: Splits, todo: list[int]
+        self, attempt: Attempt, params: Mapping[str, Any], splits: Splits, todo: list[int]
     ) -> Iterator[FoldResult]:
-        """The results of the folds ``todo`` of ``candidate``, in the order they end; closing the iterator
-        early (a fold failed) fits no more of them."""
+        """The results of the folds ``todo`` of the candidate whose estimator parameters are ``params``, in
+        the order they end, each fold's epochs handed to ``attempt`` before its result; closing the
+        iterator early (a fold failed) fits no more of them."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -47,11 +54,13 @@ class FoldFitter:
 
 
 class InProcessFitter(FoldFitter):
-    """``--jobs 1``: folds one after another in this process, epochs written by the recorder."""
+    """``--jobs 1``: folds one after another in this process, each epoch handed to the attempt as it ends.
 
-    def __init__(self, x: Any, y: Any, sample_weight: Any, estimator: Any, scorer: Any,
-                 trainer: str = DEFAULT_TRAINER):
-        from .estimators import fit_cache
+    ``trainer`` is the sklearn engine's ``--trainer`` (``scikeras`` or ``hpsearch``).
+    """
+
+    def __init__(self, x: Any, y: Any, sample_weight: Any, estimator: Any, scorer: Any, trainer: str):
+        from ..training.fold_fitting import fit_cache
 
         self.x, self.y, self.sample_weight = x, y, sample_weight
         self.estimator = estimator
@@ -60,15 +69,15 @@ class InProcessFitter(FoldFitter):
         self.compiled_models = fit_cache(trainer)
 
     def folds(
-        self, attempt: Attempt, candidate: Candidate, splits: Splits, todo: list[int]
+        self, attempt: Attempt, params: Mapping[str, Any], splits: Splits, todo: list[int]
     ) -> Iterator[FoldResult]:
-        from .estimators import fit_and_score, release_fit
+        from ..training.fold_fitting import fit_and_score, release_fit
 
         try:
             for fold in todo:
                 train, test = splits[fold]
                 yield fit_and_score(
-                    self.estimator, candidate.sklearn_params, self.x, self.y, train, test, self.scorer,
+                    self.estimator, params, self.x, self.y, train, test, self.scorer,
                     fold=fold, sample_weight=self.sample_weight,
                     on_epoch=lambda epoch, logs, fold=fold: attempt.record_epoch(epoch, logs, fold=fold),
                     compiled_models=self.compiled_models, trainer=self.trainer,
@@ -80,20 +89,19 @@ class InProcessFitter(FoldFitter):
 class ProcessFitter(FoldFitter):
     """``--jobs N``: fold fits in N spawned processes, each with ``threads`` TensorFlow threads.
 
-    Spawned, not forked (TensorFlow's runtime does not survive a fork); the processes write their
-    epochs themselves, reuse compiled models across the fits of one structure, and die with this one.
+    Spawned, not forked (TensorFlow's runtime does not survive a fork); the processes send each fold's
+    epochs back with its result (they never open the database: the trial's ``Attempt`` here records
+    them), reuse compiled models across the fits of one structure, and die with this one.
     Several candidates' trials may wait on the processes at once (``SklearnEngine._run_in_flight``). A
     fold process that dies (the out-of-memory killer, a signal) breaks the pool: the candidates whose fits
     were queued or running are interrupted (``FitProcessLostError``; which candidate's fit killed it is
     not known), keep their finished folds, and are fitted again with fresh processes in the same run.
     """
 
-    def __init__(self, storage_url: str, processes: int, threads: int, x: Any, y: Any, sample_weight: Any,
-                 estimator: Any, scoring: str, trainer: str = DEFAULT_TRAINER,
-                 stopping: StopSignal | None = None) -> None:
-        from ...executors.cluster import StopSignal
+    def __init__(self, processes: int, threads: int, x: Any, y: Any, sample_weight: Any, estimator: Any,
+                 scoring: str, trainer: str, stopping: StopSignal | None = None) -> None:
+        from .cluster import StopSignal
 
-        self.storage_url = storage_url
         self.processes = processes
         self.threads = threads
         self.payload = (x, y, sample_weight, estimator, scoring, trainer)
@@ -106,8 +114,8 @@ class ProcessFitter(FoldFitter):
         import pickle
         from concurrent.futures import ProcessPoolExecutor
 
-        # The process start-up (dying with this process, ignoring Ctrl-C, lean Keras) is the executors'.
-        from ...executors.process_setup import start_fold_process
+        # The process start-up: dying with this process, ignoring Ctrl-C, lean Keras, thread sizing.
+        from .process_setup import start_fold_process
 
         with self._lock:
             if self._executor is None:
@@ -116,22 +124,18 @@ class ProcessFitter(FoldFitter):
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=start_fold_process,
                     # As bytes: unpickling the estimator imports Keras, which the process first slims.
-                    initargs=(self.threads, self.storage_url, pickle.dumps(self.payload)),
+                    initargs=(self.threads, pickle.dumps(self.payload)),
                 )
             return self._executor
 
     def folds(
-        self, attempt: Attempt, candidate: Candidate, splits: Splits, todo: list[int]
+        self, attempt: Attempt, params: Mapping[str, Any], splits: Splits, todo: list[int]
     ) -> Iterator[FoldResult]:
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        from .estimators import fit_fold_in_process
-
         pool = self._pool()
         try:
-            futures = [pool.submit(fit_fold_in_process, attempt.record.id, candidate.sklearn_params, fold,
-                                   *splits[fold])
-                       for fold in todo]
+            futures = [pool.submit(fit_fold_in_process, dict(params), fold, *splits[fold]) for fold in todo]
         except BrokenProcessPool as error:  # broken by another candidate's fit, not yet replaced
             self._lost(pool, error)
         pending = set(futures)
@@ -142,13 +146,14 @@ class ProcessFitter(FoldFitter):
                 done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
                 for future in done:
                     try:
-                        result = future.result()
+                        result, epochs = future.result()
                     except BrokenProcessPool as error:
                         self.stopping.raise_if_set()  # the processes were stopped for the run's end
                         self._lost(pool, error)
                     except BaseException:
                         self.stopping.raise_if_set()  # the processes were stopped for the run's end
                         raise
+                    record_fold_epochs(attempt, result.fold, epochs)
                     yield result
         except GeneratorExit:  # a fold failed: fit no more of this candidate, let running folds end
             for future in futures:
@@ -204,8 +209,8 @@ class DaskFitter(FoldFitter):
     """``--dask``: a candidate's folds as tasks on a Dask cluster, all submitted at once.
 
     A task is a pure function of the candidate's parameters and the fold's row indices; the data went to
-    the cluster once (``hpsearch.executors.cluster.share``). A fold's epochs come back with its result and are
-    recorded here, so Dask workers never need the database. A worker that dies mid-fit costs only that
+    the cluster once (``hpsearch.executors.cluster.share``). A fold's epochs come back with its result and
+    are recorded here, so Dask workers never need the database. A worker that dies mid-fit costs only that
     fit: the scheduler runs it again on another worker.
     """
 
@@ -216,22 +221,116 @@ class DaskFitter(FoldFitter):
         self.stopping = stopping
 
     def folds(
-        self, attempt: Attempt, candidate: Candidate, splits: Splits, todo: list[int]
+        self, attempt: Attempt, params: Mapping[str, Any], splits: Splits, todo: list[int]
     ) -> Iterator[FoldResult]:
-        from ...executors.cluster import completed, fit_fold_task, task_key
+        from .cluster import completed, fit_fold_task, task_key
 
         name = f"trial{attempt.record.number}"
         futures = [
-            self.client.submit(fit_fold_task, self.data, candidate.sklearn_params, fold, *splits[fold],
+            self.client.submit(fit_fold_task, self.data, dict(params), fold, *splits[fold],
                                key=task_key("fold", f"{name}-fold{fold}"), pure=False)
             for fold in todo
         ]
         try:
             for fold_result, epochs in completed(futures, self.address, self.stopping):
-                for epoch, logs in epochs:
-                    attempt.record_epoch(epoch, logs, fold=fold_result.fold)
+                record_fold_epochs(attempt, fold_result.fold, epochs)
                 yield fold_result
         finally:  # a fold failed (error_score), Ctrl-C, or the cluster went away: fit no more of them
             for future in futures:
                 if not future.done():
                     future.cancel()
+
+
+# -- the sink, and the fold's side of a fold process or Dask task --------------------------------------
+def record_fold_epochs(attempt: Attempt, fold: int, epochs: Epochs) -> None:
+    """Hand a fold's epochs, sent back with its result, to the trial's ``attempt`` (the one sink).
+
+    Args:
+        attempt: the trial the fold belongs to.
+        fold: the fold's index.
+        epochs: (epoch, metrics) pairs in the order they were trained.
+
+    Raises:
+        StorageError: the store refused them (``Attempt.record_epoch``).
+    """
+    for epoch, logs in epochs:
+        attempt.record_epoch(epoch, logs, fold=fold)
+
+
+def fit_fold_collecting(
+    estimator: Any,
+    params: Mapping[str, Any],
+    data: tuple[Any, Any, Any],
+    train: np.ndarray,
+    test: np.ndarray,
+    scorer: Any,
+    *,
+    fold: int,
+    compiled_models: Any,
+    trainer: str,
+) -> tuple[FoldResult, Epochs]:
+    """One fold fitted away from its trial's ``Attempt`` (a fold process, a Dask worker): its result and
+    its epochs, to send back to the process that records them.
+
+    Args:
+        estimator: the search's base estimator; ``params`` are the candidate's.
+        data: the rows cross-validation splits, their labels and their weights (or None).
+        train, test: the fold's row indices.
+        scorer: scikit-learn's scorer of the fold's held-out rows.
+        fold: the fold's index.
+        compiled_models: the process's cache of ``trainer``'s models (``fit_cache``).
+        trainer: ``scikeras`` or ``hpsearch``.
+
+    Returns:
+        The fold's ``FoldResult`` and its (epoch, plain metrics) pairs.
+    """
+    from ..training.fold_fitting import fit_and_score
+    from ..training.recorder import plain_metrics
+
+    x, y, sample_weight = data
+    epochs: Epochs = []
+    result = fit_and_score(
+        estimator, params, x, y, train, test, scorer, fold=fold, sample_weight=sample_weight,
+        on_epoch=lambda epoch, logs: epochs.append((epoch, plain_metrics(logs))),
+        compiled_models=compiled_models, trainer=trainer,
+    )
+    return result, epochs
+
+
+#: What a fold process keeps between folds: the data, the base estimator, its scorer and compiled models.
+_FOLD_PROCESS: dict[str, Any] = {}
+
+
+def open_fold_process(
+    x: np.ndarray,
+    y: np.ndarray,
+    sample_weight: np.ndarray | None,
+    estimator: Any,
+    scoring: str,
+    trainer: str,
+) -> None:
+    """Keep what every fold of this fold process needs; called once by
+    ``hpsearch.executors.process_setup.start_fold_process``, after the process sized its threads."""
+    from ..training.fold_fitting import fit_cache
+    from ..training.scoring import scorer
+
+    _FOLD_PROCESS.update(
+        data=(x, y, sample_weight), estimator=estimator, scorer=scorer(estimator, scoring), trainer=trainer,
+        compiled_models=fit_cache(trainer),
+    )
+
+
+def fit_fold_in_process(
+    params: Mapping[str, Any], fold: int, train: np.ndarray, test: np.ndarray
+) -> tuple[FoldResult, Epochs]:
+    """One fold in a fold process: its result and its epochs, sent back to the trial's process."""
+    from ..training.direct_fit import release
+
+    state = _FOLD_PROCESS
+    try:
+        return fit_fold_collecting(state["estimator"], params, state["data"], train, test, state["scorer"],
+                                   fold=fold, compiled_models=state["compiled_models"],
+                                   trainer=state["trainer"])
+    finally:
+        if state["trainer"] == "hpsearch":
+            release()  # SciKeras' fits are released by the builder, before the next build

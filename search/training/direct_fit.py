@@ -38,8 +38,8 @@ from hpsearch.spaces.compile_sklearn import MODEL_PREFIX
 from hpsearch.spaces.metrics import STEP_METRICS
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from ...training.compiled_models import CompiledModels
-from ...training.fit import EpochRecorderCallback, ValidationMetrics
+from .compiled_models import CompiledModels
+from .fit import EpochRecorderCallback, ValidationMetrics
 
 #: Builder parameters that only set starting values of variables, never the traced functions.
 _UNTRACED = frozenset({"kernel_initializer", "learning_rate", "batch_size", "epochs"})
