@@ -18,12 +18,12 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import FitProcessLostError
-from ..training.runner import Attempt
 
 if TYPE_CHECKING:
     import numpy as np
 
     from ..training.fold_fitting import FoldResult
+    from ..training.runner import Attempt
     from .cluster import StopSignal
 
 #: The folds of a study: each fold's (training rows, held-out rows), as indices into the rows

@@ -190,7 +190,12 @@ class Heartbeat:
 
 # -- one trial in training ------------------------------------------------------------------------------
 class Attempt:
-    """What an engine's training function gets: the recorded trial and the ways to report on it."""
+    """What an engine's training function gets: the recorded trial and the ways to report on it.
+
+    It is the one sink of a trial's epochs, wherever they train: ``fit`` and packs record them as they
+    end, and an executor that trains elsewhere (a ``--jobs`` fold process, a Dask task) sends them back
+    to ``record_epoch`` or ``take``; no executor opens the database.
+    """
 
     def __init__(self, runner: TrialRunner, record: TrialRecord) -> None:
         self.runner = runner
