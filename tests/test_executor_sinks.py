@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -47,9 +48,10 @@ def test_executors_and_training_import_no_engine(layer):
 
 
 class _Attempt:
-    """The part of the runner's ``Attempt`` an executor uses: the epoch sink."""
+    """The part of the runner's ``Attempt`` an executor uses: the trial's id and the epoch sink."""
 
     def __init__(self) -> None:
+        self.record = SimpleNamespace(id=7, number=0)
         self.epochs: list[tuple[int, int, dict[str, float]]] = []
 
     def record_epoch(self, epoch, logs, *, fold=None) -> None:
@@ -58,7 +60,7 @@ class _Attempt:
 
 def test_a_jobs_fold_sends_its_epochs_back_to_the_trials_attempt():
     """Fold processes are started without a storage URL; each fold's epochs, in order, reach the attempt
-    with the fold's result."""
+    (streamed as they end) before the fold's result."""
     from hpsearch.engines.sklearn.estimators import make_estimator
     from hpsearch.executors.folds import ProcessFitter
     from sklearn.datasets import load_iris

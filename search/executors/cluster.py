@@ -327,17 +327,19 @@ def fit_fold_task(data: tuple, params: Mapping[str, Any], fold: int, train: Any,
     prepare_worker_process()
     from ..training.fold_fitting import fit_cache, release_fit
     from ..training.scoring import scorer
-    from .folds import fit_fold_collecting
+    from .fold_tasks import Epochs, fit_fold_sending
 
     x, y, sample_weight, estimator, scoring, trainer = data
     with _FIT_LOCK:
         cache = _COMPILED_MODELS.get(trainer)
         if cache is None:
             cache = _COMPILED_MODELS[trainer] = fit_cache(trainer)
+        epochs: Epochs = []
         try:
-            return fit_fold_collecting(estimator, params, (x, y, sample_weight), train, test,
-                                       scorer(estimator, scoring), fold=fold, compiled_models=cache,
-                                       trainer=trainer)
+            result = fit_fold_sending(estimator, params, (x, y, sample_weight), train, test,
+                                      scorer(estimator, scoring), fold=fold, compiled_models=cache,
+                                      trainer=trainer, send=lambda epoch, logs: epochs.append((epoch, logs)))
+            return result, epochs
         finally:
             # The cached models stay alive: a full collection would walk them all at every fit.
             release_fit(trainer)

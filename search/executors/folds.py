@@ -5,9 +5,10 @@ One contract for all three: a fold is a picklable task (the candidate's paramete
 indices; the data and the base estimator travel once per process or cluster) that runs
 :func:`hpsearch.training.fold_fitting.fit_and_score`, and every epoch it trains ends in the trial's
 ``Attempt`` (``Attempt.record_epoch``), in this process: directly for ``--jobs 1``, sent back with the
-fold's result from a fold process or a Dask worker, neither of which opens the database. Every fitter
-yields each fold's ``FoldResult`` as it ends, its epochs already handed to the attempt, so
-``hpsearch.engines.sklearn.cross_validation`` can commit the fold before the next one ends.
+fold's result from a fold process or a Dask worker (:mod:`hpsearch.executors.fold_tasks`, their side),
+neither of which opens the database. Every fitter yields each fold's ``FoldResult`` as it ends, its
+epochs already handed to the attempt, so ``hpsearch.engines.sklearn.cross_validation`` can commit the
+fold before the next one ends.
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ if TYPE_CHECKING:
     from ..training.fold_fitting import FoldResult
     from ..training.runner import Attempt
     from .cluster import StopSignal
+    from .fold_tasks import Epochs
 
 #: The folds of a study: each fold's (training rows, held-out rows), as indices into the rows
 #: cross-validation splits (``hpsearch.engines.sklearn.cross_validation.cv_rows``).
 Splits = list[tuple["np.ndarray", "np.ndarray"]]
-#: A fold's epochs as a fold process or a Dask task sends them back: (epoch, plain metrics) in order.
-Epochs = list[tuple[int, dict[str, float]]]
 
 #: How often a trial waiting on its fold processes looks whether the run stops (Ctrl-C, a fatal error).
 _POLL_S = 0.2
@@ -89,9 +89,10 @@ class InProcessFitter(FoldFitter):
 class ProcessFitter(FoldFitter):
     """``--jobs N``: fold fits in N spawned processes, each with ``threads`` TensorFlow threads.
 
-    Spawned, not forked (TensorFlow's runtime does not survive a fork); the processes send each fold's
-    epochs back with its result (they never open the database: the trial's ``Attempt`` here records
-    them), reuse compiled models across the fits of one structure, and die with this one.
+    Spawned, not forked (TensorFlow's runtime does not survive a fork); the processes stream each epoch
+    back as it ends (:mod:`hpsearch.executors.epoch_stream`; they never open the database: the trial's
+    ``Attempt`` here records it), reuse compiled models across the fits of one structure, and die with
+    this one.
     Several candidates' trials may wait on the processes at once (``SklearnEngine._run_in_flight``). A
     fold process that dies (the out-of-memory killer, a signal) breaks the pool: the candidates whose fits
     were queued or running are interrupted (``FitProcessLostError``; which candidate's fit killed it is
@@ -107,6 +108,7 @@ class ProcessFitter(FoldFitter):
         self.payload = (x, y, sample_weight, estimator, scoring, trainer)
         self.stopping = stopping or StopSignal()
         self._executor: Any = None
+        self._epochs: Any = None
         self._lock = threading.Lock()
 
     def _pool(self) -> Any:
@@ -114,17 +116,22 @@ class ProcessFitter(FoldFitter):
         import pickle
         from concurrent.futures import ProcessPoolExecutor
 
+        from .epoch_stream import EpochStream
+
         # The process start-up: dying with this process, ignoring Ctrl-C, lean Keras, thread sizing.
         from .process_setup import start_fold_process
 
         with self._lock:
+            if self._epochs is None:
+                self._epochs = EpochStream()
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(
                     max_workers=self.processes,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=start_fold_process,
                     # As bytes: unpickling the estimator imports Keras, which the process first slims.
-                    initargs=(self.threads, pickle.dumps(self.payload)),
+                    initargs=(self.threads, self._epochs.address, self._epochs.authkey,
+                              pickle.dumps(self.payload)),
                 )
             return self._executor
 
@@ -133,9 +140,18 @@ class ProcessFitter(FoldFitter):
     ) -> Iterator[FoldResult]:
         from concurrent.futures import FIRST_COMPLETED, wait
 
+        from .fold_tasks import fit_fold_in_process
+
         pool = self._pool()
+        stream, tag = self._epochs, attempt.record.id
+
+        def deliver() -> None:  # the epochs received so far, in this trial's thread
+            for fold, epochs in stream.take(tag, todo).items():
+                record_fold_epochs(attempt, fold, epochs)
+
         try:
-            futures = [pool.submit(fit_fold_in_process, dict(params), fold, *splits[fold]) for fold in todo]
+            futures = [pool.submit(fit_fold_in_process, tag, dict(params), fold, *splits[fold])
+                       for fold in todo]
         except BrokenProcessPool as error:  # broken by another candidate's fit, not yet replaced
             self._lost(pool, error)
         pending = set(futures)
@@ -144,27 +160,37 @@ class ProcessFitter(FoldFitter):
                 # Ctrl-C, or another trial's fatal error: this trial stops as interrupted.
                 self.stopping.raise_if_set(list(pending))
                 done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+                deliver()
                 for future in done:
                     try:
-                        result, epochs = future.result()
+                        result, sent = future.result()
                     except BrokenProcessPool as error:
                         self.stopping.raise_if_set()  # the processes were stopped for the run's end
                         self._lost(pool, error)
                     except BaseException:
                         self.stopping.raise_if_set()  # the processes were stopped for the run's end
                         raise
-                    record_fold_epochs(attempt, result.fold, epochs)
+                    stream.wait_for(tag, result.fold, sent)
+                    deliver()
                     yield result
         except GeneratorExit:  # a fold failed: fit no more of this candidate, let running folds end
             for future in futures:
                 future.cancel()
             wait(futures)
+            # The folds that were running still record their epochs on the trial, as they did alone.
+            for future in futures:
+                if not future.cancelled() and future.exception() is None:
+                    result, sent = future.result()
+                    stream.wait_for(tag, result.fold, sent)
+            deliver()
             raise
         except FitProcessLostError:  # the broken pool is gone already; a fresh one may be serving others
             raise
         except BaseException:  # Ctrl-C: stop the processes now
             self._stop()
             raise
+        finally:
+            stream.forget(tag)
 
     def _lost(self, pool: Any, error: BaseException) -> NoReturn:
         """The pool broke (a fold process died): shut it down once, whichever candidate sees it first, so
@@ -190,8 +216,11 @@ class ProcessFitter(FoldFitter):
     def close(self) -> None:
         with self._lock:
             executor, self._executor = self._executor, None
+            stream, self._epochs = self._epochs, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+        if stream is not None:
+            stream.close()
 
 
 def _shut_down(executor: Any) -> None:
@@ -241,7 +270,7 @@ class DaskFitter(FoldFitter):
                     future.cancel()
 
 
-# -- the sink, and the fold's side of a fold process or Dask task --------------------------------------
+# -- the sink ------------------------------------------------------------------------------------------
 def record_fold_epochs(attempt: Attempt, fold: int, epochs: Epochs) -> None:
     """Hand a fold's epochs, sent back with its result, to the trial's ``attempt`` (the one sink).
 
@@ -255,82 +284,3 @@ def record_fold_epochs(attempt: Attempt, fold: int, epochs: Epochs) -> None:
     """
     for epoch, logs in epochs:
         attempt.record_epoch(epoch, logs, fold=fold)
-
-
-def fit_fold_collecting(
-    estimator: Any,
-    params: Mapping[str, Any],
-    data: tuple[Any, Any, Any],
-    train: np.ndarray,
-    test: np.ndarray,
-    scorer: Any,
-    *,
-    fold: int,
-    compiled_models: Any,
-    trainer: str,
-) -> tuple[FoldResult, Epochs]:
-    """One fold fitted away from its trial's ``Attempt`` (a fold process, a Dask worker): its result and
-    its epochs, to send back to the process that records them.
-
-    Args:
-        estimator: the search's base estimator; ``params`` are the candidate's.
-        data: the rows cross-validation splits, their labels and their weights (or None).
-        train, test: the fold's row indices.
-        scorer: scikit-learn's scorer of the fold's held-out rows.
-        fold: the fold's index.
-        compiled_models: the process's cache of ``trainer``'s models (``fit_cache``).
-        trainer: ``scikeras`` or ``hpsearch``.
-
-    Returns:
-        The fold's ``FoldResult`` and its (epoch, plain metrics) pairs.
-    """
-    from ..training.fold_fitting import fit_and_score
-    from ..training.recorder import plain_metrics
-
-    x, y, sample_weight = data
-    epochs: Epochs = []
-    result = fit_and_score(
-        estimator, params, x, y, train, test, scorer, fold=fold, sample_weight=sample_weight,
-        on_epoch=lambda epoch, logs: epochs.append((epoch, plain_metrics(logs))),
-        compiled_models=compiled_models, trainer=trainer,
-    )
-    return result, epochs
-
-
-#: What a fold process keeps between folds: the data, the base estimator, its scorer and compiled models.
-_FOLD_PROCESS: dict[str, Any] = {}
-
-
-def open_fold_process(
-    x: np.ndarray,
-    y: np.ndarray,
-    sample_weight: np.ndarray | None,
-    estimator: Any,
-    scoring: str,
-    trainer: str,
-) -> None:
-    """Keep what every fold of this fold process needs; called once by
-    ``hpsearch.executors.process_setup.start_fold_process``, after the process sized its threads."""
-    from ..training.fold_fitting import fit_cache
-    from ..training.scoring import scorer
-
-    _FOLD_PROCESS.update(
-        data=(x, y, sample_weight), estimator=estimator, scorer=scorer(estimator, scoring), trainer=trainer,
-        compiled_models=fit_cache(trainer),
-    )
-
-
-def fit_fold_in_process(
-    params: Mapping[str, Any], fold: int, train: np.ndarray, test: np.ndarray
-) -> tuple[FoldResult, Epochs]:
-    """One fold in a fold process: its result and its epochs, sent back to the trial's process."""
-    from ..training.direct_fit import release
-
-    state = _FOLD_PROCESS
-    try:
-        return fit_fold_collecting(state["estimator"], params, state["data"], train, test, state["scorer"],
-                                   fold=fold, compiled_models=state["compiled_models"],
-                                   trainer=state["trainer"])
-    finally:
-        if state["trainer"] == "hpsearch":
-            release()  # SciKeras' fits are released by the builder, before the next build

@@ -14,6 +14,7 @@ import ctypes
 import os
 import signal
 import sys
+from typing import Any
 
 from ..runtime import lean_keras
 
@@ -65,17 +66,18 @@ def configure_threads(threads: int | None, *, inter_op: int | None = None) -> No
     tf.config.threading.set_inter_op_parallelism_threads(inter_op)
 
 
-def start_fold_process(threads: int, payload: bytes) -> None:
+def start_fold_process(threads: int, epochs_address: Any, epochs_authkey: bytes, payload: bytes) -> None:
     """Initializer of a process that fits folds for the sklearn engine's ``--jobs N``.
 
     It dies with the search (a ``kill -9`` of it leaves no process training on its own), leaves Ctrl-C to
     its parent, imports Keras lean and sizes TensorFlow's threads (``threads`` each, so N processes share
     the cores) before it unpickles the data and the estimator: unpickling the estimator imports Keras,
-    which is why it comes as bytes. It never opens the database: each fold's epochs go back to the
-    parent with its result (:mod:`hpsearch.executors.folds`).
+    which is why it comes as bytes. It never opens the database: each epoch goes back to the parent as
+    it ends (:mod:`hpsearch.executors.epoch_stream`).
 
     Args:
         threads: TensorFlow threads of this process.
+        epochs_address, epochs_authkey: where the parent receives the epochs.
         payload: the pickled (x, y, sample_weight, estimator, scoring, trainer) of every fold.
     """
     import pickle
@@ -86,6 +88,6 @@ def start_fold_process(threads: int, payload: bytes) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     lean_keras.install()
     configure_threads(threads, inter_op=1)
-    from .folds import open_fold_process
+    from .fold_tasks import open_fold_process
 
-    open_fold_process(*pickle.loads(payload))
+    open_fold_process(epochs_address, epochs_authkey, *pickle.loads(payload))
