@@ -4,11 +4,11 @@ or as tasks on a Dask cluster (``--dask``).
 One contract for all three: a fold is a picklable task (the candidate's parameters, the fold's row
 indices; the data and the base estimator travel once per process or cluster) that runs
 :func:`hpsearch.training.fold_fitting.fit_and_score`, and every epoch it trains ends in the trial's
-``Attempt`` (``Attempt.record_epoch``), in this process: directly for ``--jobs 1``, sent back with the
-fold's result from a fold process or a Dask worker (:mod:`hpsearch.executors.fold_tasks`, their side),
-neither of which opens the database. Every fitter yields each fold's ``FoldResult`` as it ends, its
-epochs already handed to the attempt, so ``hpsearch.engines.sklearn.cross_validation`` can commit the
-fold before the next one ends.
+``Attempt`` (``Attempt.record_epoch``), in this process: directly for ``--jobs 1``, streamed as it ends
+from a fold process (:mod:`hpsearch.executors.epoch_stream`), sent back with the fold's result from a
+Dask worker (:mod:`hpsearch.executors.fold_tasks` is their side); neither opens the database. Every
+fitter yields each fold's ``FoldResult`` as it ends, its epochs already handed to the attempt, so
+``hpsearch.engines.sklearn.cross_validation`` can commit the fold before the next one ends.
 """
 
 from __future__ import annotations
