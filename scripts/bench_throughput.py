@@ -24,7 +24,7 @@ Workload 2, the absenteeism grid's shape (``spaces/presets/absenteeism-grid.yaml
 folds) on breast_cancer with ``--grid-epochs`` epochs (default 2): the first ``--grid-candidates``
 candidates (default all 768) through ``hpsearch run --engine sklearn --cv 3 --jobs 2`` (SciKeras' fit, the
 default ``--trainer scikeras``, whose scores must equal GridSearchCV's), the same with ``--trainer hpsearch``
-(the direct fit, ``search/engines/sklearn/direct.py``: scores within noise) and through
+(the direct fit, ``search/training/direct_fit.py``: scores within noise) and through
 ``GridSearchCV(n_jobs=2)`` over the same SciKeras estimator, candidates and folds. The estimator's model is
 the builder's, compiled with the cheap metrics (accuracy) as a user compiles it; hpsearch adds, per
 epoch, the validation curves of the others, its compiled-model reuse and its records.

@@ -83,16 +83,18 @@ def launch(
         SearchFailedError: the search could not make progress (every trial failed, or too many in a row).
         StorageTroubleError: the database failed during an in-process run.
     """
-    engine.prepare(run_context(storage, study, space, dataset, budget, []))
+    probe = run_context(storage, study, space, dataset, budget, [])
+    engine.prepare(probe)
     if isolation.in_process:
         return _execute(storage, study, space, dataset, engine, budget, retries, progress, out)
     # Imported here: a worker process imports this module, and never needs the supervisor.
     from .executors.supervisor import Supervisor
 
     supervisor = Supervisor(
-        storage, study, engine, budget, workers=isolation.workers, recycle_after=isolation.recycle_after,
-        memory_limit_mb=isolation.memory_limit_mb, progress=progress, retries_pending=bool(retries),
-        standbys=early.take(),
+        storage, study, budget, recover=lambda failed: engine.recover(probe, failed),
+        parallel_workers=engine.parallel_workers, workers=isolation.workers,
+        recycle_after=isolation.recycle_after, memory_limit_mb=isolation.memory_limit_mb, progress=progress,
+        retries_pending=bool(retries), standbys=early.take(),
         resume_command=resume_command(study, storage.url),
     )
     started = time.monotonic()

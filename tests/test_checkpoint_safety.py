@@ -320,7 +320,7 @@ def test_a_keras_tuner_weights_folder_of_another_study_is_set_aside(tmp_path, ca
 
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", b"not weights"])
 def test_a_damaged_keras_tuner_weights_file_is_reported_as_unusable(tmp_path, content):
-    from hpsearch.engines.keras_tuner.weights import load_weights
+    from hpsearch.training.weights_files import load_weights
     from hpsearch.training.work_files import unusable_weights
 
     path = tmp_path / "best-weights.npz"

@@ -149,8 +149,10 @@ def test_a_trial_claimed_while_the_supervisor_reads_starts_no_standby_that_no_tr
     host = socket.gethostname()
     retired = [f"{host}:{pid}" for pid in (1, 1, 2, 2)]
     storage, study = _optuna_random_study_with_complete_trials(tmp_path, retired)
-    supervisor = Supervisor(storage, study, get_engine("optuna"), Budget(trials=budget), workers=1,
-                            recycle_after=2, memory_limit_mb=None, progress=False, retries_pending=False)
+    optuna = get_engine("optuna")
+    supervisor = Supervisor(storage, study, Budget(trials=budget), recover=lambda failed: None,
+                            parallel_workers=optuna.parallel_workers, workers=1, recycle_after=2,
+                            memory_limit_mb=None, progress=False, retries_pending=False)
     supervisor.live = [Worker(process=SimpleNamespace(pid=3, poll=lambda: None), stderr=None,
                               finished_at_start=4)]
     started: list[bool] = []

@@ -83,9 +83,10 @@ def test_a_cached_traced_model_trains_exactly_as_a_fresh_one():
     fits (another structure, another candidate of the same structure) gives what it gives on its own."""
     from hpsearch.data import load_dataset
     from hpsearch.engines.sklearn.cross_validation import cv_rows
-    from hpsearch.engines.sklearn.direct import TracedModels
-    from hpsearch.engines.sklearn.estimators import fit_and_score, make_estimator
+    from hpsearch.engines.sklearn.estimators import make_estimator
     from hpsearch.spaces import resolve_config, space_from_dict
+    from hpsearch.training.direct_fit import TracedModels
+    from hpsearch.training.fold_fitting import fit_and_score
     from hpsearch.training.scoring import scorer
     from sklearn.model_selection import StratifiedKFold
 
@@ -116,8 +117,8 @@ def test_a_cached_traced_model_trains_exactly_as_a_fresh_one():
 def test_a_direct_build_starts_from_the_weights_of_a_seeded_build():
     """The direct fit seeds its build without TensorFlow's global seed (setting it clears the kernel cache):
     the initial weights are those of ``keras.utils.set_random_seed``."""
-    from hpsearch.engines.sklearn.direct import _seed_build
     from hpsearch.spaces import TaskInfo, build_model, resolve_config, space_from_dict
+    from hpsearch.training.direct_fit import _seed_build
     from hpsearch.training.fit import seed_everything
 
     space = space_from_dict({"objective": "val_accuracy", "params": {},

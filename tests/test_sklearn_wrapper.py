@@ -77,8 +77,8 @@ def test_fits_on_a_reused_compiled_model_score_exactly_as_fresh_fits(task):
     """The engine's fold fits train the cached compiled model of their structure (no tracing), restarted
     from the fresh model's weights, dropout seeds and optimizer state: every fold scores exactly as a fit
     of a freshly built model, whatever fit of the same structure ran before on the cached one."""
-    from hpsearch.engines.sklearn.estimators import fit_and_score
     from hpsearch.training.compiled_models import CompiledModels
+    from hpsearch.training.fold_fitting import fit_and_score
     from sklearn.metrics import check_scoring
     from sklearn.model_selection import KFold
 

@@ -123,16 +123,16 @@ def test_sklearn_grid_warm_started_from_an_overlapping_grid(cli, tmp_path, monke
     assert source.code == 0, source.err
     ga = {t["params"]["n_neurons"]: t for t in _json(cli, "trials", "ga")}
 
-    from hpsearch.engines.sklearn import estimators as sklearn_estimators
+    from hpsearch.training import fold_fitting
 
     fitted: list[dict] = []
-    real_fit = sklearn_estimators.fit_and_score
+    real_fit = fold_fitting.fit_and_score
 
     def counting_fit(estimator, params, *args, **kwargs):
         fitted.append(dict(params))
         return real_fit(estimator, params, *args, **kwargs)
 
-    monkeypatch.setattr(sklearn_estimators, "fit_and_score", counting_fit)
+    monkeypatch.setattr(fold_fitting, "fit_and_score", counting_fit)
     result = cli("run", grid_b, "--engine", "sklearn", "--cv", "2", "--data", "iris", "--study", "gb",
                  "--warm-start", "ga", "--quiet", "--in-process")
     assert result.code == 0, result.err

@@ -5,7 +5,9 @@ proposes in one hpsearch process and the trial runner still claims, records and 
 there; only the training itself (one scikit-learn fold, one KerasTuner trial) runs as a task on a Dask
 worker, a pure function of the configuration and the data. Dask workers need hpsearch and the
 ``distributed`` package installed, never the database: a task returns its per-epoch logs with its result,
-and the hpsearch side records them.
+and the hpsearch side records them through the trial's ``Attempt`` (one sink for every executor). A
+fold task runs :func:`hpsearch.training.fold_fitting.fit_and_score`, a trial task
+:func:`hpsearch.training.fit_tasks.run_fit_task`: tasks never import an engine.
 
 What Dask gives us and what we keep:
 
@@ -33,10 +35,13 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ClusterLostError, SearchFailedError, UsageError
 from ..settings import StudySettings
+
+if TYPE_CHECKING:
+    from ..training.fit_tasks import FitReport, FitTask
 
 #: Environment variable giving ``--dask`` when ``hpsearch run`` is not given it.
 DASK_ENV = "HPSEARCH_DASK"
@@ -318,76 +323,38 @@ def prepare_worker_process() -> None:
 
 
 def fit_fold_task(data: tuple, params: Mapping[str, Any], fold: int, train: Any, test: Any) -> tuple:
-    """One (candidate, fold) fit on a Dask worker: the ``FoldResult`` and the fold's per-epoch logs."""
+    """One (candidate, fold) fit on a Dask worker: the ``FoldResult`` and the fold's per-epoch logs, which
+    the trial's process records (``hpsearch.executors.folds.DaskFitter``)."""
     prepare_worker_process()
-    from ..engines.sklearn.estimators import fit_and_score, fit_cache, release_fit
-    from ..training.recorder import plain_metrics
+    from ..training.fold_fitting import fit_cache, release_fit
     from ..training.scoring import scorer
+    from .fold_tasks import Epochs, fit_fold_sending
 
     x, y, sample_weight, estimator, scoring, trainer = data
-    epochs: list[tuple[int, dict[str, float]]] = []
     with _FIT_LOCK:
         cache = _COMPILED_MODELS.get(trainer)
         if cache is None:
             cache = _COMPILED_MODELS[trainer] = fit_cache(trainer)
+        epochs: Epochs = []
         try:
-            outcome = fit_and_score(
-                estimator, params, x, y, train, test, scorer(estimator, scoring), fold=fold,
-                sample_weight=sample_weight,
-                on_epoch=lambda epoch, logs: epochs.append((epoch, plain_metrics(logs))),
-                compiled_models=cache, trainer=trainer,
-            )
+            result = fit_fold_sending(estimator, params, (x, y, sample_weight), train, test,
+                                      scorer(estimator, scoring), fold=fold, compiled_models=cache,
+                                      trainer=trainer, send=lambda epoch, logs: epochs.append((epoch, logs)))
+            return result, epochs
         finally:
             # The cached models stay alive: a full collection would walk them all at every fit.
             release_fit(trainer)
-    return outcome, epochs
 
 
-@dataclass(frozen=True)
-class TrialRun:
-    """What a trial task returns: per-epoch logs (numbered within the round), the best epoch's weights
-    (npz bytes, when a later Hyperband round may continue the model) and the error of a diverged fit."""
+def train_trial_task(dataset: Any, task: FitTask) -> FitReport:
+    """One trial's fit (a KerasTuner trial, one Hyperband round) on a Dask worker, with the shared builder.
 
-    epochs: list[dict[str, float]]
-    best_weights: bytes | None = None
-    non_finite: str | None = None
-
-
-def train_trial_task(
-    dataset: Any,
-    config: Mapping[str, Any],
-    *,
-    seed: int,
-    objective: str,
-    direction: str,
-    epochs: int | None,
-    initial_epoch: int,
-    parent_weights: bytes | None,
-    keep_best: bool,
-) -> TrialRun:
-    """One KerasTuner trial (one Hyperband round) on a Dask worker, with the shared builder."""
+    The report goes back to the trial's ``Attempt.take`` (``hpsearch.training.fit_tasks``), which
+    records its epochs: Dask workers never open the database. With a shared ``--checkpoint-dir`` the fit
+    keeps its in-trial checkpoint there, so the task run again after its worker died continues it.
+    """
     prepare_worker_process()
-    import io
-    import tempfile
+    from ..training.fit_tasks import run_fit_task
 
-    from ..engines.keras_tuner.weights import best_weights_keeper, load_weights
-    from ..training.fit import EpochRecorderCallback, NonFiniteLossError, fit_config
-    from ..training.recorder import plain_metrics
-
-    logs: list[dict[str, float]] = []
-    callbacks: list[Any] = [EpochRecorderCallback(lambda epoch, values: logs.append(plain_metrics(values)))]
-    with _FIT_LOCK, tempfile.TemporaryDirectory(prefix="hpsearch-trial-") as folder:
-        best = Path(folder) / "best.npz"
-        if keep_best:
-            callbacks.append(best_weights_keeper(objective, direction, best))
-
-        def load_parent(model: Any) -> None:
-            if parent_weights is not None:
-                model.set_weights(load_weights(io.BytesIO(parent_weights)))
-
-        try:
-            fit_config(config, dataset, objective=objective, direction=direction, callbacks=callbacks,
-                       seed=seed, epochs=epochs, initial_epoch=initial_epoch, prepare_model=load_parent)
-        except NonFiniteLossError as error:
-            return TrialRun(logs, non_finite=str(error))
-        return TrialRun(logs, best.read_bytes() if best.exists() else None)
+    with _FIT_LOCK:
+        return run_fit_task(task, dataset)

@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -52,13 +53,12 @@ from hpsearch.storage import Storage, StorageError, StudyRecord, TrialRecord, Tr
 from hpsearch.storage.connection import sqlite_busy_timeout_s
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..engines.base import Engine
 from ..errors import HpsearchError, SearchFailedError, StorageTroubleError
 from ..recovery import fail_abandoned_trials, interrupt_trial
 from ..retry_policy import MAX_ATTEMPTS
 from ..runtime.backends import worker_environment
 from ..settings import StudySettings
-from ..training.context import Budget, BudgetTracker, RunContext
+from ..training.context import Budget, BudgetTracker
 
 #: Seconds a worker gets to record its interrupted trial after SIGINT before it is killed.
 STOP_GRACE_S = 30.0
@@ -200,9 +200,10 @@ class Supervisor:
         self,
         storage: Storage,
         study: StudyRecord,
-        engine: Engine,
         budget: Budget,
         *,
+        recover: Callable[[list[TrialRecord]], None],
+        parallel_workers: bool,
         workers: int,
         recycle_after: int | None,
         memory_limit_mb: float | None,
@@ -213,7 +214,10 @@ class Supervisor:
     ) -> None:
         self.storage = storage
         self.study = study
-        self.engine = engine
+        #: Brings the engine's own state in line after trials were failed here (``Engine.recover``).
+        self.recover = recover
+        #: Whether the engine lets several workers search the study at once (``Engine.parallel_workers``).
+        self.parallel_workers = parallel_workers
         self.budget = budget
         self.workers = workers
         self.recycle_after = recycle_after
@@ -306,11 +310,6 @@ class Supervisor:
         counts = self.storage.count_trials(self.study.id)
         return counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] + counts[TrialState.FAILED]
 
-    def _context(self) -> RunContext:
-        return RunContext(storage=self.storage, study=self.study, space=None, dataset=None,  # type: ignore[arg-type]
-                          recorder=None, tracker=self.tracker,  # type: ignore[arg-type]
-                          settings=StudySettings.from_record(self.study.settings))
-
     def _fail_trials_of(self, worker: Worker, cause: str) -> list[TrialRecord]:
         failed = []
         try:
@@ -320,7 +319,7 @@ class Supervisor:
                     if record is not None:
                         failed.append(record)
             if failed:
-                self.engine.recover(self._context(), failed)
+                self.recover(failed)
         except (StorageError, SQLAlchemyError):
             pass  # the database is what failed: the trials stay RUNNING and resume fails them
         return failed
@@ -338,7 +337,7 @@ class Supervisor:
         try:
             failed = fail_abandoned_trials(self.storage, self.study)
             if failed:
-                self.engine.recover(self._context(), failed)
+                self.recover(failed)
         except (StorageError, SQLAlchemyError):  # ours, or Optuna's storage in recover()
             return  # the database is busy or failing: check again next time (workers report their own)
         if not failed:
@@ -348,7 +347,7 @@ class Supervisor:
         for trial in failed:
             self._note(f"trial #{trial.number} marked FAILED ({trial.error}); its configuration will be "
                        f"retried (up to {MAX_ATTEMPTS} attempts in all)")
-            if self.engine.parallel_workers:
+            if self.parallel_workers:
                 continue
             # An engine driving one oracle must never have two workers: a silent worker of ours is
             # stopped for good before its replacement starts.

@@ -26,9 +26,12 @@ trains from its first epoch: a checkpoint only saves time, it never decides a re
 ``allow_pickle=False``: a checkpoint is data, never code.
 
 Shorter trials are simply retried from their first epoch: for them a checkpoint per epoch would cost
-more than what a retry repeats. Trials trained as tasks on a Dask cluster are retried from the start too
-(a Dask worker's disk is not this process's). The scikit-learn engine resumes by folds instead: a retried
-candidate keeps the folds its interrupted attempt finished (see ``hpsearch.engines.sklearn.resume``).
+more than what a retry repeats. A trial trained as a task on a Dask cluster keeps its checkpoint only
+in a ``--checkpoint-dir`` (a folder its workers share, see ``hpsearch.training.fit_tasks``): a task that
+the scheduler runs again after its worker died, or the trial's retry, then continues from it; without
+one it is trained again from the start (a Dask worker's disk is not this process's). The scikit-learn
+engine resumes by folds instead: a retried candidate keeps the folds its interrupted attempt finished
+(see ``hpsearch.engines.sklearn.resume``).
 
 Files live in ``hpsearch-checkpoints/<database>/<study>/`` next to the SQLite file (in the working
 directory for a server database), like KerasTuner's Hyperband folder; ``--checkpoint-dir`` on a shared disk
@@ -97,7 +100,7 @@ def study_checkpoints(storage_url: str, study: Any, settings: StudySettings) -> 
         # The user's folder stays; our subfolders in it go once empty.
         root = Path(given).expanduser()
         return StudyCheckpoints(root / database_slug(storage_url) / folder_name(study.name), keep=root,
-                                stamp=stamp)
+                                stamp=stamp, shared=True)
     return StudyCheckpoints(study_work_folder(storage_url, CHECKPOINT_FOLDER, study.name),
                             keep=work_root(storage_url), stamp=stamp)
 
@@ -113,12 +116,14 @@ class Restored:
 class StudyCheckpoints:
     """The checkpoint files of one study: one per running (or interrupted, awaiting retry) trial."""
 
-    def __init__(self, folder: Path, keep: Path, stamp: Mapping[str, Any]) -> None:
+    def __init__(self, folder: Path, keep: Path, stamp: Mapping[str, Any], *, shared: bool = False) -> None:
         self.folder = folder
         #: the folder above ``folder`` that stays when the last checkpoint goes (ours below it go)
         self.keep = keep
         #: the study's identity (``study_stamp``), written into and required of every checkpoint
         self.stamp = dict(stamp)
+        #: the folder is the user's ``--checkpoint-dir``, which fit tasks on other machines may share
+        self.shared = shared
 
     def path(self, number: int) -> Path:
         """Where trial ``number``'s checkpoint is (it may not exist)."""

@@ -19,18 +19,17 @@ Each member still trains exactly as it would alone (:func:`hpsearch.training.fit
   (it is skipped from then on) while the others go on.
 
 What a pack shares is its fate under faults that are no member's own: Ctrl-C, a lost database or an
-error of the joint execution stop every member.
+error of the joint execution stop every member. The epochs themselves run in the epoch loop that direct
+fold fits share (:mod:`hpsearch.training.epoch_loop`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.storage import StorageError, TrialNotRunningError
-
+from .epoch_loop import Trainee, train_epochs
 from .fit import (
     VALIDATION_BATCH_ROWS,
     FitResult,
@@ -38,7 +37,6 @@ from .fit import (
     ValidationMetrics,
     epoch_batches,
     fresh_keras_session,
-    non_finite_loss,
     objective_value,
     seed_everything,
     step_metric_names,
@@ -69,49 +67,13 @@ class PackMember:
     checkpoint: EpochCheckpoint | None = None
 
 
-class _Training:
-    """A member while the pack trains: its model, callbacks, curve, and why it stopped if it did."""
+class _Training(Trainee):
+    """A member while the pack trains: its model and callbacks in the epoch loop, and its plan."""
 
     def __init__(self, member: PackMember, model: Any, callbacks: list[Any]) -> None:
-        import tensorflow as tf
-
+        # A switch: a stopped member's steps are skipped inside the pack's one traced epoch.
+        super().__init__(model, callbacks, switch=True)
         self.member = member
-        self.model = model
-        self.callbacks = callbacks
-        for callback in callbacks:
-            callback.set_model(model)
-        #: Read inside the traced epoch: a stopped member's steps are skipped, not run.
-        self.active = tf.Variable(True, trainable=False, name="pack_member_active")
-        self.history: dict[str, list[float]] = {}
-        self.error: Exception | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.error is None and not self.model.stop_training
-
-    def call(self, hook: str, *args: Any) -> None:
-        """Run a callback hook of this member only; its failure stops this member only.
-
-        A refused write (recovery failed the trial meanwhile) is this member's; a database that fails
-        is not a configuration's fault and stops the whole pack (the runner interrupts every member).
-        """
-        if not self.running:
-            return
-        try:
-            # Each callback in turn on the one logs dict, as in Keras' fit: the validation metrics and the
-            # learning rate added by the first ones reach the recorder and the pruner after them.
-            for callback in self.callbacks:
-                getattr(callback, hook)(*args)
-        except TrialNotRunningError as late:
-            self.error = late
-        except StorageError:
-            raise
-        except Exception as error:  # noqa: BLE001 - one member's error must not end the pack
-            self.error = error
-
-    def record(self, logs: Mapping[str, Any]) -> None:
-        for name, value in logs.items():
-            self.history.setdefault(name, []).append(float(value))
 
     def result(self, objective: str, direction: str) -> FitResult | Exception:
         if self.error is not None:
@@ -121,8 +83,7 @@ class _Training:
             if reason:
                 return NonFiniteLossError(reason)
         value, best_epoch = objective_value(self.history, objective, direction)
-        epochs_run = len(next(iter(self.history.values()), []))
-        return FitResult(history=self.history, value=value, best_epoch=best_epoch, epochs_run=epochs_run)
+        return FitResult(history=self.history, value=value, best_epoch=best_epoch, epochs_run=self.epochs_run)
 
 
 def fit_pack(
@@ -202,38 +163,7 @@ def _train_together(members: list[_Training], dataset: Dataset, batch_size: int,
             logs.append(result)
         return logs
 
-    for member in members:
-        member.call("on_train_begin")
-    for epoch in range(epochs):
-        for member in members:
-            member.call("on_epoch_begin", epoch)
-            if not member.running:
-                member.active.assign(False)
-        if not any(member.running for member in members):
-            break
-        for member in members:
-            member.model.reset_metrics()
-        train_epoch(iterator)
-        trained = {id(member): _floats(member.model.get_metrics_result()) for member in members
-                   if member.running}
-        for member in members:
-            member.model.reset_metrics()
-        validation = validate()
-        for member, validated in zip(members, validation, strict=True):
-            if not member.running:
-                continue
-            logs = {**trained[id(member)],
-                    **{f"val_{name}": value for name, value in _floats(validated).items()}}
-            member.call("on_epoch_end", epoch, logs)
-            if member.error is None:
-                member.record(logs)
-                loss = logs.get("loss")
-                if loss is not None and not math.isfinite(loss):
-                    member.error = NonFiniteLossError(non_finite_loss(loss, epoch))
-            if not member.running:
-                member.active.assign(False)
-    for member in members:
-        member.call("on_train_end")
+    train_epochs(members, epochs, lambda epoch: train_epoch(iterator), validate)
 
 
 def _trained(model: Any, batch: Any) -> Any:
@@ -242,6 +172,3 @@ def _trained(model: Any, batch: Any) -> Any:
     model.train_step(batch)
     return tf.constant(True)
 
-
-def _floats(logs: Mapping[str, Any]) -> dict[str, float]:
-    return {name: float(value) for name, value in logs.items()}

@@ -53,6 +53,7 @@ from .packing import PackMember
 
 if TYPE_CHECKING:
     from .context import RunContext
+    from .fit_tasks import FitReport, FitTask
 
 #: Metric of a trial that continued an interrupted one: the epochs it restored instead of training.
 EPOCHS_RESTORED = EPOCHS_RESTORED_METRIC
@@ -186,7 +187,12 @@ class Heartbeat:
 
 # -- one trial in training ------------------------------------------------------------------------------
 class Attempt:
-    """What an engine's training function gets: the recorded trial and the ways to report on it."""
+    """What an engine's training function gets: the recorded trial and the ways to report on it.
+
+    It is the one sink of a trial's epochs, wherever they train: ``fit`` and packs record them as they
+    end, and an executor that trains elsewhere (a ``--jobs`` fold process, a Dask task) sends them back
+    to ``record_epoch`` or ``take``; no executor opens the database.
+    """
 
     def __init__(self, runner: TrialRunner, record: TrialRecord) -> None:
         self.runner = runner
@@ -247,6 +253,63 @@ class Attempt:
             prepare_model=prepare_model,
             checkpoint=checkpoint,
         )
+        return self._fitted(result)
+
+    def fit_task(
+        self,
+        config: Mapping[str, Any],
+        *,
+        epochs: int | None = None,
+        initial_epoch: int = 0,
+        epoch_offset: int = 0,
+        parent_weights: bytes | None = None,
+        parent_source: str | None = None,
+        keep_best: bool = False,
+    ) -> FitTask:
+        """``fit`` as a picklable task for an executor that trains in another process (a Dask worker);
+        hand its ``FitReport`` to ``take``.
+
+        The task keeps the checkpoint ``fit`` would keep when the study's checkpoint folder is shared
+        (``--checkpoint-dir``): a task run again on another machine, or the trial's retry, continues it.
+
+        Args:
+            config: the configuration to train.
+            epochs, initial_epoch, epoch_offset: as for ``fit``.
+            parent_weights: best-epoch weights of the Hyperband round this one continues, and
+                ``parent_source`` the file they came from.
+            keep_best: send back this round's best epoch's weights.
+
+        Returns:
+            The ``FitTask`` (see :mod:`hpsearch.training.fit_tasks`).
+        """
+        from .fit_tasks import FitTask
+
+        ctx = self.runner.ctx
+        total = int(epochs if epochs is not None else config["epochs"])
+        checkpoint = None
+        if self.runner.checkpoints.shared:
+            checkpoint = self._checkpoint(config, initial_epoch, total)
+        if checkpoint is not None:
+            # Absolute: the task's worker, started in another folder, reads and writes the same file.
+            checkpoint = EpochCheckpoint(checkpoint.path.absolute(), checkpoint.identity)
+        return FitTask(dict(config), ctx.study.objective, ctx.study.direction, self.seed, epochs=epochs,
+                       initial_epoch=initial_epoch, epoch_offset=epoch_offset, checkpoint=checkpoint,
+                       parent_weights=parent_weights, parent_source=parent_source, keep_best=keep_best)
+
+    def take(self, report: FitReport) -> FitResult:
+        """What a fit task trained elsewhere sent back: every epoch recorded here, in order, then its result.
+
+        Raises:
+            NonFiniteLossError: the loss diverged (the trial fails with that reason, as for ``fit``).
+            StorageError: the store refused an epoch.
+        """
+        for epoch, logs in report.epochs:
+            self.record_epoch(epoch, logs)
+        if report.non_finite is not None or report.result is None:
+            raise NonFiniteLossError(report.non_finite or "the fit task returned no result")
+        return self._fitted(report.result)
+
+    def _fitted(self, result: FitResult) -> FitResult:
         if result.resumed_at is not None:
             # Shown with the trial: how much of its curve the interrupted attempt had trained.
             self.metrics[EPOCHS_RESTORED] = float(result.resumed_at)

@@ -8,8 +8,7 @@ lives beside it:
 - ``oracle``: the oracle, its state kept in the study's settings instead of KerasTuner's files;
 - ``weights``: Hyperband's best-epoch weights kept on disk between rounds;
 - ``search``: one run of the search as the driver's session, shared by ``local`` (trials trained in
-  this process) and ``dask_session`` (each trial a Dask task, ``--dask``; the task itself is in
-  ``cluster``).
+  this process) and ``cluster`` (each trial a Dask task, ``--dask``).
 """
 
 from __future__ import annotations
@@ -130,6 +129,6 @@ class KerasTunerEngine(Engine):
             from .local import LocalSearch
 
             return LocalSearch(ctx)
-        from .dask_session import DaskSession
+        from .cluster import DaskSession
 
         return DaskSession(ctx, address)

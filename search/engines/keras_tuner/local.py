@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from ...training.runner import Attempt, TrialOutcome
+from ...training.weights_files import best_weights_keeper, load_weights
 from ...training.work_files import matching_weights
 from ..session import Fit
 from .search import KerasTunerSearch, TrialPlan
-from .weights import best_weights_keeper, load_weights
 
 
 class LocalSearch(KerasTunerSearch):

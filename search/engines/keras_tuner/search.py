@@ -6,7 +6,7 @@ plan (configuration, epochs, the weights it continues and those it keeps) and Hy
 each proposal (one KerasTuner tuner id per task in flight; Hyperband answers IDLE while a round waits for
 its last results), ``oracle.update_trial`` and ``oracle.end_trial`` as each result comes back. Its
 subclasses differ only in where training runs: ``local.LocalSearch`` in this process, one trial at a
-time; ``dask_session.DaskSession`` as Dask tasks, as many in flight as the cluster has worker threads.
+time; ``cluster.DaskSession`` as Dask tasks, as many in flight as the cluster has worker threads.
 """
 
 from __future__ import annotations
@@ -30,12 +30,6 @@ from .weights import HyperbandWeights
 MAX_IDLE = 100
 #: Tuner ids at most (one per task in flight).
 MAX_TUNER_IDS = 256
-
-
-class StopSearch(Exception):
-    """The budget stopped a trial before it trained. Only ``cluster.ClusterSearch``'s own loop, which the
-    driver replaced (``dask_session.DaskSession`` drives the oracle now), still names it; both go when that
-    module's loop is removed."""
 
 
 @dataclass(frozen=True)

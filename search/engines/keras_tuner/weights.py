@@ -8,13 +8,14 @@ directory for other databases). The folder's ``study.json`` says whose it is: a 
 or of other data is set aside, never continued, and so is a damaged weights file. A file is deleted as
 soon as no round can continue it, and the folder when none is left, so at most one round's worth of
 weights files exists at a time.
+
+The callback that keeps a round's best epoch and the reader of its file are training code
+(:mod:`hpsearch.training.weights_files`), since a round may train on a Dask worker.
 """
 
 from __future__ import annotations
 
-import math
 import shutil
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,6 @@ from ...training.work_files import (
     study_stamp,
     study_work_folder,
     unusable_weights,
-    write_durably,
 )
 
 if TYPE_CHECKING:
@@ -128,72 +128,3 @@ class HyperbandWeights:
             shutil.rmtree(self.folder, ignore_errors=True)
             # Then the database's folder and hpsearch-keras-tuner/, when no other study keeps weights there.
             remove_empty_folders(self.folder.parent, stop_at=self.folder.parents[2])
-
-
-def best_weights_keeper(objective: str, direction: str, path: Path) -> Any:
-    """A Keras callback that keeps the best epoch's weights in memory and writes them once, atomically,
-    to ``path`` when training ends.
-
-    KerasTuner's ``SaveBestEpoch`` writes a checkpoint at every improving epoch; one write per trial
-    keeps its meaning (the next round continues from the best epoch) at a fraction of the disk traffic.
-
-    Args:
-        objective: the logged metric that ranks epochs; epochs without a finite value are skipped.
-        direction: ``"minimize"`` or ``"maximize"``.
-        path: the ``best-weights.npz`` to write; nothing is written when no epoch had a finite value.
-    """
-    import keras
-    import numpy
-
-    class BestWeights(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.best: float | None = None
-            self.weights: list[Any] | None = None
-
-        def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-            value = (logs or {}).get(objective)
-            if value is None or not math.isfinite(float(value)):
-                return
-            value = float(value)
-            if self.best is None or (value < self.best if direction == "minimize" else value > self.best):
-                self.best, self.weights = value, self.model.get_weights()
-
-        # A round continued from a checkpoint (hpsearch.training.checkpoints) keeps its best epoch so far.
-        def checkpoint_state(self) -> tuple[dict[str, Any], list[Any]]:
-            return {"best": self.best}, list(self.weights or [])
-
-        def check_checkpoint_state(self, state: Any, arrays: list[Any]) -> str | None:
-            """Why a checkpoint's state cannot be this callback's (None: it can); called before any
-            restore, so a foreign or damaged checkpoint is set aside whole."""
-            best = state.get("best") if isinstance(state, dict) else math.nan
-            if best is not None and (not isinstance(best, int | float) or not math.isfinite(best)):
-                return f"holds a malformed best value {best!r} of the round's best weights"
-            wanted = [tuple(array.shape) for array in self.model.get_weights()]
-            if arrays and [tuple(array.shape) for array in arrays] != wanted:
-                return "holds best weights of another shape than this round's model"
-            return None
-
-        def restore_checkpoint_state(self, state: Mapping[str, Any], arrays: list[Any]) -> None:
-            self.best, self.weights = state["best"], (arrays or None)
-
-        def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
-            if self.weights is None:
-                return
-            weights = self.weights
-            # Flushed and moved into place: a kill or power cut leaves the old file or the new one.
-            write_durably(path, lambda file: numpy.savez(file, *weights))
-
-    return BestWeights()
-
-
-def load_weights(path: Any) -> list[Any]:
-    """The arrays of a ``best-weights.npz`` (a path or an open binary file), in ``get_weights`` order.
-
-    Raises whatever NumPy raises for a damaged file (see ``hpsearch.training.work_files.unusable_weights``);
-    never unpickles.
-    """
-    import numpy
-
-    with numpy.load(path, allow_pickle=False) as arrays:
-        return [arrays[f"arr_{index}"] for index in range(len(arrays.files))]

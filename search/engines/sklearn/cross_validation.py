@@ -2,7 +2,7 @@
 
 Folds come from ``check_cv(--cv, y, classifier=...)`` over the dataset's train+validation rows
 (``cv_rows``; the test split is never seen). Each (candidate, fold) is fitted and scored by a fold fitter
-(``hpsearch.engines.sklearn.fold_fitters``); an error fails the candidate (``error_score``) and its other
+(``hpsearch.executors.folds``); an error fails the candidate (``error_score``) and its other
 folds are not fitted. The trial's value is the mean fold score in the objective's own sense (see
 ``scoring_for``); its metrics hold ``cv_results_``'s numbers (``split{k}_test_score``, ``mean_test_score``,
 ``std_test_score``, fit and score times).
@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ...data import Dataset
+    from ...executors.folds import FoldFitter, Splits
+    from ...training.fold_fitting import FoldResult
     from .candidates import Candidate
-    from .estimators import FoldResult
-    from .fold_fitters import FoldFitter, Splits
 
 
 def cv_rows(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +77,8 @@ def cross_validation(candidate: Candidate, fitter: FoldFitter, splits: Splits, s
         # A retry keeps the folds its interrupted attempt finished: the unit of resuming is the fold.
         results: list[FoldResult] = restore_folds(attempt, len(splits))
         todo = sorted(set(range(len(splits))) - {result.fold for result in results})
-        with contextlib.closing(fitter.folds(attempt, candidate, splits, todo)) as fold_results:
+        fold_results = fitter.folds(attempt, candidate.sklearn_params, splits, todo)
+        with contextlib.closing(fold_results):
             for result in fold_results:
                 attempt.partial(result.metrics())  # each fold committed as it ends
                 if result.error is not None:

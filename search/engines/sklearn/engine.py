@@ -12,13 +12,13 @@ What scikit-learn would do, fold by fold, with every fold recorded as it ends:
 - each (candidate, fold) is ``clone(estimator).set_params(**candidate).fit(train)`` then the scorer on
   the held-out fold; an error fails the candidate (``error_score``) and the search goes on. With
   ``--trainer hpsearch`` the fit is the same training outside SciKeras' ``fit`` (batches in our seeded
-  order, see ``hpsearch.engines.sklearn.direct``), scored by the same scorer.
+  order, see ``hpsearch.training.direct_fit``), scored by the same scorer.
 
 A candidate is one trial: its value is the mean fold score in the objective's own sense (see
 ``scoring_for``), its metrics hold ``cv_results_``'s numbers (``split{k}_test_score``, ``mean_test_score``,
 ``std_test_score``, fit and score times), and its curves hold every fold's epochs as ``split{k}_<metric>``
 (``hpsearch.engines.sklearn.cross_validation``; where the folds are fitted:
-``hpsearch.engines.sklearn.fold_fitters``; the search sessions the driver runs:
+``hpsearch.executors.folds``; the search sessions the driver runs:
 ``hpsearch.engines.sklearn.sessions``).
 
 Scikit-learn has no resume; ours comes from our tables (``hpsearch.engines.sklearn.resume``): a candidate

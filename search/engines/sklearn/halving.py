@@ -37,13 +37,13 @@ from hpsearch.spaces import DEFAULTS, SearchSpace
 from hpsearch.storage import TrialRecord, TrialState
 
 from ...errors import UsageError
+from ...executors.folds import Splits
 from ...seeds import candidate_seed
 from ...settings import StudySettings
 from ...training.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome
 from ..session import Task, refuse_other_workers
 from .candidates import Candidate, candidate_key, candidates, parameter_sampler
 from .cross_validation import cross_validation
-from .fold_fitters import Splits
 from .resume import CandidateHistory, Fit, histories
 from .sessions import FoldSearch
 from .settings import cv_folds

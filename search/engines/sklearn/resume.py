@@ -19,7 +19,7 @@ from ...training.runner import Attempt
 from ..session import Fit
 
 if TYPE_CHECKING:
-    from .estimators import FoldResult
+    from ...training.fold_fitting import FoldResult
 
 __all__ = ["CandidateHistory", "Fit", "histories", "restore_folds"]
 
@@ -71,8 +71,8 @@ def histories(
 def restore_folds(attempt: Attempt, n_folds: int) -> list[FoldResult]:
     """The folds the interrupted trial this one retries had finished, recorded again on this trial (scores,
     times and per-epoch curves), so that only the others are fitted; empty for a trial that retries none."""
+    from ...training.fold_fitting import FoldResult
     from ...training.runner import FOLDS_RESTORED
-    from .estimators import FoldResult
 
     retry_of = attempt.record.retry_of
     if retry_of is None:

@@ -2,11 +2,11 @@
 
 ``FoldSearch`` sets up what every scikit-learn search fits with, as ``GridSearchCV.fit`` would before its
 first candidate: the estimator (its routing checked), the folds, the scorer, and where the folds are
-fitted (this process, ``--jobs N`` processes, or a Dask cluster: ``fold_fitters``). ``CandidatesSession``
-proposes grid or random candidates (``candidates``), cut-short ones first; with ``--jobs N`` or ``--dask``
-its tasks are in flight several at once, so that every fit slot stays busy whatever the folds per
-candidate, as ``GridSearchCV(n_jobs=N)`` spreads every (candidate, fold) over its workers. Successive
-halving is ``halving.HalvingSession``.
+fitted (this process, ``--jobs N`` processes, or a Dask cluster: ``hpsearch.executors.folds``).
+``CandidatesSession`` proposes grid or random candidates (``candidates``), cut-short ones first; with
+``--jobs N`` or ``--dask`` its tasks are in flight several at once, so that every fit slot stays busy
+whatever the folds per candidate, as ``GridSearchCV(n_jobs=N)`` spreads every (candidate, fold) over its
+workers. Successive halving is ``halving.HalvingSession``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 from hpsearch.spaces import resolve_config
 from hpsearch.storage import TrialRecord
 
+from ...executors.folds import DaskFitter, FoldFitter, InProcessFitter, ProcessFitter, Splits
 from ...seeds import candidate_seed
 from ...training.runner import Proposal, RunResult
 from ...training.scoring import Scoring, scorer, scoring_for
 from ..session import SearchSession, Task
 from .candidates import UNBOUNDED, Candidate, candidate_key, candidate_of_trial, candidates, compiled_space
 from .cross_validation import check_rows, cross_validation, cv_rows, cv_weights
-from .fold_fitters import DaskFitter, FoldFitter, InProcessFitter, ProcessFitter, Splits
 from .resume import CandidateHistory, histories
 from .settings import available_cores, cv_cluster, cv_folds, cv_jobs, fold_trainer
 
@@ -87,7 +87,7 @@ class FoldSearch(SearchSession):
             self.fitter = DaskFitter(self.client, address, data, stopping)
         elif jobs > 1:
             threads = max(1, available_cores() // jobs)
-            self.fitter = ProcessFitter(ctx.storage.url, self.processes(jobs), threads, x, y, sample_weight,
+            self.fitter = ProcessFitter(self.processes(jobs), threads, x, y, sample_weight,
                                         estimator, scoring.name, trainer, stopping)
         else:
             self.fitter = InProcessFitter(x, y, sample_weight, estimator, scorer(estimator, scoring.name),

@@ -16,7 +16,7 @@ DEFAULT_CV = 3
 DEFAULT_JOBS = 1
 #: ``--trainer``: what fits a fold. ``scikeras``: SciKeras' own fit, as GridSearchCV runs it (its scores to
 #: the bit); ``hpsearch``: the same model and training without Keras' fit machinery, batches in hpsearch's
-#: seeded order (scores within that order's noise; see hpsearch.engines.sklearn.direct).
+#: seeded order (scores within that order's noise; see hpsearch.training.direct_fit).
 TRAINERS = ("scikeras", "hpsearch")
 DEFAULT_TRAINER = "scikeras"
 

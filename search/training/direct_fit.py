@@ -38,8 +38,9 @@ from hpsearch.spaces.compile_sklearn import MODEL_PREFIX
 from hpsearch.spaces.metrics import STEP_METRICS
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from ...training.compiled_models import CompiledModels
-from ...training.fit import EpochRecorderCallback, ValidationMetrics
+from .compiled_models import CompiledModels
+from .epoch_loop import Trainee, train_epochs
+from .fit import EpochRecorderCallback, NonFiniteLossError, ValidationMetrics
 
 #: Builder parameters that only set starting values of variables, never the traced functions.
 _UNTRACED = frozenset({"kernel_initializer", "learning_rate", "batch_size", "epochs"})
@@ -186,40 +187,27 @@ def fit_fold_directly(
     callbacks = [LearningRateCallback(config), recorder]
     if has_validation:
         callbacks.insert(0, ValidationMetrics(task, validation_only, x_val, y_val))
-    for callback in callbacks:
-        callback.set_model(model)
-        callback.on_train_begin()
+    trainee = Trainee(model, callbacks)
     batch_size = tf.constant(config["batch_size"], dtype=tf.int64)
     seed_tensor = tf.constant(seed % 2**31, dtype=tf.int64)
-    epochs_run = 0
-    for epoch in range(config["epochs"]):
-        for callback in callbacks:
-            callback.on_epoch_begin(epoch)
-        model.reset_metrics()
+
+    def train_epoch(epoch: int) -> None:
         order = tf.random.experimental.stateless_shuffle(
             tf.range(trained, dtype=tf.int64), seed=tf.stack([seed_tensor, tf.constant(epoch, tf.int64)]))
         traced.train_epoch(x_train, y_train, w_train, order, batch_size)
-        logs = _floats(model.get_metrics_result())
-        if has_validation:
-            model.reset_metrics()
-            validated = _floats(traced.validate(x_val, y_val))
-            logs.update({f"val_{name}": value for name, value in validated.items()})
-        for callback in callbacks:
-            callback.on_epoch_end(epoch, logs)
-        epochs_run += 1
-        if model.stop_training:
-            break
-    for callback in callbacks:
-        callback.on_train_end()
 
+    validate = (lambda: [traced.validate(x_val, y_val)]) if has_validation else None
+    train_epochs([trainee], config["epochs"], train_epoch, validate)
+    if trainee.error is not None and not isinstance(trainee.error, NonFiniteLossError):
+        raise trainee.error  # a callback failed: the configuration's error, as in SciKeras' fit
     diverged = recorder.non_finite
 
     def predict_raw(x: Any) -> np.ndarray:
         return traced.predict(tf.constant(np.asarray(x, dtype="float32"))).numpy()
 
     if classes is None:
-        return _FittedRegressor(predict_raw, task.target_std), epochs_run, diverged
-    return _FittedClassifier(predict_raw, classes), epochs_run, diverged
+        return _FittedRegressor(predict_raw, task.target_std), trainee.epochs_run, diverged
+    return _FittedClassifier(predict_raw, classes), trainee.epochs_run, diverged
 
 
 def _seed_build(seed: int) -> None:
@@ -253,10 +241,6 @@ def _row_weights(labels: np.ndarray, w_fit: np.ndarray | None, class_weight: Map
     if class_weight:
         weights *= np.array([float(class_weight.get(int(label), 1.0)) for label in labels], dtype="float32")
     return weights
-
-
-def _floats(logs: Mapping[str, Any]) -> dict[str, float]:
-    return {name: float(value) for name, value in logs.items()}
 
 
 def release() -> None:
