@@ -129,6 +129,11 @@ class StudySettings:
         """The engine options that were given (``cv``, ``jobs``, ... and ``pruner``), by settings key."""
         return {key: self.value_of(key) for key in self.key_order if key in _ENGINE_OPTION_FIELDS}
 
+    def recorded(self, key: str) -> bool:
+        """Whether the stored record holds settings key ``key`` (a study made before the key existed
+        does not, and reads the field's default)."""
+        return key in self.key_order
+
     def value_of(self, key: str) -> Any:
         """The stored JSON value of settings key ``key`` (a field, or a key kept in ``extra``).
 

@@ -301,7 +301,7 @@ def _resume(
             numbers = ", ".join(f"#{trial.number}" for trial in interrupted)
             print(f"marked {len(interrupted)} interrupted trial(s) as FAILED: {numbers}", file=out)
         retries = trials_to_retry(storage, study)
-        checkpoints = study_checkpoints(storage.url, study, settings)
+        checkpoints = study_checkpoints(storage.location, study, settings)
         # Only a running trial or one due its retry can continue from a checkpoint.
         checkpoints.sweep({t.number for t in retries} | {t.number for t in storage.running_trials(study.id)})
         if retries:

@@ -205,5 +205,5 @@ def _study_option(study: StudyRecord, key: str) -> Any:
     settings = StudySettings.from_record(study.settings)
     if key == "class_weight":
         # Older studies recorded it with the data reference only.
-        return settings.class_weight if "class_weight" in settings else study.dataset.get(key)
+        return settings.class_weight if settings.recorded("class_weight") else study.dataset.get(key)
     return getattr(settings, key)

@@ -22,6 +22,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hpsearch.settings import StudySettings
 from hpsearch.storage import open_storage
 
 from tests.conftest import hpsearch_command, spawn_hpsearch, wait_for
@@ -40,7 +41,7 @@ def _study(name: str = "s", id: int = 1, created: datetime | None = None) -> Sim
 def _checkpoints(tmp_path: Path, study: SimpleNamespace | None = None):
     from hpsearch.training.checkpoints import study_checkpoints
 
-    return study_checkpoints(f"sqlite:///{tmp_path / URL_NAME}", study or _study(), {})
+    return study_checkpoints(f"sqlite:///{tmp_path / URL_NAME}", study or _study(), StudySettings())
 
 
 def _model(features: int = 4):

@@ -13,6 +13,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from hpsearch.settings import StudySettings
 from hpsearch.storage import open_storage
 
 from tests.conftest import query, spawn_hpsearch, wait_for
@@ -144,8 +145,8 @@ def test_same_study_name_in_two_databases_of_one_folder_keeps_apart(tmp_path):
     from hpsearch.training.checkpoints import CHECKPOINT_DIR_SETTING, study_checkpoints, study_work_folder
 
     study = SimpleNamespace(name="s", id=1, created_at=datetime(2026, 1, 1, tzinfo=UTC))
-    a = study_checkpoints(f"sqlite:///{tmp_path / 'a.db'}", study, {})
-    b = study_checkpoints(f"sqlite:///{tmp_path / 'b.db'}", study, {})
+    a = study_checkpoints(f"sqlite:///{tmp_path / 'a.db'}", study, StudySettings())
+    b = study_checkpoints(f"sqlite:///{tmp_path / 'b.db'}", study, StudySettings())
     assert a.folder != b.folder
     for checkpoints in (a, b):
         checkpoints.folder.mkdir(parents=True)
@@ -160,7 +161,8 @@ def test_same_study_name_in_two_databases_of_one_folder_keeps_apart(tmp_path):
 
     shared = tmp_path / "shared"
     shared.mkdir()
-    given = study_checkpoints(f"sqlite:///{tmp_path / 'a.db'}", study, {CHECKPOINT_DIR_SETTING: str(shared)})
+    given = study_checkpoints(f"sqlite:///{tmp_path / 'a.db'}", study,
+                              StudySettings.from_record({CHECKPOINT_DIR_SETTING: str(shared)}))
     assert given.folder == shared / "a.db" / "s"
     given.folder.mkdir(parents=True)
     given.path(3).write_bytes(b"epoch 2")

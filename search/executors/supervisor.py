@@ -221,8 +221,8 @@ class Supervisor:
         self.budget = budget
         self.workers = workers
         self.recycle_after = recycle_after
-        self.launch = WorkerLaunch(study.name, storage.url, study.settings, workers, recycle_after,
-                                   memory_limit_mb)
+        self.launch = WorkerLaunch(study.name, storage.url, StudySettings.from_record(study.settings),
+                                   workers, recycle_after, memory_limit_mb)
         self.progress = progress
         self.retries_pending = retries_pending
         self.tracker = BudgetTracker(storage, study, budget)

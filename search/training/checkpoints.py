@@ -54,6 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpsearch.storage import StoreLocation
+
 from ..settings import StudySettings
 from .work_files import (
     database_slug,
@@ -83,7 +85,9 @@ _NAME = re.compile(r"trial-(\d+)\.npz")
 
 
 # -- one study's checkpoints ----------------------------------------------------------------------------
-def study_checkpoints(storage_url: str, study: Any, settings: StudySettings) -> StudyCheckpoints:
+def study_checkpoints(
+    storage_url: str | StoreLocation, study: Any, settings: StudySettings
+) -> StudyCheckpoints:
     """The trial checkpoints of ``study`` (see the module docstring).
 
     Args:

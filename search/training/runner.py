@@ -363,7 +363,7 @@ class TrialRunner:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.heartbeat = Heartbeat(ctx.storage, heartbeat_interval(ctx.settings))
-        self.checkpoints = study_checkpoints(ctx.storage.url, ctx.study, ctx.settings)
+        self.checkpoints = study_checkpoints(ctx.storage.location, ctx.study, ctx.settings)
 
     def run(self, proposal: Proposal, train: Callable[[Attempt], TrialOutcome]) -> RunResult:
         """Claim ``proposal`` as a trial, train it with ``train``, record how it ended.
