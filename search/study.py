@@ -35,7 +35,7 @@ from .retry_policy import trials_to_retry
 from .runtime.backends import study_backend, use_backend_here
 from .seeds import data_split_seed
 from .settings import StudySettings
-from .study_execution import launch, run_context
+from .study_execution import StudyRun, launch, run_context
 from .study_inputs import load_data, load_study_dataset, refuse_changed_inputs, study_space
 from .study_options import DEFAULT_SPACE, DEFAULT_STORAGE, Isolation, RunOptions
 from .study_report import print_dry_run
@@ -171,7 +171,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
                 print(line, file=out)
             if copied:
                 print(engine.warm_start_note(settings, len(copied)), file=out)
-        return launch(storage, study, space, dataset, engine, budget, [], options.progress,
+        return launch(StudyRun(storage, study, space, dataset, engine, budget), options.progress,
                       options.isolation, out, early)
 
 
@@ -314,8 +314,8 @@ def _resume(
         to_go = remaining if remaining is not None else "unbounded"
         print(f"resuming study '{study.name}' ({study.engine}/{study.algorithm}): "
               f"{probe.tracker.spent()} trials done, {to_go} to go", file=out)
-        return launch(storage, study, space, dataset, engine, budget, retries, progress, isolation, out,
-                      early)
+        return launch(StudyRun(storage, study, space, dataset, engine, budget, retries), progress, isolation,
+                      out, early)
 
 
 def _early_workers(isolation: Isolation, name: str, location: StoreLocation, settings: StudySettings, *,

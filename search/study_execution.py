@@ -9,6 +9,7 @@ started is left RUNNING: it is failed as interrupted and retried on resume.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
 from hpsearch.storage import Storage, StorageError, StudyRecord, open_storage
@@ -61,51 +62,77 @@ def run_context(
     )
 
 
+@dataclass(frozen=True)
+class StudyRun:
+    """One run (or resume) of a study, as set up: what every way of executing it trains with."""
+
+    storage: Storage
+    study: StudyRecord
+    space: SearchSpace
+    dataset: Dataset
+    engine: Engine
+    budget: Budget
+    #: Interrupted trials whose configuration is tried again first (``retry_policy.trials_to_retry``).
+    retries: list[TrialRecord] = field(default_factory=list)
+
+    def context(self, retries: list[TrialRecord] | None = None) -> RunContext:
+        """A fresh context of this run (``retries`` instead of the run's own, when given)."""
+        return run_context(self.storage, self.study, self.space, self.dataset, self.budget,
+                           self.retries if retries is None else retries)
+
+    def summary(self, started: float, out: TextIO) -> StudyRecord:
+        """Print the run's summary to ``out`` and return the study as stored now."""
+        print_summary(self.storage, self.study, self.space, time.monotonic() - started, out, self.budget,
+                      self.engine)
+        return self.storage.get_study(self.study.name)
+
+    @property
+    def resume_command(self) -> str:
+        """The command that continues the study (no password in it)."""
+        return resume_command(self.study, self.storage.url)
+
+
 def launch(
-    storage: Storage,
-    study: StudyRecord,
-    space: SearchSpace,
-    dataset: Dataset,
-    engine: Engine,
-    budget: Budget,
-    retries: list[TrialRecord],
-    progress: bool,
-    isolation: Isolation,
-    out: TextIO,
-    early: EarlyWorkers,
+    run: StudyRun, progress: bool, isolation: Isolation, out: TextIO, early: EarlyWorkers
 ) -> StudyRecord:
     """Train in supervised worker processes (the first are ``early``'s), or here with ``--in-process``.
 
-    Returns the study as stored once the run ended, after printing its summary to ``out``.
+    Args:
+        run: the study's run, as set up.
+        progress: whether to show a progress bar.
+        isolation: how many workers, recycling and memory limits, or ``--in-process``.
+        out: where the summary is printed.
+        early: the workers started while the study was set up.
+
+    Returns:
+        The study as stored once the run ended, after printing its summary to ``out``.
 
     Raises:
         SearchInterrupted: on Ctrl-C, with the command that resumes the study.
         SearchFailedError: the search could not make progress (every trial failed, or too many in a row).
         StorageTroubleError: the database failed during an in-process run.
     """
-    probe = run_context(storage, study, space, dataset, budget, [])
-    engine.prepare(probe)
+    probe = run.context(retries=[])
+    run.engine.prepare(probe)
     if isolation.in_process:
-        return _execute(storage, study, space, dataset, engine, budget, retries, progress, out)
+        return _execute(run, progress, out)
     # Imported here: a worker process imports this module, and never needs the supervisor.
     from .executors.supervisor import Supervisor
 
     supervisor = Supervisor(
-        storage, study, budget, recover=lambda failed: engine.recover(probe, failed),
-        parallel_workers=engine.parallel_workers, workers=isolation.workers,
+        run.storage, run.study, run.budget, recover=lambda failed: run.engine.recover(probe, failed),
+        parallel_workers=run.engine.parallel_workers, workers=isolation.workers,
         recycle_after=isolation.recycle_after, memory_limit_mb=isolation.memory_limit_mb, progress=progress,
-        retries_pending=bool(retries), standbys=early.take(),
-        resume_command=resume_command(study, storage.url),
+        retries_pending=bool(run.retries), standbys=early.take(), resume_command=run.resume_command,
     )
     started = time.monotonic()
     try:
         supervisor.run()
     except KeyboardInterrupt:
-        raise SearchInterrupted(resume_command(study, storage.url)) from None
+        raise SearchInterrupted(run.resume_command) from None
     finally:
-        _touch(storage, study)
-    print_summary(storage, study, space, time.monotonic() - started, out, budget, engine)
-    return storage.get_study(study.name)
+        _touch(run.storage, run.study)
+    return run.summary(started, out)
 
 
 def work_on_study(
@@ -140,40 +167,29 @@ def work_on_study(
     ctx.tracker.raise_if_search_failed()
 
 
-def _execute(
-    storage: Storage,
-    study: StudyRecord,
-    space: SearchSpace,
-    dataset: Dataset,
-    engine: Engine,
-    budget: Budget,
-    retries: list[TrialRecord],
-    progress: bool,
-    out: TextIO,
-) -> StudyRecord:
+def _execute(run: StudyRun, progress: bool, out: TextIO) -> StudyRecord:
     """Run the engine in this process (``--in-process``), with a progress bar of its own."""
     from .progress import ProgressBar
 
-    ctx = run_context(storage, study, space, dataset, budget, retries)
+    ctx = run.context()
     bar = ProgressBar(
-        total=budget.trials, initial=ctx.tracker.spent(), objective=study.objective,
-        direction=study.direction, best=_best_value(storage, study), enabled=progress,
+        total=run.budget.trials, initial=ctx.tracker.spent(), objective=run.study.objective,
+        direction=run.study.direction, best=_best_value(run.storage, run.study), enabled=progress,
     )
     ctx.recorder.on_finish(bar.trial_finished)
     started = time.monotonic()
     try:
-        drive(ctx, engine.session(ctx))
+        drive(ctx, run.engine.session(ctx))
     except KeyboardInterrupt:
-        raise SearchInterrupted(resume_command(study, storage.url)) from None
+        raise SearchInterrupted(run.resume_command) from None
     except StorageTroubleError as trouble:
-        raise StorageTroubleError(f"{trouble}; continue with: {resume_command(study, storage.url)}") from None
+        raise StorageTroubleError(f"{trouble}; continue with: {run.resume_command}") from None
     finally:
         bar.close()
-        _fail_own_running_trials(storage, study)
-        _touch(storage, study)
+        _fail_own_running_trials(run.storage, run.study)
+        _touch(run.storage, run.study)
     ctx.tracker.raise_if_search_failed()
-    print_summary(storage, study, space, time.monotonic() - started, out, budget, engine)
-    return storage.get_study(study.name)
+    return run.summary(started, out)
 
 
 def _touch(storage: Storage, study: StudyRecord) -> None:

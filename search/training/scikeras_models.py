@@ -149,10 +149,8 @@ class SearchClassifier(_SearchFits, KerasClassifier):
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.estimator_type = "classifier"
         tags.classifier_tags = ClassifierTags()
-        tags.target_tags.required = True
-        return tags
+        return _supervised(tags, "classifier")
 
 
 class SearchRegressor(_SearchFits, KerasRegressor):
@@ -174,7 +172,12 @@ class SearchRegressor(_SearchFits, KerasRegressor):
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.estimator_type = "regressor"
         tags.regressor_tags = RegressorTags()
-        tags.target_tags.required = True
-        return tags
+        return _supervised(tags, "regressor")
+
+
+def _supervised(tags: Any, estimator_type: str) -> Any:
+    """``tags`` of an estimator of ``estimator_type`` that needs a target (see ``SearchClassifier``)."""
+    tags.estimator_type = estimator_type
+    tags.target_tags.required = True
+    return tags
