@@ -500,7 +500,7 @@ def test_claims_respect_the_budget_and_refuse_repeated_configurations(storage: S
     storage.start_trial(study.id, {"n": 2}, worker="h:2", budget=2, unique=True)
     with pytest.raises(BudgetReachedError):  # two running trials use the budget of two
         storage.start_trial(study.id, {"n": 3}, worker="h:1", budget=2, unique=True)
-    # An interrupted trial gives its budget back and may be retried once, by a retry only.
+    # An interrupted trial gives its budget back and may be retried, by a retry only (one at a time).
     storage.finish_trial(first.id, TrialState.FAILED, interrupted=True, error="interrupted")
     with pytest.raises(DuplicateTrialError):
         storage.start_trial(study.id, {"n": 1}, worker="h:1", budget=2, unique=True)
