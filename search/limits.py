@@ -23,6 +23,7 @@ space nesting depth        64                               HPSEARCH_MAX_SPACE_D
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -77,6 +78,20 @@ def check_seed(seed: int | None, given_as: str = "--seed") -> None:
     if seed is not None and not 0 <= seed <= SEED_MAX:
         shown = str(seed) if abs(seed) < 10**30 else f"a {len(str(abs(seed)))}-digit number"
         raise UsageError(f"{given_as} must be an integer from 0 to {SEED_MAX}, but got {shown}")
+
+
+def check_seconds(flag: str, value: float | None) -> None:
+    """Refuse a duration that is not a positive, finite number of seconds.
+
+    Args:
+        flag: how the user gave it (``--timeout``), named in the message.
+        value: the duration asked for (None: not given, nothing to check).
+
+    Raises:
+        UsageError: ``value`` is zero, negative, infinite or NaN.
+    """
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{flag} must be a positive, finite number of seconds, but got {value}")
 
 
 #: Algorithms that list every candidate of the grid (Optuna's GridSampler, a halving grid's first rung)

@@ -28,7 +28,7 @@ from hpsearch.storage import (
 
 from .engines.registry import get_engine
 from .errors import UsageError
-from .limits import listing_problem
+from .limits import check_seconds, listing_problem
 from .names import check_study_name
 from .recovery import fail_abandoned_trials
 from .retry_policy import trials_to_retry
@@ -40,7 +40,6 @@ from .study_inputs import load_data, load_study_dataset, refuse_changed_inputs, 
 from .study_options import DEFAULT_SPACE, DEFAULT_STORAGE, Isolation, RunOptions
 from .study_report import print_dry_run
 from .study_settings import (
-    check_seconds,
     given_options,
     new_study_budget,
     new_study_settings,

@@ -8,7 +8,6 @@ trials mean and are refused (``RESUME_REFUSES``).
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Mapping
 from importlib import metadata
@@ -19,7 +18,7 @@ from hpsearch.storage import StudyRecord
 
 from .engines.base import ENGINE_OPTIONS, Engine
 from .errors import StudyMismatchError, UsageError
-from .limits import TRIALS, check_seed
+from .limits import TRIALS, check_seconds, check_seed
 from .settings import DEFAULT_MAX_FAILURES, StudySettings
 from .training.checkpoints import CHECKPOINT_DIR_SETTING
 from .training.context import Budget
@@ -61,12 +60,6 @@ def package_versions(backend: str = "tensorflow") -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
-
-
-def check_seconds(flag: str, value: float | None) -> None:
-    """Raise UsageError unless ``value`` (given as ``flag``) is None or a positive, finite duration."""
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise UsageError(f"{flag} must be a positive, finite number of seconds, but got {value}")
 
 
 def run_budget(trials: int | None, timeout_s: float | None, max_failures: int,
