@@ -33,6 +33,17 @@ class Cluster:
                     return address, str(key)
         return None
 
+    def wait_until_training(self, prefix: str | tuple[str, ...], timeout_s: float = 180.0) -> tuple[str, str]:
+        """(worker address, task key) of the first task found in Keras' training loop (see ``training``),
+        polled every 50 ms; AssertionError after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = self.training(prefix)
+            if found is not None:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"no task {prefix!r} reached Keras' training loop within {timeout_s} s")
+
     def kill_worker(self, address: str) -> int:
         """SIGKILL the worker process at ``address`` (no nanny restarts it); returns its pid."""
         pid = self.client.run(os.getpid, workers=[address])[address]

@@ -53,12 +53,9 @@ def test_sklearn_grid_on_dask_loses_only_the_fit_of_a_killed_worker(tmp_path):
             complete = ("SELECT COUNT(*) FROM hp_trials t JOIN hp_studies s ON s.id = t.study_id "
                         "WHERE s.name = 'dask' AND t.state = 'COMPLETE'")
             wait_for(lambda: query(db, complete)[0][0] >= 1)  # workers warm: TensorFlow imported
-            found: list = []
             # A fold of trial #1..#3 (compared with the local run) in Keras' training loop.
-            wait_for(lambda: found.append(cluster.training(("hpsearch-fold-trial1-", "hpsearch-fold-trial2-",
-                                                            "hpsearch-fold-trial3-"))) or found[-1],
-                     interval_s=0.05)
-            victim, key = found[-1]
+            victim, key = cluster.wait_until_training(("hpsearch-fold-trial1-", "hpsearch-fold-trial2-",
+                                                       "hpsearch-fold-trial3-"))
             cluster.kill_worker(victim)
             out, err = process.communicate(timeout=600)
             assert process.returncode == 0, err
@@ -119,9 +116,8 @@ def test_keras_tuner_hyperband_on_two_dask_workers_survives_one_killed_mid_trial
                                  "--storage", f"sqlite:///{db}", "--quiet", "--dask", cluster.scheduler_file,
                                  cwd=tmp_path)
         try:
-            found: list = []
-            wait_for(lambda: found.append(cluster.training("hpsearch-trial")) or found[-1], interval_s=0.05)
-            cluster.kill_worker(found[-1][0])
+            victim, _ = cluster.wait_until_training("hpsearch-trial")
+            cluster.kill_worker(victim)
             out, err = process.communicate(timeout=600)
             assert process.returncode == 0, err
         finally:

@@ -91,10 +91,9 @@ def test_a_keras_tuner_trial_on_dask_continues_its_checkpoint_after_its_worker_d
                                  cwd=tmp_path)
         try:
             wait_for(lambda: _checkpoint_done(checkpoint) >= 3, interval_s=0.05)
-            found: list = []
-            wait_for(lambda: found.append(cluster.training("hpsearch-trial")) or found[-1], interval_s=0.05)
+            victim, _ = cluster.wait_until_training("hpsearch-trial")
             done_at_kill = _checkpoint_done(checkpoint)
-            cluster.kill_worker(found[-1][0])
+            cluster.kill_worker(victim)
             out, err = process.communicate(timeout=600)
             assert process.returncode == 0, err
         finally:
