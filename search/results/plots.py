@@ -1,7 +1,8 @@
 """PNG plots of a study: optimization history, learning curves of the top trials, the retrain's curves.
 
-matplotlib is imported lazily with the non-interactive Agg backend, so plotting works on a machine
-without a display and nothing else in hpsearch pays for the import. No TensorFlow is loaded: curves come
+matplotlib is imported lazily, and figures are made as ``matplotlib.figure.Figure`` objects without pyplot:
+plotting works on a machine without a display, a notebook's own backend is left alone (a returned figure
+shows inline), and nothing else in hpsearch pays for the import. No TensorFlow is loaded: curves come
 from the trial store and the retrain's CSV log.
 """
 
@@ -28,16 +29,14 @@ class PlottingUnavailableError(HpsearchError):
     """matplotlib, which plots need, is not installed."""
 
 
-def _pyplot() -> Any:
+def _figure(width: float) -> Any:
+    """A new figure of ``width`` inches, 4.5 high, outside pyplot (nothing to close, no backend chosen)."""
     try:
-        import matplotlib
+        from matplotlib.figure import Figure
     except ImportError:
-        raise PlottingUnavailableError("`hpsearch plot` needs matplotlib; install it with "
+        raise PlottingUnavailableError("plots need matplotlib; install it with "
                                        "`pip install matplotlib`") from None
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=(width, 4.5), layout="constrained")
 
 
 def _integer_ticks(*axes: Any) -> None:
@@ -63,12 +62,21 @@ def best_so_far(values: Sequence[float | None], direction: str) -> list[float | 
     return out
 
 
-def plot_history(plt: Any, study: StudyRecord, trials: Sequence[TrialRecord], path: Path) -> None:
-    """Best-so-far against trial number and against seconds since the study's first trial started."""
+def history_figure(study: StudyRecord, trials: Sequence[TrialRecord]) -> Any:
+    """Best-so-far against trial number and against seconds since the study's first trial started.
+
+    Args:
+        study: the study.
+        trials: its trials (at least one).
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
     finished = [t for t in trials if t.state is not TrialState.RUNNING]
     complete = [t for t in finished if t.state is TrialState.COMPLETE and t.value is not None]
     start = min(t.started_at for t in trials)
-    fig, (by_trial, by_time) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+    fig = _figure(12)
+    by_trial, by_time = fig.subplots(1, 2)
 
     numbers = [t.number for t in sorted(finished, key=lambda t: t.number)]
     values = [t.value if t.state is TrialState.COMPLETE else None
@@ -105,8 +113,7 @@ def plot_history(plt: Any, study: StudyRecord, trials: Sequence[TrialRecord], pa
     copied_note = f" ({len(copied)} copied by --warm-start)" if copied else ""
     fig.suptitle(f"study '{study.name}' ({study.engine}/{study.algorithm}): {len(complete)} complete of "
                  f"{len(trials)} trials{copied_note}, {study.direction} {study.objective}")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def _curve(trial: TrialRecord, name: str) -> tuple[list[int], list[float]]:
@@ -115,9 +122,18 @@ def _curve(trial: TrialRecord, name: str) -> tuple[list[int], list[float]]:
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def plot_top_trials(plt: Any, study: StudyRecord, top: Sequence[TrialRecord], path: Path) -> None:
-    """Per-epoch objective (left) and training/validation loss (right) of the best trials."""
-    fig, (objective, loss) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+def top_trials_figure(study: StudyRecord, top: Sequence[TrialRecord]) -> Any:
+    """Per-epoch objective (left) and training/validation loss (right) of the best trials.
+
+    Args:
+        study: the study.
+        top: its best trials, with their curves loaded.
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
+    fig = _figure(12)
+    objective, loss = fig.subplots(1, 2)
     for rank, trial in enumerate(top):
         color = f"C{rank % 10}"
         copied = f", copied from {trial.copied_from}" if trial.copied else ""
@@ -135,8 +151,7 @@ def plot_top_trials(plt: Any, study: StudyRecord, top: Sequence[TrialRecord], pa
     loss.set_title("loss (dashed: train, solid: validation)")
     loss.legend(loc="best", fontsize="x-small", ncol=2)
     fig.suptitle(f"study '{study.name}': learning curves of the top trials")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def read_training_log(path: Path) -> dict[str, list[float]]:
@@ -163,14 +178,22 @@ def _training_log(model: ModelRecord) -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
-def plot_retrain(plt: Any, study: StudyRecord, model: ModelRecord, log: dict[str, list[float]],
-                 path: Path) -> None:
-    """Loss, objective and learning rate per epoch of a retrain, with its best epoch marked."""
+def retrain_figure(study: StudyRecord, model: ModelRecord, log: dict[str, list[float]]) -> Any:
+    """Loss, objective and learning rate per epoch of a retrain, with its best epoch marked.
+
+    Args:
+        study: the study.
+        model: the retrained model's record.
+        log: its training log (``read_training_log``).
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
     base = study.objective.removeprefix("val_")
     epochs = log.get("epoch") or list(range(1, len(next(iter(log.values()), [])) + 1))
     has_lr = "learning_rate" in log
-    fig, axes = plt.subplots(1, 3 if has_lr else 2, figsize=(15 if has_lr else 12, 4.5),
-                             constrained_layout=True)
+    fig = _figure(15 if has_lr else 12)
+    axes = fig.subplots(1, 3 if has_lr else 2)
     best_epoch = (model.settings or {}).get("best_epoch")
     for axis, name in zip(axes[:2], ("loss", base), strict=True):
         if name in log:
@@ -193,8 +216,50 @@ def plot_retrain(plt: Any, study: StudyRecord, model: ModelRecord, log: dict[str
     test = ", ".join(f"{k}={v:.4g}" for k, v in model.test_metrics.items() if isinstance(v, int | float))
     fig.suptitle(f"retrain of trial #{model.trial_number} ({study.name}): {model.epochs_run} epochs, "
                  f"stop: {model.stop_reason}; test {test}")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+FIGURES = ("history", "top-trials", "retrain")
+
+
+def study_figures(
+    storage: Storage, study: StudyRecord, *, top: int = 5, which: Sequence[str] = FIGURES
+) -> dict[str, Any]:
+    """The study's figures by name (``history``, ``top-trials``, ``retrain``), as ``hpsearch plot`` draws
+    them; ``retrain`` only where the study has a retrained model with its training log.
+
+    Args:
+        storage: the trial store.
+        study: the study.
+        top: learning curves of this many best trials.
+        which: the figures wanted, of :data:`FIGURES`.
+
+    Returns:
+        Each figure drawn, by name (a matplotlib ``Figure``).
+
+    Raises:
+        NoResultError: the study has no trials, or no completed trial.
+        PlottingUnavailableError: matplotlib is not installed.
+    """
+    trials = storage.list_trials(study.id, with_epochs=False)
+    if not trials:
+        raise NoResultError(f"study '{study.name}' has no trials yet; nothing to plot")
+    best = best_trials(storage, study, top)  # raises NoResultError without a completed trial
+    figures: dict[str, Any] = {}
+    if "history" in which:
+        figures["history"] = history_figure(study, trials)
+    if "top-trials" in which:
+        numbers = [trial.number for trial in best]
+        with_curves = [t for t in storage.list_trials(study.id, states=[TrialState.COMPLETE],
+                                                      with_epochs=True) if t.number in numbers]
+        figures["top-trials"] = top_trials_figure(study, sorted(with_curves,
+                                                                key=lambda t: numbers.index(t.number)))
+    models = storage.list_models(study.id)
+    if "retrain" in which and models:
+        log_path = _training_log(models[-1])
+        if log_path is not None:
+            figures["retrain"] = retrain_figure(study, models[-1], read_training_log(log_path))
+    return figures
 
 
 def plot_study(
@@ -203,25 +268,12 @@ def plot_study(
     """Write the study's PNG files into ``out_dir`` (default ``plots/<study>/``); return their paths."""
     from .export import safe_directory_name
 
-    trials = storage.list_trials(study.id, with_epochs=False)
-    if not trials:
-        raise NoResultError(f"study '{study.name}' has no trials yet; nothing to plot")
-    best = best_trials(storage, study, top)  # raises NoResultError without a completed trial
-    numbers = {trial.number for trial in best}
-    with_curves = [t for t in storage.list_trials(study.id, states=[TrialState.COMPLETE], with_epochs=True)
-                   if t.number in numbers]
-    top_trials = sorted(with_curves, key=lambda t: [b.number for b in best].index(t.number))
-
-    plt = _pyplot()
+    figures = study_figures(storage, study, top=top)
     directory = Path(out_dir) if out_dir else Path(DEFAULT_PLOTS_DIR) / safe_directory_name(study.name)
     directory.mkdir(parents=True, exist_ok=True)
-    written = [directory / HISTORY_FILE, directory / CURVES_FILE]
-    plot_history(plt, study, trials, written[0])
-    plot_top_trials(plt, study, top_trials, written[1])
-    models = storage.list_models(study.id)
-    if models:
-        log_path = _training_log(models[-1])
-        if log_path is not None:
-            written.append(directory / RETRAIN_FILE)
-            plot_retrain(plt, study, models[-1], read_training_log(log_path), written[-1])
+    files = {"history": HISTORY_FILE, "top-trials": CURVES_FILE, "retrain": RETRAIN_FILE}
+    written = []
+    for name, figure in figures.items():
+        written.append(directory / files[name])
+        figure.savefig(written[-1], dpi=110)
     return written
