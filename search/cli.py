@@ -342,25 +342,18 @@ def _print_json(data: Any, out: TextIO) -> None:
 # -- commands ---------------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from .engines.base import ENGINE_OPTIONS
+    from .python_api import run_options
     from .study import run_study
-    from .study_options import RunOptions
 
-    if args.dask is None and os.environ.get("HPSEARCH_DASK"):
-        from .engines.registry import get_engine
-
-        # The environment's cluster serves the engines that send work to one; others ignore it.
-        if "dask" in get_engine(args.engine).options:
-            args.dask = os.environ["HPSEARCH_DASK"]
-    options = RunOptions(
-        space=args.space, engine=args.engine, algorithm=args.algorithm, data=args.data, target=args.target,
-        task=args.task, study=args.study, trials=args.trials, timeout_s=args.timeout, storage=args.storage,
-        seed=args.seed, pruner=args.pruner, class_weight=args.class_weight,
-        sample_weight=args.sample_weight, max_failures=args.max_failures, stale_after_s=args.stale_after,
-        checkpoint_dir=args.checkpoint_dir, resume=args.resume, dry_run=args.dry_run,
-        progress=not args.quiet, isolation=_isolation(args),
-        warm_start=[] if args.warm_start is None else [args.warm_start],
-        # Engine-specific settings, stored with the study; each engine reads the ones it knows.
-        extra={key: value for key in ENGINE_OPTIONS if (value := getattr(args, key)) is not None},
+    # The options `hpsearch.run` builds from Python, built by the same function: one code path.
+    options = run_options(
+        args.space, args.data, target=args.target, engine=args.engine, algorithm=args.algorithm,
+        task=args.task, study=args.study, trials=args.trials, timeout=args.timeout, storage=args.storage,
+        seed=args.seed, pruner=args.pruner, class_weight=args.class_weight, sample_weight=args.sample_weight,
+        max_failures=args.max_failures, stale_after=args.stale_after, checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume, dry_run=args.dry_run, progress=not args.quiet, warm_start=args.warm_start,
+        workers=args.workers, recycle_after=args.recycle_after, max_worker_memory=args.max_worker_memory,
+        in_process=args.in_process, engine_options={key: getattr(args, key) for key in ENGINE_OPTIONS},
     )
     run_study(options, out=out)
     return 0

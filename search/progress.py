@@ -1,8 +1,9 @@
 """The progress shown during a search: trials done against the budget and the best value so far.
 
-On a terminal it is a tqdm bar redrawn in place. When stderr is a file or a pipe (``nohup``, a batch
-job, CI), a redrawn bar would append a copy of itself every half second; there it is one plain line
-each time a trial ends instead, which reads well in a log.
+On a terminal it is a tqdm bar redrawn in place, and in a Jupyter notebook ``tqdm.auto``'s bar (a widget
+where ipywidgets is installed). When stderr is a file or a pipe (``nohup``, a batch job, CI), a redrawn
+bar would append a copy of itself every half second; there it is one plain line each time a trial ends
+instead, which reads well in a log.
 """
 
 from __future__ import annotations
@@ -12,6 +13,17 @@ import sys
 from typing import Any
 
 from hpsearch.storage import TrialRecord, TrialState
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel, whose output area redraws a bar (stderr is no terminal).
+
+    Returns:
+        True inside an IPython kernel (Jupyter, VS Code notebooks), False in a terminal or a script.
+    """
+    ipython = sys.modules.get("IPython")  # never imported here: a kernel has already loaded it
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 class ProgressBar:
@@ -35,8 +47,8 @@ class ProgressBar:
         self.done = min(initial, total) if total else initial
         self.enabled = enabled
         self._bar: Any = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
+        if enabled and (sys.stderr.isatty() or in_notebook()):
+            from tqdm.auto import tqdm
 
             self._bar = tqdm(
                 total=total, initial=self.done, unit="trial", file=sys.stderr, dynamic_ncols=True, leave=True,

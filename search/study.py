@@ -83,7 +83,9 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         # An empty name used to be replaced by the default silently; a long one is checked once we know
         # whether the study exists (an existing study keeps its name).
         check_study_name(options.study, length=not options.resume)
-    space = load_space(options.space or DEFAULT_SPACE)
+    space = options.space
+    if not isinstance(space, SearchSpace):  # the Python API may hand over a space already loaded
+        space = load_space(space or DEFAULT_SPACE)
     engine = get_engine(options.engine)
     settings = new_study_settings(options, engine)
     options.isolation.check(engine)

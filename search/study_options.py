@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hpsearch.spaces import SearchSpace
+
 from .errors import UsageError
 from .limits import WORKERS
 
@@ -27,7 +29,8 @@ DEFAULT_MAX_WORKER_MEMORY_MB = 4096.0
 class RunOptions:
     """What ``hpsearch run`` was asked to do; ``None`` means the documented default."""
 
-    space: str | None = None
+    #: A preset name or space file, or a space already loaded (the Python API's dict or SearchSpace).
+    space: str | SearchSpace | None = None
     engine: str = "optuna"
     algorithm: str | None = None
     data: str = DEFAULT_DATA

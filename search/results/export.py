@@ -436,8 +436,31 @@ def predict_file(
     frame = read_rows(data, card)
     if len(frame) == 0:
         raise DataError(f"{data}: the file has a header but no data rows")
-    inputs = model_inputs(card, frame, str(data))
-    model = load_exported(model_path)
+    return predict_rows(load_exported(model_path), model_path, card, frame, str(data)), card
+
+
+def predict_rows(
+    model: keras.Model, model_path: Path, card: Mapping[str, Any], frame: pd.DataFrame, where: str
+) -> pd.DataFrame:
+    """Predictions for the raw feature rows ``frame`` with an exported model, as ``hpsearch predict``
+    writes them (label and per-class probabilities, or the predicted value).
+
+    Args:
+        model: the exported serving model, loaded.
+        model_path: its ``.keras`` file (named in errors).
+        card: its checked model card.
+        frame: rows holding the card's feature columns (other columns are ignored).
+        where: what the rows are called in an error (a file name).
+
+    Returns:
+        One prediction row per row of ``frame``.
+
+    Raises:
+        DataError: a feature column is missing or holds values of the wrong kind.
+        ExportError: the card does not describe the model's inputs or outputs.
+        HpsearchError: the model produced non-finite predictions.
+    """
+    inputs = model_inputs(card, frame, where)
     try:
         outputs = model.predict(inputs, verbose=0, batch_size=1024)
     except (ValueError, KeyError, TypeError) as error:
@@ -449,8 +472,8 @@ def predict_file(
     _check_output_width(card, np.asarray(outputs), card_path_for(model_path))
     predictions = predictions_frame(card, outputs)
     if not np.isfinite(predictions.select_dtypes("number").to_numpy()).all():
-        raise HpsearchError(f"{model_path}: the model produced non-finite predictions for {data}")
-    return predictions, card
+        raise HpsearchError(f"{model_path}: the model produced non-finite predictions for {where}")
+    return predictions
 
 
 def _check_output_width(card: Mapping[str, Any], outputs: np.ndarray, card_path: Path) -> None:
