@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import interrupts
-from .errors import HpsearchError
+from .errors import HpsearchError, UsageError
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 EXIT_INTERRUPTED = 130
@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="bundled dataset (digits, breast_cancer, iris, wine, diabetes, imbalanced), a CSV "
                      "path (with --target) or an .npz with X and y (default: digits)")
     run.add_argument("--target", default=None, help="target column of a CSV file")
+    run.add_argument("--drop", action="append", default=None, metavar="COL[,COL...]",
+                     help="leave these feature columns out (an id, free text); may be repeated; recorded "
+                     "with the study, so resume, retrain and workers leave them out too")
     run.add_argument("--task", default=None, choices=("auto", "binary", "multiclass", "regression"),
                      help="override the space's task (default: the space's, usually auto)")
     run.add_argument("--study", default=None, help="study name (default: DATA-ENGINE-ALGORITHM-TIME)")
@@ -356,7 +359,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         task=args.task, study=args.study, trials=args.trials, timeout_s=args.timeout, storage=args.storage,
         seed=args.seed, pruner=args.pruner, class_weight=args.class_weight,
         sample_weight=args.sample_weight, max_failures=args.max_failures, stale_after_s=args.stale_after,
-        checkpoint_dir=args.checkpoint_dir, resume=args.resume, dry_run=args.dry_run,
+        drop=_dropped_columns(args.drop), checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+        dry_run=args.dry_run,
         progress=not args.quiet, isolation=_isolation(args),
         warm_start=[] if args.warm_start is None else [args.warm_start],
         # Engine-specific settings, stored with the study; each engine reads the ones it knows.
@@ -364,6 +368,14 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     )
     run_study(options, out=out)
     return 0
+
+
+def _dropped_columns(given: list[str] | None) -> list[str]:
+    """``--drop A,B --drop C`` -> [A, B, C]; a column name is kept as typed, spaces inside included."""
+    names = [name.strip() for text in given or () for name in text.split(",")]
+    if any(not name for name in names):
+        raise UsageError("--drop takes column names separated by commas, but one of them is empty")
+    return names
 
 
 def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:

@@ -4,6 +4,7 @@ resume in worker processes, a retrain, or another machine; no file appears besid
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +27,7 @@ def _wine_frame() -> pd.DataFrame:
     return frame
 
 
-def test_dataframe_study_resumes_in_worker_processes(tmp_path: Path, tiny_space: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_dataframe_study_resumes_in_worker_processes(cli, tmp_path: Path, tiny_space: Path) -> None:
     frame = _wine_frame()
     data = in_memory_data(frame, target="cultivar")
     url = f"sqlite:///{tmp_path / 'hp.db'}"
@@ -63,6 +62,13 @@ def test_dataframe_study_resumes_in_worker_processes(tmp_path: Path, tiny_space:
         assert len(query(tmp_path / "hp.db", "SELECT key FROM hp_stored_data")) == 1, "stored once"
         fmt, payload = storage.get_data(data.key)
         assert fmt == "csv.gz" and payload == data.payload
+
+    # The shell's retrain reads the same rows from the database.
+    retrained = cli("retrain", study.name, "--epochs", "2", "--quiet")
+    assert retrained.code == 0, retrained.err
+    [card] = (tmp_path / "models").glob("*/*/model.json")
+    described = json.loads(card.read_text())["data"]
+    assert described["reference"]["kind"] == "stored" and described["summary"].startswith(shown)
 
 
 def test_arrays_with_a_validation_split(tmp_path: Path, tiny_space: Path,
