@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import interrupts
-from .errors import HpsearchError
+from .errors import HpsearchError, UsageError
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 EXIT_INTERRUPTED = 130
@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="bundled dataset (digits, breast_cancer, iris, wine, diabetes, imbalanced), a CSV "
                      "path (with --target) or an .npz with X and y (default: digits)")
     run.add_argument("--target", default=None, help="target column of a CSV file")
+    run.add_argument("--drop", action="append", default=None, metavar="COL[,COL...]",
+                     help="leave these feature columns out (an id, free text); may be repeated; recorded "
+                     "with the study, so resume, retrain and workers leave them out too")
     run.add_argument("--task", default=None, choices=("auto", "binary", "multiclass", "regression"),
                      help="override the space's task (default: the space's, usually auto)")
     run.add_argument("--study", default=None, help="study name (default: DATA-ENGINE-ALGORITHM-TIME)")
@@ -353,10 +356,19 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         max_failures=args.max_failures, stale_after=args.stale_after, checkpoint_dir=args.checkpoint_dir,
         resume=args.resume, dry_run=args.dry_run, progress=not args.quiet, warm_start=args.warm_start,
         workers=args.workers, recycle_after=args.recycle_after, max_worker_memory=args.max_worker_memory,
-        in_process=args.in_process, engine_options={key: getattr(args, key) for key in ENGINE_OPTIONS},
+        in_process=args.in_process, drop=_dropped_columns(args.drop),
+        engine_options={key: getattr(args, key) for key in ENGINE_OPTIONS},
     )
     run_study(options, out=out)
     return 0
+
+
+def _dropped_columns(given: list[str] | None) -> list[str]:
+    """``--drop A,B --drop C`` -> [A, B, C]; a column name is kept as typed, spaces inside included."""
+    names = [name.strip() for text in given or () for name in text.split(",")]
+    if any(not name for name in names):
+        raise UsageError("--drop takes column names separated by commas, but one of them is empty")
+    return names
 
 
 def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:

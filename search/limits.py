@@ -18,6 +18,7 @@ space file                 1 MiB                            HPSEARCH_MAX_SPACE_B
 YAML aliases in a space    100                              HPSEARCH_MAX_YAML_ALIASES
 space nodes, expanded      100,000                          HPSEARCH_MAX_SPACE_NODES
 space nesting depth        64                               HPSEARCH_MAX_SPACE_DEPTH
+data given in memory       256 MiB, encoded                 HPSEARCH_MAX_DATA_BYTES
 =========================  ===============================  ================================
 """
 
@@ -31,14 +32,14 @@ from typing import TYPE_CHECKING, ClassVar
 from hpsearch.spaces.limits import GRID_CANDIDATES, SPACE_FILE_BYTES, YAML_ALIASES
 from hpsearch.spaces.limits import Limit as _SpaceLimit
 
-from .errors import UsageError
+from .errors import DataError, UsageError
 from .settings import StudySettings
 
 if TYPE_CHECKING:
     from hpsearch.spaces import SearchSpace
 
-__all__ = ["GRID_CANDIDATES", "REQUEST_BYTES", "SEED_MAX", "SPACE_FILE_BYTES", "TRIALS", "WORKERS",
-           "YAML_ALIASES", "Limit", "check_seed", "listing_problem"]
+__all__ = ["DATA_BYTES", "GRID_CANDIDATES", "REQUEST_BYTES", "SEED_MAX", "SPACE_FILE_BYTES", "TRIALS",
+           "WORKERS", "YAML_ALIASES", "DataLimit", "Limit", "check_seed", "listing_problem"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,18 @@ WORKERS = Limit("worker processes", _default_workers(), "HPSEARCH_MAX_WORKERS")
 TRIALS = Limit("trials", 1_000_000, "HPSEARCH_MAX_TRIALS")
 #: Bytes of a request body ``hpsearch serve`` reads; a larger body is answered 413.
 REQUEST_BYTES = Limit("bytes", 1_048_576, "HPSEARCH_MAX_REQUEST_BYTES")
+
+
+@dataclass(frozen=True)
+class DataLimit(Limit):
+    """A bound on data given in memory; refuses with DataError, as any other problem of the data."""
+
+    error: ClassVar[type[Exception]] = DataError
+
+
+#: Bytes of data given in memory (a DataFrame as gzip'd CSV, arrays as NPZ), which is kept in the study's
+#: database: every worker reads it back from there, and SQLite and PostgreSQL cap one value at 1 GB.
+DATA_BYTES = DataLimit("bytes", 256 * 1_048_576, "HPSEARCH_MAX_DATA_BYTES")
 
 #: The largest seed: NumPy's and Optuna's samplers take a 32-bit unsigned seed.
 SEED_MAX = 2**32 - 1

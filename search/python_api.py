@@ -106,7 +106,7 @@ def run_options(
         data=_data(data, target, validation, test), target=target, task=task, study=study, trials=trials,
         timeout_s=timeout, storage=os.fspath(storage) if storage is not None else default_storage(),
         seed=seed, pruner=pruner, class_weight=class_weight, sample_weight=sample_weight,
-        max_failures=max_failures, stale_after_s=stale_after,
+        max_failures=max_failures, stale_after_s=stale_after, drop=_names(drop, "drop"),
         checkpoint_dir=os.fspath(checkpoint_dir) if checkpoint_dir is not None else None,
         resume=resume, dry_run=dry_run, progress=progress,
         # Checked (empty names refused) where the CLI's --warm-start is: hpsearch.warm_start.parse_sources.
@@ -120,9 +120,6 @@ def run_options(
         # Engine-specific settings, stored with the study; each engine reads the ones it knows.
         extra=extra,
     )
-    dropped = _names(drop, "drop")
-    if dropped:
-        options.drop = dropped
     return options
 
 
@@ -153,13 +150,14 @@ def _data(data: Any, target: str | None, validation: Any, test: Any) -> Any:
 
 
 def _names(value: Sequence[str] | str | None, option: str) -> list[str]:
-    """Names given as one comma-separated string (as on the command line) or as a list."""
+    """Column names given as a list, or as one comma-separated string as on the command line."""
     if value is None:
         return []
     items = value.split(",") if isinstance(value, str) else list(value)
-    if not all(isinstance(item, str) for item in items):
-        raise UsageError(f"{option} must be a name or a list of names, but got {value!r}")
-    return [item.strip() for item in items if item.strip()]
+    if not all(isinstance(item, str) and item.strip() for item in items):
+        raise UsageError(f"{option}= takes column names (a list, or one string separated by commas), but got "
+                         f"{value!r}")
+    return [item.strip() for item in items]
 
 
 @contextmanager

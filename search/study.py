@@ -59,7 +59,7 @@ from .warm_start import (
 )
 
 if TYPE_CHECKING:
-    from .data import Dataset
+    from .data import Dataset, InMemoryData
     from .engines.base import Engine
     from .executors.supervisor import EarlyWorkers
 
@@ -107,6 +107,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     if options.dry_run:
         dataset = _load_new_study_data(options, space, task, data_split_seed(settings.seed))
         print_dry_run(space, engine, settings, dataset, budget, grid_problem, out)
+        _print_notes(dataset, out)
         if sources:
             # Read only: the plan shows what a real run would copy and skip.
             plan = _warm_start_plan(open_storage(location, create=False), options, space, engine, settings,
@@ -133,7 +134,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
                 check_resumed_sources(existing, sources)
             refuse_changed_inputs(
                 existing, space=space, engine=engine.name, algorithm=settings.algorithm, data=options.data,
-                target=options.target,
+                target=options.target, drop=options.drop or None,
             )
             return _resume(storage, existing, given=given_options(options), progress=options.progress,
                            isolation=options.isolation, out=out)
@@ -152,6 +153,9 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
                 budget = run_budget(planned, options.timeout_s, settings.max_failures, None)
                 settings = settings.with_changes({"trials": budget.trials})
         backend = study_backend(settings)
+        if not isinstance(options.data, str):
+            # Data given in memory lives in the study's own database, where every reload finds it.
+            storage.put_data(options.data.format, options.data.payload)
         study = storage.create_study(
             name,
             engine=engine.name,
@@ -165,6 +169,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
             versions=package_versions(backend),
         )
         print(f"study '{name}' created in {location.shown}: {dataset.summary()}", file=out)
+        _print_notes(dataset, out)
         if plan is not None:
             # Copied once, here: a resume continues with them and never copies again.
             copied = storage.copy_trials(study.id, list(plan.copies))
@@ -179,9 +184,14 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
 def _load_new_study_data(options: RunOptions, space: SearchSpace, task: str, seed: int) -> Dataset:
     """The data ``options`` name, refused when ``space``'s objective does not fit its task."""
     dataset = load_data(options.data, options.target, task, seed, options.class_weight,
-                        options.sample_weight)
+                        options.sample_weight, options.drop)
     check_objective(space, dataset.task, dataset.n_classes)
     return dataset
+
+
+def _print_notes(dataset: Dataset, out: TextIO) -> None:
+    for note in dataset.notes:
+        print(f"note: {note}", file=out)
 
 
 def _warm_start_plan(
@@ -283,7 +293,7 @@ def _resume(
         use_backend_here(settings, why=IN_PROCESS_BACKEND)
     # The workers start importing TensorFlow now, while the data reloads and the study is reconciled.
     with _early_workers(isolation, study.name, storage.location, settings) as early:
-        dataset = load_study_dataset(study)
+        dataset = load_study_dataset(study, storage)
         if changes:
             study = storage.update_study_settings(study.id, changes)
             shown = ", ".join(f"{key} {value}" for key, value in changes.items())
@@ -337,7 +347,8 @@ def _find_study(storage: Storage, name: str) -> StudyRecord | None:
         return None
 
 
-def default_study_name(data: str, engine: str, algorithm: str) -> str:
-    """A new study's name when ``--study`` is not given: the data's stem, engine, algorithm and UTC time."""
-    stem = Path(data).stem or data
+def default_study_name(data: str | InMemoryData, engine: str, algorithm: str) -> str:
+    """A new study's name when ``--study`` is not given: the data's stem (``dataframe``, ``arrays`` for
+    data given in memory), engine, algorithm and UTC time."""
+    stem = data.stem if not isinstance(data, str) else Path(data).stem or data
     return f"{stem}-{engine}-{algorithm}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"

@@ -158,7 +158,7 @@ def work_on_study(
     budget.session_trials = session_trials
     budget.memory_limit_mb = memory_limit_mb
     engine = get_engine(study.engine)
-    ctx = run_context(storage, study, study_space(study), load_study_dataset(study), budget,
+    ctx = run_context(storage, study, study_space(study), load_study_dataset(study, storage), budget,
                       trials_to_retry(storage, study) if retries else [])
     try:
         drive(ctx, engine.session(ctx))

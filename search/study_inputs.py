@@ -7,47 +7,69 @@ on other inputs would not be comparable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hpsearch.spaces import SearchSpace, space_from_dict
-from hpsearch.storage import StudyRecord
+from hpsearch.storage import Storage, StudyRecord
 
 from .errors import StudyMismatchError
 from .seeds import data_split_seed, study_seed
 from .settings import StudySettings
 
 if TYPE_CHECKING:
-    from .data import Dataset
+    from .data import Dataset, InMemoryData
 
 
 def load_data(
-    source: str, target: str | None, task: str, seed: int, class_weight: str | None,
-    sample_weight: str | None = None,
+    source: str | InMemoryData, target: str | None, task: str, seed: int, class_weight: str | None,
+    sample_weight: str | None = None, drop: Sequence[str] = (),
 ) -> Dataset:
-    """Load and split ``source`` (a builtin name or a file) as a study uses it; see ``hpsearch.data``.
+    """Load and split ``source`` (a builtin name, a file, or data given in memory) as a study uses it;
+    see ``hpsearch.data``.
 
     Raises:
-        DataError: the data cannot be read or does not fit ``target``, ``task`` or the weights.
+        DataError: the data cannot be read or does not fit ``target``, ``task``, the weights or ``drop``.
     """
     # Imported here: the data package imports numpy, which the commands that never load data need not pay.
     from .data import load_dataset
 
     return load_dataset(source, target=target, task=task, seed=seed, class_weight=class_weight,
-                        sample_weight=sample_weight)
+                        sample_weight=sample_weight, drop=drop)
 
 
-def load_study_dataset(study: StudyRecord) -> Dataset:
+def load_study_dataset(study: StudyRecord, storage: Storage | None = None) -> Dataset:
     """Reload a study's data from its stored reference, refusing data that changed since.
 
+    Args:
+        study: the study as stored.
+        storage: the study's store, which holds its data when that was given in memory (a DataFrame,
+            arrays); needed for such a study only.
+
+    Returns:
+        The same rows, splits and preprocessing the study's trials trained on.
+
     Raises:
+        DataError: the data cannot be read, or is kept in a store that was not given.
+        StoredDataNotFoundError: the store lacks the study's data.
         StudyMismatchError: the data's fingerprint is not the one recorded when the study was created.
     """
+    from .data import STORED, stored_data
+    from .errors import DataError
+
     reference = study.dataset
+    source: str | InMemoryData = reference["source"]
+    if reference.get("kind") == STORED:
+        if storage is None:
+            raise DataError(f"study '{study.name}': its data ({source}) was given in memory and is kept in "
+                            "its database; open it through that database")
+        format_, payload = storage.get_data(str(reference.get("key")))
+        source = stored_data(format_, payload, str(source), reference.get("target"))
     dataset = load_data(
-        reference["source"], reference.get("target"), reference.get("task", "auto"),
+        source, reference.get("target"), reference.get("task", "auto"),
         data_split_seed(study_seed(reference.get("seed"))), reference.get("class_weight"),
-        reference.get("sample_weight"),
+        reference.get("sample_weight"), reference.get("drop", ()),
     )
     if dataset.fingerprint != reference.get("fingerprint"):
         was, now = str(reference.get("fingerprint"))[:12], dataset.fingerprint[:12]
@@ -70,8 +92,9 @@ def refuse_changed_inputs(
     space: SearchSpace | None,
     engine: str | None,
     algorithm: str | None,
-    data: str | None,
+    data: str | InMemoryData | None,
     target: str | None,
+    drop: Sequence[str] | None = None,
 ) -> None:
     """Resuming with other inputs would mix incomparable trials: name what changed and refuse.
 
@@ -88,9 +111,12 @@ def refuse_changed_inputs(
     if space is not None and space.to_dict() != study.space:
         changed.append(f"search space ({_space_difference(study.space, space.to_dict())})")
     if data is not None and not _same_data_source(data, study.dataset):
-        changed.append(f"data (study: {study.dataset.get('source')}, given: {data})")
+        shown = getattr(data, "description", data)
+        changed.append(f"data (study: {study.dataset.get('source')}, given: {shown})")
     if target is not None and target != study.dataset.get("target"):
         changed.append(f"target (study: {study.dataset.get('target')}, given: {target})")
+    if drop is not None and sorted(drop) != sorted(study.dataset.get("drop", [])):
+        changed.append(f"drop (study: {study.dataset.get('drop', [])}, given: {list(drop)})")
     if changed:
         raise StudyMismatchError(
             f"cannot resume study '{study.name}' with a different {'; '.join(changed)}; "
@@ -98,7 +124,9 @@ def refuse_changed_inputs(
         )
 
 
-def _same_data_source(given: str, reference: dict) -> bool:
+def _same_data_source(given: str | InMemoryData, reference: dict) -> bool:
+    if not isinstance(given, str):  # data given in memory: the same content is the same payload
+        return reference.get("key") == given.key
     source = str(reference.get("source"))
     if reference.get("kind") == "builtin" or given == source:  # a builtin or bundled dataset's name
         return given == source

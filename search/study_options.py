@@ -14,6 +14,7 @@ from .errors import UsageError
 from .limits import WORKERS
 
 if TYPE_CHECKING:
+    from .data import InMemoryData
     from .engines.base import Engine
 
 DEFAULT_SPACE = "default"
@@ -33,8 +34,11 @@ class RunOptions:
     space: str | SearchSpace | None = None
     engine: str = "optuna"
     algorithm: str | None = None
-    data: str = DEFAULT_DATA
+    #: A builtin or bundled name, a file path, or data given in memory (``hpsearch.data.in_memory_data``).
+    data: str | InMemoryData = DEFAULT_DATA
     target: str | None = None
+    #: Feature columns to leave out (``--drop``).
+    drop: list[str] = field(default_factory=list)
     task: str | None = None
     study: str | None = None
     trials: int | None = None

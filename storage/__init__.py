@@ -26,6 +26,7 @@ from .errors import (
     SchemaError,
     StorageError,
     StorageUrlError,
+    StoredDataNotFoundError,
     StudyExistsError,
     StudyNotFoundError,
     TrialConflictError,
@@ -36,6 +37,7 @@ from .locator import StoreLocation, display_name, normalize_url, safe_url
 from .records import ModelRecord, StudyRecord, StudySummary, TrialCopy, TrialRecord, TrialState
 from .repository import Storage, open_storage
 from .schema import upgrade_database
+from .stored_data import payload_key
 
 __all__ = [
     "EPOCHS_RESTORED_METRIC",
@@ -48,6 +50,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "StorageUrlError",
+    "StoredDataNotFoundError",
     "StoreLocation",
     "StudyExistsError",
     "StudyNotFoundError",
@@ -65,6 +68,7 @@ __all__ = [
     "mask_url",
     "normalize_url",
     "open_storage",
+    "payload_key",
     "safe_url",
     "upgrade_database",
 ]

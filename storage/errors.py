@@ -95,3 +95,7 @@ class DuplicateTrialError(TrialConflictError):
         self.number = number
         self.state = state
         super().__init__(f"the same configuration is trial #{number} ({state})")
+
+
+class StoredDataNotFoundError(StorageError, InputError):
+    """The data a study was created from (given in memory, kept in the store) is not in this database."""

@@ -3,9 +3,10 @@
 :class:`Storage` is one object to callers, put together from parts that each hold one kind of
 operation: studies (:mod:`.studies`), a trial's life from claim to finish (:mod:`.trial_lifecycle`,
 with its epochs in :mod:`.epochs`), reading trials (:mod:`.trial_queries`), warm-start copies
-(:mod:`.trial_copies`) and retrained models (:mod:`.retrained_models`), all on the engine and
-transactions of :mod:`.store_base`. The parts are base classes rather than objects Storage delegates to
-because callers use one flat API, the parts share one engine, and tests patch ``Storage._add_epochs``.
+(:mod:`.trial_copies`), retrained models (:mod:`.retrained_models`) and data given in memory
+(:mod:`.stored_data`), all on the engine and transactions of :mod:`.store_base`. The parts are base
+classes rather than objects Storage delegates to because callers use one flat API, the parts share one
+engine, and tests patch ``Storage._add_epochs``.
 
 Every method is one short transaction on its own connection, takes ids and plain values and returns
 frozen records, so it is safe to call from several processes (and threads) on one database. Writes
@@ -19,13 +20,14 @@ from .connection import check_sqlite_file, make_engine
 from .locator import StoreLocation
 from .retrained_models import RetrainedModels
 from .schema import ensure_schema
+from .stored_data import StoredData
 from .studies import StudyOperations
 from .trial_copies import TrialCopies
 from .trial_lifecycle import TrialLifecycle
 from .trial_queries import TrialQueries
 
 
-class Storage(StudyOperations, TrialLifecycle, TrialQueries, TrialCopies, RetrainedModels):
+class Storage(StudyOperations, TrialLifecycle, TrialQueries, TrialCopies, RetrainedModels, StoredData):
     """Repository of studies, trials, per-epoch metrics and retrained models.
 
     Build it with :func:`open_storage`, which checks the schema first.

@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -227,6 +228,21 @@ class ModelRow(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(SafeJSON, nullable=False)
     epochs_run: Mapped[int] = mapped_column(Integer, nullable=False)
     stop_reason: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class StoredDataRow(Base):
+    """Data given in memory (a DataFrame, arrays), kept so that a resume, a worker process or a retrain on
+    any machine reloads exactly what the study was created with. Keyed by the sha256 of the payload, so
+    storing the same data twice keeps one row; never deleted with a study, since several may share it."""
+
+    __tablename__ = "hp_stored_data"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: How the payload is encoded: ``csv.gz`` (a DataFrame as gzip'd CSV text) or ``npz`` (NumPy arrays,
+    #: read back with ``allow_pickle=False``). Never a pickle.
+    format: Mapped[str] = mapped_column(String(16), nullable=False)
+    payload: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 

@@ -258,12 +258,16 @@ def test_too_few_rows_says_how_many(tmp_path: Path) -> None:
         load_dataset(str(many), target="target", test_size=0.4, val_size=0.4)
 
 
-def test_missing_target_values(tmp_path: Path) -> None:
+def test_rows_without_a_target_are_left_out_with_a_note(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "holes.csv", "x,y\n" + "".join(f"{i},{'' if i % 7 == 0 else i % 2}\n"
                                                              for i in range(30)))
-    with pytest.raises(DataError, match=r"holes\.csv: target column 'y' has 5 missing values of 30 rows; "
-                                        r"drop or fill them"):
-        load_dataset(str(path), target="y")
+    dataset = load_dataset(str(path), target="y")
+    assert dataset.n_rows == 25
+    assert dataset.notes == [f"{path}: left out 5 rows whose target 'y' is missing; 25 rows remain"]
+    assert load_dataset(str(path), target="x").notes == [], "a complete target leaves every row in"
+    blank = write_csv(tmp_path / "blank.csv", "x,y\n" + "".join(f"{i},\n" for i in range(30)))
+    with pytest.raises(DataError, match=r"blank\.csv: target column 'y' is missing in every row"):
+        load_dataset(str(blank), target="y")
 
 
 def test_entirely_empty_column(tmp_path: Path) -> None:
@@ -277,7 +281,8 @@ def test_free_text_column_is_refused(tmp_path: Path) -> None:
     pd.DataFrame({"name": [f"person {i}" for i in range(80)], "x": range(80), "y": [0, 1] * 40}).to_csv(
         path, index=False)
     with pytest.raises(DataError, match=r"data\.csv: column 'name' looks like free text or an id "
-                                        r"\(80 distinct values\); drop it or encode it"):
+                                        r"\(80 distinct values\); leave it out with --drop name "
+                                        r"\(drop=\['name'\] in Python\) or encode it"):
         load_dataset(str(path), target="y")
 
 

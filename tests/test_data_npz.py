@@ -73,7 +73,10 @@ NPZ_ERRORS = [
     ({"X": sample(), "y": Y2[:39]}, r"bad\.npz: arrays 'X' and 'y' must have the same number of rows, but X "
                                      r"has 40 and y has 39"),
     ({"X": sample(), "y": np.zeros((40, 2))}, r"bad\.npz: array 'y' must be 1-D"),
-    ({"X": sample(), "y": np.where(np.arange(40) < 3, np.nan, 1.5)}, r"bad\.npz: array 'y' has 3 missing"),
+    ({"X": sample(), "y": np.full(40, np.nan)}, r"bad\.npz: array 'y' is missing \(NaN\) in every row"),
+    ({"X": sample(), "y": Y2, "X_val": sample(10)}, r"bad\.npz: array 'X_val' needs its pair 'y_val'"),
+    ({"X": sample(), "y": Y2, "X_test": sample(10)[:, :2], "y_test": Y2[:10]},
+     r"bad\.npz: array 'X_test' has 2 columns, but 'X' has 3"),
     ({"X": sample(8), "y": Y2[:8]}, r"bad\.npz: 8 rows are too few .*at least 10 are needed"),
     ({"X": sample(), "y": np.zeros(40)}, r"bad\.npz: target 'y' has only one class \('0'\); classification "
                                          r"needs at least 2 classes"),
@@ -117,3 +120,19 @@ def test_npz_text_target_cannot_be_regression(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"text\.npz: target 'y' must be numeric for regression, but holds "
                                         r"values such as 'low'"):
         load_dataset(str(path), task="regression")
+
+
+def test_npz_given_splits_and_unlabelled_rows(tmp_path: Path) -> None:
+    y = np.arange(40) % 2
+    y_test = np.where(np.arange(12) < 2, np.nan, np.arange(12) % 2)
+    path = save(tmp_path / "split.npz", X=sample(), y=y, X_test=sample(12), y_test=y_test)
+    data = load_dataset(str(path))
+    # The test rows are the archive's own (10 with a label); validation is taken from X's 40 rows.
+    assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (32, 8, 10)
+    assert data.notes == [f"{path}: left out 2 rows of 'X_test' whose target 'y_test' is missing (NaN); "
+                          "10 rows remain"]
+    assert load_dataset(str(path)).fingerprint == data.fingerprint
+    both = save(tmp_path / "both.npz", X=sample(), y=y, X_val=sample(6), y_val=y[:6], X_test=sample(7),
+                y_test=y[:7])
+    assert [len(part) for part in (load_dataset(str(both)).y_train, load_dataset(str(both)).y_val,
+                                   load_dataset(str(both)).y_test)] == [40, 6, 7]

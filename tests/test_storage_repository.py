@@ -20,6 +20,7 @@ from hpsearch.storage import (
     DuplicateTrialError,
     Storage,
     StorageError,
+    StoredDataNotFoundError,
     StudyExistsError,
     StudyNotFoundError,
     TrialNotFoundError,
@@ -47,7 +48,8 @@ def _wipe_postgres(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(
-            text("DROP TABLE IF EXISTS hp_models, hp_trial_epochs, hp_trials, hp_studies, hp_alembic_version")
+            text("DROP TABLE IF EXISTS hp_models, hp_trial_epochs, hp_trials, hp_studies, hp_stored_data, "
+                 "hp_alembic_version")
         )
     engine.dispose()
 
@@ -536,3 +538,12 @@ def test_copied_trials_keep_their_results_and_use_no_budget(storage: Storage) ->
         storage.start_trial(target.id, {"n": 3}, worker="h:1", budget=1, unique=True)
     summary = {s.study.name: s for s in storage.list_studies()}["dst"]
     assert (summary.n_trials, summary.copied, summary.epochs_total) == (2, 1, 0)
+
+
+def test_stored_data_is_kept_once_by_content(storage: Storage) -> None:
+    payload = bytes(range(256)) * 64
+    key = storage.put_data("npz", payload)
+    assert storage.put_data("npz", payload) == key, "the same bytes are stored once, under one key"
+    assert storage.get_data(key) == ("npz", payload)
+    with pytest.raises(StoredDataNotFoundError, match=r"holds no stored data with key 000000000000"):
+        storage.get_data("0" * 64)

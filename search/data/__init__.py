@@ -6,7 +6,8 @@ carries train/validation/test arrays ready for Keras, a JSON-able ``reference`` 
 a ``fingerprint`` of the raw content (so a resume can tell whether the data changed), and the fitted
 ``Preprocessor`` whose ``to_dict()`` lets the export step rebuild the same transform as Keras layers.
 
-The package reads in this order: ``readers`` (sources and their checks), ``targets`` (task and labels),
+The package reads in this order: ``readers`` (sources and their checks), ``memory`` (a DataFrame or
+arrays given in memory, encoded for the trial store: ``in_memory_data``), ``targets`` (task and labels),
 ``splitting`` (train/validation/test rows), ``preprocessing`` (the feature transform) and ``dataset``
 (``Dataset``, ``load_dataset``, ``reload_dataset``).
 
@@ -14,7 +15,8 @@ pandas and scikit-learn are imported inside the functions that need them: the CL
 this package and must not pay for them. TensorFlow/Keras are never imported here.
 """
 
-from .dataset import Dataset, load_dataset, reload_dataset
+from .dataset import STORED, Dataset, load_dataset, reload_dataset
+from .memory import InMemoryData, in_memory_data, stored_data
 from .preprocessing import MISSING_CATEGORY, Preprocessor
 from .readers import BUILTIN_DATASETS, BUNDLED_CSVS
 from .splitting import MIN_ROWS
@@ -26,8 +28,12 @@ __all__ = [
     "TASKS",
     "MIN_ROWS",
     "MISSING_CATEGORY",
+    "STORED",
     "Dataset",
+    "InMemoryData",
     "Preprocessor",
+    "in_memory_data",
     "load_dataset",
     "reload_dataset",
+    "stored_data",
 ]

@@ -6,7 +6,7 @@ preprocessing on the train split; ``reload_dataset`` does the same from a stored
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,9 +15,10 @@ import numpy as np
 from hpsearch.spaces.limits import quoted, quoted_list
 
 from ..errors import DataError
+from .memory import InMemoryData
 from .preprocessing import NUMERIC, Preprocessor
 from .readers import RawData, read_source
-from .splitting import split_rows
+from .splitting import split_off, split_rows
 from .targets import TASKS, resolve_target
 
 
@@ -43,6 +44,8 @@ class Dataset:
     w_train: np.ndarray | None = field(default=None, repr=False)
     w_val: np.ndarray | None = field(default=None, repr=False)
     w_test: np.ndarray | None = field(default=None, repr=False)
+    #: One line each about what loading did to the rows (rows without a target left out), for the user.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_features(self) -> int:
@@ -51,9 +54,10 @@ class Dataset:
 
     @property
     def name(self) -> str:
-        """The builtin or bundled name, or the file name of a CSV/NPZ (without its folder)."""
+        """The builtin or bundled name, the file name of a CSV/NPZ (without its folder), or what data given
+        in memory is (``DataFrame (740 rows x 21 columns)``)."""
         source = str(self.reference["source"])
-        return source if self.reference["kind"] == "builtin" else Path(source).name
+        return source if self.reference["kind"] in ("builtin", STORED) else Path(source).name
 
     @property
     def n_rows(self) -> int:
@@ -70,8 +74,12 @@ class Dataset:
         return f"{self.name}: {self.n_rows} rows, {features}, {task}, split {split}"
 
 
+#: The ``kind`` of a reference to data given in memory and kept in the study's store under its ``key``.
+STORED = "stored"
+
+
 def load_dataset(
-    source: str,
+    source: str | InMemoryData,
     *,
     target: str | None = None,
     task: str = "auto",
@@ -81,8 +89,10 @@ def load_dataset(
     class_weight: str | None = None,
     sample_weight: str | None = None,
     min_rows_per_class: int = 2,
+    drop: Sequence[str] = (),
 ) -> Dataset:
-    """Load ``source`` (a builtin name, a ``.csv`` with ``target``, or a ``.npz`` with ``X``/``y``).
+    """Load ``source`` (a builtin name, a ``.csv`` with ``target``, a ``.npz`` with ``X``/``y``, or data
+    given in memory, see ``in_memory_data``).
 
     The task is inferred or checked, labels are encoded 0..k-1, rows are split train/val/test (stratified
     for classification; ``test_size`` and ``val_size`` are fractions of all rows) with ``seed``, and the
@@ -91,15 +101,31 @@ def load_dataset(
 
     ``class_weight="balanced"`` weighs classes inversely to their train frequency; ``sample_weight``
     names a CSV column of per-row weights, which is then no feature; a class needs at least
-    ``min_rows_per_class`` rows.
+    ``min_rows_per_class`` rows. ``drop`` names feature columns to leave out. Rows whose target is
+    missing are left out, each such step described in ``Dataset.notes``.
+
+    Raises:
+        DataError: the options, the source or its content cannot be used; the message names the file (or
+            the data), the column and what must hold.
     """
     _check_options(task, test_size, val_size, class_weight, min_rows_per_class)
-    raw = read_source(str(source), target)
+    drop = _check_drop(drop)
+    if isinstance(source, InMemoryData):
+        if target not in (None, source.target):
+            raise DataError(f"{source.description}: its target is {quoted(source.target)}; do not pass "
+                            f"target={quoted(target)}")
+        raw = source.read(drop)
+        target = source.target
+    else:
+        raw = read_source(str(source), target, drop)
     row_weights = _take_sample_weights(raw, sample_weight) if sample_weight is not None else None
     resolved_task, y, class_names = resolve_target(raw, task, min_rows_per_class)
     n_classes = 1 if resolved_task == "regression" else len(class_names or ())
     stratify = resolved_task != "regression"
-    train, val, test = split_rows(raw.where, y, stratify, n_classes, test_size, val_size, seed)
+    if raw.given_splits is None:
+        train, val, test = split_rows(raw.where, y, stratify, n_classes, test_size, val_size, seed)
+    else:
+        train, val, test = _given_splits(raw, y, stratify, n_classes, test_size, val_size, seed)
 
     preprocessor = Preprocessor.fit_columns(
         {name: values[train] for name, values in raw.columns.items()}, raw.kinds, input_kind=raw.input_kind
@@ -122,7 +148,9 @@ def load_dataset(
 
     reference = {
         "source": raw.source,
-        "kind": raw.kind,
+        "kind": STORED if isinstance(source, InMemoryData) else raw.kind,
+        # Where data given in memory is kept: its format and key in the study's store.
+        **({"format": source.format, "key": source.key} if isinstance(source, InMemoryData) else {}),
         "target": target,
         "task": resolved_task,
         "seed": seed,
@@ -131,6 +159,7 @@ def load_dataset(
         "class_weight": class_weight,
         # Only when given, so references stored by earlier versions read the same.
         **({"sample_weight": sample_weight} if sample_weight is not None else {}),
+        **({"drop": list(drop)} if drop else {}),
     }
     return Dataset(
         reference=reference,
@@ -150,7 +179,32 @@ def load_dataset(
         w_train=None if row_weights is None else row_weights[train],
         w_val=None if row_weights is None else row_weights[val],
         w_test=None if row_weights is None else row_weights[test],
+        notes=list(raw.notes),
     )
+
+
+def _check_drop(drop: Sequence[str]) -> list[str]:
+    if isinstance(drop, str) or not all(isinstance(name, str) for name in drop):
+        raise DataError(f"drop must be a list of column names, but got {quoted(drop)}")
+    doubled = sorted({name for name in drop if list(drop).count(name) > 1})
+    if doubled:
+        raise DataError(f"drop names column {quoted(doubled[0])} twice; name each column once")
+    return list(drop)
+
+
+def _given_splits(raw: RawData, y: np.ndarray, stratify: bool, n_classes: int, test_size: float,
+                  val_size: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Splits the data brings are used as given; one it lacks is taken from the training rows."""
+    given = raw.given_splits or {}
+    taken = np.concatenate([np.asarray(rows, dtype=np.int64) for rows in given.values()])
+    pool = np.setdiff1d(np.arange(len(y)), taken)
+    splits = dict(given)
+    for split, size in (("val", val_size), ("test", test_size)):
+        if split not in splits:
+            keep, part = split_off(raw.where, y[pool], stratify, n_classes, size, seed,
+                                   "validation" if split == "val" else "test")
+            pool, splits[split] = pool[keep], pool[part]
+    return pool, np.asarray(splits["val"]), np.asarray(splits["test"])
 
 
 def _take_sample_weights(raw: RawData, column: str) -> np.ndarray:
@@ -178,15 +232,33 @@ def _take_sample_weights(raw: RawData, column: str) -> np.ndarray:
     return values.astype(np.float64)
 
 
-def reload_dataset(reference: Mapping[str, Any], *, min_rows_per_class: int = 2) -> Dataset:
+def reload_dataset(
+    reference: Mapping[str, Any], *, min_rows_per_class: int = 2, stored: InMemoryData | None = None
+) -> Dataset:
     """Load the data a ``Dataset.reference`` describes (for resume and retrain).
 
+    Args:
+        reference: a ``Dataset.reference`` as stored with a study.
+        min_rows_per_class: as for ``load_dataset``.
+        stored: for a reference of kind ``stored`` (data given in memory), that data as read back from
+            the study's store (``Storage.get_data`` and ``stored_data``).
+
+    Returns:
+        The same rows, splits and preprocessing as when the reference was made.
+
     Raises:
-        DataError: as ``load_dataset`` does, or the reference lacks its ``source``.
+        DataError: as ``load_dataset`` does, the reference lacks its ``source``, or it names stored data
+            and ``stored`` is not given.
     """
     try:
+        source: str | InMemoryData = reference["source"]
+        if reference.get("kind") == STORED:
+            if stored is None:
+                raise DataError(f"{source}: the data was given in memory and is kept in the study's "
+                                "database; reload it through the study's store")
+            source = stored
         return load_dataset(
-            reference["source"],
+            source,
             target=reference.get("target"),
             task=reference.get("task", "auto"),
             seed=reference.get("seed", 0),
@@ -195,6 +267,7 @@ def reload_dataset(reference: Mapping[str, Any], *, min_rows_per_class: int = 2)
             class_weight=reference.get("class_weight"),
             sample_weight=reference.get("sample_weight"),
             min_rows_per_class=min_rows_per_class,
+            drop=reference.get("drop", ()),
         )
     except KeyError as error:
         raise DataError(f"invalid dataset reference: missing {error}") from None

@@ -6,6 +6,7 @@ rebuild the same transform as Keras layers. pandas is imported only inside the f
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,9 +23,16 @@ if TYPE_CHECKING:
 # Missing categorical values become their own category, so "unknown" can carry signal.
 MISSING_CATEGORY = "__missing__"
 
-# The two kinds of raw feature column a reader reports and the Preprocessor handles.
+# The kinds of raw feature column a reader reports and the Preprocessor handles. A DATE column holds ISO
+# dates, which become a number (days since 1970-01-01, see ``iso_date_days``) and are then scaled as one.
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
+DATE = "date"
+
+# An ISO 8601 date, optionally with a time and a UTC offset: 2007-11-11, 2007-11-11T10:00:00,
+# 2007-11-11 10:00:00.5+01:00. Anything else stays text, so a column of codes is never read as dates.
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+_DAY_NS = 86_400 * 10**9
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class _NumericColumn:
     name: str
     mean: float
     std: float
+    date: bool = False  # raw values are ISO dates, turned into days since 1970-01-01 before scaling
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,7 @@ class Preprocessor:
         Args:
             columns: column name -> values: float64 with NaN for ``NUMERIC`` columns, category keys (see
                 ``category_keys``) for ``CATEGORICAL`` ones; the order becomes ``feature_names``.
-            kinds: column name -> ``NUMERIC`` or ``CATEGORICAL``.
+            kinds: column name -> ``NUMERIC``, ``DATE`` (values already in days) or ``CATEGORICAL``.
             input_kind: ``"frame"`` (CSV data, transformed from DataFrames) or ``"array"``.
 
         Returns:
@@ -75,12 +84,12 @@ class Preprocessor:
         """
         fitted: list[_NumericColumn | _CategoricalColumn] = []
         for name, values in columns.items():
-            if kinds[name] == NUMERIC:
+            if kinds[name] in (NUMERIC, DATE):
                 present = values[~np.isnan(values)]
                 # A column can be present overall but missing in every train row; 0/1 keeps it harmless.
                 mean = float(present.mean()) if present.size else 0.0
                 std = float(present.std()) if present.size else 1.0
-                fitted.append(_NumericColumn(name, mean, std if std > 0 else 1.0))
+                fitted.append(_NumericColumn(name, mean, std if std > 0 else 1.0, kinds[name] == DATE))
             else:
                 fitted.append(_CategoricalColumn(name, tuple(sorted(set(values.tolist())))))
         return cls(fitted, input_kind=input_kind)
@@ -129,7 +138,10 @@ class Preprocessor:
                     f"{quoted_list(self.feature_names)}"
                 )
             return {
-                column.name: _frame_numeric(data[column.name], column.name, "the rows to transform")
+                column.name: date_days(data[column.name].to_numpy(dtype=object), "the rows to transform",
+                                       column.name)
+                if isinstance(column, _NumericColumn) and column.date
+                else _frame_numeric(data[column.name], column.name, "the rows to transform")
                 if isinstance(column, _NumericColumn)
                 else category_keys(data[column.name].to_numpy(dtype=object))
                 for column in self._columns
@@ -143,7 +155,10 @@ class Preprocessor:
         raw: dict[str, np.ndarray] = {}
         for position, column in enumerate(self._columns):
             values = array[:, position]
-            if isinstance(column, _NumericColumn):
+            if isinstance(column, _NumericColumn) and column.date:
+                raw[column.name] = date_days(np.asarray(values, dtype=object), "the rows to transform",
+                                             column.name)
+            elif isinstance(column, _NumericColumn):
                 try:
                     raw[column.name] = np.asarray(values, dtype=np.float64)
                 except (TypeError, ValueError):
@@ -182,7 +197,8 @@ class Preprocessor:
             "input_kind": self.input_kind,
             "feature_names": self.feature_names,
             "numeric": [
-                {"name": c.name, "mean": c.mean, "std": c.std}
+                # "date" only where true, so descriptions of data without dates read as they always did.
+                {"name": c.name, "mean": c.mean, "std": c.std, **({"date": True} if c.date else {})}
                 for c in self._columns
                 if isinstance(c, _NumericColumn)
             ],
@@ -204,7 +220,8 @@ class Preprocessor:
                 disagree with its columns.
         """
         try:
-            numeric = {item["name"]: _NumericColumn(item["name"], float(item["mean"]), float(item["std"]))
+            numeric = {item["name"]: _NumericColumn(item["name"], float(item["mean"]), float(item["std"]),
+                                                    bool(item.get("date", False)))
                        for item in spec["numeric"]}
             categorical = {item["name"]: _CategoricalColumn(item["name"], tuple(map(str, item["categories"])))
                            for item in spec["categorical"]}
@@ -247,3 +264,63 @@ def _frame_numeric(series: pd.Series, name: str, where: str) -> np.ndarray:
         raise DataError(f"{where}: numeric column {quoted(name)} holds a non-numeric value {quoted(example)}")
     return converted.to_numpy(dtype=np.float64, na_value=np.nan)
 
+
+
+def iso_date_days(values: np.ndarray, where: str, name: str) -> np.ndarray | None:
+    """Days since 1970-01-01 (UTC, as float64, NaN where missing) if every present value is an ISO date.
+
+    Days rather than year/month/day parts: one number keeps order and distance (a later egg, a longer
+    wait), which is what a network can use after scaling; a time of day is the fraction of the day, and a
+    date without a UTC offset is taken as UTC.
+
+    Args:
+        values: a column's raw values (strings, with None/NaN for missing ones).
+        where: how messages name the data.
+        name: the column's name.
+
+    Returns:
+        The days, or None when the column holds anything but ISO dates (it is then text, not dates).
+
+    Raises:
+        DataError: every value looks like an ISO date but one is no real date (``2007-02-30``).
+    """
+    import pandas as pd
+
+    present = ~pd.isna(values)
+    if not present.any():
+        return None
+    texts = [str(v).strip() for v in values[present]]
+    if not all(isinstance(v, str) for v in values[present]) or not all(_ISO_DATE.fullmatch(t) for t in texts):
+        return None
+    return _days(texts, present, where, name)
+
+
+def date_days(values: np.ndarray, where: str, name: str) -> np.ndarray:
+    """Days since 1970-01-01 of a column known to hold ISO dates (rows to predict, to transform).
+
+    Raises:
+        DataError: a present value is not an ISO date.
+    """
+    import pandas as pd
+
+    present = ~pd.isna(values)
+    texts = [str(v).strip() for v in values[present]]
+    for text in texts:
+        if not _ISO_DATE.fullmatch(text):
+            raise DataError(f"{where}: date column {quoted(name)} holds {quoted(text)}, which is not an ISO "
+                            "date (YYYY-MM-DD, optionally with a time)")
+    return _days(texts, present, where, name)
+
+
+def _days(texts: list[str], present: np.ndarray, where: str, name: str) -> np.ndarray:
+    import pandas as pd
+
+    parsed = pd.to_datetime(pd.Series(texts, dtype=object), format="ISO8601", utc=True, errors="coerce")
+    if parsed.isna().any():
+        bad = texts[int(np.flatnonzero(parsed.isna().to_numpy())[0])]
+        raise DataError(f"{where}: column {quoted(name)} holds ISO dates, but {quoted(bad)} is no real date; "
+                        f"correct it, or leave the column out with --drop (drop=[{name!r}] in Python)")
+    days = np.full(len(present), np.nan)
+    nanoseconds = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    days[present] = nanoseconds / _DAY_NS
+    return days

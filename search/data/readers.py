@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from hpsearch.spaces.limits import quoted, quoted_list
 
 from ..errors import DataError
-from .preprocessing import CATEGORICAL, NUMERIC, category_keys
+from .preprocessing import CATEGORICAL, DATE, NUMERIC, category_keys, iso_date_days
 
 BUILTIN_DATASETS: tuple[str, ...] = ("digits", "breast_cancer", "iris", "wine", "diabetes")
 #: CSV files shipped in ``search/datasets/``, by name, with their target column. ``imbalanced``: breast
@@ -52,38 +52,49 @@ class RawData:
     input_kind: str
     builtin_task: str | None = None
     class_labels: list[str] | None = None  # builtins' own label names
+    #: Row indices of splits the data brings itself (``val``, ``test`` of an NPZ's ``X_val``/``X_test``);
+    #: every other row is for training (and for the splits it does not bring). None: split every row.
+    given_splits: dict[str, np.ndarray] | None = None
+    #: One line each about what was done to the rows as read (rows without a target left out).
+    notes: list[str] = field(default_factory=list)
 
 
-def read_source(source: str, target: str | None) -> RawData:
+def read_source(source: str, target: str | None, drop: Sequence[str] = ()) -> RawData:
     """Read and check ``source``: a builtin name, a bundled CSV name, or a path to a ``.csv`` or ``.npz``.
 
     Args:
         source: what the user gave; a file of that name takes precedence over a bundled CSV's name.
         target: the CSV column to predict; builtins, bundled CSVs and NPZ archives bring their own.
+        drop: feature columns to leave out (``--drop``); each must be a column of the data.
 
     Returns:
         The raw, checked columns and target.
 
     Raises:
-        DataError: the source is unknown or missing, the target is given where the data has its own,
-            or the content is unusable (the message names the file and column).
+        DataError: the source is unknown or missing, the target is given where the data has its own, a
+            column to drop is not in the data, or the content is unusable (the message names the file and
+            column).
     """
     if source in BUILTIN_DATASETS:
         if target is not None:
             raise DataError(f"{source}: a builtin dataset has its own target; do not pass a target")
-        return _read_builtin(source)
+        return _drop_columns(_read_builtin(source), drop)
     if source in BUNDLED_CSVS and not Path(source).exists():
-        return _read_bundled_csv(source, target)
+        return _read_bundled_csv(source, target, drop)
     path = Path(source).expanduser()
     suffix = path.suffix.lower()
     if path.is_file():
         if suffix == ".csv":
-            return _read_csv(source, path, target)
+            raw = parse_csv(source, path.read_bytes(), target, drop)
+            raw.source = str(path.resolve())
+            return raw
         if suffix == ".npz":
             if target is not None:
                 raise DataError(f"{source}: an .npz file has its target in array 'y'; do not pass "
                                 f"target={quoted(target)}")
-            return _read_npz(source, path)
+            raw = parse_npz(source, path.read_bytes(), drop)
+            raw.source = str(path.resolve())
+            return raw
         raise DataError(f"{source}: unsupported file type {suffix or '(none)'!r}; use a .csv or .npz file")
     if suffix in (".csv", ".npz"):
         raise DataError(f"{source}: file not found")
@@ -93,7 +104,28 @@ def read_source(source: str, target: str | None) -> RawData:
     raise DataError(f"{source}: not a builtin dataset ({known}) nor an existing .csv or .npz file")
 
 
-def _read_bundled_csv(name: str, target: str | None) -> RawData:
+def _drop_columns(raw: RawData, drop: Sequence[str]) -> RawData:
+    """Leave the ``drop`` columns out of data whose columns are numbered or named by its source."""
+    for name in drop:
+        if name not in raw.columns:
+            raise DataError(f"{raw.where}: cannot drop column {quoted(name)}, which the data does not have; "
+                            f"its feature columns are {quoted_list(raw.columns)}")
+        del raw.columns[name], raw.kinds[name]
+    if not raw.columns:
+        raise DataError(f"{raw.where}: dropping {quoted_list(drop)} leaves no feature column; keep at least "
+                        "one")
+    if drop:
+        raw.fingerprint = _with_drop(raw.fingerprint, drop)
+    return raw
+
+
+def _with_drop(fingerprint: str, drop: Sequence[str]) -> str:
+    # The same file with other columns left out is other data to the trials: a warm start or a comparison
+    # must not take one for the other. Without --drop the fingerprint is the one earlier versions stored.
+    return hashlib.sha256((fingerprint + "\0drop:" + "\0".join(sorted(drop))).encode()).hexdigest()
+
+
+def _read_bundled_csv(name: str, target: str | None, drop: Sequence[str]) -> RawData:
     from importlib import resources
 
     column = BUNDLED_CSVS[name]
@@ -101,7 +133,7 @@ def _read_bundled_csv(name: str, target: str | None) -> RawData:
         raise DataError(f"{name}: the bundled dataset's target column is {quoted(column)}; do not pass "
                         f"target={quoted(target)}")
     with resources.as_file(resources.files("hpsearch") / "datasets" / f"{name}.csv") as path:
-        raw = _read_csv(name, path, column)
+        raw = parse_csv(name, path.read_bytes(), column, drop)
     # Recorded by name, so resume and retrain find it wherever hpsearch is installed.
     raw.source = name
     return raw
@@ -139,10 +171,23 @@ def _read_builtin(name: str) -> RawData:
     )
 
 
-def _read_csv(where: str, path: Path, target: str | None) -> RawData:
+def parse_csv(where: str, content: bytes, target: str | None, drop: Sequence[str] = ()) -> RawData:
+    """Check and read the bytes of a CSV file (or of a DataFrame kept as CSV text) into ``RawData``.
+
+    Args:
+        where: how messages name the data (the path as given, ``the DataFrame``).
+        content: the CSV text, UTF-8.
+        target: the column to predict.
+        drop: columns to leave out before any column is checked.
+
+    Returns:
+        The raw columns; ``source`` is ``where`` (the caller records a resolved path instead).
+
+    Raises:
+        DataError: the text is not UTF-8 CSV, or a column or the target is unusable.
+    """
     import pandas as pd
 
-    content = path.read_bytes()
     if target is None:
         raise DataError(f"{where}: a CSV file needs target=<column> to say which column to predict")
     try:
@@ -164,16 +209,30 @@ def _read_csv(where: str, path: Path, target: str | None) -> RawData:
             f"{where}: target column {quoted(target)} not found; available columns: "
             f"{quoted_list(frame.columns)}"
         )
-    feature_names = [c for c in frame.columns if c != target]
+    for name in drop:
+        if name == target:
+            raise DataError(f"{where}: cannot drop {quoted(name)}: it is the target column")
+        if name not in frame.columns:
+            raise DataError(f"{where}: cannot drop column {quoted(name)}, which the file does not have; its "
+                            f"columns are {quoted_list(frame.columns)}")
+    feature_names = [c for c in frame.columns if c != target and c not in drop]
     if not feature_names:
-        raise DataError(f"{where}: no feature columns left after taking {quoted(target)} as the target; the "
-                        "file needs at least one other column")
+        left = f" and leaving out {quoted_list(drop)}" if drop else ""
+        raise DataError(f"{where}: no feature columns left after taking {quoted(target)} as the target"
+                        f"{left}; the file needs at least one other column")
 
-    target_series = frame[target]
-    n_missing = int(target_series.isna().sum())
+    notes: list[str] = []
+    unlabelled = frame[target].isna().to_numpy()
+    n_missing = int(unlabelled.sum())
+    if n_missing == len(frame):
+        raise DataError(f"{where}: target column {quoted(target)} is missing in every row; it needs values "
+                        "to learn from")
     if n_missing:
-        raise DataError(f"{where}: target column {quoted(target)} has {n_missing} missing value"
-                        f"{'s' if n_missing != 1 else ''} of {len(frame)} rows; drop or fill them")
+        # Rows without a label teach nothing; leaving them out (and saying so) beats refusing the file.
+        frame = frame.loc[~unlabelled].reset_index(drop=True)
+        notes.append(f"{where}: left out {n_missing} row{'s' if n_missing != 1 else ''} whose target "
+                     f"{quoted(target)} is missing; {len(frame)} rows remain")
+    target_series = frame[target]
     if pd.api.types.is_bool_dtype(target_series):
         y = target_series.to_numpy(dtype=bool)
     elif pd.api.types.is_numeric_dtype(target_series):
@@ -186,81 +245,121 @@ def _read_csv(where: str, path: Path, target: str | None) -> RawData:
     for name in feature_names:
         series = frame[name]
         if series.isna().all():
-            raise DataError(f"{where}: column {quoted(name)} is empty in every row; drop it or fill it")
+            raise DataError(f"{where}: column {quoted(name)} is empty in every row; leave it out with --drop "
+                            f"{_shell_word(name)} (drop=[{name!r}] in Python) or fill it")
         if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
             if np.isinf(values).any():
                 raise DataError(f"{where}: column {quoted(name)} holds infinite values; features are finite")
             columns[name], kinds[name] = values, NUMERIC
-        else:
-            n_distinct = int(series.nunique(dropna=True))
-            if n_distinct > MAX_CATEGORIES and n_distinct > len(series) / 2:
-                raise DataError(f"{where}: column {quoted(name)} looks like free text or an id ({n_distinct} "
-                                "distinct values); drop it or encode it")
-            columns[name], kinds[name] = category_keys(series.to_numpy(dtype=object)), CATEGORICAL
+            continue
+        raw_values = series.to_numpy(dtype=object)
+        days = iso_date_days(raw_values, where, name)
+        if days is not None:
+            columns[name], kinds[name] = days, DATE
+            continue
+        n_distinct = int(series.nunique(dropna=True))
+        if n_distinct > MAX_CATEGORIES and n_distinct > len(series) / 2:
+            raise DataError(f"{where}: column {quoted(name)} looks like free text or an id ({n_distinct} "
+                            f"distinct values); leave it out with --drop {_shell_word(name)} "
+                            f"(drop=[{name!r}] in Python) or encode it")
+        columns[name], kinds[name] = category_keys(raw_values), CATEGORICAL
+    fingerprint = _fingerprint([content], target)
     return RawData(
         where=where,
         kind="csv",
-        source=str(path.resolve()),
-        fingerprint=_fingerprint([content], target),
+        source=where,
+        fingerprint=_with_drop(fingerprint, drop) if drop else fingerprint,
         columns=columns,
         kinds=kinds,
         target_name=target,
         target=y,
         input_kind="frame",
+        notes=notes,
     )
 
 
-def _read_npz(where: str, path: Path) -> RawData:
+def _shell_word(text: str) -> str:
+    """A column name as it is typed after an option: quoted when it holds spaces or shell characters."""
+    import shlex
+
+    quoted_text = shlex.quote(text)
+    # shlex quotes with single quotes; a name without one reads better in double quotes, as users type it.
+    if quoted_text != text and "'" not in text and not any(c in text for c in '"$`\\'):
+        return f'"{text}"'
+    return quoted_text
+
+
+#: Arrays of an NPZ archive: the rows to learn from, and optional splits it brings itself, in pairs.
+NPZ_SPLITS: dict[str, tuple[str, str]] = {"train": ("X", "y"), "val": ("X_val", "y_val"),
+                                          "test": ("X_test", "y_test")}
+
+
+def parse_npz(where: str, content: bytes, drop: Sequence[str] = ()) -> RawData:
+    """Check and read the bytes of an NPZ archive (or of arrays given in memory) into ``RawData``.
+
+    The archive holds ``X`` (2-D, numeric) and ``y`` (1-D), and may hold ``X_val``/``y_val`` and
+    ``X_test``/``y_test``: splits used as given (see ``RawData.given_splits``). Rows whose target is NaN
+    are left out with a note. Read with ``allow_pickle=False``: data never runs code.
+
+    Args:
+        where: how messages name the data (the path as given, ``the arrays``).
+        content: the archive's bytes.
+        drop: feature columns (``x0``, ``x1``, ...) to leave out.
+
+    Returns:
+        The raw columns, every split's rows in one table; ``source`` is ``where``.
+
+    Raises:
+        DataError: the archive cannot be read, lacks an array, or holds arrays of the wrong shape or type.
+    """
     import zipfile
 
-    content = path.read_bytes()
     try:
         # allow_pickle=False: a data file must never run code; object arrays are refused below.
         archive = np.load(io.BytesIO(content), allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise DataError(f"{where}: cannot be read as an .npz archive ({error})") from None
     if not hasattr(archive, "files"):
         raise DataError(f"{where}: holds a single array, not an .npz archive with arrays 'X' and 'y'")
-    arrays: dict[str, np.ndarray] = {}
-    for key in ("X", "y"):
-        if key not in archive.files:
-            raise DataError(f"{where}: array {key!r} is missing; the archive holds "
-                            f"{quoted_list(archive.files) or 'no arrays'}, but needs 'X' and 'y'")
-        try:
-            arrays[key] = archive[key]
-        except ValueError:
-            raise DataError(f"{where}: array {quoted(key)} holds Python objects; it must hold numbers"
-                            f"{'' if key == 'X' else ' or strings'}") from None
-    x, y = arrays["X"], arrays["y"]
-    if x.ndim != 2:
-        raise DataError(f"{where}: array 'X' must be 2-D (rows x features), but has shape {x.shape}")
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.iscomplexobj(x):
-        raise DataError(f"{where}: array 'X' must be numeric, but has dtype {x.dtype}")
-    if y.ndim != 1:
-        raise DataError(f"{where}: array 'y' must be 1-D (one target per row), but has shape {y.shape}")
-    if len(x) != len(y):
-        raise DataError(f"{where}: arrays 'X' and 'y' must have the same number of rows, but X has "
-                        f"{len(x)} and y has {len(y)}")
-    if x.shape[1] == 0:
-        raise DataError(f"{where}: array 'X' has no feature columns; it needs at least one")
-    if len(x) == 0:
-        raise DataError(f"{where}: arrays 'X' and 'y' have no rows")
+    for x_key, y_key in NPZ_SPLITS.values():
+        if x_key == "X":
+            continue
+        if (x_key in archive.files) != (y_key in archive.files):
+            present, absent = (x_key, y_key) if x_key in archive.files else (y_key, x_key)
+            raise DataError(f"{where}: array {present!r} needs its pair {absent!r}, which is missing")
+    parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    notes: list[str] = []
+    width: int | None = None
+    for split, (x_key, y_key) in NPZ_SPLITS.items():
+        if split != "train" and x_key not in archive.files:
+            continue
+        x, y = (_npz_array(where, archive, key) for key in (x_key, y_key))
+        x, y = _checked_pair(where, x, y, x_key, y_key)
+        if width is not None and x.shape[1] != width:
+            raise DataError(f"{where}: array {x_key!r} has {x.shape[1]} columns, but 'X' has {width}; every "
+                            "split needs the same feature columns")
+        width = x.shape[1]
+        if y.dtype != object and y.dtype != bool:
+            unlabelled = np.isnan(y)
+            n_missing = int(unlabelled.sum())
+            if n_missing == len(y):
+                raise DataError(f"{where}: array {y_key!r} is missing (NaN) in every row; it needs values to "
+                                "learn from")
+            if n_missing:
+                x, y = x[~unlabelled], y[~unlabelled]
+                notes.append(f"{where}: left out {n_missing} row{'s' if n_missing != 1 else ''} of {x_key!r} "
+                             f"whose target {y_key!r} is missing (NaN); {len(y)} rows remain")
+        parts[split] = (x, y)
 
-    if y.dtype == bool:
-        target = y
-    elif np.issubdtype(y.dtype, np.number) and not np.iscomplexobj(y):
-        target = y.astype(np.float64)
-        n_missing = int(np.isnan(target).sum())
-        if n_missing:
-            raise DataError(f"{where}: array 'y' has {n_missing} missing (NaN) values of {len(y)} rows; "
-                            "drop or fill them")
-    elif y.dtype.kind in "US":
-        target = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in y], dtype=object)
-    else:
-        raise DataError(f"{where}: array 'y' must hold numbers, booleans or strings, but has dtype {y.dtype}")
-
-    values = x.astype(np.float64)
+    values = np.concatenate([x for x, _ in parts.values()])
+    target = np.concatenate([y for _, y in parts.values()])
+    given: dict[str, np.ndarray] = {}
+    offset = 0
+    for split, (_, y) in parts.items():
+        if split != "train":
+            given[split] = np.arange(offset, offset + len(y))
+        offset += len(y)
     names = [f"x{i}" for i in range(values.shape[1])]
     for i, name in enumerate(names):
         column = values[:, i]
@@ -269,15 +368,56 @@ def _read_npz(where: str, path: Path) -> RawData:
         if np.isinf(column).any():
             raise DataError(f"{where}: column {name!r} of array 'X' holds infinite values; features must be "
                             "finite")
-    return RawData(
+    raw = RawData(
         where=where,
         kind="npz",
-        source=str(path.resolve()),
+        source=where,
         fingerprint=_fingerprint([content], None),
         columns={name: np.ascontiguousarray(values[:, i]) for i, name in enumerate(names)},
         kinds=dict.fromkeys(names, NUMERIC),
         target_name="y",
         target=target,
         input_kind="array",
+        given_splits=given or None,
+        notes=notes,
     )
+    return _drop_columns(raw, drop)
 
+
+def _npz_array(where: str, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+    if key not in archive.files:
+        raise DataError(f"{where}: array {key!r} is missing; the archive holds "
+                        f"{quoted_list(archive.files) or 'no arrays'}, but needs 'X' and 'y'")
+    try:
+        return archive[key]
+    except ValueError:
+        raise DataError(f"{where}: array {quoted(key)} holds Python objects; it must hold numbers"
+                        f"{'' if key.startswith('X') else ' or strings'}") from None
+
+
+def _checked_pair(where: str, x: np.ndarray, y: np.ndarray, x_key: str, y_key: str
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Features as float64 (rows x columns) and the target as float64, bool or str objects."""
+    if x.ndim != 2:
+        raise DataError(f"{where}: array {x_key!r} must be 2-D (rows x features), but has shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.iscomplexobj(x):
+        raise DataError(f"{where}: array {x_key!r} must be numeric, but has dtype {x.dtype}")
+    if y.ndim != 1:
+        raise DataError(f"{where}: array {y_key!r} must be 1-D (one target per row), but has shape {y.shape}")
+    if len(x) != len(y):
+        raise DataError(f"{where}: arrays {x_key!r} and {y_key!r} must have the same number of rows, but "
+                        f"{x_key} has {len(x)} and {y_key} has {len(y)}")
+    if x.shape[1] == 0:
+        raise DataError(f"{where}: array {x_key!r} has no feature columns; it needs at least one")
+    if len(x) == 0:
+        raise DataError(f"{where}: arrays {x_key!r} and {y_key!r} have no rows")
+    if y.dtype == bool:
+        target = y
+    elif np.issubdtype(y.dtype, np.number) and not np.iscomplexobj(y):
+        target = y.astype(np.float64)
+    elif y.dtype.kind in "US":
+        target = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in y], dtype=object)
+    else:
+        raise DataError(f"{where}: array {y_key!r} must hold numbers, booleans or strings, but has dtype "
+                        f"{y.dtype}")
+    return x.astype(np.float64), target

@@ -72,6 +72,46 @@ def split_rows(where: str, y: np.ndarray, stratify: bool, n_classes: int, test_s
     return train, val, test
 
 
+def split_off(where: str, y: np.ndarray, stratify: bool, n_classes: int, size: float, seed: int,
+              what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Take one split off the rows of ``y`` (the other splits were given): a fraction ``size`` of them,
+    rounded up, stratified for classification with every class keeping a row.
+
+    Args:
+        where: how messages name the data.
+        y: the encoded target of the rows to split.
+        stratify: split each class in proportion.
+        n_classes: the number of classes; ignored unless ``stratify``.
+        size: the fraction of the rows to take.
+        seed: the same seed and rows give the same split.
+        what: the split's name for messages (``validation``, ``test``).
+
+    Returns:
+        (kept, taken): positions into ``y``.
+
+    Raises:
+        DataError: too few rows to leave training rows (and every class one) and take a row.
+    """
+    n_rows = len(y)
+    n_part = math.ceil(size * n_rows)
+    classes = int(len(np.unique(y))) if stratify else 1
+    if n_part < 1 or n_rows - n_part < max(classes, 1):
+        raise DataError(f"{where}: {n_rows} training rows are too few to take a {what} split from; give "
+                        f"the {what} rows too, or more rows")
+    rng = np.random.default_rng(seed)
+    if not stratify:
+        order = rng.permutation(n_rows)
+        return order[n_part:], order[:n_part]
+    counts = np.bincount(y, minlength=n_classes)
+    part_counts = _apportion(counts, n_part, rng)
+    kept, taken = [], []
+    for label in range(n_classes):
+        rows = rng.permutation(np.flatnonzero(y == label))
+        taken.append(rows[:part_counts[label]])
+        kept.append(rows[part_counts[label]:])
+    return rng.permutation(np.concatenate(kept)), rng.permutation(np.concatenate(taken))
+
+
 def _apportion(available: np.ndarray, total: int, rng: np.random.Generator) -> np.ndarray:
     """Split ``total`` rows across classes in proportion to ``available`` (largest remainder), leaving each
     class at least one row; ties are broken by ``rng`` so no class is always favoured."""

@@ -155,7 +155,11 @@ def input_format(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
     names = input_names(preprocessing)
     inputs = []
     for column in preprocessing["feature_names"]:
-        if column in numeric:
+        if column in numeric and numeric[column].get("date"):
+            inputs.append({"name": names[column], "column": column, "type": "date", "dtype": "float32",
+                           "unit": "days since 1970-01-01 UTC (an ISO date's time of day as a fraction)",
+                           "missing": f"fill with the train mean {numeric[column]['mean']!r}"})
+        elif column in numeric:
             inputs.append({"name": names[column], "column": column, "type": "numeric", "dtype": "float32",
                            "missing": f"fill with the train mean {numeric[column]['mean']!r}"})
         else:
@@ -170,7 +174,8 @@ def input_format(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
         "description": (
             "model.predict({name: values, ...}) with one 1-D array per input, keyed by input name (the "
             "CSV column name, '/' replaced by '_'): raw numbers (float32) for numeric inputs, strings for "
-            "categorical ones; for a pandas DataFrame: {i['name']: frame[i['column']].to_numpy() ...}. "
+            "categorical ones, days since 1970-01-01 for date inputs (hpsearch predict converts ISO "
+            "dates itself); for a pandas DataFrame: {i['name']: frame[i['column']].to_numpy() ...}. "
             "Scaling and one-hot encoding are inside the model. Numbers must be finite."
         ),
     }
@@ -352,6 +357,12 @@ def model_inputs(card: Mapping[str, Any], frame: pd.DataFrame, where: str) -> An
     missing_category = preprocessing.get("missing_category", "__missing__")
 
     def number_column(column: str) -> np.ndarray:
+        if numeric[column].get("date"):
+            # A date column is fed as days since 1970-01-01, the number it was trained on.
+            from ..data.preprocessing import date_days
+
+            days = date_days(frame[column].to_numpy(dtype=object), where, column)
+            return np.where(np.isnan(days), numeric[column]["mean"], days).astype(np.float32)
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() & frame[column].notna()
         if bad.any():

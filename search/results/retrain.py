@@ -208,12 +208,12 @@ def _pick_trial(storage: Storage, study: StudyRecord, number: int | None) -> Tri
     return trial
 
 
-def _load_dataset(study: StudyRecord) -> Dataset:
+def _load_dataset(study: StudyRecord, storage: Storage) -> Dataset:
     from ..errors import StudyMismatchError
     from ..study_inputs import load_study_dataset
 
     try:
-        return load_study_dataset(study)
+        return load_study_dataset(study, storage)
     except StudyMismatchError as error:
         # The shared check speaks of resuming; say what this command was doing.
         raise StudyMismatchError(str(error).replace("cannot resume", "cannot retrain", 1)) from None
@@ -415,7 +415,7 @@ def retrain_study(
     backend = study_backend(study_settings)
     trial = _pick_trial(storage, study, options.trial)
     config = resolve_config(study_space(study), trial.params)
-    dataset = _load_dataset(study)
+    dataset = _load_dataset(study, storage)
     monitor = monitored_metric(study.objective)
     mode = "min" if study.direction == "minimize" else "max"
     directory = Path(options.out).expanduser() if options.out else default_directory(study, trial.number)
