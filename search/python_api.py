@@ -171,6 +171,9 @@ def api_session(progress: bool) -> Iterator[TextIO]:
     """
     # The worker processes read it when they import TensorFlow: no C++ start-up chatter in the output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .runtime import quiet_tensorflow
+
+    quiet_tensorflow.install()  # the lines TensorFlow prints before that variable is read (in_process)
     out: TextIO = sys.stdout if progress else io.StringIO()
     if threading.current_thread() is not threading.main_thread():
         # Signal handlers can only be set from the main thread; there the caller's own handling applies.

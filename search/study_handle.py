@@ -292,9 +292,7 @@ class Study:
             UsageError: an option with a bad value or one ``retrain`` does not have.
             RetrainFailedError: every run diverged; nothing was exported.
         """
-        import io
-        import sys
-
+        from .python_api import api_session
         from .results.export import load_card, load_exported
         from .results.retrain import RetrainOptions, retrain_study
 
@@ -310,8 +308,8 @@ class Study:
         shown = self._progress if progress is None else progress
         retrain_options = RetrainOptions(trial=trial, out=None if out is None else os.fspath(out),
                                          progress=shown, **given)
-        result = retrain_study(self.name, self.storage, retrain_options,
-                               out=sys.stdout if shown else io.StringIO())
+        with api_session(shown) as out:
+            result = retrain_study(self.name, self.storage, retrain_options, out=out)
         return Retrained(load_exported(result.model_path), load_card(result.model_path), result.model_path)
 
     # -- plots ------------------------------------------------------------------------------------------
