@@ -15,7 +15,7 @@ import io
 import os
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -74,6 +74,8 @@ def run_options(
     recycle_after: int | None = None,
     max_worker_memory: float | None = None,
     in_process: bool = False,
+    model: Callable[..., Any] | str | None = None,
+    train: Callable[..., Any] | str | None = None,
     engine_options: Mapping[str, Any] | None = None,
 ) -> RunOptions:
     """The options of one search, as both :func:`run` and ``hpsearch run`` hand them to ``run_study``.
@@ -102,7 +104,7 @@ def run_options(
         # The environment's cluster serves the engines that send work to one; others ignore it.
         extra["dask"] = os.environ["HPSEARCH_DASK"]
     options = RunOptions(
-        space=_space(space), engine=engine, algorithm=algorithm,
+        space=_space(space, model, train), engine=engine, algorithm=algorithm,
         data=_data(data, target, validation, test), target=target, task=task, study=study, trials=trials,
         timeout_s=timeout, storage=os.fspath(storage) if storage is not None else default_storage(),
         seed=seed, pruner=pruner, class_weight=class_weight, sample_weight=sample_weight,
@@ -123,10 +125,25 @@ def run_options(
     return options
 
 
-def _space(space: Any) -> Any:
-    """A preset name or file path as text (``run_study`` loads it), a mapping as a checked space."""
-    from hpsearch.spaces import SearchSpace, space_from_dict
+def _space(space: Any, model: Callable[..., Any] | str | None = None,
+           train: Callable[..., Any] | str | None = None) -> Any:
+    """A preset name or file path as text (``run_study`` loads it), a mapping as a checked space; with
+    ``model`` or ``train``, the space with that function named in it (as ``model:``/``train:`` in YAML)."""
+    from hpsearch.spaces import SearchSpace, load_space, space_from_dict
 
+    if model is not None or train is not None:
+        from hpsearch.spaces import function_reference
+
+        if isinstance(space, Mapping):
+            plain, source = dict(space), DICT_SPACE_SOURCE
+        else:
+            loaded = space if isinstance(space, SearchSpace) else load_space(_space(space) or "default")
+            plain, source = loaded.to_dict(), loaded.source
+        for key, function in (("model", model), ("train", train)):
+            if function is not None:
+                # A notebook's function is registered under its reference; workers import others by name.
+                plain[key] = function if isinstance(function, str) else function_reference(function)
+        return space_from_dict(plain, source)
     if space is None or isinstance(space, SearchSpace):
         return space
     if isinstance(space, Mapping):
@@ -212,6 +229,8 @@ def run(
     in_process: bool = False,
     recycle_after: int | None = None,
     max_worker_memory: float | None = None,
+    model: Callable[..., Any] | str | None = None,
+    train: Callable[..., Any] | str | None = None,
     **engine_options: Any,
 ) -> Study:
     """Run a search, as ``hpsearch run`` does, and return its study.
@@ -252,6 +271,9 @@ def run(
         in_process: train here instead of in supervised worker processes (for debugging).
         recycle_after: replace a worker after this many trials (default 50).
         max_worker_memory: replace a worker once its resident memory passes this many MiB (default 4096).
+        model: your model function ``build(params, info) -> keras.Model`` (or its ``"module:function"``
+            name), as ``model:`` in a space file.
+        train: your training function ``fit(params, report) -> float`` (or its name), as ``train:``.
         **engine_options: engine-specific options, as on the command line: ``cv``, ``jobs``, ``pack``,
             ``trainer``, ``backend``, ``dask``, ``max_epochs``, ``factor``, ``halving_resource``,
             ``min_resources``, ``n_candidates``.
@@ -276,7 +298,8 @@ def run(
         sample_weight=sample_weight, drop=drop, validation=validation, test=test, max_failures=max_failures,
         stale_after=stale_after, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress,
         warm_start=warm_start, workers=workers, recycle_after=recycle_after,
-        max_worker_memory=max_worker_memory, in_process=in_process, engine_options=engine_options,
+        max_worker_memory=max_worker_memory, in_process=in_process, model=model, train=train,
+        engine_options=engine_options,
     )
     with api_session(progress) as out:
         record = run_study(options, out=out)

@@ -184,3 +184,28 @@ def test_progress_draws_a_bar_in_a_notebook_whose_stderr_is_no_terminal(monkeypa
     assert silent._bar is None
     monkeypatch.undo()
     assert progress.in_notebook() is False, "a pytest process is not a Jupyter kernel"
+
+
+def _small_dense(params, info):
+    """A model function of the test's own: one hidden layer of ``units`` neurons."""
+    import keras
+
+    return keras.Sequential([keras.layers.Input(info.input_shape),
+                             keras.layers.Dense(params["units"], activation="relu"),
+                             keras.layers.Dense(info.output_units, activation=info.output_activation)])
+
+
+def test_a_model_function_passed_from_python_trains_every_trial(db_url):
+    import hpsearch
+    import hpsearch.spaces
+
+    if not hasattr(hpsearch.spaces, "function_reference"):
+        pytest.skip("this build has no model functions (issue 40, item 2)")
+    space = {"objective": "val_accuracy", "params": {"units": {"type": "int", "low": 4, "high": 12}},
+             "fixed": {"epochs": 2, "batch_size": 64}}
+    study = hpsearch.run(space, "iris", model=_small_dense, trials=2, storage=db_url, study="own",
+                         in_process=True, progress=False)
+    frame = study.trials_dataframe()
+    assert list(frame["state"]) == ["COMPLETE", "COMPLETE"]
+    assert frame["params_units"].between(4, 12).all()
+    assert study.record.space["model"] == f"{__name__}:_small_dense"
