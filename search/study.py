@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from hpsearch.spaces import SearchSpace, check_objective, load_space
+from hpsearch.spaces.functions import import_function
 from hpsearch.storage import (
     Storage,
     StoreLocation,
@@ -36,8 +37,14 @@ from .runtime.backends import study_backend, use_backend_here
 from .seeds import data_split_seed
 from .settings import StudySettings
 from .study_execution import StudyRun, launch, run_context
-from .study_inputs import load_data, load_study_dataset, refuse_changed_inputs, study_space
-from .study_options import DEFAULT_SPACE, DEFAULT_STORAGE, Isolation, RunOptions
+from .study_inputs import (
+    function_study_data,
+    load_data,
+    load_study_dataset,
+    refuse_changed_inputs,
+    study_space,
+)
+from .study_options import DEFAULT_DATA, DEFAULT_SPACE, DEFAULT_STORAGE, Isolation, RunOptions
 from .study_report import print_dry_run
 from .study_settings import (
     given_options,
@@ -84,6 +91,9 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         # whether the study exists (an existing study keeps its name).
         check_study_name(options.study, length=not options.resume)
     space = load_space(options.space or DEFAULT_SPACE)
+    if space.train is not None:
+        # A function that does not import is refused (exit 2) before any study or worker exists.
+        import_function(space.train, "training function")
     engine = get_engine(options.engine)
     settings = new_study_settings(options, engine)
     options.isolation.check(engine)
@@ -114,7 +124,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         return None
 
     name = options.study if options.study is not None else default_study_name(
-        options.data, engine.name, settings.algorithm or "")
+        _data_name(options, space), engine.name, settings.algorithm or "")
     # A new study's workers start importing TensorFlow now, while the data loads and the study is created
     # (a resume starts them once it has read the study's settings).
     with _early_workers(options.isolation, name, location, settings, start=not options.resume) as early:
@@ -130,8 +140,8 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
             if sources:
                 check_resumed_sources(existing, sources)
             refuse_changed_inputs(
-                existing, space=space, engine=engine.name, algorithm=settings.algorithm, data=options.data,
-                target=options.target,
+                existing, space=space, engine=engine.name, algorithm=settings.algorithm,
+                data=options.data if space.train is None else None, target=options.target,
             )
             return _resume(storage, existing, given=given_options(options), progress=options.progress,
                            isolation=options.isolation, out=out)
@@ -175,7 +185,13 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
 
 
 def _load_new_study_data(options: RunOptions, space: SearchSpace, task: str, seed: int) -> Dataset:
-    """The data ``options`` name, refused when ``space``'s objective does not fit its task."""
+    """The data ``options`` name, refused when ``space``'s objective does not fit its task; none for a
+    space with a training function (which loads its own), refusing data options given with it."""
+    if space.train is not None:
+        given = {"--data": None if options.data in (None, DEFAULT_DATA) else options.data,
+                 "--target": options.target, "--class-weight": options.class_weight,
+                 "--sample-weight": options.sample_weight}
+        return function_study_data(space, task, given)  # type: ignore[return-value]
     dataset = load_data(options.data, options.target, task, seed, options.class_weight,
                         options.sample_weight)
     check_objective(space, dataset.task, dataset.n_classes)
@@ -326,6 +342,13 @@ def _early_workers(isolation: Isolation, name: str, location: StoreLocation, set
         return EarlyWorkers(None)
     return EarlyWorkers(WorkerLaunch(name, location.url, settings, isolation.workers,
                                      isolation.recycle_after, isolation.memory_limit_mb))
+
+
+def _data_name(options: RunOptions, space: SearchSpace) -> str:
+    """What a new study's default name starts with: its data, or its training function's name."""
+    if space.train is not None:
+        return space.train.rpartition(":")[2].rpartition(".")[2]
+    return options.data
 
 
 def _find_study(storage: Storage, name: str) -> StudyRecord | None:

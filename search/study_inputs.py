@@ -16,6 +16,7 @@ from hpsearch.storage import StudyRecord
 from .errors import StudyMismatchError
 from .seeds import data_split_seed, study_seed
 from .settings import StudySettings
+from .training.function_fit import NoData, is_no_data
 
 if TYPE_CHECKING:
     from .data import Dataset
@@ -44,6 +45,8 @@ def load_study_dataset(study: StudyRecord) -> Dataset:
         StudyMismatchError: the data's fingerprint is not the one recorded when the study was created.
     """
     reference = study.dataset
+    if is_no_data(reference):  # a training function's study: the function loads its own data
+        return NoData(dict(reference), task=str(reference.get("task", "auto")))  # type: ignore[return-value]
     dataset = load_data(
         reference["source"], reference.get("target"), reference.get("task", "auto"),
         data_split_seed(study_seed(reference.get("seed"))), reference.get("class_weight"),
@@ -99,6 +102,8 @@ def refuse_changed_inputs(
 
 
 def _same_data_source(given: str, reference: dict) -> bool:
+    if is_no_data(reference):
+        return False  # the study's training function loads its own data: any data given is other data
     source = str(reference.get("source"))
     if reference.get("kind") == "builtin" or given == source:  # a builtin or bundled dataset's name
         return given == source
@@ -116,3 +121,24 @@ def _space_difference(old: dict, new: dict) -> str:
             if before.get(key) != after.get(key):
                 differences.append(f"{section[:-1] if section == 'params' else section} '{key}'")
     return ", ".join(differences) or "changed"
+
+
+def function_study_data(space: SearchSpace, task: str, given: dict[str, object]) -> NoData:
+    """The data record of a new study whose space names a training function, which loads its own data.
+
+    Args:
+        space: the study's space (its ``train`` names the function).
+        task: the study's task (``auto`` unless given).
+        given: the data options the user gave, by option name (``--data``, ``--target``, ...), None or
+            the default where not given.
+
+    Raises:
+        UsageError: a data option was given; it would be ignored, so it is refused instead.
+    """
+    from .errors import UsageError
+
+    named = [option for option, value in given.items() if value is not None]
+    if named:
+        raise UsageError(f"space {space.source} names training function {space.train}, which loads its "
+                         f"own data; leave out {' and '.join(named)}")
+    return NoData.for_function(str(space.train), task)

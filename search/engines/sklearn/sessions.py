@@ -19,12 +19,12 @@ from hpsearch.storage import TrialRecord
 
 from ...executors.folds import DaskFitter, FoldFitter, InProcessFitter, ProcessFitter, Splits
 from ...seeds import candidate_seed
-from ...training.runner import Proposal, RunResult
+from ...training.runner import Attempt, Proposal, RunResult, TrialOutcome
 from ...training.scoring import Scoring, scorer, scoring_for
 from ..session import SearchSession, Task
 from .candidates import UNBOUNDED, Candidate, candidate_key, candidate_of_trial, candidates, compiled_space
 from .cross_validation import check_rows, cross_validation, cv_rows, cv_weights
-from .resume import CandidateHistory, histories
+from .resume import CandidateHistory, Fit, histories
 from .settings import available_cores, cv_cluster, cv_folds, cv_jobs, fold_trainer
 
 if TYPE_CHECKING:
@@ -65,6 +65,8 @@ class FoldSearch(SearchSession):
 
         ctx = self.ctx
         settings = ctx.settings
+        if ctx.space.train is not None:
+            return  # the user's training function: no estimator, no folds (see ``function_fit``)
         folds = cv_folds(settings)
         jobs = cv_jobs(settings)
         trainer = fold_trainer(settings)
@@ -108,7 +110,8 @@ class CandidatesSession(FoldSearch):
     def __init__(self, ctx: RunContext) -> None:
         super().__init__(ctx)
         # Fold processes or Dask tasks honour a stop signal: candidates wait on them in threads.
-        self.threaded = cv_cluster(ctx.settings) is not None or cv_jobs(ctx.settings) > 1
+        self.threaded = ctx.space.train is None and (cv_cluster(ctx.settings) is not None
+                                                     or cv_jobs(ctx.settings) > 1)
         #: Cut-short candidates to fit again first, with the trial each retries.
         self.queue: list[tuple[Candidate, int]] = []
         #: Candidates proposed, or queued, in this run (by key).
@@ -118,7 +121,7 @@ class CandidatesSession(FoldSearch):
     @property
     def width(self) -> int:
         """Candidates in flight: every fit slot busy, plus one so a slot never waits for a proposal."""
-        if not self.threaded:
+        if not self.threaded or not self.splits:
             return 1
         if self.client is not None:
             from ...executors.cluster import slots
@@ -149,8 +152,10 @@ class CandidatesSession(FoldSearch):
                 return None
             candidate, history = planned
             retry_of = history.retry_of
-        assert self.fitter is not None and self.scoring is not None
         proposal = Proposal(candidate.point, engine_trial_id=str(candidate.index), retry_of=retry_of)
+        if self.ctx.space.train is not None:
+            return [Task(proposal, function_fit(self.ctx, candidate, None), handle=candidate)]
+        assert self.fitter is not None and self.scoring is not None
         return [Task(proposal, cross_validation(candidate, self.fitter, self.splits, self.scoring),
                      handle=candidate)]
 
@@ -179,3 +184,23 @@ class CandidatesSession(FoldSearch):
                 continue
             self.handled.add(key)
             yield candidate, history
+
+
+def function_fit(ctx: RunContext, candidate: Candidate, epochs: int | None) -> Fit:
+    """A candidate trained by the space's training function for ``epochs`` (None: the space's ``epochs``),
+    with no cross-validation (the function does its own, if any).
+
+    Its metrics hold ``mean_test_score``, the value in scikit-learn's sense (greater is better: the
+    objective's value, negated for an objective to minimise), which successive halving ranks by.
+    """
+    config = resolve_config(ctx.space, candidate.point)
+    sign = 1.0 if ctx.study.direction == "maximize" else -1.0
+
+    def fit(attempt: Attempt) -> TrialOutcome:
+        outcome = attempt.train_function(config, epochs=epochs)
+        if outcome.value is None:
+            return outcome
+        metrics = {**outcome.metrics, "mean_test_score": sign * outcome.value}
+        return TrialOutcome(outcome.state, outcome.value, metrics, outcome.error)
+
+    return fit
