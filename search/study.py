@@ -10,14 +10,15 @@ interrupted and retried on resume.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from hpsearch.spaces import SearchSpace, check_objective, load_space
-from hpsearch.spaces.functions import import_function
+from hpsearch.spaces import SearchSpace, check_objective, importable_in_other_processes, load_space
+from hpsearch.spaces.functions import import_function, known_in_this_process
 from hpsearch.storage import (
     Storage,
     StoreLocation,
@@ -96,6 +97,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         import_function(space.train, "training function")
     engine = get_engine(options.engine)
     settings = new_study_settings(options, engine)
+    options = dataclasses.replace(options, isolation=_isolation_for(space, options.isolation, settings, out))
     options.isolation.check(engine)
     # Before the plan (which may be the whole grid) is taken as the budget, and before any study exists.
     grid_problem = listing_problem(space, settings, engine.name)
@@ -285,6 +287,7 @@ def _resume(
     isolation.check(engine)
     changes = settings_changes(study, engine, space, given)
     settings = StudySettings.from_record(study.settings).with_changes(changes)
+    isolation = _isolation_for(space, isolation, settings, out)
     # Checked before anything is written: a bad number must not end up in the study's settings.
     # A stored timeout is a per-session limit: a resumed run gets the same again, not what is left.
     budget = stored_budget(settings, settings.timeout_s, "--trials" if "trials" in changes else None)
@@ -331,6 +334,42 @@ def _resume(
               f"{probe.tracker.spent()} trials done, {to_go} to go", file=out)
         return launch(StudyRun(storage, study, space, dataset, engine, budget, retries), progress, isolation,
                       out, early)
+
+
+def _isolation_for(
+    space: SearchSpace, isolation: Isolation, settings: StudySettings, out: TextIO
+) -> Isolation:
+    """How a study whose space names a function that other processes cannot import must run: here.
+
+    Such a function (a lambda, a nested function, one defined in a notebook or a script's ``__main__``)
+    exists only in this process, so one worker trains in this process; anything that needs other
+    processes is refused.
+
+    Raises:
+        UsageError: the function is unknown to this process (a study resumed from another one), or the
+            run asks for several workers, fold processes or Dask.
+    """
+    reference = space.function
+    if reference is None or importable_in_other_processes(reference):
+        return isolation
+    fix = "define it at the top level of a module file (e.g. models.py) and pass models.build"
+    if not known_in_this_process(reference):
+        raise UsageError(f"the study's function {reference!r} was defined in another process (a notebook, a "
+                         f"script or a lambda) and cannot be imported here; {fix}, or resume from the "
+                         "process that defined it")
+    wanted = [what for what, used in (
+        (f"--workers {isolation.workers}", isolation.workers > 1),
+        (f"--jobs {settings.jobs}", settings.jobs not in (None, 1)),
+        ("--dask", settings.dask is not None),
+    ) if used]
+    if wanted:
+        raise UsageError(f"the function {reference!r} cannot be imported by other processes (it is a lambda, "
+                         f"a nested function or defined in a notebook or script), so {', '.join(wanted)} "
+                         f"cannot train it; {fix}, or run with one worker")
+    if not isolation.in_process:
+        print(f"note: {reference!r} is defined in this process only, so the trials train in this process",
+              file=out)
+    return dataclasses.replace(isolation, in_process=True)
 
 
 def _early_workers(isolation: Isolation, name: str, location: StoreLocation, settings: StudySettings, *,

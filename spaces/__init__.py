@@ -11,13 +11,27 @@ The engine compilers live in submodules (``hpsearch.spaces.compile_sklearn``,
 
 from .builder import TaskInfo, build_model, target_statistics
 from .errors import SpaceError
+from .functions import function_reference, import_function, importable_in_other_processes
 from .hyperparameters import DEFAULTS
 from .objectives import direction_of, objective_names
 from .params import CategoricalParam, FloatParam, IntParam, Param
-from .space import SearchSpace, check_objective, list_presets, load_space, resolve_config, space_from_dict
+from .space import (
+    MODEL_KEY,
+    TRAIN_KEY,
+    SearchSpace,
+    check_objective,
+    function_of,
+    list_presets,
+    load_space,
+    resolve_config,
+    space_from_dict,
+    user_params,
+)
 
 __all__ = [
     "DEFAULTS",
+    "MODEL_KEY",
+    "TRAIN_KEY",
     "CategoricalParam",
     "FloatParam",
     "IntParam",
@@ -29,9 +43,14 @@ __all__ = [
     "target_statistics",
     "check_objective",
     "direction_of",
+    "function_of",
+    "function_reference",
+    "import_function",
+    "importable_in_other_processes",
     "list_presets",
     "load_space",
     "objective_names",
     "resolve_config",
     "space_from_dict",
+    "user_params",
 ]
