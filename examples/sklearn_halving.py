@@ -21,7 +21,6 @@ from hpsearch.storage import open_storage
 from hpsearch.study import run_study
 from hpsearch.study_options import Isolation, RunOptions
 
-
 # %% [markdown]
 # ## The training function
 #

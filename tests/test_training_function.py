@@ -87,7 +87,7 @@ def test_optuna_median_pruner_prunes_in_worker_processes_and_records_every_epoch
     states = [row[1] for row in rows]
     assert len(rows) == 9 and set(states) <= {"COMPLETE", "PRUNED"}
     assert "PRUNED" in states and "COMPLETE" in states
-    for number, state, _, _, params, epochs_run, value in rows:
+    for number, state, _, _, _, epochs_run, value in rows:
         epochs = epochs_of(db, number)
         # Every epoch the function reported, in order, and nothing more.
         assert [epoch for epoch, _ in epochs] == list(range(epochs_run))
@@ -117,13 +117,21 @@ def test_sklearn_successive_halving_leaves_trials_on_lower_rungs(cli, tmp_path, 
 
 
 def test_keras_tuner_hyperband_runs_the_function_with_each_rounds_budget(cli, tmp_path, functions):
-    space = write_space(tmp_path)
+    space = tmp_path / "continuous.yaml"
+    space.write_text(SPACE.format(train="simulators:curve").replace(
+        "{type: categorical, choices: [0.1, 0.3, 1.0]}", "{type: float, low: 0.05, high: 1.0, log: true}"))
     result = cli("run", space, "--study", "hb", "--engine", "keras-tuner", "--algorithm", "hyperband",
-                 "--max-epochs", "9", "--factor", "3", "--trials", "6", "--in-process", "--quiet")
+                 "--max-epochs", "3", "--factor", "3", "--in-process", "--quiet")
     assert result.code == 0, result.err
-    rows = trial_rows(tmp_path / "hp.db", "epochs_run")
-    assert len(rows) == 6 and {row[1] for row in rows} == {"COMPLETE"}
-    assert len({row[5] for row in rows}) > 1  # rounds of different epoch budgets
+    db = tmp_path / "hp.db"
+    rows = trial_rows(db, "epochs_run", "parent_number")
+    # Hyperband(max_epochs=3, factor=3): 3 configs x 1 epoch, the best of them again to epoch 3 (run from
+    # its first epoch: a function has no weights of ours to continue), 2 configs x 3 epochs.
+    assert [row[1] for row in rows] == ["COMPLETE"] * 6
+    assert sorted(row[5] for row in rows) == [1, 1, 1, 3, 3, 3]
+    continued = [row for row in rows if row[6] is not None]
+    assert len(continued) == 1 and continued[0][5] == 3
+    assert [epoch for epoch, _ in epochs_of(db, continued[0][0])] == [0, 1, 2]
 
 
 def test_a_function_that_raises_fails_only_its_trial(cli, tmp_path, functions):

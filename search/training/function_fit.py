@@ -171,12 +171,12 @@ def train_function(
     Raises:
         Exception: whatever the function raised (the runner fails the trial with it), KeyboardInterrupt.
     """
-    from hpsearch.spaces.functions import import_function
+    from hpsearch.spaces import import_function, user_params
 
     from .runner import TrialOutcome
 
     objective = attempt.runner.ctx.study.objective
-    params = dict(config)
+    params = user_params(config)
     if epochs is not None:
         params["epochs"] = int(epochs)
     budget = int(params.get("epochs", 1))
