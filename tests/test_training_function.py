@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import query
+from tests.conftest import query, spawn_hpsearch
+from tests.dask_cluster import dask_cluster
 from tests.helpers import trial_rows
 
 FUNCTIONS = '''\
@@ -42,6 +43,19 @@ def returns_nan(params, report):
 
 def returns_text(params, report):
     return "excellent"
+
+
+def interrupted_once(params, report):
+    """Ctrl-C in the middle of the first trial's third epoch (once: a marker file remembers it)."""
+    from pathlib import Path
+
+    marker = Path("interrupted-once")
+    for epoch in range(1, params["epochs"] + 1):
+        if epoch == 3 and not marker.exists():
+            marker.write_text("done")
+            raise KeyboardInterrupt
+        report(epoch, val_accuracy=params["ceiling"] * epoch / params["epochs"])
+    return params["ceiling"]
 '''
 
 SPACE = """\
@@ -183,3 +197,35 @@ def test_data_options_are_refused_and_retrain_says_why_it_cannot(cli, tmp_path, 
     assert len(trial_rows(tmp_path / "hp.db")) == 3
     retrain = cli("retrain", "done")
     assert retrain.code == 2 and "no Keras model of hpsearch's to retrain" in retrain.err
+
+
+def test_keras_tuner_on_dask_runs_the_function_on_the_workers(tmp_path, functions):
+    space = write_space(tmp_path)
+    db = tmp_path / "dask.db"
+    with dask_cluster(tmp_path, workers=2) as cluster:
+        process = spawn_hpsearch("run", space, "--engine", "keras-tuner", "--algorithm", "random",
+                                 "--trials", "4", "--study", "remote", "--storage", f"sqlite:///{db}",
+                                 "--quiet", "--dask", cluster.scheduler_file, cwd=tmp_path)
+        try:
+            _, err = process.communicate(timeout=300)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0, err
+    rows = trial_rows(db, "epochs_run")
+    assert [row[1] for row in rows] == ["COMPLETE"] * 4 and {row[5] for row in rows} == {9}
+    assert query(db, "SELECT COUNT(*) FROM hp_trial_epochs")[0][0] == 36
+
+
+def test_ctrl_c_inside_the_function_leaves_the_study_resumable(cli, tmp_path, functions):
+    space = write_space(tmp_path, "interrupted_once")
+    stopped = cli("run", space, "--study", "ctrl-c", "--trials", "3", "--algorithm", "random", "--in-process",
+                  "--quiet")
+    assert stopped.code == 130 and "hpsearch resume ctrl-c" in stopped.err
+    db = tmp_path / "hp.db"
+    assert [row[1:3] for row in trial_rows(db)] == [("FAILED", 1)]
+    assert [epoch for epoch, _ in epochs_of(db, 0)] == [0, 1]
+    assert cli("resume", "ctrl-c", "--in-process", "--quiet").code == 0
+    rows = trial_rows(db)
+    assert [row[1] for row in rows] == ["FAILED", "COMPLETE", "COMPLETE", "COMPLETE"]
+    assert rows[1][3] == 0 and rows[1][4] == rows[0][4]  # the interrupted configuration, retried first

@@ -158,7 +158,7 @@ def train_function(
     """Run the training function ``reference`` on ``config`` as ``attempt``'s trial.
 
     Args:
-        attempt: the trial in training.
+        attempt: the trial in training (the sink of its epochs).
         reference: the space's ``train`` reference (``package.module:function``).
         config: the trial's resolved configuration (tuned, fixed and ``epochs``).
         epochs: this run's epoch budget (a Hyperband round, a halving rung); None: ``config["epochs"]``.
@@ -171,17 +171,38 @@ def train_function(
     Raises:
         Exception: whatever the function raised (the runner fails the trial with it), KeyboardInterrupt.
     """
-    from hpsearch.spaces import import_function, user_params
+    return run_training_function(attempt, reference, function_params(config, epochs),
+                                 attempt.runner.ctx.study.objective, should_prune=should_prune)
 
-    from .runner import TrialOutcome
 
-    objective = attempt.runner.ctx.study.objective
+def function_params(config: Mapping[str, Any], epochs: int | None = None) -> dict[str, Any]:
+    """What the training function gets: ``config`` without the function's reference, ``epochs`` set to
+    this run's budget when given."""
+    from hpsearch.spaces import user_params
+
     params = user_params(config)
     if epochs is not None:
         params["epochs"] = int(epochs)
+    return params
+
+
+def run_training_function(
+    sink: Any,
+    reference: str,
+    params: dict[str, Any],
+    objective: str,
+    *,
+    should_prune: ShouldPrune | None = None,
+) -> TrialOutcome:
+    """Call the training function ``reference`` with ``params``, its epochs going to ``sink.record_epoch``
+    (an ``Attempt`` here, a collector in a Dask task); see ``train_function``."""
+    from hpsearch.spaces import import_function
+
+    from .runner import TrialOutcome
+
     budget = int(params.get("epochs", 1))
     function = import_function(reference, "training function")
-    reporter = FunctionReporter(attempt, objective, budget, should_prune)
+    reporter = FunctionReporter(sink, objective, budget, should_prune)
     try:
         returned = function(params, reporter.report)
     except TrialPruned:
@@ -206,6 +227,62 @@ def train_function(
     assert value is not None
     metrics[objective] = value
     return TrialOutcome.complete(value, metrics)
+
+
+# -- a training function as a task of another process (a Dask worker) ------------------------------------
+@dataclass(frozen=True)
+class FunctionTask:
+    """A training function's trial as a picklable task: the worker imports the function by ``reference``."""
+
+    reference: str
+    params: dict[str, Any]
+    objective: str
+
+
+@dataclass(frozen=True)
+class FunctionReport:
+    """What a function task sends back: every epoch reported (0-based, with its metrics) and how it ended."""
+
+    epochs: list[tuple[int, dict[str, float]]]
+    outcome: TrialOutcome
+
+
+class _EpochCollector:
+    def __init__(self) -> None:
+        self.epochs: list[tuple[int, dict[str, float]]] = []
+
+    def record_epoch(self, epoch: int, logs: Mapping[str, Any] | None) -> None:
+        self.epochs.append((epoch, dict(logs or {})))
+
+
+def run_function_task(task: FunctionTask) -> FunctionReport:
+    """Run ``task`` here (a Dask worker), collecting its epochs; an error of the function fails the trial
+    (its sentence in the outcome), as in the process that runs the study.
+
+    Args:
+        task: the trial's function reference, parameters and objective.
+
+    Returns:
+        The epochs reported and the outcome, for ``take_function_report`` in the study's process.
+    """
+    from .fit import describe_error
+    from .runner import TrialOutcome
+
+    collector = _EpochCollector()
+    try:
+        outcome = run_training_function(collector, task.reference, task.params, task.objective)
+    except NonFiniteLossError as error:
+        outcome = TrialOutcome.failed(str(error))
+    except Exception as error:  # noqa: BLE001 - the trial's own failure, recorded by the study's process
+        outcome = TrialOutcome.failed(describe_error(error))
+    return FunctionReport(collector.epochs, outcome)
+
+
+def take_function_report(attempt: Attempt, report: FunctionReport) -> TrialOutcome:
+    """Record every epoch a function task reported, in order, through ``attempt``; return its outcome."""
+    for epoch, logs in report.epochs:
+        attempt.record_epoch(epoch, logs)
+    return report.outcome
 
 
 @dataclass(frozen=True)

@@ -43,12 +43,6 @@ class KerasTunerEngine(Engine):
 
         check_address(settings.dask)
         check_backend(settings)
-        if space.train is not None:
-            from ...executors.cluster import dask_address
-
-            if dask_address(settings) is not None:
-                raise UsageError(f"space {space.source} names a training function, which the keras-tuner "
-                                 "engine runs in its own process; leave out --dask (or unset HPSEARCH_DASK)")
         algorithm = settings.algorithm
         if algorithm != "hyperband":
             given = [key for key in self.hyperband_options if getattr(settings, key) is not None]

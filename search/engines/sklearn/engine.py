@@ -78,6 +78,10 @@ def check_function_options(space: SearchSpace, settings: StudySettings, address:
     if address is not None:
         raise UsageError(f"space {space.source} names a training function, which the sklearn engine runs "
                          "in this process without folds; leave out --dask (or unset HPSEARCH_DASK)")
+    if cv_jobs(settings) > 1:
+        raise UsageError(f"space {space.source} names a training function, which has no folds of hpsearch's "
+                         "to fit in parallel; leave out --jobs (the optuna engine runs trials in parallel "
+                         "with --workers N)")
     if settings.algorithm in HALVING_ALGORITHMS and halving_settings(space, settings).resource != "epochs":
         raise UsageError(f"space {space.source} names a training function, whose data hpsearch does not "
                          "see; successive halving needs --halving-resource epochs (the epochs its report "
@@ -88,10 +92,18 @@ def describe_function_search(space: SearchSpace, settings: StudySettings) -> lis
     """``--dry-run``'s plan of a training-function study under the sklearn engine."""
     search = {"grid": "grid", "random": "random", "halving-grid": "successive halving over the grid",
               "halving-random": "successive halving over random candidates"}[settings.algorithm]
-    lines = [f"engine sklearn: {search} of scikit-learn's candidates, each trained once by training "
+    lines = [f"engine sklearn: {search} of scikit-learn's candidates, trained by training "
              f"function {space.train} (no cross-validation; objective {space.objective})"]
     if settings.algorithm in HALVING_ALGORITHMS:
-        lines.extend(describe_plan(plan_for(space, settings), 1)[:-1])
+        plan = plan_for(space, settings)
+        lines.append(f"successive halving on epochs: factor {plan.factor}, min_resources "
+                     f"{plan.min_resources}, max_resources {plan.max_resources}; {len(plan.rungs)} "
+                     f"iterations, {plan.trials} trials")
+        for rung in plan.rungs:
+            then = ("the best of them is the search's best" if rung is plan.rungs[-1]
+                    else f"best {-(-rung.candidates // plan.factor)} go on")
+            lines.append(f"  iter {rung.iteration}: {rung.candidates} candidates x {rung.resources} epochs; "
+                         f"{then}")
         lines.append("each rung runs the function again from its first epoch with the rung's epochs as "
                      "its budget; trials before the last rung are recorded PRUNED, the last rung's COMPLETE")
     else:
