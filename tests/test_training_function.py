@@ -45,6 +45,18 @@ def returns_text(params, report):
     return "excellent"
 
 
+def ignores_its_budget(params, report):
+    """Reports 30 epochs whatever ``params["epochs"]`` allows: ``report`` stops it at the budget."""
+    for epoch in range(1, 31):
+        report(epoch, val_accuracy=params["ceiling"] * (1 - math.exp(-params["rate"] * epoch)))
+    raise AssertionError("report let the function pass its budget")
+
+
+def reports_epoch_zero(params, report):
+    report(0, val_accuracy=0.5)
+    return 0.5
+
+
 def interrupted_once(params, report):
     """Ctrl-C in the middle of the first trial's third epoch (once: a marker file remembers it)."""
     from pathlib import Path
@@ -130,6 +142,19 @@ def test_sklearn_successive_halving_leaves_trials_on_lower_rungs(cli, tmp_path, 
     assert json.loads(rows[-1][4])["ceiling"] == 0.9
 
 
+def test_report_stops_a_function_at_its_rungs_budget(cli, tmp_path, functions):
+    space = write_space(tmp_path, "ignores_its_budget")
+    result = cli("run", space, "--study", "budget", "--engine", "sklearn", "--algorithm", "halving-grid",
+                 "--in-process", "--quiet")
+    assert result.code == 0, result.err
+    db = tmp_path / "hp.db"
+    rows = trial_rows(db, "epochs_run", "value")
+    assert [row[5] for row in rows] == [1] * 9 + [3] * 3 + [9]
+    assert [row[1] for row in rows] == ["PRUNED"] * 12 + ["COMPLETE"]
+    # Scored by the last objective reported within the budget.
+    assert rows[-1][6] == pytest.approx(epochs_of(db, rows[-1][0])[-1][1]["val_accuracy"])
+
+
 def test_keras_tuner_hyperband_runs_the_function_with_each_rounds_budget(cli, tmp_path, functions):
     space = tmp_path / "continuous.yaml"
     space.write_text(SPACE.format(train="simulators:curve").replace(
@@ -166,6 +191,8 @@ def test_a_function_that_raises_fails_only_its_trial(cli, tmp_path, functions):
                     "the value of objective 'val_accuracy'"),
     ("returns_text", "training function simulators:returns_text returned 'excellent' (str); it must return "
                      "a finite number, the value of objective 'val_accuracy'"),
+    ("reports_epoch_zero", "report() takes epochs counted from 1, each greater than the last (0), but got "
+                           "epoch=0"),
 ])
 def test_a_return_that_is_no_finite_number_fails_the_trial_with_one_sentence(cli, tmp_path, functions,
                                                                             function, sentence):
