@@ -197,6 +197,12 @@ def _load_new_study_data(options: RunOptions, space: SearchSpace, task: str, see
     dataset = load_data(options.data, options.target, task, seed, options.class_weight,
                         options.sample_weight)
     check_objective(space, dataset.task, dataset.n_classes)
+    if space.model is not None:
+        from hpsearch.spaces import check_model_function
+
+        from .training.fit import task_info
+
+        check_model_function(space, task_info(dataset))
     return dataset
 
 

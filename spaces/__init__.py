@@ -13,6 +13,7 @@ from .builder import TaskInfo, build_model, target_statistics
 from .errors import SpaceError
 from .functions import function_reference, import_function, importable_in_other_processes
 from .hyperparameters import DEFAULTS
+from .model_functions import ModelInfo, check_model_function
 from .objectives import direction_of, objective_names
 from .params import CategoricalParam, FloatParam, IntParam, Param
 from .space import (
@@ -20,6 +21,7 @@ from .space import (
     TRAIN_KEY,
     SearchSpace,
     check_objective,
+    first_point,
     function_of,
     list_presets,
     load_space,
@@ -35,14 +37,17 @@ __all__ = [
     "CategoricalParam",
     "FloatParam",
     "IntParam",
+    "ModelInfo",
     "Param",
     "SearchSpace",
     "SpaceError",
     "TaskInfo",
     "build_model",
+    "check_model_function",
     "target_statistics",
     "check_objective",
     "direction_of",
+    "first_point",
     "function_of",
     "function_reference",
     "import_function",

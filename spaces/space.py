@@ -452,3 +452,24 @@ def function_of(config: Mapping[str, Any]) -> tuple[str, str] | None:
         if isinstance(reference, str):
             return key, reference
     return None
+
+
+def first_point(space: SearchSpace) -> dict[str, Any]:
+    """A point of ``space``: each tuned parameter's first choice, first grid value or lower bound.
+
+    What a base configuration holds for the tuned parameters (a scikit-learn base estimator, the trial
+    build that checks a model function before a study starts); every engine's proposals replace it.
+
+    Args:
+        space: the space.
+
+    Returns:
+        Tuned name -> value.
+    """
+    point: dict[str, Any] = {}
+    for name, param in space.params.items():
+        if isinstance(param, CategoricalParam):
+            point[name] = param.choices[0]
+        else:
+            point[name] = param.grid[0] if param.grid else param.low
+    return point

@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.spaces import SearchSpace, resolve_config
+from hpsearch.spaces import SearchSpace, first_point, resolve_config
 
 from ...errors import UsageError
 from ...settings import StudySettings
@@ -216,7 +216,7 @@ class SklearnEngine(Engine):
                   "halving-random": "HalvingRandomSearchCV"}[settings.algorithm]
         # The same check a run makes before any fit (``FoldSearch.start``): every compiled key is an
         # estimator parameter.
-        estimator = make_estimator("binary", resolve_config(space, {}), seed=0)
+        estimator = make_estimator("binary", resolve_config(space, first_point(space)), seed=0)
         check_routing(estimator, list(compiled_space(space, settings.algorithm)), space.source)
         lines = [
             f"engine sklearn: {search} over SciKeras {_scikeras_class(estimator)}, "

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.spaces import resolve_config
+from hpsearch.spaces import first_point, resolve_config
 from hpsearch.storage import TrialRecord
 
 from ...executors.folds import DaskFitter, FoldFitter, InProcessFitter, ProcessFitter, Splits
@@ -74,8 +74,8 @@ class FoldSearch(SearchSession):
         scoring = self.scoring = scoring_for(ctx.study.objective, dataset.task)
         x, y = cv_rows(dataset)
         check_rows(dataset, y, folds)
-        estimator = make_estimator(dataset.task, resolve_config(ctx.space, {}), seed=ctx.seed,
-                                   class_weight=dataset.class_weight)
+        base = resolve_config(ctx.space, first_point(ctx.space))
+        estimator = make_estimator(dataset.task, base, seed=ctx.seed, class_weight=dataset.class_weight)
         check_routing(estimator, list(compiled_space(ctx.space, settings.algorithm)), ctx.space.source)
         self.splits = list(check_cv(folds, y, classifier=is_classifier(estimator)).split(x, y))
         # As GridSearchCV passes fit parameters: each fold's training rows' weights; scores are unweighted.
