@@ -116,9 +116,6 @@ class FunctionReporter:
             self.stopped = "pruned"
             raise TrialPruned(f"pruned at epoch {epoch}")
 
-    def __call__(self, epoch: int, **metrics: Any) -> None:
-        self.report(epoch, **metrics)
-
 
 def _number(name: str, value: Any) -> float:
     """A reported metric as a float; ReportError when it is not a number."""
