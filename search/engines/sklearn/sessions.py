@@ -58,15 +58,16 @@ class FoldSearch(SearchSession):
             DataError: a class has fewer rows than folds.
             SearchFailedError: the Dask scheduler cannot be reached.
         """
+        ctx = self.ctx
+        if ctx.space.train is not None:
+            # The user's training function: no estimator, no folds (see ``function_fit``), and no Keras.
+            return
         from sklearn.base import is_classifier
         from sklearn.model_selection import check_cv
 
         from .estimators import check_routing, make_estimator
 
-        ctx = self.ctx
         settings = ctx.settings
-        if ctx.space.train is not None:
-            return  # the user's training function: no estimator, no folds (see ``function_fit``)
         folds = cv_folds(settings)
         jobs = cv_jobs(settings)
         trainer = fold_trainer(settings)
