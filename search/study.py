@@ -10,13 +10,15 @@ interrupted and retried on resume.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from hpsearch.spaces import SearchSpace, check_objective, load_space
+from hpsearch.spaces import SearchSpace, check_objective, importable_in_other_processes, load_space
+from hpsearch.spaces.functions import import_function, known_in_this_process
 from hpsearch.storage import (
     Storage,
     StoreLocation,
@@ -36,8 +38,14 @@ from .runtime.backends import study_backend, use_backend_here
 from .seeds import data_split_seed
 from .settings import StudySettings
 from .study_execution import StudyRun, launch, run_context
-from .study_inputs import load_data, load_study_dataset, refuse_changed_inputs, study_space
-from .study_options import DEFAULT_SPACE, DEFAULT_STORAGE, Isolation, RunOptions
+from .study_inputs import (
+    function_study_data,
+    load_data,
+    load_study_dataset,
+    refuse_changed_inputs,
+    study_space,
+)
+from .study_options import DEFAULT_DATA, DEFAULT_SPACE, DEFAULT_STORAGE, Isolation, RunOptions
 from .study_report import print_dry_run
 from .study_settings import (
     given_options,
@@ -86,8 +94,12 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
     space = options.space
     if not isinstance(space, SearchSpace):  # the Python API may hand over a space already loaded
         space = load_space(space or DEFAULT_SPACE)
+    if space.train is not None:
+        # A function that does not import is refused (exit 2) before any study or worker exists.
+        import_function(space.train, "training function")
     engine = get_engine(options.engine)
     settings = new_study_settings(options, engine)
+    options = dataclasses.replace(options, isolation=_isolation_for(space, options.isolation, settings, out))
     options.isolation.check(engine)
     # Before the plan (which may be the whole grid) is taken as the budget, and before any study exists.
     grid_problem = listing_problem(space, settings, engine.name)
@@ -117,7 +129,7 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
         return None
 
     name = options.study if options.study is not None else default_study_name(
-        options.data, engine.name, settings.algorithm or "")
+        _data_name(options, space), engine.name, settings.algorithm or "")
     # A new study's workers start importing TensorFlow now, while the data loads and the study is created
     # (a resume starts them once it has read the study's settings).
     with _early_workers(options.isolation, name, location, settings, start=not options.resume) as early:
@@ -133,8 +145,9 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
             if sources:
                 check_resumed_sources(existing, sources)
             refuse_changed_inputs(
-                existing, space=space, engine=engine.name, algorithm=settings.algorithm, data=options.data,
-                target=options.target, drop=options.drop or None,
+                existing, space=space, engine=engine.name, algorithm=settings.algorithm,
+                data=options.data if space.train is None else None, target=options.target,
+                drop=options.drop or None,
             )
             return _resume(storage, existing, given=given_options(options), progress=options.progress,
                            isolation=options.isolation, out=out)
@@ -182,10 +195,22 @@ def run_study(options: RunOptions, out: TextIO = sys.stdout) -> StudyRecord | No
 
 
 def _load_new_study_data(options: RunOptions, space: SearchSpace, task: str, seed: int) -> Dataset:
-    """The data ``options`` name, refused when ``space``'s objective does not fit its task."""
+    """The data ``options`` name, refused when ``space``'s objective does not fit its task; none for a
+    space with a training function (which loads its own), refusing data options given with it."""
+    if space.train is not None:
+        given = {"--data": None if options.data in (None, DEFAULT_DATA) else options.data,
+                 "--target": options.target, "--class-weight": options.class_weight,
+                 "--sample-weight": options.sample_weight}
+        return function_study_data(space, task, given)  # type: ignore[return-value]
     dataset = load_data(options.data, options.target, task, seed, options.class_weight,
                         options.sample_weight, options.drop)
     check_objective(space, dataset.task, dataset.n_classes)
+    if space.model is not None:
+        from hpsearch.spaces import check_model_function
+
+        from .training.fit import task_info
+
+        check_model_function(space, task_info(dataset))
     return dataset
 
 
@@ -281,6 +306,7 @@ def _resume(
     isolation.check(engine)
     changes = settings_changes(study, engine, space, given)
     settings = StudySettings.from_record(study.settings).with_changes(changes)
+    isolation = _isolation_for(space, isolation, settings, out)
     # Checked before anything is written: a bad number must not end up in the study's settings.
     # A stored timeout is a per-session limit: a resumed run gets the same again, not what is left.
     budget = stored_budget(settings, settings.timeout_s, "--trials" if "trials" in changes else None)
@@ -329,6 +355,42 @@ def _resume(
                       out, early)
 
 
+def _isolation_for(
+    space: SearchSpace, isolation: Isolation, settings: StudySettings, out: TextIO
+) -> Isolation:
+    """How a study whose space names a function that other processes cannot import must run: here.
+
+    Such a function (a lambda, a nested function, one defined in a notebook or a script's ``__main__``)
+    exists only in this process, so one worker trains in this process; anything that needs other
+    processes is refused.
+
+    Raises:
+        UsageError: the function is unknown to this process (a study resumed from another one), or the
+            run asks for several workers, fold processes or Dask.
+    """
+    reference = space.function
+    if reference is None or importable_in_other_processes(reference):
+        return isolation
+    fix = "define it at the top level of a module file (e.g. models.py) and pass models.build"
+    if not known_in_this_process(reference):
+        raise UsageError(f"the study's function {reference!r} was defined in another process (a notebook, a "
+                         f"script or a lambda) and cannot be imported here; {fix}, or resume from the "
+                         "process that defined it")
+    wanted = [what for what, used in (
+        (f"--workers {isolation.workers}", isolation.workers > 1),
+        (f"--jobs {settings.jobs}", settings.jobs not in (None, 1)),
+        ("--dask", settings.dask is not None),
+    ) if used]
+    if wanted:
+        raise UsageError(f"the function {reference!r} cannot be imported by other processes (it is a lambda, "
+                         f"a nested function or defined in a notebook or script), so {', '.join(wanted)} "
+                         f"cannot train it; {fix}, or run with one worker")
+    if not isolation.in_process:
+        print(f"note: {reference!r} is defined in this process only, so the trials train in this process",
+              file=out)
+    return dataclasses.replace(isolation, in_process=True)
+
+
 def _early_workers(isolation: Isolation, name: str, location: StoreLocation, settings: StudySettings, *,
                    start: bool = True) -> EarlyWorkers:
     """The run's first workers, started now so their imports overlap its set-up (none in-process)."""
@@ -338,6 +400,13 @@ def _early_workers(isolation: Isolation, name: str, location: StoreLocation, set
         return EarlyWorkers(None)
     return EarlyWorkers(WorkerLaunch(name, location.url, settings, isolation.workers,
                                      isolation.recycle_after, isolation.memory_limit_mb))
+
+
+def _data_name(options: RunOptions, space: SearchSpace) -> str:
+    """What a new study's default name starts with: its data, or its training function's name."""
+    if space.train is not None:
+        return space.train.rpartition(":")[2].rpartition(".")[2]
+    return options.data
 
 
 def _find_study(storage: Storage, name: str) -> StudyRecord | None:

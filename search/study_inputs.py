@@ -17,6 +17,7 @@ from hpsearch.storage import Storage, StudyRecord
 from .errors import StudyMismatchError
 from .seeds import data_split_seed, study_seed
 from .settings import StudySettings
+from .training.function_fit import NoData, is_no_data
 
 if TYPE_CHECKING:
     from .data import Dataset, InMemoryData
@@ -59,6 +60,8 @@ def load_study_dataset(study: StudyRecord, storage: Storage | None = None) -> Da
     from .errors import DataError
 
     reference = study.dataset
+    if is_no_data(reference):  # a training function's study: the function loads its own data
+        return NoData(dict(reference), task=str(reference.get("task", "auto")))  # type: ignore[return-value]
     source: str | InMemoryData = reference["source"]
     if reference.get("kind") == STORED:
         if storage is None:
@@ -125,6 +128,8 @@ def refuse_changed_inputs(
 
 
 def _same_data_source(given: str | InMemoryData, reference: dict) -> bool:
+    if is_no_data(reference):
+        return False  # the study's training function loads its own data: any data given is other data
     if not isinstance(given, str):  # data given in memory: the same content is the same payload
         return reference.get("key") == given.key
     source = str(reference.get("source"))
@@ -144,3 +149,24 @@ def _space_difference(old: dict, new: dict) -> str:
             if before.get(key) != after.get(key):
                 differences.append(f"{section[:-1] if section == 'params' else section} '{key}'")
     return ", ".join(differences) or "changed"
+
+
+def function_study_data(space: SearchSpace, task: str, given: dict[str, object]) -> NoData:
+    """The data record of a new study whose space names a training function, which loads its own data.
+
+    Args:
+        space: the study's space (its ``train`` names the function).
+        task: the study's task (``auto`` unless given).
+        given: the data options the user gave, by option name (``--data``, ``--target``, ...), None or
+            the default where not given.
+
+    Raises:
+        UsageError: a data option was given; it would be ignored, so it is refused instead.
+    """
+    from .errors import UsageError
+
+    named = [option for option, value in given.items() if value is not None]
+    if named:
+        raise UsageError(f"space {space.source} names training function {space.train}, which loads its "
+                         f"own data; leave out {' and '.join(named)}")
+    return NoData.for_function(str(space.train), task)

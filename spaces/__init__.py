@@ -11,27 +11,51 @@ The engine compilers live in submodules (``hpsearch.spaces.compile_sklearn``,
 
 from .builder import TaskInfo, build_model, target_statistics
 from .errors import SpaceError
+from .functions import function_reference, import_function, importable_in_other_processes
 from .hyperparameters import DEFAULTS
+from .model_functions import ModelInfo, check_model_function
 from .objectives import direction_of, objective_names
 from .params import CategoricalParam, FloatParam, IntParam, Param
-from .space import SearchSpace, check_objective, list_presets, load_space, resolve_config, space_from_dict
+from .space import (
+    MODEL_KEY,
+    TRAIN_KEY,
+    SearchSpace,
+    check_objective,
+    first_point,
+    function_of,
+    list_presets,
+    load_space,
+    resolve_config,
+    space_from_dict,
+    user_params,
+)
 
 __all__ = [
     "DEFAULTS",
+    "MODEL_KEY",
+    "TRAIN_KEY",
     "CategoricalParam",
     "FloatParam",
     "IntParam",
+    "ModelInfo",
     "Param",
     "SearchSpace",
     "SpaceError",
     "TaskInfo",
     "build_model",
+    "check_model_function",
     "target_statistics",
     "check_objective",
     "direction_of",
+    "first_point",
+    "function_of",
+    "function_reference",
+    "import_function",
+    "importable_in_other_processes",
     "list_presets",
     "load_space",
     "objective_names",
     "resolve_config",
     "space_from_dict",
+    "user_params",
 ]

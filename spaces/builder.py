@@ -16,6 +16,7 @@ from .errors import SpaceError
 from .hyperparameters import DEFAULTS, KNOBS, check_value, parse_value
 from .limits import quoted
 from .objectives import TASK_KINDS
+from .space import MODEL_KEY
 
 if TYPE_CHECKING:
     import keras
@@ -121,30 +122,72 @@ def _optimizer(config: Mapping[str, Any]) -> Any:
     return getattr(keras.optimizers, _OPTIMIZER_CLASSES[spec.name])(**kwargs)
 
 
-def _output(
-    task: TaskInfo, x: Any, metric_names: Collection[str] | None
-) -> tuple[Any, str, list[Any], float]:
-    """The output tensor on top of ``x``, with the task's loss, metrics and loss weight."""
+def output_units(task: TaskInfo) -> int:
+    """Units of the task's output layer: the number of classes for multiclass, else 1."""
+    return task.n_classes if task.kind == "multiclass" else 1
+
+
+def output_activation(task: TaskInfo) -> str | None:
+    """Activation of the task's output layer: sigmoid (binary), softmax (multiclass), none (regression)."""
+    return {"binary": "sigmoid", "multiclass": "softmax"}.get(task.kind)
+
+
+def to_target_units(task: TaskInfo, z: Any) -> Any:
+    """The regression output ``y = target_mean + target_std * z`` on top of the standardized output ``z``.
+
+    Regression learns the standardized target z = (y - mean) / std: a fixed, weightless affine layer
+    (Keras' own Rescaling, so a saved model loads in plain Keras with safe_mode) turns z back into the
+    target's units. The MSE on y is std**2 times the MSE on z, so the loss is weighted by 1 / std**2
+    (:func:`task_loss`): gradients, learning rates and regularization penalties then act on the
+    standardized problem, while every metric (mae, mse, rmse, r2, mape) stays in the target's units. The
+    reported loss is the standardized MSE (plus any regularization penalty).
+    """
     import keras
 
+    return keras.layers.Rescaling(scale=task.target_std, offset=task.target_mean, name="output")(z)
+
+
+def task_loss(task: TaskInfo, metric_names: Collection[str] | None) -> tuple[str, list[Any], float]:
+    """The task's loss, metrics (those named in ``metric_names`` only, when given) and loss weight."""
     from .metrics import task_metrics
 
     metrics = task_metrics(task.kind, task.n_classes, metric_names)
-    if task.kind == "binary":
-        return (keras.layers.Dense(1, activation="sigmoid", name="output")(x), "binary_crossentropy", metrics,
-                1.0)
-    if task.kind == "multiclass":
-        return (keras.layers.Dense(task.n_classes, activation="softmax", name="output")(x),
-                "sparse_categorical_crossentropy", metrics, 1.0)
-    # Regression learns the standardized target z = (y - mean) / std: a fixed, weightless affine layer
-    # (Keras' own Rescaling, so a saved model loads in plain Keras with safe_mode) turns z back into the
-    # target's units. The MSE on y is std**2 times the MSE on z, so the loss is weighted by 1 / std**2:
-    # gradients, learning rates and regularization penalties then act on the standardized problem, while
-    # every metric (mae, mse, rmse, r2, mape) stays in the target's units. The reported loss is the
-    # standardized MSE (plus any regularization penalty).
-    z = keras.layers.Dense(1, name="standardized_output")(x)
-    y = keras.layers.Rescaling(scale=task.target_std, offset=task.target_mean, name="output")(z)
-    return y, "mse", metrics, 1.0 / task.target_std**2
+    losses = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy"}
+    loss = losses.get(task.kind, "mse")
+    return loss, metrics, 1.0 / task.target_std**2 if task.kind == "regression" else 1.0
+
+
+def compile_model(model: Any, config: Mapping[str, Any], task: TaskInfo,
+                  metric_names: Collection[str] | None) -> None:
+    """Compile ``model`` as every search model is: the config's optimizer, the task's loss and metrics.
+
+    Args:
+        model: an uncompiled (or user-compiled: it is recompiled) ``keras.Model`` whose output fits ``task``.
+        config: builder knobs, checked (``DEFAULTS`` merged in).
+        task: the task the model is trained for.
+        metric_names: the metrics to compile (the loss always); None for all of the task's.
+    """
+    import keras
+
+    loss, metrics, loss_weight = task_loss(task, metric_names)
+    model.compile(
+        optimizer=_optimizer(config),
+        loss=loss,
+        loss_weights=loss_weight,
+        metrics=metrics,
+        # 0 (auto) is resolved by the search's trainer, which knows how many steps an epoch has.
+        steps_per_execution=config["steps_per_execution"] or 1,
+        jit_compile=jit_compile_for(keras.backend.backend()),
+    )
+
+
+def _output(task: TaskInfo, x: Any) -> Any:
+    """The task's output tensor on top of ``x``."""
+    import keras
+
+    if task.kind == "regression":
+        return to_target_units(task, keras.layers.Dense(1, name="standardized_output")(x))
+    return keras.layers.Dense(output_units(task), activation=output_activation(task), name="output")(x)
 
 
 def build_model(
@@ -157,9 +200,29 @@ def build_model(
     key the builder does not know is a :class:`SpaceError` rather than a silently ignored setting.
     ``batch_size``, ``epochs`` and ``lr_schedule`` are checked here but act in the fit (the schedule
     through :func:`hpsearch.spaces.schedules.LearningRateCallback`).
+
+    A config of a space naming a model function (``config["model"]``, see :func:`resolve_config`) is
+    built by that function and compiled the same way
+    (:func:`hpsearch.spaces.model_functions.build_own_model`).
+
+    Args:
+        config: the trial's resolved config.
+        task: what the data asks of the output layer.
+        metrics: metric names to compile (the loss always); None for all of the task's.
+
+    Returns:
+        The compiled model.
+
+    Raises:
+        SpaceError: an unknown parameter (bundled builder), or a model function that does not import,
+            returns no Keras model, or whose model does not fit the data's input or the task's output.
     """
     import keras
 
+    if config.get(MODEL_KEY) is not None:
+        from .model_functions import build_own_model
+
+        return build_own_model(config, task, metrics=metrics)
     unknown = [name for name in config if name not in KNOBS]
     if unknown:
         raise SpaceError(f"config has unknown parameter(s) {', '.join(map(repr, unknown))}; "
@@ -183,15 +246,6 @@ def build_model(
         x = keras.layers.Activation(merged["activation"], name=f"activation_{index}")(x)
         if merged["dropout"] > 0:
             x = keras.layers.Dropout(merged["dropout"], name=f"dropout_{index}")(x)
-    output, loss, compiled_metrics, loss_weight = _output(task, x, metrics)
-    model = keras.Model(inputs, output, name="hpsearch_mlp")
-    model.compile(
-        optimizer=_optimizer(merged),
-        loss=loss,
-        loss_weights=loss_weight,
-        metrics=compiled_metrics,
-        # 0 (auto) is resolved by the search's trainer, which knows how many steps an epoch has.
-        steps_per_execution=merged["steps_per_execution"] or 1,
-        jit_compile=jit_compile_for(keras.backend.backend()),
-    )
+    model = keras.Model(inputs, _output(task, x), name="hpsearch_mlp")
+    compile_model(model, merged, task, metrics)
     return model

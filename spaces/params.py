@@ -115,7 +115,10 @@ class _NumericParam:
             )
         if self.grid_only:
             return
-        count = (self.high - self.low) / self.step
+        try:
+            count = (self.high - self.low) / self.step
+        except OverflowError:  # ints past a float's range: (10**400 - 0) / 1
+            count = math.inf
         if not math.isfinite(count):
             # 1e308 - -1e308 overflows; no grid or Choice could hold such a range anyway.
             raise self._fail(f"`step` is too small for the range: (high - low) / step is {count}")

@@ -18,14 +18,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import SpaceError
-from .hyperparameters import DEFAULTS, KNOBS, Knob, check_value, in_range
+from .functions import check_reference, function_reference
+from .hyperparameters import DEFAULTS, KNOBS, Knob, check_value, finite_number, in_range, is_number, plain
 from .limits import SPACE_FILE_BYTES, quoted
 from .objectives import direction_of, objective_problem
 from .params import CategoricalParam, FloatParam, IntParam, Param
 from .safe_load import parse_json, parse_yaml
 
 TASKS = ("auto", "binary", "multiclass", "regression")
-TOP_LEVEL_KEYS = ("task", "objective", "params", "fixed")
+TOP_LEVEL_KEYS = ("task", "objective", "params", "fixed", "model", "train")
+#: Keys a resolved config uses for the space's own function reference; no parameter may take these names.
+MODEL_KEY = "model"
+TRAIN_KEY = "train"
+RESERVED_NAMES = (MODEL_KEY, TRAIN_KEY)
+_OWN_PARAMS_HINT = "; to tune parameters of your own, name your function in the space (`model:` or `train:`)"
 DEFAULT_OBJECTIVE = "val_loss"
 _SPACE_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 _NUMERIC_KEYS = {"type", "low", "high", "log", "step", "grid"}
@@ -35,11 +41,15 @@ _NUMBER_TEXT = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 _NUMBER_TEXT_CHARS = 64
 
 
-def _unknown(name: str, known: Iterable[str], what: str) -> SpaceError:
+def _unknown(name: str, known: Iterable[str], what: str, tail: str = "") -> SpaceError:
     known = list(known)
     close = difflib.get_close_matches(name, known, n=1) if isinstance(name, str) else []
     hint = f" (did you mean {quoted(close[0])}?)" if close else ""
-    return SpaceError(f"unknown {what} {quoted(name)}{hint}; known {what}s: {', '.join(known)}")
+    return SpaceError(f"unknown {what} {quoted(name)}{hint}; known {what}s: {', '.join(known)}{tail}")
+
+
+def _unknown_param(name: str) -> SpaceError:
+    return _unknown(name, KNOBS, "parameter", _OWN_PARAMS_HINT)
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,11 @@ class SearchSpace:
     ``params`` keeps the order of the file. ``source`` names where the space came from (a path, or
     ``preset:NAME``) for error messages; it takes no part in equality, so the same space read from two
     places compares equal. ``to_dict()`` is the stable, JSON-able identity callers store and compare.
+
+    ``model`` names the user's model function and ``train`` the user's training function (at most one),
+    as ``package.module:function`` references; a Python caller may pass the function itself, which is
+    turned into its reference (:func:`hpsearch.spaces.functions.function_reference`). With either set,
+    ``params`` and ``fixed`` may hold parameters the bundled builder does not know.
     """
 
     task: str = "auto"
@@ -56,9 +71,15 @@ class SearchSpace:
     params: dict[str, Param] = field(default_factory=dict)
     fixed: dict[str, Any] = field(default_factory=dict)
     source: str = field(default="<space>", compare=False)
+    model: str | None = None
+    train: str | None = None
 
     def __post_init__(self) -> None:
         try:
+            for key in RESERVED_NAMES:
+                value = getattr(self, key)
+                if value is not None and not isinstance(value, str) and callable(value):
+                    object.__setattr__(self, key, function_reference(value))
             params, fixed = _validate(self)
         except SpaceError as error:
             raise error.with_source(self.source) from None
@@ -72,6 +93,11 @@ class SearchSpace:
     @property
     def tuned_names(self) -> list[str]:
         return list(self.params)
+
+    @property
+    def function(self) -> str | None:
+        """The user's model or training function reference, or None for the bundled builder."""
+        return self.model or self.train
 
     def grid_size(self) -> int:
         """Number of grid-search candidates; raises :class:`SpaceError` naming a continuous parameter."""
@@ -90,12 +116,17 @@ class SearchSpace:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form; ``space_from_dict(space.to_dict(), space.source) == space``."""
-        return {
+        data: dict[str, Any] = {
             "task": self.task,
             "objective": self.objective,
             "params": {name: param.to_spec() for name, param in self.params.items()},
             "fixed": dict(self.fixed),
         }
+        # Only when set: the stored spaces of studies without a function stay exactly as they were.
+        for key in RESERVED_NAMES:
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        return data
 
 
 def check_objective(space: SearchSpace, kind: str, n_classes: int | None = None) -> None:
@@ -120,28 +151,55 @@ def _validate(space: SearchSpace) -> tuple[dict[str, Param], dict[str, Any]]:
     problem = objective_problem(space.objective, None if space.task == "auto" else space.task)
     if problem:
         raise SpaceError(f"`objective` {problem.removeprefix('objective ')}")
+    for key in RESERVED_NAMES:
+        if getattr(space, key) is not None:
+            check_reference(getattr(space, key), key)
+    if space.model is not None and space.train is not None:
+        raise SpaceError("names both a `model:` and a `train:` function; keep only one (a training function "
+                         "builds its own model)")
+    own = space.function is not None
     params: dict[str, Param] = {}
     for name, param in space.params.items():
-        if name not in KNOBS:
-            raise _unknown(name, KNOBS, "parameter")
+        _check_name(name, own)
         if not isinstance(param, IntParam | FloatParam | CategoricalParam):
             raise SpaceError(f"must be an IntParam, FloatParam or CategoricalParam, but got {quoted(param)}",
                              param=name)
         if param.name != name:
             raise SpaceError(f"is declared under a different name ({quoted(param.name)})", param=name)
-        params[name] = _check_domain(KNOBS[name], param)
+        # A parameter of the user's own function has no domain of ours: its type and bounds are all.
+        params[name] = _check_domain(KNOBS[name], param) if name in KNOBS else param
     fixed: dict[str, Any] = {}
     for name, value in space.fixed.items():
-        if name not in KNOBS:
-            raise _unknown(name, KNOBS, "parameter")
+        _check_name(name, own)
         if name in params:
             raise SpaceError("is both tuned (under `params`) and fixed (under `fixed`); keep only one",
                              param=name)
         try:
-            fixed[name] = check_value(name, value)
+            fixed[name] = check_value(name, value) if name in KNOBS else _own_fixed_value(value)
         except SpaceError as error:
             raise SpaceError(error.detail, param=name, label="fixed value") from None
     return params, fixed
+
+
+def _check_name(name: Any, own: bool) -> None:
+    """Refuse a parameter name the space cannot use (``own``: the space names the user's function)."""
+    if not isinstance(name, str) or not name:
+        raise SpaceError(f"parameter names must be non-empty strings, but got {quoted(name)}")
+    if name in RESERVED_NAMES:
+        raise SpaceError(f"`{name}` names the space's own function (a top-level key), not a parameter; "
+                         "rename the parameter", param=name)
+    if name not in KNOBS and not own:
+        raise _unknown_param(name)
+
+
+def _own_fixed_value(value: Any) -> Any:
+    """A fixed value of the user's own parameter: any JSON scalar (finite numbers only)."""
+    value = plain(value)
+    if value is None or isinstance(value, str | bool):
+        return value
+    if is_number(value) and finite_number(value):
+        return value
+    raise SpaceError(f"must be a string, a finite number, true, false or null, but got {quoted(value)}")
 
 
 def _check_domain(knob: Knob, param: Param) -> Param:
@@ -181,11 +239,8 @@ def _number_from_text(value: Any) -> Any:
     return value
 
 
-def _param_from_spec(name: Any, spec: Any) -> Param:
-    if not isinstance(name, str):
-        raise SpaceError(f"parameter names must be strings, but got {quoted(name)}")
-    if name not in KNOBS:
-        raise _unknown(name, KNOBS, "parameter")
+def _param_from_spec(name: Any, spec: Any, own: bool = False) -> Param:
+    _check_name(name, own)
     if not isinstance(spec, Mapping):
         raise SpaceError(f"must be a mapping with `type` (int, float or categorical), but got {quoted(spec)}",
                          param=name)
@@ -204,7 +259,7 @@ def _param_from_spec(name: Any, spec: Any) -> Param:
         if "choices" not in spec:
             raise SpaceError("`type: categorical` needs `choices: [...]`", param=name)
         choices = spec["choices"]
-        if isinstance(choices, list) and KNOBS[name].kind in ("int", "float"):
+        if isinstance(choices, list) and name in KNOBS and KNOBS[name].kind in ("int", "float"):
             choices = [_number_from_text(choice) for choice in choices]
         return CategoricalParam(name, tuple(choices) if isinstance(choices, list) else choices)
     values = {key: _number_from_text(spec[key]) for key in ("low", "high", "step") if key in spec}
@@ -234,7 +289,9 @@ def space_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> SearchSp
         for key, raw in (("params", raw_params), ("fixed", raw_fixed)):
             if not isinstance(raw, Mapping):
                 raise SpaceError(f"`{key}` must be a mapping of parameter names, but got {quoted(raw)}")
-        params = {name: _param_from_spec(name, spec) for name, spec in raw_params.items()}
+        functions = {key: data.get(key) for key in RESERVED_NAMES}
+        own = any(value is not None for value in functions.values())
+        params = {name: _param_from_spec(name, spec, own) for name, spec in raw_params.items()}
         fixed = {}
         for name, value in raw_fixed.items():
             knob = KNOBS.get(name)
@@ -245,6 +302,7 @@ def space_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> SearchSp
             params=params,
             fixed=fixed,
             source=source,
+            **functions,
         )
     except SpaceError as error:
         raise error.with_source(source) from None
@@ -321,18 +379,97 @@ def load_space(path_or_preset: str | os.PathLike[str]) -> SearchSpace:
 
 
 def resolve_config(space: SearchSpace, point: Mapping[str, Any]) -> dict[str, Any]:
-    """The full builder config for one trial: defaults, then the space's fixed values, then ``point``.
+    """The full config for one trial: defaults, then the space's fixed values, then ``point``.
 
     Values come back as plain Python types in each parameter's canonical form, so the same point gives
     an equal, JSON-able dict whichever engine proposed it.
+
+    - Bundled builder: every builder knob (``DEFAULTS``), then ``fixed``, then ``point``.
+    - A model function (``space.model``): the same, plus the space's own parameters, plus the function's
+      reference under ``"model"``. The builder knobs still drive compile and fit (optimizer,
+      learning_rate, clipping, batch_size, epochs, ...).
+    - A training function (``space.train``): only ``fixed`` and ``point``, plus ``epochs`` (the resource:
+      the default 20 unless fixed or tuned) and the function's reference under ``"train"``; no other
+      builder default, as they mean nothing to the user's function.
+
+    :func:`user_params` strips the reference key before a user's function sees
+    the config.
+
+    Args:
+        space: the study's space.
+        point: the tuned values one engine proposed (tuned name -> value).
+
+    Returns:
+        The config, a plain JSON-able dict.
+
+    Raises:
+        SpaceError: naming the space's source, for a name the space does not know or a value outside a
+            builder knob's domain.
     """
     try:
-        config: dict[str, Any] = {**DEFAULTS, **space.fixed}
+        if space.train is not None:
+            config: dict[str, Any] = {"epochs": DEFAULTS["epochs"], **space.fixed}
+        else:
+            config = {**DEFAULTS, **space.fixed}
         for name, value in point.items():
-            if name not in KNOBS:
-                raise _unknown(name, KNOBS, "parameter")
+            if name not in KNOBS and name not in space.params:
+                raise _unknown_param(name)
             param = space.params.get(name)
             config[name] = param.normalise(value) if param is not None else value
-        return {name: check_value(name, value) for name, value in config.items()}
+        resolved = {name: check_value(name, value) if name in KNOBS else plain(value)
+                    for name, value in config.items()}
+        for key in RESERVED_NAMES:
+            if getattr(space, key) is not None:
+                resolved[key] = getattr(space, key)
+        return resolved
     except SpaceError as error:
         raise error.with_source(space.source) from None
+
+
+def user_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a user's model or training function receives: ``config`` without the function's reference.
+
+    Args:
+        config: a config from :func:`resolve_config`.
+
+    Returns:
+        A new dict of every parameter (tuned, fixed and defaults) and nothing else.
+    """
+    return {name: value for name, value in config.items() if name not in RESERVED_NAMES}
+
+
+def function_of(config: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``("model" | "train", reference)`` when ``config`` comes from a space naming a function, else None.
+
+    Args:
+        config: a config from :func:`resolve_config`.
+
+    Returns:
+        The key and the reference, or None for a config of the bundled builder.
+    """
+    for key in RESERVED_NAMES:
+        reference = config.get(key)
+        if isinstance(reference, str):
+            return key, reference
+    return None
+
+
+def first_point(space: SearchSpace) -> dict[str, Any]:
+    """A point of ``space``: each tuned parameter's first choice, first grid value or lower bound.
+
+    What a base configuration holds for the tuned parameters (a scikit-learn base estimator, the trial
+    build that checks a model function before a study starts); every engine's proposals replace it.
+
+    Args:
+        space: the space.
+
+    Returns:
+        Tuned name -> value.
+    """
+    point: dict[str, Any] = {}
+    for name, param in space.params.items():
+        if isinstance(param, CategoricalParam):
+            point[name] = param.choices[0]
+        else:
+            point[name] = param.grid[0] if param.grid else param.low
+    return point

@@ -409,6 +409,10 @@ def retrain_study(
     options.check()
     storage = open_storage(storage_url, create=False)
     study = storage.get_study(name)
+    if study.dataset.get("kind") == "none":  # hpsearch.training.function_fit.NO_DATA_KIND
+        raise UsageError(f"study '{name}' trained its trials with training function "
+                         f"{study.dataset.get('train')}, so there is no Keras model of hpsearch's to retrain "
+                         f"or export; call that function with the best parameters (`hpsearch best {name}`)")
     # The best model is retrained as its trials trained: on the study's backend.
     study_settings = StudySettings.from_record(study.settings)
     use_backend_here(study_settings, why="run `hpsearch retrain` in a new process")

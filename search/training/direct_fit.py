@@ -33,7 +33,7 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import numpy as np
-from hpsearch.spaces import DEFAULTS, TaskInfo, build_model, target_statistics
+from hpsearch.spaces import TaskInfo, build_model, target_statistics
 from hpsearch.spaces.compile_sklearn import MODEL_PREFIX
 from hpsearch.spaces.metrics import STEP_METRICS
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -96,7 +96,9 @@ class TracedModels(CompiledModels):
 
 def builder_config(params: Mapping[str, Any]) -> dict[str, Any]:
     """The builder's configuration of an estimator's parameters (``model__<name>``, batch size, epochs)."""
-    config = {name: params[MODEL_PREFIX + name] for name in DEFAULTS if MODEL_PREFIX + name in params}
+    # Every routed key: a model function's own parameters and its reference (``model``) too.
+    config = {name.removeprefix(MODEL_PREFIX): value for name, value in params.items()
+              if name.startswith(MODEL_PREFIX)}
     config["batch_size"] = int(params["batch_size"])
     config["epochs"] = int(params["epochs"])
     return config

@@ -222,6 +222,29 @@ class Attempt:
         self.metrics.update(metrics)
         self.runner.ctx.recorder.partial(self.record, metrics)
 
+    def train_function(
+        self,
+        config: Mapping[str, Any],
+        *,
+        epochs: int | None = None,
+        should_prune: Callable[[int, float], bool] | None = None,
+    ) -> TrialOutcome:
+        """Train ``config`` with the space's training function (``train:``), its epochs recorded here.
+
+        Args:
+            config: the trial's resolved configuration; ``epochs`` (default ``config["epochs"]``) is the
+                most epochs its ``report`` may reach in this run (see hpsearch.training.function_fit).
+            should_prune: the engine's per-epoch pruner, ``(epoch, objective value) -> stop?``.
+
+        Returns:
+            How the trial ended (a value that is no finite number fails it with one sentence).
+        """
+        from .function_fit import train_function
+
+        reference = self.runner.ctx.space.train
+        assert reference is not None, "train_function needs a space with a training function"
+        return train_function(self, reference, config, epochs=epochs, should_prune=should_prune)
+
     def fit(
         self,
         config: Mapping[str, Any],

@@ -59,7 +59,8 @@ class DaskSession(KerasTunerSearch):
         super().start(stopping)
         self.stopping = stopping
         self.client = connect(self.address)
-        self.data = share(self.client, _shipped(self.ctx.dataset), "dataset")
+        if self.ctx.space.train is None:  # a training function loads its own data
+            self.data = share(self.client, _shipped(self.ctx.dataset), "dataset")
 
     @property
     def width(self) -> int:
@@ -71,6 +72,9 @@ class DaskSession(KerasTunerSearch):
     def fit_function(self, plan: TrialPlan) -> Fit:
         """Training as the trial runner calls it: one Dask task, its epochs recorded here."""
         from ...executors.cluster import result, task_key, train_trial_task
+
+        if self.ctx.space.train is not None:
+            return self._function_fit(plan)
 
         def fit(attempt: Attempt) -> TrialOutcome:
             parent = plan.parent_weights.read_bytes() if plan.parent_weights is not None else None
@@ -86,6 +90,27 @@ class DaskSession(KerasTunerSearch):
             if report.best_weights is not None and plan.keep_weights is not None:
                 _write_atomically(plan.keep_weights, report.best_weights)
             return attempt.outcome(attempt.take(report))
+
+        return fit
+
+    def _function_fit(self, plan: TrialPlan) -> Fit:
+        """The space's training function as one Dask task (the worker imports it by its reference), run
+        from its first epoch with the round's epochs as its budget; its epochs are recorded here."""
+        from ...executors.cluster import result, task_key
+        from ...training.function_fit import (
+            FunctionTask,
+            function_params,
+            run_function_task,
+            take_function_report,
+        )
+
+        def fit(attempt: Attempt) -> TrialOutcome:
+            reference = self.ctx.space.train
+            assert reference is not None
+            task = FunctionTask(reference, function_params(plan.config, plan.epochs), self.objective)
+            future = self.client.submit(run_function_task, task,
+                                        key=task_key("trial", f"trial{attempt.record.number}"), pure=False)
+            return take_function_report(attempt, result(future, self.address, self.stopping))
 
         return fit
 

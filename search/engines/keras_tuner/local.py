@@ -21,6 +21,13 @@ class LocalSearch(KerasTunerSearch):
 
     def fit_function(self, plan: TrialPlan) -> Fit:
         """Training as the trial runner calls it: here, in this process."""
+        if self.ctx.space.train is not None:
+            # The user's training function: a Hyperband round runs it again from its first epoch with the
+            # round's epochs as its budget (no weights of ours to continue), as successive halving does.
+            def fit_function(attempt: Attempt) -> TrialOutcome:
+                return attempt.train_function(plan.config, epochs=plan.epochs)
+
+            return fit_function
         callbacks = []
         if plan.keep_weights is not None:
             callbacks.append(best_weights_keeper(self.objective, self.direction, plan.keep_weights))

@@ -226,14 +226,18 @@ class KerasTunerSearch(SearchSession):
         initial_epoch = int(values.get("tuner/initial_epoch", 0)) if epochs is not None else 0
         parent_id = values.get("tuner/trial_id")
         parent_weights = None
-        if parent_id is not None:
+        function = ctx.space.train is not None
+        if parent_id is not None and function:
+            initial_epoch = 0  # a training function runs the round from its first epoch: no weights of ours
+        elif parent_id is not None:
             assert self.weights is not None  # only Hyperband continues a trial
             parent_weights = self.weights.usable(parent_id)
             if parent_weights is None:  # gone or damaged: this round trains from its first epoch
                 parent_id, initial_epoch = None, 0
         bracket, round_num = values.get("tuner/bracket"), values.get("tuner/round")
         keep_weights = None
-        if self.weights is not None and bracket is not None and round_num < bracket:  # a later round goes on
+        if (self.weights is not None and not function and bracket is not None
+                and round_num < bracket):  # a later round goes on
             keep_weights = self.weights.path(trial.trial_id)
         proposal = Proposal(
             point,

@@ -88,8 +88,11 @@ class OptunaSession(SearchSession):
                                 retry_of=trial.user_attrs.get(RETRY_ATTR))
             pruning = _PruningCallback(trial, ctx.study.objective)
             asked = _Asked(trial, resolve_config(ctx.space, point), pruning)
-            tasks.append(Task(proposal, asked.train, handle=asked, pack_key=pack_key(asked.config),
-                              train_together=self._train_pack))
+            if ctx.space.train is not None:  # the user's training function: it trains alone
+                tasks.append(Task(proposal, asked.train_function, handle=asked))
+            else:
+                tasks.append(Task(proposal, asked.train, handle=asked, pack_key=pack_key(asked.config),
+                                  train_together=self._train_pack))
             if proposal.retry_of is not None:
                 break
         return tasks
@@ -230,6 +233,11 @@ class _Asked:
         result = attempt.fit(self.config, callbacks=[self.pruning.keras()])
         return self.outcome(attempt, result)
 
+    def train_function(self, attempt: Attempt) -> TrialOutcome:
+        """Train with the space's training function, its ``report`` feeding Optuna's pruner."""
+        self.trial.set_user_attr(NUMBER_ATTR, attempt.record.number)
+        return attempt.train_function(self.config, should_prune=self.pruning.should_prune)
+
     def outcome(self, attempt: Attempt, result: FitResult) -> TrialOutcome:
         if self.pruning.pruned_at is not None:
             return TrialOutcome.pruned(result.value, result.final_metrics)
@@ -243,6 +251,15 @@ class _PruningCallback:
         self.trial = trial
         self.objective = objective
         self.pruned_at: int | None = None
+
+    def should_prune(self, epoch: int, value: float) -> bool:
+        """Report a training function's ``epoch`` (from 1) to Optuna; whether its pruner stops the trial.
+        Steps are 0-based, as for Keras trials, so both kinds of trial compare at the same step."""
+        self.trial.report(value, epoch - 1)
+        if self.trial.should_prune():
+            self.pruned_at = epoch - 1
+            return True
+        return False
 
     def keras(self) -> Any:
         def on_epoch(epoch: int, logs: Mapping[str, Any]) -> None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.spaces import SearchSpace, resolve_config
+from hpsearch.spaces import SearchSpace, first_point, resolve_config
 
 from ...errors import UsageError
 from ...settings import StudySettings
@@ -72,6 +72,47 @@ def _scoring_text(objective: str, task: str) -> str:
     return "scoring " + " or ".join(names)
 
 
+def check_function_options(space: SearchSpace, settings: StudySettings, address: str | None) -> None:
+    """Refuse what a training function cannot run under the sklearn engine: a Dask cluster for folds (it
+    has none) and successive halving on rows (its data is its own); UsageError naming the option."""
+    if address is not None:
+        raise UsageError(f"space {space.source} names a training function, which the sklearn engine runs "
+                         "in this process without folds; leave out --dask (or unset HPSEARCH_DASK)")
+    if cv_jobs(settings) > 1:
+        raise UsageError(f"space {space.source} names a training function, which has no folds of hpsearch's "
+                         "to fit in parallel; leave out --jobs (the optuna engine runs trials in parallel "
+                         "with --workers N)")
+    if settings.algorithm in HALVING_ALGORITHMS and halving_settings(space, settings).resource != "epochs":
+        raise UsageError(f"space {space.source} names a training function, whose data hpsearch does not "
+                         "see; successive halving needs --halving-resource epochs (the epochs its report "
+                         "may reach)")
+
+
+def describe_function_search(space: SearchSpace, settings: StudySettings) -> list[str]:
+    """``--dry-run``'s plan of a training-function study under the sklearn engine."""
+    search = {"grid": "grid", "random": "random", "halving-grid": "successive halving over the grid",
+              "halving-random": "successive halving over random candidates"}[settings.algorithm]
+    lines = [f"engine sklearn: {search} of scikit-learn's candidates, trained by training "
+             f"function {space.train} (no cross-validation; objective {space.objective})"]
+    if settings.algorithm in HALVING_ALGORITHMS:
+        plan = plan_for(space, settings)
+        lines.append(f"successive halving on epochs: factor {plan.factor}, min_resources "
+                     f"{plan.min_resources}, max_resources {plan.max_resources}; {len(plan.rungs)} "
+                     f"iterations, {plan.trials} trials")
+        for rung in plan.rungs:
+            then = ("the best of them is the search's best" if rung is plan.rungs[-1]
+                    else f"best {-(-rung.candidates // plan.factor)} go on")
+            lines.append(f"  iter {rung.iteration}: {rung.candidates} candidates x {rung.resources} epochs; "
+                         f"{then}")
+        lines.append("each rung runs the function again from its first epoch with the rung's epochs as "
+                     "its budget; trials before the last rung are recorded PRUNED, the last rung's COMPLETE")
+    else:
+        count = candidate_count(space, settings)
+        lines.append("candidates sampled until the time budget ends" if count is None
+                     else f"{count} candidates")
+    return lines
+
+
 def _scikeras_class(estimator: Any) -> str:
     """The SciKeras class our estimator extends (``KerasClassifier``, ``KerasRegressor``)."""
     return next(cls.__name__ for cls in type(estimator).__mro__ if cls.__module__.startswith("scikeras"))
@@ -90,7 +131,9 @@ class SklearnEngine(Engine):
         cv_jobs(settings)
         fold_trainer(settings)
         address = cv_cluster(settings)
-        if space.task != "auto":
+        if space.train is not None:
+            check_function_options(space, settings, address)
+        elif space.task != "auto":
             scoring_for(space.objective, space.task)
         algorithm = settings.algorithm
         if algorithm in ("grid", "halving-grid"):
@@ -137,7 +180,7 @@ class SklearnEngine(Engine):
 
     def describe_data(self, space: SearchSpace, settings: StudySettings, dataset: Dataset) -> list[str]:
         """The halving plan's rungs, which for the ``rows`` resource depend on the data."""
-        if settings.algorithm not in HALVING_ALGORITHMS:
+        if settings.algorithm not in HALVING_ALGORITHMS or space.train is not None:
             return []
         rows, n_classes = data_shape(dataset)
         return describe_plan(plan_for(space, settings, rows=rows, n_classes=n_classes), cv_folds(settings))
@@ -164,6 +207,8 @@ class SklearnEngine(Engine):
     def describe(self, space: SearchSpace, settings: StudySettings) -> list[str]:
         from .estimators import check_routing, make_estimator
 
+        if space.train is not None:
+            return describe_function_search(space, settings)
         folds = cv_folds(settings)
         jobs = cv_jobs(settings)
         search = {"grid": "GridSearchCV", "random": "RandomizedSearchCV",
@@ -171,7 +216,7 @@ class SklearnEngine(Engine):
                   "halving-random": "HalvingRandomSearchCV"}[settings.algorithm]
         # The same check a run makes before any fit (``FoldSearch.start``): every compiled key is an
         # estimator parameter.
-        estimator = make_estimator("binary", resolve_config(space, {}), seed=0)
+        estimator = make_estimator("binary", resolve_config(space, first_point(space)), seed=0)
         check_routing(estimator, list(compiled_space(space, settings.algorithm)), space.source)
         lines = [
             f"engine sklearn: {search} over SciKeras {_scikeras_class(estimator)}, "

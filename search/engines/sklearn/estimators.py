@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpsearch.spaces import SpaceError
-from hpsearch.spaces.compile_sklearn import MODEL_PREFIX
+from hpsearch.spaces.compile_sklearn import MODEL_PREFIX, WRAPPER_PARAMS
 
 from ...training.scikeras_models import (
-    MODEL_PARAMS,
     VALIDATION_SPLIT,
     SearchClassifier,
     SearchRegressor,
@@ -45,7 +44,8 @@ def make_estimator(
         "random_state": seed,
         "validation_split": validation_split,
         "verbose": 0,
-        **{MODEL_PREFIX + name: config[name] for name in MODEL_PARAMS if name in config},
+        # Every other key, a model function's own parameters and reference (``model``) included.
+        **{MODEL_PREFIX + name: value for name, value in config.items() if name not in WRAPPER_PARAMS},
     }
     if task_kind == "regression":
         return SearchRegressor(**kwargs)

@@ -45,7 +45,7 @@ from ..session import Task, refuse_other_workers
 from .candidates import Candidate, candidate_key, candidates, parameter_sampler
 from .cross_validation import cross_validation
 from .resume import CandidateHistory, Fit, histories
-from .sessions import FoldSearch
+from .sessions import FoldSearch, function_fit
 from .settings import cv_folds
 
 if TYPE_CHECKING:
@@ -322,8 +322,11 @@ class HalvingSession(FoldSearch):
         ctx = self.ctx
         refuse_other_workers(ctx, "successive halving")
         super().start(stopping)
-        rows, n_classes = data_shape(ctx.dataset)
-        self.plan = plan_for(ctx.space, ctx.settings, rows=rows, n_classes=n_classes)
+        if ctx.space.train is None:
+            rows, n_classes = data_shape(ctx.dataset)
+            self.plan = plan_for(ctx.space, ctx.settings, rows=rows, n_classes=n_classes)
+        else:  # a training function: the resource is its epochs, known without data
+            self.plan = plan_for(ctx.space, ctx.settings)
         self.current = first_candidates(ctx.space, ctx.settings, self.plan.rungs[0].candidates)
         self.found = histories(ctx.storage.list_trials(ctx.study.id), _rung_candidate)
         self._enter_rung()
@@ -365,7 +368,7 @@ class HalvingSession(FoldSearch):
     def propose(self, room: int | None) -> list[Task] | None:
         """The rung's next fit; once the rung is complete, the next rung's first (its candidates the best
         of this one); None after the last rung, or when another process holds a fit of the rung."""
-        assert self.plan is not None and self.fitter is not None and self.scoring is not None
+        assert self.plan is not None
         while not self.pending:
             if self.blocked or self.rung_index == len(self.plan.rungs) - 1:
                 return None
@@ -391,7 +394,11 @@ class HalvingSession(FoldSearch):
             identity={"params": candidate.point, "halving_iter": rung.iteration},
         )
         last = rung is self.plan.rungs[-1]
-        train = _rung_fit(cross_validation(fitted, self.fitter, self.folds, self.scoring), rung, last)
+        if self.ctx.space.train is not None:  # the rung's epochs are the budget its ``report`` may reach
+            train = _rung_fit(function_fit(self.ctx, candidate, rung.resources), rung, last)
+        else:
+            assert self.fitter is not None and self.scoring is not None
+            train = _rung_fit(cross_validation(fitted, self.fitter, self.folds, self.scoring), rung, last)
         return [Task(proposal, train, handle=candidate)]
 
     def learn(self, task: Task, result: RunResult) -> None:

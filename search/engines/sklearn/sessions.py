@@ -14,17 +14,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.spaces import resolve_config
+from hpsearch.spaces import first_point, resolve_config
 from hpsearch.storage import TrialRecord
 
 from ...executors.folds import DaskFitter, FoldFitter, InProcessFitter, ProcessFitter, Splits
 from ...seeds import candidate_seed
-from ...training.runner import Proposal, RunResult
+from ...training.runner import Attempt, Proposal, RunResult, TrialOutcome
 from ...training.scoring import Scoring, scorer, scoring_for
 from ..session import SearchSession, Task
 from .candidates import UNBOUNDED, Candidate, candidate_key, candidate_of_trial, candidates, compiled_space
 from .cross_validation import check_rows, cross_validation, cv_rows, cv_weights
-from .resume import CandidateHistory, histories
+from .resume import CandidateHistory, Fit, histories
 from .settings import available_cores, cv_cluster, cv_folds, cv_jobs, fold_trainer
 
 if TYPE_CHECKING:
@@ -58,12 +58,15 @@ class FoldSearch(SearchSession):
             DataError: a class has fewer rows than folds.
             SearchFailedError: the Dask scheduler cannot be reached.
         """
+        ctx = self.ctx
+        if ctx.space.train is not None:
+            # The user's training function: no estimator, no folds (see ``function_fit``), and no Keras.
+            return
         from sklearn.base import is_classifier
         from sklearn.model_selection import check_cv
 
         from .estimators import check_routing, make_estimator
 
-        ctx = self.ctx
         settings = ctx.settings
         folds = cv_folds(settings)
         jobs = cv_jobs(settings)
@@ -72,8 +75,8 @@ class FoldSearch(SearchSession):
         scoring = self.scoring = scoring_for(ctx.study.objective, dataset.task)
         x, y = cv_rows(dataset)
         check_rows(dataset, y, folds)
-        estimator = make_estimator(dataset.task, resolve_config(ctx.space, {}), seed=ctx.seed,
-                                   class_weight=dataset.class_weight)
+        base = resolve_config(ctx.space, first_point(ctx.space))
+        estimator = make_estimator(dataset.task, base, seed=ctx.seed, class_weight=dataset.class_weight)
         check_routing(estimator, list(compiled_space(ctx.space, settings.algorithm)), ctx.space.source)
         self.splits = list(check_cv(folds, y, classifier=is_classifier(estimator)).split(x, y))
         # As GridSearchCV passes fit parameters: each fold's training rows' weights; scores are unweighted.
@@ -108,7 +111,8 @@ class CandidatesSession(FoldSearch):
     def __init__(self, ctx: RunContext) -> None:
         super().__init__(ctx)
         # Fold processes or Dask tasks honour a stop signal: candidates wait on them in threads.
-        self.threaded = cv_cluster(ctx.settings) is not None or cv_jobs(ctx.settings) > 1
+        self.threaded = ctx.space.train is None and (cv_cluster(ctx.settings) is not None
+                                                     or cv_jobs(ctx.settings) > 1)
         #: Cut-short candidates to fit again first, with the trial each retries.
         self.queue: list[tuple[Candidate, int]] = []
         #: Candidates proposed, or queued, in this run (by key).
@@ -118,7 +122,7 @@ class CandidatesSession(FoldSearch):
     @property
     def width(self) -> int:
         """Candidates in flight: every fit slot busy, plus one so a slot never waits for a proposal."""
-        if not self.threaded:
+        if not self.threaded or not self.splits:
             return 1
         if self.client is not None:
             from ...executors.cluster import slots
@@ -149,8 +153,10 @@ class CandidatesSession(FoldSearch):
                 return None
             candidate, history = planned
             retry_of = history.retry_of
-        assert self.fitter is not None and self.scoring is not None
         proposal = Proposal(candidate.point, engine_trial_id=str(candidate.index), retry_of=retry_of)
+        if self.ctx.space.train is not None:
+            return [Task(proposal, function_fit(self.ctx, candidate, None), handle=candidate)]
+        assert self.fitter is not None and self.scoring is not None
         return [Task(proposal, cross_validation(candidate, self.fitter, self.splits, self.scoring),
                      handle=candidate)]
 
@@ -179,3 +185,23 @@ class CandidatesSession(FoldSearch):
                 continue
             self.handled.add(key)
             yield candidate, history
+
+
+def function_fit(ctx: RunContext, candidate: Candidate, epochs: int | None) -> Fit:
+    """A candidate trained by the space's training function for ``epochs`` (None: the space's ``epochs``),
+    with no cross-validation (the function does its own, if any).
+
+    Its metrics hold ``mean_test_score``, the value in scikit-learn's sense (greater is better: the
+    objective's value, negated for an objective to minimise), which successive halving ranks by.
+    """
+    config = resolve_config(ctx.space, candidate.point)
+    sign = 1.0 if ctx.study.direction == "maximize" else -1.0
+
+    def fit(attempt: Attempt) -> TrialOutcome:
+        outcome = attempt.train_function(config, epochs=epochs)
+        if outcome.value is None:
+            return outcome
+        metrics = {**outcome.metrics, "mean_test_score": sign * outcome.value}
+        return TrialOutcome(outcome.state, outcome.value, metrics, outcome.error)
+
+    return fit
