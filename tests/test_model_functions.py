@@ -185,3 +185,17 @@ def test_build_model_refuses_a_model_that_does_not_take_the_features(tmp_path: P
     config = resolve_config(space_from_dict({"model": "models_input:images"}), {})
     with pytest.raises(SpaceError, match=r"does not take inputs of shape \(None, 64\)"):
         build_model(config, TaskInfo("multiclass", 64, 10))
+
+
+@pytest.mark.slow
+def test_dask_workers_import_a_model_function_by_name(tmp_path: Path) -> None:
+    from tests.dask_cluster import dask_cluster
+
+    models = _models(tmp_path, "models_dask")
+    db = tmp_path / "d.db"
+    with dask_cluster(tmp_path, workers=1) as cluster:
+        run_hpsearch(tmp_path, "run", _space(tmp_path, models), "--engine", "sklearn", "--algorithm", "grid",
+                     "--cv", "2", "--data", "digits", "--study", "d", "--storage", db, "--quiet",
+                     "--dask", cluster.scheduler_file)
+    assert_budget_reached_cleanly(trial_rows(db), 4)
+    assert {row[1] for row in trial_rows(db)} == {"COMPLETE"}
