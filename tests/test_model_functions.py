@@ -199,3 +199,18 @@ def test_dask_workers_import_a_model_function_by_name(tmp_path: Path) -> None:
                      "--dask", cluster.scheduler_file)
     assert_budget_reached_cleanly(trial_rows(db), 4)
     assert {row[1] for row in trial_rows(db)} == {"COMPLETE"}
+
+
+def test_resume_after_the_model_function_was_removed_is_one_sentence(cli, tmp_path: Path) -> None:
+    models = _models(tmp_path, "models_removed")
+    assert cli("run", _space(tmp_path, models), "--data", "digits", "--trials", "1", "--study", "gone",
+               "--quiet", "--in-process").code == 0
+    (tmp_path / f"{models}.py").write_text("import keras\n", encoding="utf-8")
+    import importlib
+    import sys
+
+    sys.modules.pop(models, None)
+    importlib.invalidate_caches()
+    result = cli("resume", "gone", "--trials", "2")
+    assert result.code == 2
+    assert f"model function '{models}:cnn' cannot be found" in result.err and "space.yaml" in result.err
