@@ -17,8 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from hpsearch.spaces import SearchSpace, check_objective, importable_in_other_processes, load_space
-from hpsearch.spaces.functions import import_function, known_in_this_process
+from hpsearch.spaces import (
+    SearchSpace,
+    SpaceError,
+    check_objective,
+    import_function,
+    importable_in_other_processes,
+    load_space,
+)
+from hpsearch.spaces.functions import known_in_this_process
 from hpsearch.storage import (
     Storage,
     StoreLocation,
@@ -367,9 +374,17 @@ def _isolation_for(
     Raises:
         UsageError: the function is unknown to this process (a study resumed from another one), or the
             run asks for several workers, fold processes or Dask.
+        SpaceError: the function's module does not import or has no such function.
     """
     reference = space.function
-    if reference is None or importable_in_other_processes(reference):
+    if reference is None:
+        return isolation
+    if importable_in_other_processes(reference):
+        # Here first: a module that no longer imports is one sentence now, not a failure in every trial.
+        try:
+            import_function(reference, "model function" if space.model else "training function")
+        except SpaceError as error:
+            raise error.with_source(space.source) from None
         return isolation
     fix = "define it at the top level of a module file (e.g. models.py) and pass models.build"
     if not known_in_this_process(reference):

@@ -154,10 +154,11 @@ def import_function(reference: str, what: str) -> Callable[..., Any]:
     if reference in _REGISTERED:
         return _REGISTERED[reference]
     module_name, _, qualname = reference.partition(":")
-    if not _importable_by_name(module_name, qualname) and module_name != "__main__":
-        raise SpaceError(f"{what} {quoted(reference)} is a lambda or nested function that this process does "
-                         "not know; define it at the top level of a module file (e.g. models.py) and name "
-                         "it as models:build")
+    if not _importable_by_name(module_name, qualname):
+        # Its process's __main__ (a notebook, a script) or a lambda is gone: there is nothing to import.
+        raise SpaceError(f"{what} {quoted(reference)} was defined in a notebook, a script or a lambda of "
+                         "another process and cannot be imported here; define it at the top level of a "
+                         "module file (e.g. models.py) and name it as models:build")
     _working_directory_importable()
     try:
         target: Any = importlib.import_module(module_name)
