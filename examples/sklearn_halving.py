@@ -17,9 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hpsearch.storage import open_storage
-from hpsearch.study import run_study
-from hpsearch.study_options import Isolation, RunOptions
+import hpsearch
 
 # %% [markdown]
 # ## The training function
@@ -77,11 +75,10 @@ fixed: {epochs: 9}
 # One small function: the sklearn engine's successive halving over the grid, trained in this process.
 
 # %%
-def search(space_file: Path, storage: str):
-    """Run the halving search over ``space_file``; return the study as stored."""
-    return run_study(RunOptions(space=str(space_file), engine="sklearn", algorithm="halving-grid",
-                                study="sgd-halving", storage=storage, progress=False,
-                                isolation=Isolation(in_process=True)))
+def search(space_file: Path, storage: str) -> hpsearch.Study:
+    """Run the halving search over ``space_file``; return the study."""
+    return hpsearch.run(space_file, engine="sklearn", algorithm="halving-grid", study="sgd-halving",
+                        storage=storage, progress=False, in_process=True)
 
 
 # %%
@@ -97,7 +94,7 @@ if __name__ == "__main__":
     # ## The trials, rung by rung
 
     # %%
-    trials = open_storage(storage).list_trials(study.id)
+    trials = study.trials
     for trial in trials:
         rung = (trial.engine_trial_id or "").partition(":")[0]
         print(f"#{trial.number:2d} rung {rung} {trial.state.value:8s} epochs {trial.epochs_run} "

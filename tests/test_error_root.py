@@ -37,6 +37,7 @@ EXPECTED_EXIT_CODES = {
     "StudyNotFoundError": 2,
     "StudyExistsError": 2,
     "TrialNotFoundError": 2,
+    "StoredDataNotFoundError": 2,
     "TrialConflictError": 1,
     "TrialNotRunningError": 1,
     "BudgetReachedError": 1,

@@ -296,6 +296,8 @@ class NoData:
     n_classes: int = 0
     class_names: list[str] | None = None
     feature_names: list[str] = field(default_factory=list)
+    #: What loading left out or changed (a Dataset's notes): nothing, since nothing is loaded.
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def for_function(cls, reference: str, task: str = "auto") -> NoData:
