@@ -144,3 +144,18 @@ def test_body_mass_regression_leaves_unlabelled_rows_out(cli, tmp_path: Path) ->
     assert "148 rows, 14 features (23 after encoding), regression" in run.out
     values = query(tmp_path / "hp.db", "SELECT value FROM hp_trials WHERE state = 'COMPLETE'")
     assert len(values) == 2 and all(np.isfinite(v) for (v,) in values)
+
+
+def test_the_drop_advice_stays_one_short_line_whatever_the_column_is_called(tmp_path: Path) -> None:
+    long_name = "a" * 5000
+    path = tmp_path / "data.csv"
+    pd.DataFrame({long_name: [None] * 6, "x\ny": [None] * 6, "f": range(6), "y": [0, 1] * 3}).to_csv(
+        path, index=False)
+    with pytest.raises(DataError) as refused:
+        load_dataset(str(path), target="y", drop=["x\ny"])
+    message = str(refused.value)
+    assert "\n" not in message and len(message) < 400 + len(str(path)), message[:500]
+    assert "--drop and the column's name" in message
+    with pytest.raises(DataError) as refused:
+        load_dataset(str(path), target="y", drop=[long_name])
+    assert "--drop $'x\\ny' (drop=['x\\ny'] in Python)" in str(refused.value)

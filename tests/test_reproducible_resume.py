@@ -17,16 +17,17 @@ from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
 
 pytestmark = pytest.mark.slow
 
-# 10 epochs: the interrupted trial continues from its checkpoint (hpsearch.training.checkpoints), so the test
-# covers
-# the continuation as well as the proposals after it. Dropout makes the data order and masks matter.
+# 30 epochs: the interrupted trial continues from its checkpoint (hpsearch.training.checkpoints), so the test
+# covers the continuation as well as the proposals after it; and a trial lasts longer than one flush of its
+# epochs to the store (hpsearch.training.recorder.EPOCH_FLUSH_S), so the test sees it mid-trial before the
+# study ends. Dropout makes the data order and masks matter.
 SPACE = """\
 objective: val_loss
 params:
   n_neurons: {type: int, grid: [4, 8, 16, 32]}
   learning_rate: {type: float, grid: [0.001, 0.01, 0.03]}
   dropout: {type: float, grid: [0.0, 0.2]}
-fixed: {n_hidden: 1, epochs: 10, batch_size: 16, optimizer: adam}
+fixed: {n_hidden: 1, epochs: 30, batch_size: 16, optimizer: adam}
 """
 
 # Optuna grid besides TPE: its grid points follow the proposal index, which the retry of the killed trial

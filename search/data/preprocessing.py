@@ -319,8 +319,34 @@ def _days(texts: list[str], present: np.ndarray, where: str, name: str) -> np.nd
     if parsed.isna().any():
         bad = texts[int(np.flatnonzero(parsed.isna().to_numpy())[0])]
         raise DataError(f"{where}: column {quoted(name)} holds ISO dates, but {quoted(bad)} is no real date; "
-                        f"correct it, or leave the column out with --drop (drop=[{name!r}] in Python)")
+                        f"correct it, or leave the column out with {drop_advice(name)}")
     days = np.full(len(present), np.nan)
     nanoseconds = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64)
     days[present] = nanoseconds / _DAY_NS
     return days
+
+
+#: Column names longer than this are not repeated in the advice (the message names the column already).
+_ADVICE_NAME_CHARS = 80
+
+
+def drop_advice(name: str) -> str:
+    """How to leave column ``name`` out, on the shell and from Python, in one short line."""
+    if len(name) > _ADVICE_NAME_CHARS:
+        return "--drop and the column's name (drop=[name] in Python)"
+    return f"--drop {_shell_word(name)} (drop=[{name!r}] in Python)"
+
+
+def _shell_word(text: str) -> str:
+    """A column name as it is typed after an option: quoted when it holds spaces or shell characters."""
+    import shlex
+
+    if not text.isprintable():
+        # A newline or a control character: the shell's $'...' form, so the sentence stays on one line.
+        body = text.encode("unicode_escape").decode("ascii").replace("'", "\\'")
+        return f"$'{body}'"
+    quoted_text = shlex.quote(text)
+    # shlex quotes with single quotes; a name without one reads better in double quotes, as users type it.
+    if quoted_text != text and "'" not in text and not any(c in text for c in '"$`\\'):
+        return f'"{text}"'
+    return quoted_text

@@ -17,7 +17,7 @@ import numpy as np
 from hpsearch.spaces.limits import quoted, quoted_list
 
 from ..errors import DataError
-from .preprocessing import CATEGORICAL, DATE, NUMERIC, category_keys, iso_date_days
+from .preprocessing import CATEGORICAL, DATE, NUMERIC, category_keys, drop_advice, iso_date_days
 
 BUILTIN_DATASETS: tuple[str, ...] = ("digits", "breast_cancer", "iris", "wine", "diabetes")
 #: CSV files shipped in ``search/datasets/``, by name, with their target column. ``imbalanced``: breast
@@ -245,8 +245,8 @@ def parse_csv(where: str, content: bytes, target: str | None, drop: Sequence[str
     for name in feature_names:
         series = frame[name]
         if series.isna().all():
-            raise DataError(f"{where}: column {quoted(name)} is empty in every row; leave it out with --drop "
-                            f"{_shell_word(name)} (drop=[{name!r}] in Python) or fill it")
+            raise DataError(f"{where}: column {quoted(name)} is empty in every row; leave it out with "
+                            f"{drop_advice(name)} or fill it")
         if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
             if np.isinf(values).any():
@@ -261,8 +261,8 @@ def parse_csv(where: str, content: bytes, target: str | None, drop: Sequence[str
         n_distinct = int(series.nunique(dropna=True))
         if n_distinct > MAX_CATEGORIES and n_distinct > len(series) / 2:
             raise DataError(f"{where}: column {quoted(name)} looks like free text or an id ({n_distinct} "
-                            f"distinct values); leave it out with --drop {_shell_word(name)} "
-                            f"(drop=[{name!r}] in Python) or encode it")
+                            f"distinct values); leave it out with "
+                            f"{drop_advice(name)} or encode it")
         columns[name], kinds[name] = category_keys(raw_values), CATEGORICAL
     fingerprint = _fingerprint([content], target)
     return RawData(
@@ -277,17 +277,6 @@ def parse_csv(where: str, content: bytes, target: str | None, drop: Sequence[str
         input_kind="frame",
         notes=notes,
     )
-
-
-def _shell_word(text: str) -> str:
-    """A column name as it is typed after an option: quoted when it holds spaces or shell characters."""
-    import shlex
-
-    quoted_text = shlex.quote(text)
-    # shlex quotes with single quotes; a name without one reads better in double quotes, as users type it.
-    if quoted_text != text and "'" not in text and not any(c in text for c in '"$`\\'):
-        return f'"{text}"'
-    return quoted_text
 
 
 #: Arrays of an NPZ archive: the rows to learn from, and optional splits it brings itself, in pairs.
