@@ -1,5 +1,5 @@
 """Kill a study with ``kill -9`` (once or several times), resume it, and compare its trials with the same
-study run without interruption: the check behind the README's "Reproducibility" section, for any engine
+study run without interruption: the check behind "Reproducibility" in docs/resume.md, for any engine
 and algorithm.
 
 Both runs use the wine data, seed 7 and the grid space below (``--epochs`` per trial). The killed run is

@@ -32,7 +32,7 @@ start)
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" start >/dev/null
   as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U hpsearch hpsearch_test
-  # The README's form: SQLAlchemy 2.1 reads postgresql:// as psycopg (version 3), the postgres extra.
+  # The documented form (docs/parallel.md): SQLAlchemy 2.1 reads postgresql:// as psycopg (version 3), the postgres extra.
   echo "postgresql://hpsearch@127.0.0.1:$port/hpsearch_test"
   ;;
 stop)

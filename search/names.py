@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .errors import UsageError
 
-#: The longest name a new study may have, in characters (documented in the README).
+#: The longest name a new study may have, in characters (documented in docs/concepts.md).
 MAX_STUDY_NAME = 200
 #: File systems allow 255 bytes per name; a folder made from a study name stays well below that, leaving
 #: room for suffixes such as ``-2`` and for the files' own names.

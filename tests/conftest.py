@@ -55,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if started.returncode != 0:
         raise pytest.UsageError(f"could not start the test PostgreSQL server: {started.stderr.strip()}")
     os.environ["HPSEARCH_TEST_POSTGRES_URL"] = started.stdout.strip().splitlines()[-1]
-    # The URL is the script's own (the README's postgresql:// form), not one a developer gave.
+    # The URL is the script's own (the documented postgresql:// form), not one a developer gave.
     os.environ["HPSEARCH_TEST_POSTGRES_STARTED"] = "1"
 
 

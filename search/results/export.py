@@ -249,7 +249,8 @@ def _new_temporary(path: Path, suffix: str) -> Path:
     """An empty new file beside ``path``, created with mode 0666 less the umask.
 
     Not ``tempfile.mkstemp``: its files are 0600, and ``os.replace`` keeps the mode, so every exported
-    model, card and predictions file would be unreadable to the user's group (README: file modes).
+    model, card and predictions file would be unreadable to the user's group (docs/concepts.md, file
+    modes).
     """
     for _ in range(100):
         temporary = path.parent / f".{path.stem[:50]}-{secrets.token_hex(6)}.tmp{suffix}"

@@ -47,7 +47,7 @@ def study_dict(summary: StudySummary) -> dict[str, Any]:
             # What the study runs with (options a resume changed included); engine state left out.
             "settings": {key: value for key, value in study.settings.items()
                          if not key.endswith("_state") and key != ENVIRONMENT_SETTING},
-            # What a rerun must match to reproduce the trials (README: Reproducibility).
+            # What a rerun must match to reproduce the trials (docs/resume.md: Reproducibility).
             "reproducibility": study_reproducibility(study),
             "trials": summary.n_trials,
             # Of ``trials``, those copied from other studies by --warm-start (not trained here).

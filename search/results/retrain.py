@@ -541,7 +541,7 @@ def retrain_study(
         "seeds": seeds_block,
         "files": files,
         "versions": package_versions(backend),
-        # What the search that chose this configuration needs to be rerun as it ran (README).
+        # What the search that chose this configuration needs to be rerun as it ran (docs/resume.md).
         "reproducibility": study_reproducibility(study),
     }
     model_path = directory / MODEL_FILE

@@ -4,7 +4,7 @@ A study's trials are a function of its seed, its data (fingerprint), the library
 backend and the numerical settings of the machine (oneDNN's fused kernels, TensorFlow's deterministic
 ops, the visible GPUs, the number of CPUs). With all of them unchanged, a study killed at any instant and
 resumed ends with the trials, configurations and values, bit for bit, of the run that was never
-interrupted (one worker; see the README's "Reproducibility"). ``studies --json`` and the model card show
+interrupted (one worker; see "Reproducibility" in docs/resume.md). ``studies --json`` and the model card show
 them; ``resume`` warns about each one that changed: the trials that follow may then differ in their last
 digits, or more.
 """
