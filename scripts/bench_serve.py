@@ -222,9 +222,11 @@ def main() -> int:
                       ["round", "alone (s)", "polled (s)", "polled against alone (%)"],
                       [[number + 1, a["train_s"], p["train_s"], pair] for number, (a, p, pair) in
                        enumerate(zip(results["alone"], results["polled"], pairs, strict=True))]
-                      + [["median", alone, polled, slowdown]],
+                      + [["median of each column", alone, polled, statistics.median(pairs)]],
                       notes="Training time is the sum of the trials' durations (a worker's TensorFlow "
-                            "start-up is not training); rounds alternate which mode runs first."),
+                            "start-up is not training); rounds alternate which mode runs first, and each "
+                            "round's ratio compares two studies run back to back, the least disturbed by "
+                            f"other load (the medians' own ratio: {slowdown:+.1f}%)."),
                 table("The server under load",
                       ["measure", "value"],
                       [["seconds from process start to the first answer", answered_s],
