@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts.bench_results import table, write_result  # noqa: E402
+
 SPACE = """\
 objective: val_accuracy
 params:
@@ -57,6 +59,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--trials", type=int, default=500)
     parser.add_argument("--storage", default=os.environ.get("HPSEARCH_TEST_POSTGRES_URL"))
+    parser.add_argument("--no-result", action="store_true", help="print only; write no result file")
     args = parser.parse_args()
     server_dir = None
     url = args.storage
@@ -66,14 +69,39 @@ def main() -> None:
                                  capture_output=True, text=True, check=True)
         url = started.stdout.strip().splitlines()[-1]
     try:
-        run(url, args.workers, args.trials)
+        figures = run(url, args.workers, args.trials)
     finally:
         if server_dir:
             subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), "stop", server_dir],
                            capture_output=True)
+    if args.no_result:
+        return
+    checks = figures["checks"]
+    path = write_result(
+        "load", title="Optuna on PostgreSQL at load",
+        summary=(f"{args.workers} workers sharing one study on PostgreSQL recorded {checks['recorded']} of "
+                 f"{args.trials} trials, " + ("each number once, no configuration twice and none left "
+                                              "RUNNING" if figures["sound"] else "with the problems the "
+                                              "checks table shows")
+                 + f"; the store's own work stays at {figures['solo_ms']:.1f} ms a trial in one process and "
+                   f"{figures['shared_ms']:.1f} ms with {args.workers} processes at once, small beside a "
+                   f"trial's training."),
+        tables=[
+            table(f"{args.workers} workers x {args.trials} one-epoch trials (iris) on PostgreSQL",
+                  ["check", "result"], [[key.replace("_", " "), value] for key, value in checks.items()]),
+            table("Throughput and the store's own cost per trial",
+                  ["measure", "value"],
+                  [["trials per second, worker start-up included", figures["trials_per_s"]],
+                   ["wall time of the run (s)", figures["wall_s"]],
+                   ["store ms per trial (claim + 1 epoch + finish), one process", figures["solo_ms"]],
+                   [f"store ms per trial, {args.workers} processes at once", figures["shared_ms"]],
+                   ["trials per second through the store, all processes", figures["store_trials_per_s"]]]),
+        ],
+        data={"workers": args.workers, "trials": args.trials, **figures})
+    print(f"wrote {path}")
 
 
-def run(url: str, workers: int, trials: int) -> None:
+def run(url: str, workers: int, trials: int) -> dict:
     import sqlalchemy
 
     study = f"load-{int(time.time())}"
@@ -118,6 +146,14 @@ def run(url: str, workers: int, trials: int) -> None:
         spans = pool.starmap(_store_cost, [(url, study, cycles, 10**7 * (k + 1)) for k in range(workers)])
     print(f"  store per trial, {workers} processes at once: {1000 * max(spans) / cycles:.2f} ms each "
           f"({workers * cycles / max(spans):.0f} trials/s through the store)")
+    checks = {"recorded": len(rows), "states": ", ".join(f"{k} {v}" for k, v in sorted(states.items())),
+              "numbers_each_once": numbers == list(range(trials)), "distinct_configurations": len(configs),
+              "running_left_hpsearch": states.get("RUNNING", 0), "running_left_optuna": optuna_running}
+    sound = (len(rows) == trials and checks["numbers_each_once"] and len(configs) == len(rows)
+             and not checks["running_left_hpsearch"] and not optuna_running)
+    return {"checks": checks, "sound": sound, "wall_s": wall, "trials_per_s": len(rows) / wall,
+            "solo_ms": 1000 * solo / cycles, "shared_ms": 1000 * max(spans) / cycles,
+            "store_trials_per_s": workers * cycles / max(spans)}
 
 
 if __name__ == "__main__":

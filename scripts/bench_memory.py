@@ -18,6 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts.bench_results import table, write_result  # noqa: E402
+
 SPACE = """\
 objective: val_accuracy
 params:
@@ -56,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--recycle-after", type=int, default=25)
-    parser.add_argument("--out", default=None, help="also write both curves to this JSON file")
+    parser.add_argument("--no-result", action="store_true", help="print only; write no result file")
     args = parser.parse_args()
 
     bin_dir = Path(sys.executable).parent
@@ -69,10 +73,24 @@ def main() -> None:
         }
     print(f"worker resident memory (MiB) over {args.trials} trials")
     print(f"{'':26}{'first':>8}{'last':>8}{'max':>8}{'MiB/trial':>11}")
+    rows = []
     for name, values in curves.items():
         print(f"{name:26}{values[0]:>8.0f}{values[-1]:>8.0f}{max(values):>8.0f}{slope(values):>11.2f}")
-    if args.out:
-        Path(args.out).write_text(json.dumps(curves))
+        rows.append([name, values[0], values[-1], max(values), slope(values)])
+    if args.no_result:
+        return
+    plain, recycled = rows
+    path = write_result(
+        "memory", title="Resident memory of the training worker, with and without recycling",
+        summary=(f"Over {args.trials} trials a worker that is never recycled grows by {plain[4]:.2f} MiB a "
+                 f"trial and peaks at {plain[3]:.0f} MiB; replaced every {args.recycle_after} trials it "
+                 f"grows by {recycled[4]:.2f} MiB a trial and peaks at {recycled[3]:.0f} MiB."),
+        tables=[table(f"Worker peak resident memory over {args.trials} trials (MiB)",
+                      ["worker", "first trial (MiB)", "last trial (MiB)", "highest (MiB)",
+                       "growth per trial (MiB)"], rows,
+                      notes="Growth is the least-squares slope of the peak memory each trial recorded.")],
+        data={"trials": args.trials, "recycle_after": args.recycle_after, "curves": curves})
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts.bench_results import table, write_result  # noqa: E402
+
 SPACE = """\
 task: auto
 objective: val_accuracy
@@ -140,6 +144,7 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between one client's requests")
     parser.add_argument("--rounds", type=int, default=3, help="studies per mode, alternating")
     parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--no-result", action="store_true", help="print only; write no result file")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
@@ -157,7 +162,8 @@ def main() -> int:
                 break
         except httpx.HTTPError:
             time.sleep(0.02)
-    print(f"server answered {time.perf_counter() - began:.2f} s after start (process start to first 200)")
+    answered_s = time.perf_counter() - began
+    print(f"server answered {answered_s:.2f} s after start (process start to first 200)")
     results: dict[str, list[dict]] = {"alone": [], "polled": []}
     try:
         with httpx.Client(base_url=url, timeout=120) as api:
@@ -201,6 +207,42 @@ def main() -> int:
           f"median {statistics.median(pairs):+.1f}%")
     for error in errors[:5]:
         print(f"  error: {error}")
+    if not args.no_result:
+        p50 = 1000 * latencies[len(latencies) // 2] if latencies else None
+        p95 = 1000 * latencies[int(len(latencies) * 0.95)] if latencies else None
+        slowdown = 100 * (polled / alone - 1)
+        path = write_result(
+            "serve", title="A busy hpsearch serve against training",
+            summary=(f"With {args.clients} clients polling the API, the trials' training time changed by "
+                     f"{statistics.median(pairs):+.1f}% (median of the rounds' paired ratios); the server "
+                     f"answered {requests} requests with {len(errors)} errors, at a median latency of "
+                     f"{p50 or 0:.0f} ms."),
+            tables=[
+                table(f"Training time of {args.trials} trials, alone and with {args.clients} polling clients",
+                      ["round", "alone (s)", "polled (s)", "polled against alone (%)"],
+                      [[number + 1, a["train_s"], p["train_s"], pair] for number, (a, p, pair) in
+                       enumerate(zip(results["alone"], results["polled"], pairs, strict=True))]
+                      + [["median of each column", alone, polled, statistics.median(pairs)]],
+                      notes="Training time is the sum of the trials' durations (a worker's TensorFlow "
+                            "start-up is not training); rounds alternate which mode runs first, and each "
+                            "round's ratio compares two studies run back to back, the least disturbed by "
+                            f"other load (the medians' own ratio: {slowdown:+.1f}%)."),
+                table("The server under load",
+                      ["measure", "value"],
+                      [["seconds from process start to the first answer", answered_s],
+                       ["requests answered", requests],
+                       ["requests per second", requests / seconds if seconds else 0.0],
+                       ["errors", len(errors)],
+                       ["latency p50 (ms)", p50], ["latency p95 (ms)", p95],
+                       ["latency max (ms)", 1000 * latencies[-1] if latencies else None],
+                       ["server CPU while polled (% of one core)", 100 * cpu / seconds if seconds else 0.0],
+                       ["server CPU per request (ms)", 1000 * cpu / max(requests, 1)]]),
+            ],
+            data={"clients": args.clients, "interval_s": args.interval, "rounds": args.rounds,
+                  "trials": args.trials, "errors": errors[:20],
+                  "rounds_data": {mode: [{k: v for k, v in r.items() if k != "latencies"} for r in rows]
+                                  for mode, rows in results.items()}})
+        print(f"wrote {path}")
     return 1 if errors else 0
 
 

@@ -21,6 +21,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from scripts.bench_results import table, write_result  # noqa: E402
 
 CHILD = r"""
 import json, sys, time
@@ -57,6 +60,7 @@ def summary(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--no-result", action="store_true", help="print only; write no result file")
     args = parser.parse_args()
 
     results: dict[str, list[dict]] = {"plain": [], "lean": []}
@@ -69,6 +73,7 @@ def main() -> None:
     print(f"{args.rounds} rounds, seconds, median (min-max):")
     print(f"{'':8} {'import wall':>18} {'import CPU':>18} {'+ first fit wall':>18} {'+ first fit CPU':>18}")
     medians: dict[str, dict[str, float]] = {}
+    table_rows: list[list[object]] = []
     for kind, rows in results.items():
         columns = {(stage, clock): [row[stage][clock] for row in rows]
                    for stage in ("import", "first_fit") for clock in ("wall", "cpu")}
@@ -76,8 +81,25 @@ def main() -> None:
                          for (stage, clock), values in columns.items()}
         print(f"{kind:8} " + " ".join(f"{summary(values):>18}" for values in columns.values())
               + f"   not imported: {', '.join(rows[-1]['not_imported']) or 'none'}")
-    print("lean / plain: " + ", ".join(f"{key} {medians['lean'][key] / medians['plain'][key]:.2f}"
-                                       for key in medians["lean"]))
+        table_rows.append([kind, *(summary(values) for values in columns.values()),
+                           ", ".join(rows[-1]["not_imported"]) or "none"])
+    ratios = {key: medians["lean"][key] / medians["plain"][key] for key in medians["lean"]}
+    print("lean / plain: " + ", ".join(f"{key} {ratio:.2f}" for key, ratio in ratios.items()))
+    if args.no_result:
+        return
+    table_rows.append(["lean / plain (medians)", *ratios.values(), ""])
+    path = write_result(
+        "startup", title="Start-up of a training process: Keras imported lean or plain",
+        summary=(f"A process that imports Keras lean, as hpsearch's workers and fold processes do, takes "
+                 f"{ratios['import wall']:.2f} times the wall time of a plain import, and "
+                 f"{ratios['first_fit wall']:.2f} times until its first epoch has trained."),
+        tables=[table(f"Seconds, median (min-max) of {args.rounds} rounds",
+                      ["process", "import wall (s)", "import CPU (s)", "+ first fit wall (s)",
+                       "+ first fit CPU (s)", "not imported"], table_rows,
+                      notes="Each round starts both processes one after the other, in alternating order; "
+                            "the first fit is one epoch of a small dense model on digits.")],
+        data={"rounds": args.rounds, "results": results})
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from .python_api import list_studies, load_study, run
     from .study_handle import Retrained, Study
 
-__all__ = ["Retrained", "Study", "list_studies", "load_study", "run"]
+# The API reference (docs/reference/api.md) lists them in this order.
+__all__ = ["run", "load_study", "list_studies", "Study", "Retrained"]
 
 #: Where each public name lives; imported when first asked for.
 _LAZY = {

@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "on the bundled digits data, Optuna TPE, 10 trials.")
     run.add_argument("space", nargs="?", default=None,
                      help="space file (YAML/JSON) or bundled preset name (default: the 'default' preset)")
-    run.add_argument("--engine", default="optuna", choices=available_engines())
+    run.add_argument("--engine", default="optuna", choices=available_engines(), help="search engine")
     run.add_argument("--algorithm", default=None,
                      help="optuna: tpe (default), random, grid, cmaes; keras-tuner: random (default), "
                      "hyperband, bayesian; sklearn: grid (default), random, halving-grid, halving-random")
@@ -173,13 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(run)
 
     resume = commands.add_parser("resume", help="continue an interrupted study to its budget")
-    resume.add_argument("study")
+    resume.add_argument("study", help="name of the study to continue")
     resume.add_argument("--trials", type=int, default=None, help="new total trial budget")
-    resume.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS")
+    resume.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS", help="new time budget")
     resume.add_argument("--space", default=None, help="refuse to resume unless the study used this space")
     resume.add_argument("--engine", default=None, help="refuse to resume unless the study used this engine")
     resume.add_argument("--data", default=None, help="refuse to resume unless the study used this data")
-    resume.add_argument("--target", default=None)
+    resume.add_argument("--target", default=None, help="target column of the CSV file")
     resume.add_argument("--max-failures", type=int, default=None, help="new consecutive-failure limit")
     resume.add_argument("--jobs", type=int, default=None, metavar="N", help="sklearn: new parallel folds")
     resume.add_argument("--pruner", default=None, help="optuna: new pruner (median, hyperband, none)")
@@ -192,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                         help="new folder for trial checkpoints (an interrupted trial's own is not moved)")
     # Options that decide what the trials mean: accepted only to check them against the study.
+    same = "refuse unless the study used this"
     resume.add_argument("--seed", type=int, default=None, help="refuse unless the study used this seed")
     resume.add_argument("--cv", type=int, default=None, metavar="K",
                         help="refuse unless the study used K folds")
@@ -199,11 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="refuse unless the study's folds were fitted by this trainer")
     resume.add_argument("--backend", default=None, metavar="NAME",
                         help="refuse unless the study's trials train on this Keras backend")
-    resume.add_argument("--class-weight", default=None, choices=("balanced",))
-    resume.add_argument("--sample-weight", default=None, metavar="COLUMN")
-    resume.add_argument("--task", default=None, choices=("auto", "binary", "multiclass", "regression"))
-    resume.add_argument("--max-epochs", type=int, default=None)
-    resume.add_argument("--factor", type=int, default=None)
+    resume.add_argument("--class-weight", default=None, choices=("balanced",), help=same)
+    resume.add_argument("--sample-weight", default=None, metavar="COLUMN", help=same)
+    resume.add_argument("--task", default=None, choices=("auto", "binary", "multiclass", "regression"),
+                        help="refuse unless the study used this task")
+    resume.add_argument("--max-epochs", type=int, default=None, help=same)
+    resume.add_argument("--factor", type=int, default=None, help=same)
     _add_halving(resume, check_only=True)
     resume.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_isolation(resume)
@@ -214,29 +216,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train trials of an existing Optuna study alongside its other workers, for example "
         "from a second machine sharing a PostgreSQL database, until the study's budget is reached.",
     )
-    worker.add_argument("study")
+    worker.add_argument("study", help="name of the running study to join")
     worker.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_isolation(worker, in_process=False)
     _add_storage(worker)
 
     studies = commands.add_parser("studies", help="list studies with trial counts and best values")
-    studies.add_argument("--json", action="store_true")
+    studies.add_argument("--json", action="store_true", help="JSON instead of a table")
     _add_storage(studies)
 
     trials = commands.add_parser("trials", help="list a study's trials")
-    trials.add_argument("study")
+    trials.add_argument("study", help="study name")
     trials.add_argument("--state", action="append", default=[],
                         help="only trials in this state (complete, pruned, failed, running); repeatable")
     trials.add_argument("--sort", default="number", help="number (default), value, duration, started")
     trials.add_argument("--desc", action="store_true", help="sort descending")
-    trials.add_argument("--limit", type=int, default=None)
+    trials.add_argument("--limit", type=int, default=None, help="show at most this many trials")
     trials.add_argument("--json", action="store_true", help="JSON with per-epoch curves")
     _add_storage(trials)
 
     best = commands.add_parser("best", help="show the best trial(s) of a study")
-    best.add_argument("study")
-    best.add_argument("--top", type=int, default=1)
-    best.add_argument("--json", action="store_true")
+    best.add_argument("study", help="study name")
+    best.add_argument("--top", type=int, default=1, help="show this many best trials (default 1)")
+    best.add_argument("--json", action="store_true", help="JSON with the per-epoch curves")
     _add_storage(best)
 
     retrain = commands.add_parser(
@@ -246,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         "on the test split the search never saw, and export a self-contained .keras model with a model "
         "card. Output: DIR/model.keras, model.json, checkpoint.keras, training.csv, tensorboard/ "
         "(default DIR: models/STUDY/trial-N-TIME/).")
-    retrain.add_argument("study")
+    retrain.add_argument("study", help="study name")
     retrain.add_argument("--trial", type=int, default=None, metavar="N",
                          help="retrain trial N's config instead of the best trial's")
     retrain.add_argument("--epochs", type=int, default=1000,
@@ -290,13 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Engine, algorithm, trials by state, epochs and seconds spent, best search score and, "
         "where retrained, the test metrics of the best config. Search scores (validation or CV) and test "
         "scores are not directly comparable.")
-    compare.add_argument("studies", nargs="+", metavar="STUDY")
-    compare.add_argument("--json", action="store_true")
+    compare.add_argument("studies", nargs="+", metavar="STUDY", help="names of the studies to compare")
+    compare.add_argument("--json", action="store_true", help="JSON instead of a table")
     _add_storage(compare)
 
     plot = commands.add_parser(
         "plot", help="write PNG plots of a study: optimization history, learning curves, retrain curves")
-    plot.add_argument("study")
+    plot.add_argument("study", help="study name")
     plot.add_argument("--out", default=None, metavar="DIR", help="output directory (default plots/STUDY/)")
     plot.add_argument("--top", type=int, default=5,
                       help="learning curves of this many best trials (default 5)")

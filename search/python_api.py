@@ -236,7 +236,7 @@ def run(
     """Run a search, as ``hpsearch run`` does, and return its study.
 
     The study is the one the CLI makes (same database rows, same defaults): ``hpsearch best``, ``resume``
-    and ``retrain`` work on it from the shell, and :func:`load_study` loads a CLI-made study.
+    and ``retrain`` work on it from the shell, and [`load_study`][hpsearch.load_study] loads a CLI-made study.
 
     Args:
         space: a bundled preset name (``"default"``), a YAML/JSON space file, a dict of the file's shape,
@@ -308,7 +308,7 @@ def run(
 
 
 def load_study(name: str, storage: str | os.PathLike[str] | None = None) -> Study:
-    """An existing study, however it was made (``hpsearch run``, :func:`run`, the server).
+    """An existing study, however it was made (``hpsearch run``, [`run`][hpsearch.run], the server).
 
     Args:
         name: the study's name.

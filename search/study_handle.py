@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Retrained:
-    """What :meth:`Study.retrain` returns: the exported model, its card and where both were written.
+    """What [`Study.retrain`][hpsearch.Study.retrain] returns: the exported model, its card and where both
+    were written.
 
     Unpacks as ``model, card = study.retrain()``.
 
@@ -64,8 +65,8 @@ class Retrained:
 class Study:
     """A study in a trial store: its trials, best configuration, curves, and what can be done with it.
 
-    Made by :func:`hpsearch.run` or :func:`hpsearch.load_study`; the same study the CLI lists, resumes and
-    retrains.
+    Made by [`hpsearch.run`][hpsearch.run] or [`hpsearch.load_study`][hpsearch.load_study]; the same study
+    the CLI lists, resumes and retrains.
 
     Attributes:
         name: the study's unique name.
@@ -73,12 +74,13 @@ class Study:
     """
 
     def __init__(self, name: str, storage: str, *, progress: bool = True) -> None:
-        """A handle on the study ``name`` of ``storage`` (use :func:`hpsearch.load_study` instead).
+        """The study ``name`` of ``storage``, as [`hpsearch.load_study`][hpsearch.load_study] opens it.
 
         Args:
             name: the study's name.
             storage: SQLAlchemy URL or SQLite file path.
-            progress: the default of ``progress`` for :meth:`resume` and :meth:`retrain`.
+            progress: the default of ``progress`` for [`resume`][hpsearch.Study.resume] and
+                [`retrain`][hpsearch.Study.retrain].
         """
         self.name = name
         self.storage = storage
