@@ -188,8 +188,10 @@ class OptunaEngine(Engine):
         min_resource, factor = rungs(settings)
         if pruner_name(settings) == "asha":
             epochs = rung_epochs(min_resource, factor, _epochs(space))
-            lines.append(f"asha: a trial goes on past epochs {', '.join(map(str, epochs)) or '(none)'} only "
-                         f"while among the best 1/{factor} of the configurations that reached them")
+            where = (f"past epoch{'s' if len(epochs) > 1 else ''} {', '.join(map(str, epochs))}" if epochs
+                     else "(no rung below the last epoch: nothing is stopped)")
+            lines.append(f"asha: a trial goes on {where} only while among the best 1/{factor} of the "
+                         "configurations that reached that epoch")
         size = pack_size(settings)
         if size > 1:
             lines.append(f"packs: {size} configurations asked at a time; those sharing batch size and epochs "
