@@ -121,7 +121,16 @@ def bohb_sampler_class(n_params: int) -> type:
             # every user), not the split it sets.
             self._gamma = good_count(n_params)
 
-        def _view(self, study: Any) -> _FidelityStudy | None:
+        def _view(self, study: Any, trial: Any) -> _FidelityStudy | None:
+            # One view per proposal: TPE samples each parameter separately, and each would read the study.
+            cached = getattr(self, "_cached_view", None)
+            if cached is not None and cached[0] == trial._trial_id:
+                return cached[1]
+            view = self._fresh_view(study)
+            self._cached_view = (trial._trial_id, view)
+            return view
+
+        def _fresh_view(self, study: Any) -> _FidelityStudy | None:
             trials = study.get_trials(deepcopy=False)
             finished = sum(trial.state in (TrialState.COMPLETE, TrialState.PRUNED) for trial in trials)
             if finished < STARTUP_TRIALS:
@@ -130,11 +139,11 @@ def bohb_sampler_class(n_params: int) -> type:
             return _FidelityStudy(study, fidelity) if fidelity else None
 
         def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
-            view = self._view(study) if search_space else None
+            view = self._view(study, trial) if search_space else None
             return {} if view is None else super().sample_relative(view, trial, search_space)
 
         def sample_independent(self, study: Any, trial: Any, param_name: str, param_distribution: Any) -> Any:
-            view = self._view(study)
+            view = self._view(study, trial)
             if view is None:
                 return self._random_sampler.sample_independent(study, trial, param_name, param_distribution)
             return super().sample_independent(view, trial, param_name, param_distribution)
