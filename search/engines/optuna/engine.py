@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -162,6 +162,11 @@ class OptunaEngine(Engine):
     options = ("pruner", "pack", "backend", "factor", "min_resources")
     # Optuna's RDB storage coordinates workers: each asks the shared study for its next trial.
     parallel_workers = True
+
+    def refuse_foreign_options(self, given: Mapping[str, Any]) -> None:
+        super().refuse_foreign_options(given)
+        if given.get("pruner") is not None:
+            _refuse_unread_rungs(given, given["pruner"])
 
     def check(self, space: SearchSpace, settings: StudySettings) -> None:
         pruner = pruner_name(settings)
@@ -373,11 +378,10 @@ def rungs(settings: StudySettings) -> tuple[int, int]:
         UsageError: either is given with another pruner, or is not a whole number in range.
     """
     pruner = pruner_name(settings)
-    options = (("--factor", settings.factor), ("--min-resources", settings.min_resources))
-    given = [flag for flag, value in options if value is not None]
-    if given and pruner not in RUNG_PRUNERS:
-        raise UsageError(f"{given[0]} applies to optuna's asha and hyperband pruners only, not to pruner "
-                         f"'{pruner}'")
+    if settings.pruner is None:
+        # The default pruner: rung options typed with it would be ignored. (A pruner chosen on resume
+        # may leave the study's recorded rungs unread: they stay recorded, for a later switch back.)
+        _refuse_unread_rungs({"factor": settings.factor, "min_resources": settings.min_resources}, pruner)
     factor = DEFAULT_FACTOR if settings.factor is None else settings.factor
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
         raise UsageError(f"--factor must be a whole number of at least 2 (1 in factor trials goes on at "
@@ -387,6 +391,15 @@ def rungs(settings: StudySettings) -> tuple[int, int]:
         raise UsageError(f"--min-resources must be a whole number of epochs of at least 1 for optuna's "
                          f"{pruner} pruner, but got {settings.min_resources}")
     return low, factor
+
+
+def _refuse_unread_rungs(given: Mapping[str, Any], pruner: str) -> None:
+    """Refuse ``--factor``/``--min-resources`` typed with a pruner that does not read them."""
+    flags = [f"--{key.replace('_', '-')}" for key in ("factor", "min_resources")
+             if given.get(key) is not None]
+    if flags and pruner not in RUNG_PRUNERS:
+        raise UsageError(f"{flags[0]} applies to optuna's asha and hyperband pruners only, not to pruner "
+                         f"'{pruner}'")
 
 
 def pack_size(settings: StudySettings) -> int:
