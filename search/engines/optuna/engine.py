@@ -1,4 +1,5 @@
-"""The Optuna engine: TPE, random, grid and CMA-ES samplers with per-epoch pruning.
+"""The Optuna engine: TPE, random, grid, CMA-ES and BOHB-style samplers with per-epoch pruning (median,
+Hyperband, ASHA, learning-curve extrapolation; hpsearch's own in ``asha``, ``bohb``, ``curve_stopping``).
 
 Optuna keeps its own RDB tables in the same database as ours, so ``optuna studies --storage URL`` and
 optuna-dashboard open our file. Optuna decides what to try (``study.ask``); the trial runner trains and
