@@ -18,8 +18,8 @@ from tests.conftest import query
 EPOCHS = 30
 
 
-def _curves() -> dict[str, list[float]]:
-    """Synthetic accuracy curves over ``EPOCHS`` epochs."""
+def _curves(direction: str = "maximize") -> dict[str, list[float]]:
+    """Synthetic accuracy curves over ``EPOCHS`` epochs (error rates with ``minimize``)."""
     shapes = {
         "best": lambda t: 0.9 * (1 - math.exp(-0.3 * t)),
         # Flattens at 0.5 within a few epochs: it cannot reach 0.9.
@@ -27,18 +27,20 @@ def _curves() -> dict[str, list[float]]:
         # Slow: far below the best at the first decisions, yet it ends at 0.88 * 1.1 = 0.97 > 0.9.
         "slow": lambda t: 0.97 * (1 - math.exp(-0.08 * t)),
     }
-    return {name: [shape(t) for t in range(1, EPOCHS + 1)] for name, shape in shapes.items()}
+    flip = (lambda v: 1 - v) if direction == "minimize" else (lambda v: v)
+    return {name: [flip(shape(t)) for t in range(1, EPOCHS + 1)] for name, shape in shapes.items()}
 
 
-def _study(tmp_path: Path, completed: int):
-    """An Optuna study in an SQLite file with ``completed`` trials of the "best" curve, and the pruner."""
+def _study(tmp_path: Path, completed: int, direction: str = "maximize"):
+    """An Optuna study in an SQLite file with ``completed`` trials of the "best" curve, and the pruner
+    (with ``minimize``, every curve is turned into an error rate, ``1 - accuracy``)."""
     import optuna
     from hpsearch.engines.optuna.curve_stopping import curve_pruner
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'curves.db'}", direction="maximize",
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'curves.db'}", direction=direction,
                                 pruner=curve_pruner(EPOCHS))
-    best = _curves()["best"]
+    best = _curves(direction)["best"]
     for _ in range(completed):
         study.add_trial(optuna.trial.create_trial(
             value=best[-1], intermediate_values=dict(enumerate(best)), params={},
@@ -56,9 +58,10 @@ def _first_stop(study, curve: list[float]) -> int | None:
     return None
 
 
-def test_a_curve_that_cannot_reach_the_best_stops_and_one_that_can_goes_on(tmp_path):
-    study = _study(tmp_path, completed=3)
-    curves = _curves()
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_a_curve_that_cannot_reach_the_best_stops_and_one_that_can_goes_on(tmp_path, direction):
+    study = _study(tmp_path, completed=3, direction=direction)
+    curves = _curves(direction)
     stopped_at = _first_stop(study, curves["flat"])
     assert stopped_at is not None and stopped_at < EPOCHS // 2, "a curve flat at 0.5 against 0.9 stops early"
     assert _first_stop(study, curves["slow"]) is None, "a slow curve that ends above the best goes on"
