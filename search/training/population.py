@@ -55,6 +55,7 @@ from .epoch_loop import Trainee, train_epochs
 from .fit import (
     FitResult,
     NonFiniteLossError,
+    fresh_keras_session,
     objective_value,
     step_metric_names,
     task_info,
@@ -145,7 +146,10 @@ def fit_population(
     stepped = step_metric_names(objective) & set(metric_names(task.kind, task.n_classes))
     population = Population(members, task, dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val,
                             w_train=training_weights(dataset), step_metrics=stepped)
-    trainees = [_Member(population, index, member) for index, member in enumerate(members)]
-    validate = population.validate if len(dataset.y_val) else None
-    train_epochs(trainees, population.epochs, population.train_epoch, validate)
-    return [trainee.result(objective, direction) for trainee in trainees]
+    try:
+        trainees = [_Member(population, index, member) for index, member in enumerate(members)]
+        validate = population.validate if len(dataset.y_val) else None
+        train_epochs(trainees, population.epochs, population.train_epoch, validate)
+        return [trainee.result(objective, direction) for trainee in trainees]
+    finally:
+        fresh_keras_session()  # the initializers' and dropout layers' Keras state, as after a fit alone
