@@ -449,14 +449,20 @@ class Population:
         x, y, mask, counts = self._validation
         outputs, losses = (value.numpy() for value in self._outputs_fn(x, y, mask))
         task = self.task
-        score = _validation_scorer(task, tuple(sorted(names if names is not None
-                                                      else metric_names(task.kind, task.n_classes))))
+        wanted = sorted(names if names is not None else metric_names(task.kind, task.n_classes))
+        score = _validation_scorer(task, tuple(wanted))
+        # A member whose training loss diverged this epoch: as alone, only the metrics of Keras' own test
+        # step are scored (hpsearch.training.fit.ValidationMetrics skips the others; the trial fails).
+        stepped = tuple(name for name in wanted if name in self.step_metrics)
+        score_stepped = _validation_scorer(task, stepped) if stepped else None
         labels = y.numpy()
         results: list[dict[str, float]] = []
         for member in range(self.size):
             logs = {} if self._stopped[member] else {"loss": float(losses[member])}
-            if logs and math.isfinite(logs["loss"]):
-                scored = score(labels[member, :counts[member]], outputs[member, :counts[member]])
+            diverged = not math.isfinite(self._logs[member].get("loss", 0.0))
+            scorer = score_stepped if diverged else score
+            if logs and scorer is not None:
+                scored = scorer(labels[member, :counts[member]], outputs[member, :counts[member]])
                 logs.update({name: float(value) for name, value in scored.items()})
             results.append(logs)
         return [results[inner] for inner in self._position]
