@@ -202,8 +202,10 @@ def test_a_search_with_populations_records_every_trial_as_the_search_without_the
             assert sorted(mine) == sorted(theirs), key
             if math.isfinite(float(theirs["loss"])):  # the epoch a loss diverges in: NaN arithmetic
                 assert all(_close(mine[name], v) for name, v in theirs.items()), key
-    dry = cli("run", space, "--algorithm", "grid", "--population", "auto", "--dry-run")
+    dry = cli("run", space, "--algorithm", "tpe", "--population", "auto", "--dry-run")
     assert "populations: 16 configurations asked at a time" in dry.out
+    dry = cli("run", space, "--algorithm", "random", "--population", "auto", "--dry-run")
+    assert "populations: 256 configurations asked at a time" in dry.out
 
 
 @pytest.mark.parametrize("value", ["zero", "0", "-3", "2000"])
@@ -267,3 +269,20 @@ def test_kill_9_mid_population_then_resume_retrains_only_the_unfinished_members(
     points = sorted((json.loads(row[4])["n_neurons"], json.loads(row[4])["batch_size"]) for row in completed)
     assert points == sorted((n, b) for n in (8, 16) for b in (8, 16)), "every grid point trained once"
     assert query(db, "SELECT COUNT(*) FROM hp_trials WHERE state = 'RUNNING'") == [(0,)]
+
+
+def test_a_member_starts_from_the_weights_build_model_gives_it():
+    import keras
+    from hpsearch.spaces import TaskInfo, build_model
+    from hpsearch.training.population_model import _initial_kernels, member_settings
+
+    task = TaskInfo("binary", 20, 2)
+    for config in ({"n_hidden": 2, "n_neurons": 30, "kernel_initializer": "he_normal", "dropout": 0.1},
+                   {"n_hidden": 3, "n_neurons": 17, "dropout": 0.0, "kernel_initializer":
+                    "variance_scaling(scale=2.0, mode=fan_avg, distribution=uniform)"},
+                   {"n_hidden": 0}):
+        keras.utils.set_random_seed(7)
+        kernels = [w.numpy() for w in build_model(config, task).weights if len(w.shape) == 2]
+        drawn = _initial_kernels(member_settings(config), 7, task.n_features, 1)
+        assert len(drawn) == len(kernels)
+        assert all(np.array_equal(mine, theirs) for mine, theirs in zip(drawn, kernels, strict=True)), config

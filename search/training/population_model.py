@@ -89,19 +89,37 @@ def member_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _initial_kernels(settings: Mapping[str, Any], seed: int, n_features: int, n_out: int) -> list[Any]:
-    """The member's initial kernels, drawn as ``build_model`` draws them after seeding (checked equal)."""
+    """The member's initial kernels, exactly as ``build_model`` draws them after
+    ``keras.utils.set_random_seed(seed)`` (checked equal by ``tests/test_population.py``).
+
+    An unseeded Keras initializer, and each ``Dropout`` layer's seed generator, takes its seed from
+    Python's ``random`` when it is created (``keras.random.make_default_seed``), in the builder's order:
+    each hidden layer's initializer, then its dropout layer, then the output layer's initializer. Those
+    draws are replayed here from ``random.Random(seed)`` (what ``set_random_seed`` seeds) and each
+    initializer is called with its drawn seed, without building any layer (a model build costs about ten
+    times more).
+    """
+    import random
+
     import keras
     from hpsearch.spaces.builder import _initializer
 
-    keras.utils.set_random_seed(seed)
+    draws = random.Random(seed)
+
+    def drawn() -> int:
+        return draws.randint(1, int(1e9))  # keras.src.random.seed_generator.make_default_seed
+
     kernels, fan_in = [], n_features
     for _ in range(settings["n_hidden"]):
         initializer = _initializer(settings["kernel_initializer"])
+        initializer.seed = drawn()
         kernels.append(np.asarray(initializer((fan_in, settings["n_neurons"]))))
         fan_in = settings["n_neurons"]
         if settings["dropout"] > 0:
-            keras.layers.Dropout(settings["dropout"])  # its seed generator draws from the global seed too
-    kernels.append(np.asarray(keras.initializers.get("glorot_uniform")((fan_in, n_out))))
+            drawn()  # the dropout layer's seed generator
+    output = keras.initializers.GlorotUniform()
+    output.seed = drawn()
+    kernels.append(np.asarray(output((fan_in, n_out))))
     return kernels
 
 
