@@ -88,39 +88,79 @@ def member_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _initial_kernels(settings: Mapping[str, Any], seed: int, n_features: int, n_out: int) -> list[Any]:
-    """The member's initial kernels, exactly as ``build_model`` draws them after
-    ``keras.utils.set_random_seed(seed)`` (checked equal by ``tests/test_population.py``).
+def _variance_scaling(text: str) -> tuple[float, str, str]:
+    """``(scale, mode, distribution)`` of the builder's initializer ``text`` (every one it offers is a
+    Keras ``VarianceScaling``)."""
+    import keras
+    from hpsearch.spaces.builder import _initializer
+
+    if text not in _SCALINGS:
+        initializer = keras.initializers.GlorotUniform() if text == _OUTPUT else _initializer(text)
+        _SCALINGS[text] = (float(initializer.scale), initializer.mode, initializer.distribution)
+    return _SCALINGS[text]
+
+
+#: The output layer's initializer (the builder leaves Keras' default, ``glorot_uniform``).
+_OUTPUT = "output: glorot_uniform"
+_SCALINGS: dict[str, tuple[float, str, str]] = {}
+#: One traced function per (distribution, spread, shape): it draws the kernels of many seeds at once.
+_DRAWERS: dict[tuple[str, float, tuple[int, int]], Any] = {}
+
+
+def _kernel_draws(settings: Mapping[str, Any], seed: int, n_features: int,
+                  n_out: int) -> list[tuple[tuple[str, float, tuple[int, int]], int]]:
+    """What ``build_model`` draws each kernel of the member from after ``keras.utils.set_random_seed(seed)``:
+    per kernel, its distribution, spread and shape, and its seed.
 
     An unseeded Keras initializer, and each ``Dropout`` layer's seed generator, takes its seed from
     Python's ``random`` when it is created (``keras.random.make_default_seed``), in the builder's order:
     each hidden layer's initializer, then its dropout layer, then the output layer's initializer. Those
-    draws are replayed here from ``random.Random(seed)`` (what ``set_random_seed`` seeds) and each
-    initializer is called with its drawn seed, without building any layer (a model build costs about ten
-    times more).
+    draws are replayed here from ``random.Random(seed)``, which is what ``set_random_seed`` seeds.
     """
     import random
 
-    import keras
-    from hpsearch.spaces.builder import _initializer
-
     draws = random.Random(seed)
-
-    def drawn() -> int:
-        return draws.randint(1, int(1e9))  # keras.src.random.seed_generator.make_default_seed
-
     kernels, fan_in = [], n_features
-    for _ in range(settings["n_hidden"]):
-        initializer = _initializer(settings["kernel_initializer"])
-        initializer.seed = drawn()
-        kernels.append(np.asarray(initializer((fan_in, settings["n_neurons"]))))
-        fan_in = settings["n_neurons"]
-        if settings["dropout"] > 0:
-            drawn()  # the dropout layer's seed generator
-    output = keras.initializers.GlorotUniform()
-    output.seed = drawn()
-    kernels.append(np.asarray(output((fan_in, n_out))))
+    layers = [(settings["kernel_initializer"], settings["n_neurons"])] * settings["n_hidden"]
+    for index, (text, fan_out) in enumerate([*layers, (_OUTPUT, n_out)]):
+        scale, mode, distribution = _variance_scaling(text)
+        # keras.initializers.VarianceScaling.__call__
+        fans = {"fan_in": fan_in, "fan_out": fan_out}.get(mode, (fan_in + fan_out) / 2.0)
+        scale /= max(1.0, fans)
+        spread = (math.sqrt(scale) / 0.87962566103423978 if distribution == "truncated_normal"
+                  else math.sqrt(scale) if distribution == "untruncated_normal" else math.sqrt(3.0 * scale))
+        kernels.append(((distribution, spread, (fan_in, fan_out)), draws.randint(1, int(1e9))))
+        fan_in = fan_out
+        if index < settings["n_hidden"] and settings["dropout"] > 0:
+            draws.randint(1, int(1e9))  # the dropout layer's seed generator
     return kernels
+
+
+def _drawn(key: tuple[str, float, tuple[int, int]], seeds: Sequence[int]) -> np.ndarray:
+    """The kernels ``keras.random`` draws for ``key`` with each of ``seeds``: ``[seeds, *shape]``, the same
+    values as the initializer called with that seed, each from its own stateless op (one traced call)."""
+    import tensorflow as tf
+
+    if key not in _DRAWERS:
+        distribution, spread, shape = key
+
+        def one(seed: Any) -> Any:
+            if distribution == "truncated_normal":
+                return tf.random.stateless_truncated_normal(shape, mean=0.0, stddev=spread, seed=seed)
+            if distribution == "untruncated_normal":
+                return tf.random.stateless_normal(shape, mean=0.0, stddev=spread, seed=seed)
+            return tf.random.stateless_uniform(shape, minval=tf.cast(-spread, tf.float32),
+                                               maxval=tf.cast(spread, tf.float32), seed=seed)
+
+        _DRAWERS[key] = tf.function(lambda seeds: tf.map_fn(one, seeds, fn_output_signature=tf.float32))
+    # keras' draw_seed: [seed, 0] (int64, then floormod int32.max - 1, a no-op below 1e9).
+    pairs = np.stack([np.asarray(seeds, "int32"), np.zeros(len(seeds), "int32")], axis=1)
+    return _DRAWERS[key](tf.constant(pairs)).numpy()
+
+
+def _initial_kernels(settings: Mapping[str, Any], seed: int, n_features: int, n_out: int) -> list[Any]:
+    """The member's initial kernels, exactly as ``build_model`` draws them (``tests/test_population.py``)."""
+    return [_drawn(key, [drawn])[0] for key, drawn in _kernel_draws(settings, seed, n_features, n_out)]
 
 
 _VECTOR_FIELDS = ("momentum", "nesterov", "clipnorm", "clipvalue", "weight_decay", "l1", "l2", "max_norm",
@@ -226,11 +266,19 @@ class Population:
         self.sizes = [rows * cols for rows, cols in self.shapes]
         flat = np.zeros((size, sum(self.sizes)), "float32")
         starts = np.cumsum([0, *self.sizes])
+        # Every member's kernels drawn as build_model draws them; those of one distribution and shape in one
+        # call (a few ms per member otherwise).
+        wanted: dict[tuple[str, float, tuple[int, int]], list[tuple[int, int, int]]] = {}
         for index, (member, settings) in enumerate(zip(self.members, self.settings, strict=True)):
-            kernels = _initial_kernels(settings, member.seed, task.n_features, self.outputs)
-            for layer, kernel in enumerate(kernels):
+            for layer, (key, drawn) in enumerate(_kernel_draws(settings, member.seed, task.n_features,
+                                                                self.outputs)):
+                wanted.setdefault(key, []).append((index, layer, drawn))
+        for key, places in wanted.items():
+            rows, cols = key[2]
+            kernels = _drawn(key, [drawn for _, _, drawn in places])
+            for (index, layer, _), kernel in zip(places, kernels, strict=True):
                 padded = np.zeros(self.shapes[2 * layer], "float32")
-                padded[:kernel.shape[0], :kernel.shape[1]] = kernel
+                padded[:rows, :cols] = kernel
                 flat[index, starts[2 * layer]:starts[2 * layer + 1]] = padded.reshape(-1)
         self.parameters = tf.Variable(flat, name="population_parameters")
         self.slots = (tf.Variable(tf.zeros_like(flat)), tf.Variable(tf.zeros_like(flat)))
