@@ -44,11 +44,12 @@ How close a member is to training alone: without dropout, within floating-point 
 initial weights, batches and update formulas; only the order of sums inside the batched kernels
 differs, and rounding differences can grow over epochs as they do between two machines). Measured on
 digits against ``fit_config`` (7 members, one per optimizer form, 10 epochs, batch 64): per-epoch
-``val_accuracy``, ``val_f1`` and ``val_auc`` identical, losses within 5.4e-6 (Nadam; 3.4e-7 for the
-others); ``tests/test_population.py`` holds every logged value within 1e-4. With dropout, within noise:
-a population draws its dropout masks from one stream per step (seeded by its members' seeds), not the
-ones Keras draws for the member alone (48 random configurations of the default space, 10 epochs:
-median |difference| of the best ``val_accuracy`` 0.003, largest 0.022).
+``val_accuracy`` and ``val_f1`` identical, ``val_auc`` within 1.2e-7, losses within 5.4e-6 (Nadam;
+3.4e-7 for the others); ``tests/test_population.py`` holds every logged value within 1e-4.
+
+With dropout, within noise: a population draws its dropout masks from one stream per step (seeded by
+its members' seeds), not the ones Keras draws for the member alone (48 random configurations of the
+default space, 10 epochs: median |difference| of the best ``val_accuracy`` 0.003, largest 0.022).
 """
 
 from __future__ import annotations
