@@ -227,8 +227,9 @@ objective: val_accuracy
 params:
   n_neurons: {type: categorical, choices: [8, 16]}
   batch_size: {type: categorical, choices: [8, 16]}
-fixed: {n_hidden: 1, epochs: 8}
+fixed: {n_hidden: 1, epochs: 20}
 """
+# Small batches and 20 epochs: the second population trains long enough for the poll to find it running.
 
 
 def test_kill_9_mid_population_then_resume_retrains_only_the_unfinished_members(tmp_path):
@@ -265,7 +266,7 @@ def test_kill_9_mid_population_then_resume_retrains_only_the_unfinished_members(
     retried = sorted(row[2] for row in rows if row[2] is not None)
     assert retried == sorted({number for number, *_ in before} - finished), "only the unfinished are retried"
     completed = [row for row in rows if row[1] == "COMPLETE"]
-    assert all(row[3] == 8 for row in completed)
+    assert all(row[3] == 20 for row in completed)
     points = sorted((json.loads(row[4])["n_neurons"], json.loads(row[4])["batch_size"]) for row in completed)
     assert points == sorted((n, b) for n in (8, 16) for b in (8, 16)), "every grid point trained once"
     assert query(db, "SELECT COUNT(*) FROM hp_trials WHERE state = 'RUNNING'") == [(0,)]
