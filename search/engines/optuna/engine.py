@@ -16,8 +16,9 @@ grid points in that index order too.
 
 The search session (:mod:`hpsearch.engines.optuna.session`) asks and tells; the driver runs the loop.
 With ``--pack K`` a worker asks up to K proposals at once and trains those that share batch size and
-epochs together; each is still its own Optuna trial. Asked proposals never claimed (Ctrl-C during an
-earlier pack) are marked abandoned, so their proposal indices are asked again.
+epochs together; with ``--population K`` those that share depth and batch size train as one stacked
+model (:mod:`hpsearch.training.population`); each is still its own Optuna trial. Asked proposals never
+claimed (Ctrl-C during an earlier pack) are marked abandoned, so their proposal indices are asked again.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ...errors import UsageError
 from ...runtime.backends import check_backend, describe_backend, study_backend
 from ...seeds import delegate_sampler_seed, sampler_seed
 from ...settings import StudySettings
+from ...training.population_option import population_size
 from ..base import Engine
 from .asha import DEFAULT_FACTOR, DEFAULT_MIN_RESOURCE, asha_pruner, rung_epochs
 from .bohb import bohb_sampler_class
@@ -160,7 +162,7 @@ class OptunaEngine(Engine):
     name = "optuna"
     algorithms = ("tpe", "random", "grid", "cmaes", "bohb")
     default_algorithm = "tpe"
-    options = ("pruner", "pack", "backend", "factor", "min_resources")
+    options = ("pruner", "pack", "backend", "factor", "min_resources", "population")
     # Optuna's RDB storage coordinates workers: each asks the shared study for its next trial.
     parallel_workers = True
 
@@ -175,13 +177,18 @@ class OptunaEngine(Engine):
             raise UsageError(f"--pruner must be one of {', '.join(PRUNERS)}, but got '{pruner}'")
         rungs(settings)
         check_backend(settings, pack=pack_size(settings))
+        populations = population_size(settings.population, settings.algorithm)
+        if populations and study_backend(settings) != "tensorflow":
+            raise UsageError(f"--population {settings.population} needs --backend tensorflow: a population "
+                             "trains as one TensorFlow graph")
         if settings.algorithm == "grid":
             space.grid_size()  # raises SpaceError naming a parameter without finite values
 
     def resolved_options(self, space: SearchSpace, settings: StudySettings) -> dict[str, Any]:
         min_resource, factor = rungs(settings)
         return {"pruner": pruner_name(settings), "pack": pack_size(settings),
-                "backend": study_backend(settings), "factor": factor, "min_resources": min_resource}
+                "backend": study_backend(settings), "factor": factor, "min_resources": min_resource,
+                "population": settings.population or "off"}
 
     def describe(self, space: SearchSpace, settings: StudySettings) -> list[str]:
         lines = [
@@ -198,6 +205,11 @@ class OptunaEngine(Engine):
                      else "(no rung below the last epoch: nothing is stopped)")
             lines.append(f"asha: a trial goes on {where} only while among the best 1/{factor} of the "
                          "configurations that reached that epoch")
+        members = population_size(settings.population, settings.algorithm)
+        if members:
+            lines.append(f"populations: {members} configurations asked at a time; those sharing depth and "
+                         "batch size train as one stacked model (within floating-point rounding of training "
+                         "alone without dropout; a retry of an interrupted trial trains alone)")
         size = pack_size(settings)
         if size > 1:
             lines.append(f"packs: {size} configurations asked at a time; those sharing batch size and epochs "
@@ -361,7 +373,8 @@ class OptunaEngine(Engine):
     # -- the search -------------------------------------------------------------------------------
     def session(self, ctx: RunContext) -> OptunaSession:
         """Proposals asked of the study's Optuna study, told each outcome (``optuna.session``)."""
-        return OptunaSession(ctx, lambda: self._study(ctx), pack_size(ctx.settings))
+        return OptunaSession(ctx, lambda: self._study(ctx), pack_size(ctx.settings),
+                             population_size(ctx.settings.population, ctx.settings.algorithm))
 
 
 def pruner_name(settings: StudySettings) -> str:
