@@ -68,7 +68,8 @@ def _add_halving(parser: argparse.ArgumentParser, *, check_only: bool = False) -
     parser.add_argument("--min-resources", type=_count_or_word, default=None,
                         metavar="N",
                         help=f"{note}sklearn halving-*: epochs or rows of the first rung, or exhaust / "
-                        "smallest (default: exhaust for halving-grid, smallest for halving-random)")
+                        "smallest (default: exhaust for halving-grid, smallest for halving-random); optuna "
+                        "asha and hyperband pruners: epochs of the first rung (default 1)")
     parser.add_argument("--n-candidates", type=_count_or_word, default=None, metavar="N",
                         help=f"{note}sklearn halving-random: candidates of the first rung (default exhaust)")
 
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="space file (YAML/JSON) or bundled preset name (default: the 'default' preset)")
     run.add_argument("--engine", default="optuna", choices=available_engines())
     run.add_argument("--algorithm", default=None,
-                     help="optuna: tpe (default), random, grid, cmaes; keras-tuner: random (default), "
+                     help="optuna: tpe (default), random, grid, cmaes, bohb; keras-tuner: random (default), "
                      "hyperband, bayesian; sklearn: grid (default), random, halving-grid, halving-random")
     run.add_argument("--data", default="digits",
                      help="bundled dataset (digits, breast_cancer, iris, wine, diabetes, imbalanced), a CSV "
@@ -124,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop starting trials after this many seconds")
     run.add_argument("--seed", type=int, default=None,
                      help="seed for data split, sampler and weights (default 0)")
-    run.add_argument("--pruner", default=None, help="optuna: median (default), hyperband, none")
+    run.add_argument("--pruner", default=None,
+                     help="optuna: median (default; asha with --algorithm bohb), hyperband, asha, curve, "
+                     "none")
     run.add_argument("--pack", type=int, default=None, metavar="K",
                      help="optuna: ask K configurations at a time and train those that share batch size and "
                      "epochs together in one process, each with its own seed, curve, pruning and record "
@@ -150,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-epochs", type=int, default=None,
                      help="keras-tuner hyperband: most epochs a model trains (default: the space's epochs)")
     run.add_argument("--factor", type=int, default=None,
-                     help="keras-tuner hyperband, sklearn halving-*: reduction factor between rounds or "
-                     "rungs (default 3)")
+                     help="keras-tuner hyperband, sklearn halving-*, optuna asha and hyperband pruners: "
+                     "reduction factor between rounds or rungs (default 3)")
     _add_halving(run)
     run.add_argument("--max-failures", type=int, default=None,
                      help="stop after this many consecutive failed trials (default 5)")
@@ -182,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--target", default=None)
     resume.add_argument("--max-failures", type=int, default=None, help="new consecutive-failure limit")
     resume.add_argument("--jobs", type=int, default=None, metavar="N", help="sklearn: new parallel folds")
-    resume.add_argument("--pruner", default=None, help="optuna: new pruner (median, hyperband, none)")
+    resume.add_argument("--pruner", default=None,
+                        help="optuna: new pruner (median, hyperband, asha, curve, none)")
     resume.add_argument("--pack", type=int, default=None, metavar="K", help="optuna: new pack size")
     resume.add_argument("--dask", default=None, metavar="ADDRESS",
                         help="sklearn, keras-tuner: another Dask scheduler, or 'local' to train here "

@@ -245,9 +245,9 @@ def run(
             (with ``target``), or NumPy arrays ``(X, y)``.
         target: the target column of a CSV file or DataFrame.
         engine: ``optuna`` (default), ``keras-tuner`` or ``sklearn``.
-        algorithm: the engine's algorithm (optuna: ``tpe``, ``random``, ``grid``, ``cmaes``; keras-tuner:
-            ``random``, ``hyperband``, ``bayesian``; sklearn: ``grid``, ``random``, ``halving-grid``,
-            ``halving-random``); ``None``: the engine's default.
+        algorithm: the engine's algorithm (optuna: ``tpe``, ``random``, ``grid``, ``cmaes``, ``bohb``;
+            keras-tuner: ``random``, ``hyperband``, ``bayesian``; sklearn: ``grid``, ``random``,
+            ``halving-grid``, ``halving-random``); ``None``: the engine's default.
         trials: trial budget (default 10 without ``timeout``; sklearn grid: the whole grid).
         timeout: stop starting trials after this many seconds.
         storage: SQLAlchemy URL or SQLite file path (default ``$HPSEARCH_STORAGE``, else
@@ -260,7 +260,8 @@ def run(
         validation: held-out validation rows of in-memory data (same form as ``data``).
         test: held-out test rows of in-memory data (same form as ``data``).
         task: ``auto``, ``binary``, ``multiclass`` or ``regression`` instead of the space's.
-        pruner: optuna's pruner (``median``, ``hyperband``, ``none``).
+        pruner: optuna's pruner (``median``, ``hyperband``, ``asha``, ``curve``, ``none``; the asha and
+            hyperband pruners also read ``min_resources`` and ``factor``).
         class_weight: ``"balanced"`` to weight classes inversely to their frequency.
         sample_weight: a column of per-row training weights.
         max_failures: stop after this many consecutive failed trials (default 5).

@@ -35,6 +35,9 @@ from ...runtime.backends import check_backend, describe_backend, study_backend
 from ...seeds import delegate_sampler_seed, sampler_seed
 from ...settings import StudySettings
 from ..base import Engine
+from .asha import DEFAULT_FACTOR, DEFAULT_MIN_RESOURCE, asha_pruner, rung_epochs
+from .bohb import bohb_sampler_class
+from .curve_stopping import curve_pruner
 from .session import (
     ABANDONED_ATTR,
     COPIED_ATTR,
@@ -49,7 +52,9 @@ from .session import (
 if TYPE_CHECKING:
     from ...training.context import RunContext
 
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("median", "hyperband", "asha", "curve", "none")
+#: Pruners that read ``--min-resources`` and ``--factor`` (their rungs).
+RUNG_PRUNERS = ("asha", "hyperband")
 #: ``--pack`` by default: every trial trains alone.
 DEFAULT_PACK = 1
 
@@ -152,32 +157,39 @@ def _grid_sampler_class() -> type:
 
 class OptunaEngine(Engine):
     name = "optuna"
-    algorithms = ("tpe", "random", "grid", "cmaes")
+    algorithms = ("tpe", "random", "grid", "cmaes", "bohb")
     default_algorithm = "tpe"
-    options = ("pruner", "pack", "backend")
+    options = ("pruner", "pack", "backend", "factor", "min_resources")
     # Optuna's RDB storage coordinates workers: each asks the shared study for its next trial.
     parallel_workers = True
 
     def check(self, space: SearchSpace, settings: StudySettings) -> None:
-        pruner = (settings.pruner or "median")
+        pruner = pruner_name(settings)
         if pruner not in PRUNERS:
             raise UsageError(f"--pruner must be one of {', '.join(PRUNERS)}, but got '{pruner}'")
+        rungs(settings)
         check_backend(settings, pack=pack_size(settings))
         if settings.algorithm == "grid":
             space.grid_size()  # raises SpaceError naming a parameter without finite values
 
     def resolved_options(self, space: SearchSpace, settings: StudySettings) -> dict[str, Any]:
-        return {"pruner": settings.pruner or "median", "pack": pack_size(settings),
-                "backend": study_backend(settings)}
+        min_resource, factor = rungs(settings)
+        return {"pruner": pruner_name(settings), "pack": pack_size(settings),
+                "backend": study_backend(settings), "factor": factor, "min_resources": min_resource}
 
     def describe(self, space: SearchSpace, settings: StudySettings) -> list[str]:
         lines = [
-            f"engine optuna, sampler {settings.algorithm}, pruner {settings.pruner or 'median'}",
+            f"engine optuna, sampler {settings.algorithm}, pruner {pruner_name(settings)}",
             f"{len(space.params)} tuned parameters: {', '.join(space.params) or '(none)'}",
             describe_backend(settings),
         ]
         if settings.algorithm == "grid":
             lines.append(f"grid: {space.grid_size()} candidates")
+        min_resource, factor = rungs(settings)
+        if pruner_name(settings) == "asha":
+            epochs = rung_epochs(min_resource, factor, _epochs(space))
+            lines.append(f"asha: a trial goes on past epochs {', '.join(map(str, epochs)) or '(none)'} only "
+                         f"while among the best 1/{factor} of the configurations that reached them")
         size = pack_size(settings)
         if size > 1:
             lines.append(f"packs: {size} configurations asked at a time; those sharing batch size and epochs "
@@ -199,6 +211,8 @@ class OptunaEngine(Engine):
             return _trial_seeded(optuna.samplers.GridSampler, ctx.seed)(
                 to_grid_search_space(ctx.space), seed=ctx.seed
             )
+        if algorithm == "bohb":
+            return _trial_seeded(bohb_sampler_class(len(ctx.space.params)), ctx.seed)(seed=ctx.seed)
         return _trial_seeded(optuna.samplers.CmaEsSampler, ctx.seed)(
             seed=ctx.seed, warn_independent_sampling=False
         )
@@ -206,11 +220,17 @@ class OptunaEngine(Engine):
     def _pruner(self, ctx: RunContext) -> Any:
         import optuna
 
-        pruner = ctx.settings.pruner or "median"
+        pruner = pruner_name(ctx.settings)
+        min_resource, factor = rungs(ctx.settings)
         if pruner == "none":
             return optuna.pruners.NopPruner()
         if pruner == "hyperband":
-            return _indexed_hyperband(min_resource=1, max_resource=_epochs(ctx.space))
+            return _indexed_hyperband(min_resource=min_resource, max_resource=_epochs(ctx.space),
+                                      reduction_factor=factor)
+        if pruner == "asha":
+            return asha_pruner(min_resource, factor, _epochs(ctx.space))
+        if pruner == "curve":
+            return curve_pruner(_epochs(ctx.space))
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
     def _storage(self, ctx: RunContext) -> Any:
@@ -334,6 +354,37 @@ class OptunaEngine(Engine):
     def session(self, ctx: RunContext) -> OptunaSession:
         """Proposals asked of the study's Optuna study, told each outcome (``optuna.session``)."""
         return OptunaSession(ctx, lambda: self._study(ctx), pack_size(ctx.settings))
+
+
+def pruner_name(settings: StudySettings) -> str:
+    """The study's pruner: ``--pruner`` when given, else asha for the bohb sampler (it learns from the
+    rungs) and median for the others."""
+    if settings.pruner:
+        return settings.pruner
+    return "asha" if settings.algorithm == "bohb" else "median"
+
+
+def rungs(settings: StudySettings) -> tuple[int, int]:
+    """``--min-resources`` and ``--factor`` of the asha and hyperband pruners, defaults filled in.
+
+    Raises:
+        UsageError: either is given with another pruner, or is not a whole number in range.
+    """
+    pruner = pruner_name(settings)
+    options = (("--factor", settings.factor), ("--min-resources", settings.min_resources))
+    given = [flag for flag, value in options if value is not None]
+    if given and pruner not in RUNG_PRUNERS:
+        raise UsageError(f"{given[0]} applies to optuna's asha and hyperband pruners only, not to pruner "
+                         f"'{pruner}'")
+    factor = DEFAULT_FACTOR if settings.factor is None else settings.factor
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
+        raise UsageError(f"--factor must be a whole number of at least 2 (1 in factor trials goes on at "
+                         f"each rung), but got {settings.factor}")
+    low = DEFAULT_MIN_RESOURCE if settings.min_resources is None else settings.min_resources
+    if isinstance(low, bool) or not isinstance(low, int) or low < 1:
+        raise UsageError(f"--min-resources must be a whole number of epochs of at least 1 for optuna's "
+                         f"{pruner} pruner, but got {settings.min_resources}")
+    return low, factor
 
 
 def pack_size(settings: StudySettings) -> int:
