@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     for number, (task, seed, contender) in enumerate(todo, 1):
         if args.report_only or (task, seed, contender.label) in done:
             continue
-        work = args.out / f"work-{index}"
+        work = args.out / f"work-{os.getpid()}"  # one per process: shards run side by side
         shutil.rmtree(work, ignore_errors=True)
         began = time.perf_counter()
         points = lcbench_runs.run_contender(contender, task, seed, args.trials, work, args.epochs)

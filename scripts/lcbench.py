@@ -160,3 +160,9 @@ def make_fit(sleep_scale: float = 0.0, on_epoch: Callable[[str, int, float], Non
 
 
 fit = make_fit()
+
+
+def sleepy_fit(params: Mapping[str, Any], report: Callable[..., None]) -> float:
+    """:data:`fit` sleeping ``$HPSEARCH_LCBENCH_SLEEP`` times each epoch's simulated seconds (worker
+    processes import it by name: ``lcbench:sleepy_fit`` with ``scripts/`` on ``PYTHONPATH``)."""
+    return make_fit(float(os.environ.get("HPSEARCH_LCBENCH_SLEEP", "0")))(params, report)
