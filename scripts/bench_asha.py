@@ -95,7 +95,8 @@ def main() -> None:
         ["pruner", "workers", "trials ended", "epochs", "trials per simulated hour", "x one worker",
          "normalized regret of the best"], rows,
         notes="Trials per simulated hour count the trials that ended between the moment every worker had "
-              "started one and the last trial's end, over that span divided by the sleep scale. Each search ran for the same wall time, so more workers also "
+              "started one and the last trial's end, over that span divided by the sleep scale. Each "
+              "search ran for the same wall time, so more workers also "
               "means more epochs spent: regret is compared at equal wall time, not at equal epochs.")
     bench_results.write_result(args.result, title="ASHA with K workers: trials per simulated hour",
                                tables=[table], data={"runs": runs, "task": task,
