@@ -153,7 +153,7 @@ def postgres_url(folder: Path) -> tuple[str, bool]:
     return started.stdout.strip().splitlines()[-1], True
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", default="8,32,64")
     parser.add_argument("--backends", default="sqlite,postgresql")
@@ -162,7 +162,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="measured time per configuration")
     parser.add_argument("--modes", default="batched,per-epoch")
     parser.add_argument("--result", default="scale")
-    args = parser.parse_args()
+    parser.add_argument("--results-dir", type=Path, default=bench_results.RESULTS)
+    args = parser.parse_args(argv)
     counts = [int(part) for part in args.workers.split(",")]
     modes = args.modes.split(",")
     rows, raw, cpu_rows = [], [], []
@@ -217,7 +218,7 @@ def main() -> None:
     bench_results.write_result(args.result, title="Scale simulation: the store under K workers",
                                tables=[table, cpu_table], data={"runs": raw, "epochs": args.epochs,
                                                      "epoch_ms": args.epoch_ms, "seconds": args.seconds},
-                               summary="")
+                               out_dir=args.results_dir)
 
 
 if __name__ == "__main__":

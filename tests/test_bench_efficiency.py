@@ -13,13 +13,14 @@ sys.path.insert(0, str(SCRIPTS))
 
 import lcbench  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not lcbench.available(),
-                                reason="the LCBench surrogate or onnxruntime is not installed")
+needs_lcbench = pytest.mark.skipif(not lcbench.available(),
+                                   reason="the LCBench surrogate or onnxruntime is not installed")
 
 CONTENDERS = ("optuna random", "optuna tpe+median", "plain optuna tpe+hyperband",
               "plain keras-tuner hyperband")
 
 
+@needs_lcbench
 def test_surrogate_fit_reports_every_epoch_of_a_configuration():
     reported = []
     space = lcbench.space(lcbench.dev_tasks()[0], epochs=5)
@@ -32,6 +33,7 @@ def test_surrogate_fit_reports_every_epoch_of_a_configuration():
     assert times == sorted(times) and times[0] > 0  # seconds of training so far grow epoch by epoch
 
 
+@needs_lcbench
 def test_short_lcbench_run_writes_every_table_and_the_plot(tmp_path, monkeypatch):
     import bench_lcbench
 
@@ -59,6 +61,7 @@ def test_short_lcbench_run_writes_every_table_and_the_plot(tmp_path, monkeypatch
         assert epochs and epochs == sorted(epochs) and epochs[-1] <= 8
 
 
+@needs_lcbench
 def test_an_interrupted_benchmark_reuses_the_runs_it_has(tmp_path, monkeypatch):
     import bench_lcbench
 
@@ -77,3 +80,16 @@ def test_an_unknown_contender_is_refused_by_name(tmp_path):
 
     with pytest.raises(SystemExit, match="'optuna magic' is not a contender"):
         bench_lcbench.main(["--only", "optuna magic", "--out", str(tmp_path)])
+
+
+def test_scale_simulation_reports_each_worker_count_and_the_cpu_per_trial(tmp_path):
+    import bench_scale
+
+    bench_scale.main(["--workers", "1,2", "--backends", "sqlite", "--seconds", "0.5", "--epochs", "3",
+                      "--modes", "batched", "--results-dir", str(tmp_path), "--result", "scale-test"])
+    report = json.loads((tmp_path / "scale-test.json").read_text())
+    load, cpu = report["tables"]
+    assert [(row[0], row[1], row[2]) for row in load["rows"]] == [("sqlite", "batched", 1),
+                                                                   ("sqlite", "batched", 2)]
+    assert all(row[3] > 0 for row in load["rows"])  # trials went through the store
+    assert cpu["columns"] == ["store", "claim", "epochs", "finish", "memory sampling", "total"]
