@@ -269,7 +269,8 @@ def write_report(traces: Mapping[tuple[str, int, str], Mapping[str, Any]], tasks
     plot(traces, summary, out_dir / figure)
     best_label = ordered[0] if ordered else "none"
     text = (f"Over {len(tasks)} development tasks, {best_label} has the best mean rank averaged over the "
-            "budget shares. Each engine's default is its contender with the best such rank.")
+            "budget shares; the second table gives each engine's best by that rank, the measured choice "
+            "of its default.")
     data = {"tasks": list(tasks), "seeds": seeds, "trials": trials, "epochs": epochs, "defaults": chosen,
             "scales": summary["scales"],
             "aggregate": {label: {**row, "regret": {str(k): v for k, v in row["regret"].items()},
