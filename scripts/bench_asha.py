@@ -1,7 +1,7 @@
 """ASHA's wall-time gain: trials per simulated hour with K worker processes, on the LCBench surrogate.
 
     .venv/bin/python scripts/bench_asha.py [--workers 1,4,8,16] [--pruners asha,hyperband]
-        [--seconds 40] [--sleep-scale 0.02] [--task ID] [--result asha-workers]
+        [--seconds 40] [--sleep-scale 0.02] [--task ID] [--result lcbench-asha-workers]
 
 One LCBench development task is searched by ``hpsearch.run(..., train="lcbench:sleepy_fit",
 engine="optuna", algorithm="tpe", pruner=P, workers=K, timeout=--seconds)``: K worker processes, each
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40.0, help="wall seconds each search starts trials")
     parser.add_argument("--sleep-scale", type=float, default=0.02)
     parser.add_argument("--task", default=None, help="an LCBench development task (default: the first)")
-    parser.add_argument("--result", default="asha-workers")
+    parser.add_argument("--result", default="lcbench-asha-workers")
     args = parser.parse_args()
     import lcbench_report
 
