@@ -182,6 +182,10 @@ def test_python_asha_is_recorded_with_the_study_and_resumes_with_it(tmp_path, fu
     assert len(trials) == 6
     # Rungs at epochs 2 and 4 (min_resources 2, factor 2): a pruned trial stopped on one of them.
     assert {trial.epochs_run for trial in trials if trial.state.value == "PRUNED"} <= {2, 4}
+    # Another pruner on resume: the recorded rungs stay in the settings, unread, and are not in the way.
+    study = hpsearch.load_study("py", storage=url).resume(trials=7, pruner="median")
+    assert (study.record.settings["pruner"], study.record.settings["factor"]) == ("median", 2)
+    assert len(study.trials) == 7
 
 
 @pytest.mark.parametrize(("args", "sentence"), [

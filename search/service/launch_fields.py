@@ -142,10 +142,12 @@ LAUNCH_FIELDS: tuple[Field, ...] = (
     Field("data", None, "string", "a bundled dataset, or a .csv/.npz path relative to the server's "
           "--data-dir (default: digits)"),
     Field("engine", "--engine", "string", "search engine (default optuna)", choices=_engines),
-    Field("algorithm", "--algorithm", "string", "the engine's algorithm (optuna: tpe, random, grid, cmaes; "
-          "keras-tuner: random, hyperband, bayesian; sklearn: grid, random, halving-grid, halving-random)",
+    Field("algorithm", "--algorithm", "string", "the engine's algorithm (optuna: tpe, random, grid, cmaes, "
+          "bohb; keras-tuner: random, hyperband, bayesian; sklearn: grid, random, halving-grid, "
+          "halving-random)",
           pattern=r"[a-z][a-z0-9-]{0,39}", max_length=40),
-    Field("pruner", "--pruner", "string", "optuna pruner", choices=("median", "hyperband", "none")),
+    Field("pruner", "--pruner", "string", "optuna pruner",
+          choices=("median", "hyperband", "asha", "curve", "none")),
     Field("pack", "--pack", "integer", "optuna: proposals trained together", low=1, high=1024),
     Field("target", "--target", "string", "target column of a CSV file", max_length=256),
     Field("task", "--task", "string", "override the space's task",
@@ -162,7 +164,10 @@ LAUNCH_FIELDS: tuple[Field, ...] = (
     Field("backend", "--backend", "string", "Keras backend", choices=_backends),
     Field("max_epochs", "--max-epochs", "integer", "keras-tuner hyperband: most epochs of a trial", low=1,
           high=100_000),
-    Field("factor", "--factor", "integer", "keras-tuner hyperband: reduction factor", low=2, high=1000),
+    Field("factor", "--factor", "integer", "keras-tuner hyperband, optuna asha and hyperband pruners: "
+          "reduction factor", low=2, high=1000),
+    Field("min_resources", "--min-resources", "integer", "optuna asha and hyperband pruners: epochs of "
+          "the first rung", low=1, high=100_000),
     Field("max_failures", "--max-failures", "integer", "consecutive failed trials that stop the study",
           low=1, high=TRIALS),
     Field("workers", "--workers", "integer", "worker processes training at once", low=1, high=WORKERS),
@@ -213,6 +218,7 @@ class LaunchRequest:
     backend: str | None = None
     max_epochs: int | None = None
     factor: int | None = None
+    min_resources: int | None = None
     max_failures: int | None = None
     workers: int | None = None
     recycle_after: int | None = None

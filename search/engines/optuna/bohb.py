@@ -1,18 +1,27 @@
-"""``--algorithm bohb``: TPE that learns from the trials a pruner stopped, at the epoch they reached.
+"""``--algorithm bohb``: TPE fitted at the highest epoch enough configurations reached (BOHB-style).
 
-Optuna's TPE ranks every completed trial above every pruned one (``_split_trials``: the "good" group is
-filled with completed trials first, pruned trials only when too few completed, ordered by how far they got).
-With ASHA or Hyperband most trials are pruned, so TPE learns little more than "stopped early is bad" and
-never compares two stopped configurations at an epoch both reached.
+What Optuna's TPE already does with pruned trials (``optuna.samplers._tpe.sampler._split_trials``): it
+ranks every completed trial above every pruned one, and pruned ones by how far they got, then by their
+last value; its good group (the best 10%) is filled with completed trials first, and pruned trials enter
+it only while fewer than that have completed. So TPE does learn from a pruner's decisions ("stopped
+early" counts as bad), but with ASHA or Hyperband, where few trials complete, its good group is one or
+two completed trials and the many observations of the lower rungs only ever land in the bad group.
 
 BOHB (Falkner, Klein and Hutter, "BOHB: Robust and Efficient Hyperparameter Optimization at Scale",
-ICML 2018) fits its TPE-style model on the observations of the highest budget that has enough of them:
-here the highest epoch that at least ``d + 2`` configurations' stored curves reach (``d`` the number of
-tuned parameters; BOHB's ``N_min = d + 1`` plus one, so both the good and the bad group hold a point).
-Every configuration that reached that epoch (completed, pruned, still running, or a ``--warm-start``
-copy) counts with its curve's value there; the others are left out. Until some epoch has enough, the
-proposals are TPE's random start-up ones. Optuna's TPE (its kernel estimator and candidate sampling)
-does the rest, so it is the pruner that sets the budgets: ``asha`` by default with this sampler.
+ICML 2018) fits its model on the observations of the highest budget that has enough of them, with a good
+group of at least ``d + 1`` points (``d`` the number of tuned parameters). Here:
+
+- the budget is the highest epoch that at least ``2 (d + 1)`` configurations' stored curves reach, so
+  that the good and the bad group can each hold ``d + 1``; every configuration that reached it
+  (completed, pruned, still running, or a ``--warm-start`` copy) counts with its curve's value at that
+  epoch, the others are left out;
+- the good group is the best 15% of those (BOHB's default), at least ``d + 1`` and never all of them;
+- the first 10 proposals (TPE's start-up count, over the whole study), and any made while no epoch has
+  enough observations, are random (BOHB's random fraction is otherwise left out: Optuna's TPE samples
+  its candidates from a prior-smoothed estimator).
+
+Optuna's TPE does the rest (its Parzen estimators and candidate sampling); the pruner sets the budgets:
+``asha`` by default with this sampler.
 """
 
 from __future__ import annotations
@@ -23,9 +32,23 @@ from typing import Any
 
 from .asha import configuration_key
 
+#: Random proposals before the model, as TPE's default ``n_startup_trials``.
+STARTUP_TRIALS = 10
+
+
+def good_count(n_params: int) -> Any:
+    """TPE's ``gamma`` as BOHB sets it: the best 15% of the observations form the good group, but never
+    fewer than ``n_params + 1`` (TPE's own 10% would leave a single point with the few observations a
+    high budget holds), and never all of them."""
+
+    def gamma(n: int) -> int:
+        return max(1, min(n - 1, max(n_params + 1, math.ceil(0.15 * n))))
+
+    return gamma
+
 
 def fidelity_trials(trials: list[Any], n_params: int) -> list[Any]:
-    """The trials TPE should learn from: copies valued at the highest epoch at least ``n_params + 2``
+    """The trials TPE should learn from: copies valued at the highest epoch at least ``2 * (n_params + 1)``
     configurations reached, marked COMPLETE; [] when no epoch has enough.
 
     Args:
@@ -45,7 +68,7 @@ def fidelity_trials(trials: list[Any], n_params: int) -> list[Any]:
         for step, value in trial.intermediate_values.items():
             if value is not None and math.isfinite(value):
                 reached.setdefault(step, {}).setdefault(key, (trial, float(value)))
-    needed = n_params + 2
+    needed = 2 * (n_params + 1)
     steps = [step for step, seen in reached.items() if len(seen) >= needed]
     if not steps:
         return []
@@ -87,15 +110,42 @@ def bohb_sampler_class(n_params: int) -> type:
         A subclass of ``optuna.samplers.TPESampler``.
     """
     import optuna
+    from optuna.trial import TrialState
 
     class BohbSampler(optuna.samplers.TPESampler):
-        def _view(self, study: Any) -> _FidelityStudy:
-            return _FidelityStudy(study, fidelity_trials(study.get_trials(deepcopy=False), n_params))
+        def __init__(self, **options: Any) -> None:
+            # The start-up phase is counted on the whole study here: TPE's own count would run on the
+            # view, which holds fewer trials than the study for as long as the model would learn.
+            super().__init__(n_startup_trials=0, **options)
+            # Set after construction: Optuna 4.9 deprecates the ``gamma`` argument (a FutureWarning for
+            # every user), not the split it sets.
+            self._gamma = good_count(n_params)
+
+        def _view(self, study: Any, trial: Any) -> _FidelityStudy | None:
+            # One view per proposal: TPE samples each parameter separately, and each would read the study.
+            cached = getattr(self, "_cached_view", None)
+            if cached is not None and cached[0] == trial._trial_id:
+                return cached[1]
+            view = self._fresh_view(study)
+            self._cached_view = (trial._trial_id, view)
+            return view
+
+        def _fresh_view(self, study: Any) -> _FidelityStudy | None:
+            trials = study.get_trials(deepcopy=False)
+            finished = sum(trial.state in (TrialState.COMPLETE, TrialState.PRUNED) for trial in trials)
+            if finished < STARTUP_TRIALS:
+                return None
+            fidelity = fidelity_trials(trials, n_params)
+            return _FidelityStudy(study, fidelity) if fidelity else None
 
         def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
-            return super().sample_relative(self._view(study), trial, search_space)
+            view = self._view(study, trial) if search_space else None
+            return {} if view is None else super().sample_relative(view, trial, search_space)
 
         def sample_independent(self, study: Any, trial: Any, param_name: str, param_distribution: Any) -> Any:
-            return super().sample_independent(self._view(study), trial, param_name, param_distribution)
+            view = self._view(study, trial)
+            if view is None:
+                return self._random_sampler.sample_independent(study, trial, param_name, param_distribution)
+            return super().sample_independent(view, trial, param_name, param_distribution)
 
     return BohbSampler

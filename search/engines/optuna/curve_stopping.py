@@ -5,14 +5,16 @@ The method is a simplified form of Domhan, Springenberg and Hutter, "Speeding up
 Hyperparameter Optimization of Deep Neural Networks by Extrapolation of Learning Curves" (IJCAI 2015).
 They fit a weighted ensemble of 11 parametric curve families by MCMC and stop a run when the probability
 that its last epoch beats the best seen so far falls below 5%. Here, to stay offline and cheap (a few
-milliseconds per decision, numpy and scipy only):
+millisecond per decision, numpy only):
 
-- three families, fitted by bounded least squares to the curve so far (as a loss: lower is better):
-  ``pow3`` ``c + a * t**-alpha``, ``exp3`` ``c + a * exp(-b t)`` and ``ilog2`` ``c + a / log(t + 1)``
-  (a fast, a middling and a slow-converging shape, so the ensemble is neither only optimistic nor only
-  pessimistic);
-- the families are averaged with weights inverse to their residual mean square; the predictive spread is
-  the weighted residual variance plus the spread between the families' predictions;
+- three of their families, fitted by least squares to the curve so far (as a loss: lower is better,
+  falling: ``a >= 0``): ``pow3`` ``c + a * t**-alpha``, ``exp3`` ``c + a * exp(-b t)`` and ``ilog2``
+  ``c + a / log(t + 1)`` (a fast, a middling and a slow-converging shape, so the ensemble is neither only
+  optimistic nor only pessimistic); ``alpha`` and ``b`` run over a fixed grid, for each of which the fit
+  is linear (variable projection), so a fit is a few matrix products and cannot fail to converge;
+- the families are averaged with weights inverse to their residual mean square (plus the median one, so
+  that comparable fits share the weight); the predictive spread is the weighted residual variance plus
+  the variance between the families' predictions;
 - every stored curve of the study that ran to its end (the study's completed trials and its
   ``--warm-start`` copies, which Optuna holds as completed trials with their curves) calibrates that
   spread: each is cut at the same epoch, extrapolated the same way, and the root mean square of the
@@ -37,32 +39,42 @@ import numpy as np
 STOP_PROBABILITY = 0.05
 #: Completed curves used to calibrate the spread (the most recent ones; a bound on the cost).
 CALIBRATION_CURVES = 12
-#: Fewest points a family is fitted to.
+#: Fewest epochs a curve is judged on.
 MIN_POINTS = 3
 
 
-def _pow3(t: np.ndarray, c: float, a: float, alpha: float) -> np.ndarray:
-    return c + a * np.power(t, -alpha)
+#: The nonlinear parameter's grid of each family (``alpha`` of pow3, ``b`` of exp3): for each value the
+#: family is linear in ``c`` and ``a``, so a fit is one small least-squares solve per grid value
+#: (variable projection) instead of an iterative nonlinear fit, and never fails to converge.
+_POW3_ALPHAS = np.geomspace(0.02, 4.0, 48)
+_EXP3_RATES = np.geomspace(0.005, 3.0, 48)
 
 
-def _exp3(t: np.ndarray, c: float, a: float, b: float) -> np.ndarray:
-    return c + a * np.exp(-b * t)
-
-
-def _ilog2(t: np.ndarray, c: float, a: float) -> np.ndarray:
-    return c + a / np.log(t + 1.0)
-
-
-def _families(z: np.ndarray) -> list[tuple[Any, list[float], tuple[list[float], list[float]]]]:
-    """Each family with a starting point and bounds scaled to the curve ``z``."""
-    span = float(np.ptp(z)) or 1.0
-    low, last = float(np.min(z)), float(z[-1])
-    inf = np.inf
+def _bases(t: np.ndarray) -> list[np.ndarray]:
+    """Each family's shape functions at epochs ``t``, one row per grid value: the family at that grid
+    value is ``c + a * shape`` (pow3 ``t**-alpha``, exp3 ``exp(-b t)``, ilog2 ``1 / log(t+1)``)."""
     return [
-        (_pow3, [last - span * 0.1, span, 0.5], ([-inf, 0.0, 1e-3], [inf, inf, 10.0])),
-        (_exp3, [last, span, 0.3], ([-inf, 0.0, 1e-4], [inf, inf, 10.0])),
-        (_ilog2, [low - span * 0.1, span], ([-inf, 0.0], [inf, inf])),
+        np.power(t[None, :], -_POW3_ALPHAS[:, None]),
+        np.exp(-_EXP3_RATES[:, None] * t[None, :]),
+        (1.0 / np.log(t + 1.0))[None, :],
     ]
+
+
+def _fit_family(shapes: np.ndarray, shapes_at_last: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
+    """Least squares of ``y ~ c + a * shape`` (``a >= 0``: the loss falls) for every grid row; the
+    best row's (prediction at the last epoch, residual mean square), or None when no row fits."""
+    centered = shapes - shapes.mean(axis=1, keepdims=True)
+    norms = np.sum(centered ** 2, axis=1)
+    ok = norms > 1e-12
+    if not np.any(ok):
+        return None
+    slopes = np.where(ok, centered @ (y - y.mean()) / np.where(ok, norms, 1.0), 0.0)
+    slopes = np.maximum(slopes, 0.0)
+    intercepts = y.mean() - slopes * shapes.mean(axis=1)
+    fitted = intercepts[:, None] + slopes[:, None] * shapes
+    mse = np.mean((fitted - y[None, :]) ** 2, axis=1)
+    best = int(np.argmin(mse))
+    return float(intercepts[best] + slopes[best] * shapes_at_last[best]), float(mse[best])
 
 
 def extrapolate(z: Sequence[float], last_epoch: int) -> tuple[float, float]:
@@ -75,29 +87,22 @@ def extrapolate(z: Sequence[float], last_epoch: int) -> tuple[float, float]:
     Returns:
         (mean, spread): the weighted prediction and its standard deviation (residual and between-family).
     """
-    from scipy.optimize import curve_fit
-
     y = np.asarray(z, dtype=float)
     t = np.arange(1, len(y) + 1, dtype=float)
-    predictions, weights, residuals = [], [], []
-    for family, start, bounds in _families(y):
-        try:
-            fitted, _ = curve_fit(family, t, y, p0=start, bounds=bounds, maxfev=400)
-        except (RuntimeError, ValueError):
-            continue
-        prediction = float(family(np.array([float(last_epoch)]), *fitted)[0])
-        mse = float(np.mean((family(t, *fitted) - y) ** 2))
-        if not (math.isfinite(prediction) and math.isfinite(mse)):
-            continue
-        predictions.append(prediction)
-        residuals.append(mse)
-        weights.append(1.0 / (mse + 1e-12))
-    if not predictions:
-        return float(y[-1]), float(np.std(y)) or 1.0
-    w = np.asarray(weights) / np.sum(weights)
-    mean = float(np.dot(w, predictions))
-    between = float(np.dot(w, (np.asarray(predictions) - mean) ** 2))
-    within = float(np.dot(w, residuals))
+    at_last = _bases(np.array([float(last_epoch)]))
+    fits = [_fit_family(shapes, last[:, 0], y) for shapes, last in zip(_bases(t), at_last, strict=True)]
+    fits = [fit for fit in fits if fit is not None and all(map(math.isfinite, fit))]
+    if not fits:
+        return float(y[-1]), float(np.std(y))
+    predictions = np.array([prediction for prediction, _ in fits])
+    residuals = np.array([mse for _, mse in fits])
+    # Families that fit about as well share the weight (the median residual as a floor), so one family
+    # that happens to fit the first epochs exactly does not silence the others' disagreement.
+    weights = 1.0 / (residuals + float(np.median(residuals)) + 1e-12)
+    weights /= weights.sum()
+    mean = float(weights @ predictions)
+    between = float(weights @ (predictions - mean) ** 2)
+    within = float(weights @ residuals)
     return mean, math.sqrt(between + within)
 
 

@@ -1,4 +1,5 @@
-"""The Optuna engine: TPE, random, grid and CMA-ES samplers with per-epoch pruning.
+"""The Optuna engine: TPE, random, grid, CMA-ES and BOHB-style samplers with per-epoch pruning (median,
+Hyperband, ASHA, learning-curve extrapolation; hpsearch's own in ``asha``, ``bohb``, ``curve_stopping``).
 
 Optuna keeps its own RDB tables in the same database as ours, so ``optuna studies --storage URL`` and
 optuna-dashboard open our file. Optuna decides what to try (``study.ask``); the trial runner trains and
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -163,6 +164,11 @@ class OptunaEngine(Engine):
     # Optuna's RDB storage coordinates workers: each asks the shared study for its next trial.
     parallel_workers = True
 
+    def refuse_foreign_options(self, given: Mapping[str, Any]) -> None:
+        super().refuse_foreign_options(given)
+        if given.get("pruner") is not None:
+            _refuse_unread_rungs(given, given["pruner"])
+
     def check(self, space: SearchSpace, settings: StudySettings) -> None:
         pruner = pruner_name(settings)
         if pruner not in PRUNERS:
@@ -188,8 +194,10 @@ class OptunaEngine(Engine):
         min_resource, factor = rungs(settings)
         if pruner_name(settings) == "asha":
             epochs = rung_epochs(min_resource, factor, _epochs(space))
-            lines.append(f"asha: a trial goes on past epochs {', '.join(map(str, epochs)) or '(none)'} only "
-                         f"while among the best 1/{factor} of the configurations that reached them")
+            where = (f"past epoch{'s' if len(epochs) > 1 else ''} {', '.join(map(str, epochs))}" if epochs
+                     else "(no rung below the last epoch: nothing is stopped)")
+            lines.append(f"asha: a trial goes on {where} only while among the best 1/{factor} of the "
+                         "configurations that reached that epoch")
         size = pack_size(settings)
         if size > 1:
             lines.append(f"packs: {size} configurations asked at a time; those sharing batch size and epochs "
@@ -371,11 +379,10 @@ def rungs(settings: StudySettings) -> tuple[int, int]:
         UsageError: either is given with another pruner, or is not a whole number in range.
     """
     pruner = pruner_name(settings)
-    options = (("--factor", settings.factor), ("--min-resources", settings.min_resources))
-    given = [flag for flag, value in options if value is not None]
-    if given and pruner not in RUNG_PRUNERS:
-        raise UsageError(f"{given[0]} applies to optuna's asha and hyperband pruners only, not to pruner "
-                         f"'{pruner}'")
+    if settings.pruner is None:
+        # The default pruner: rung options typed with it would be ignored. (A pruner chosen on resume
+        # may leave the study's recorded rungs unread: they stay recorded, for a later switch back.)
+        _refuse_unread_rungs({"factor": settings.factor, "min_resources": settings.min_resources}, pruner)
     factor = DEFAULT_FACTOR if settings.factor is None else settings.factor
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
         raise UsageError(f"--factor must be a whole number of at least 2 (1 in factor trials goes on at "
@@ -385,6 +392,15 @@ def rungs(settings: StudySettings) -> tuple[int, int]:
         raise UsageError(f"--min-resources must be a whole number of epochs of at least 1 for optuna's "
                          f"{pruner} pruner, but got {settings.min_resources}")
     return low, factor
+
+
+def _refuse_unread_rungs(given: Mapping[str, Any], pruner: str) -> None:
+    """Refuse ``--factor``/``--min-resources`` typed with a pruner that does not read them."""
+    flags = [f"--{key.replace('_', '-')}" for key in ("factor", "min_resources")
+             if given.get(key) is not None]
+    if flags and pruner not in RUNG_PRUNERS:
+        raise UsageError(f"{flags[0]} applies to optuna's asha and hyperband pruners only, not to pruner "
+                         f"'{pruner}'")
 
 
 def pack_size(settings: StudySettings) -> int:
