@@ -1,8 +1,15 @@
 """Search efficiency: epochs and seconds each engine and algorithm needs to reach random search's best.
 
-    .venv/bin/python scripts/bench_efficiency.py [--seeds 5] [--trials 12] [--epochs 9] [--equal-budget]
-                                                 [--datasets wine,diabetes] [--only LABEL,...]
-                                                 [--space small|default] [--out bench-efficiency]
+    .venv/bin/python scripts/bench_efficiency.py --benchmark lcbench [...]   (see scripts/bench_lcbench.py)
+    .venv/bin/python scripts/bench_efficiency.py [--benchmark toy] [--seeds 5] [--trials 12] [--epochs 9]
+                                                 [--equal-budget] [--datasets wine,diabetes]
+                                                 [--only LABEL,...] [--space small|default]
+                                                 [--out bench-efficiency] [--result efficiency-toy]
+
+``--benchmark lcbench`` (the benchmark the defaults are chosen by) searches the LCBench surrogate's real
+learning curves on 20 OpenML tasks: ``scripts/bench_lcbench.py`` says how. The toy benchmark below trains
+Keras models on bundled datasets with tiny validation sets; what it still teaches is in
+``docs/benchmarks/efficiency.md``.
 
 Every algorithm of every engine searches the same small space (below) on bundled datasets, one study per
 (dataset, algorithm, seed), one worker, each study in a fresh Python process running its trials itself
@@ -41,8 +48,9 @@ decades, three batch sizes), the kind of space a user writes, where many configu
 grid is too large to enumerate, so the grid searches (``sklearn grid``, ``sklearn halving-grid``) are
 left out.
 
-Writes ``OUT/efficiency.md`` (the README table), ``OUT/efficiency.json`` and ``OUT/efficiency.png`` (best
-so far against epochs, one line per algorithm, the median over seeds).
+Writes ``OUT/efficiency.md``, ``OUT/efficiency.json`` and ``OUT/efficiency.png`` (best so far against
+epochs, one line per algorithm, the median over seeds), and the result file
+``scripts/results/<--result>.json`` with its PNG (``scripts/bench_results.py``) that the docs show.
 """
 
 from __future__ import annotations
@@ -354,8 +362,54 @@ def plot(storage, out: Path, datasets: Sequence[str], algorithms: Sequence[Algor
     figure.savefig(out / "efficiency.png", dpi=110)
 
 
+def write_result(summary: dict, args: argparse.Namespace, command: str) -> None:
+    """The run's table as ``scripts/results/<--result>.json`` (the docs render it), its PNG beside it."""
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench_results
+
+    def spread(values: dict, digits: int) -> float | None:
+        return None if values["median"] is None else round(values["median"], digits)
+
+    rows = [[row["dataset"], row["algorithm"], f"{row['reached']}/{row['seeds']}",
+             spread(row["epochs_to_target"], 0),
+             None if row["epochs_ratio"] is None else round(row["epochs_ratio"], 2),
+             spread(row["seconds_to_target"], 1), spread(row["best_at_equal_epochs"], 3),
+             spread(row["total_epochs"], 0)] for row in summary["rows"]]
+    columns = ["dataset", "algorithm", "reached", "epochs to target", "x random", "seconds to target",
+               "best at equal epochs", "epochs spent"]
+    figure = f"{args.result}.png"
+    bench_results.RESULTS.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.out / "efficiency.png", bench_results.RESULTS / figure)
+    bench_results.write_result(
+        args.result, title="Search efficiency on bundled toy datasets",
+        tables=[bench_results.table(
+            f"Median over {args.seeds} seeds, {args.trials} trials of {args.epochs} epochs", columns, rows,
+            notes="Target: the same engine's random search's best on that dataset and seed; time to target "
+                  "is where an algorithm's best so far first reaches it (the median over the seeds that "
+                  "did). 'x random' divides by random search's own epochs to its best.")],
+        summary="On tiny validation sets the order of the algorithms changes from dataset to dataset; "
+                "the LCBench benchmark is the one the defaults are chosen by.",
+        figures=[figure], data=summary, command="python " + command)
+
+
 def main() -> None:
+    if "--benchmark" in sys.argv[1:]:
+        position = sys.argv.index("--benchmark")
+        benchmark = sys.argv[position + 1] if position + 1 < len(sys.argv) else ""
+        if benchmark not in ("toy", "lcbench"):
+            raise SystemExit(f"--benchmark must be toy or lcbench, but got {benchmark!r}")
+        if benchmark == "lcbench":
+            sys.path.insert(0, str(ROOT / "scripts"))
+            import bench_lcbench
+
+            bench_lcbench.main(sys.argv[1:])
+            return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--benchmark", choices=("toy", "lcbench"), default="toy")
+    parser.add_argument("--result", default="efficiency-toy",
+                        help="the result file's name in scripts/results (letters, digits, dashes)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=12,
                         help="budget of the algorithms whose plan does not size it")
@@ -436,6 +490,7 @@ def main() -> None:
     (args.out / "efficiency.md").write_text(text)
     plot(storage, args.out, datasets, shown, args.seeds, budget)
     storage.close()
+    write_result(summary, args, command)
     print(text)
     print(f"wrote efficiency.md, efficiency.png and efficiency.json in {args.out}")
 
