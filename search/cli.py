@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None,
                      help="seed for data split, sampler and weights (default 0)")
     run.add_argument("--pruner", default=None,
-                     help="optuna: median (default; asha with --algorithm bohb), hyperband, asha, curve, "
+                     help="optuna: hyperband (default; asha with --algorithm bohb), median, asha, curve, "
                      "none")
     run.add_argument("--pack", type=int, default=None, metavar="K",
                      help="optuna: ask K configurations at a time and train those that share batch size and "

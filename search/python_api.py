@@ -260,8 +260,8 @@ def run(
         validation: held-out validation rows of in-memory data (same form as ``data``).
         test: held-out test rows of in-memory data (same form as ``data``).
         task: ``auto``, ``binary``, ``multiclass`` or ``regression`` instead of the space's.
-        pruner: optuna's pruner (``median``, ``hyperband``, ``asha``, ``curve``, ``none``; the asha and
-            hyperband pruners also read ``min_resources`` and ``factor``).
+        pruner: optuna's pruner (``hyperband`` by default, ``median``, ``asha``, ``curve``, ``none``; the
+            asha and hyperband pruners also read ``min_resources`` and ``factor``).
         class_weight: ``"balanced"`` to weight classes inversely to their frequency.
         sample_weight: a column of per-row training weights.
         max_failures: stop after this many consecutive failed trials (default 5).

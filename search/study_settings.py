@@ -118,8 +118,9 @@ def new_study_settings(options: RunOptions, engine: Engine) -> StudySettings:
     # Samplers take a 32-bit seed; a bad one used to fail only after the study was created.
     check_seed(options.seed)
     check_seconds("--stale-after", options.stale_after_s)
+    algorithm = engine.resolve_algorithm(options.algorithm)
     settings: dict[str, Any] = {
-        "algorithm": engine.resolve_algorithm(options.algorithm),
+        "algorithm": algorithm,
         "seed": 0 if options.seed is None else options.seed,
         "trials": options.trials,
         "timeout_s": options.timeout_s,
@@ -127,6 +128,7 @@ def new_study_settings(options: RunOptions, engine: Engine) -> StudySettings:
         "class_weight": options.class_weight,
         "stale_after_s": options.stale_after_s or DEFAULT_STALE_AFTER_S,
         CHECKPOINT_DIR_SETTING: _absolute(options.checkpoint_dir),
+        **engine.default_options(algorithm),
         **engine_options,
     }
     engine.refuse_foreign_options(engine_options)

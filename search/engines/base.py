@@ -57,6 +57,14 @@ class Engine(ABC):
             flags = ", ".join("--" + key.replace("_", "-") for key in foreign)
             raise UsageError(f"{flags} does not apply to engine '{self.name}'")
 
+    def default_options(self, algorithm: str) -> dict[str, Any]:
+        """Options a new study of ``algorithm`` records when the user gave none (settings keys).
+
+        Recorded with the study rather than resolved at each run, so a later change of a default never
+        changes what an existing study's trials mean when it resumes.
+        """
+        return {}
+
     def resolve_algorithm(self, algorithm: str | None) -> str:
         chosen = algorithm or self.default_algorithm
         if chosen not in self.algorithms:

@@ -56,6 +56,11 @@ if TYPE_CHECKING:
     from ...training.context import RunContext
 
 PRUNERS = ("median", "hyperband", "asha", "curve", "none")
+#: The pruner a new study records when ``--pruner`` is not given: the best mean rank on LCBench's
+#: development tasks (docs/benchmarks/lcbench.md, ``scripts/bench_efficiency.py --benchmark lcbench``).
+DEFAULT_PRUNER = "hyperband"
+#: What a study made before new studies recorded their pruner used (median): it keeps it on resume.
+LEGACY_PRUNER = "median"
 #: Pruners that read ``--min-resources`` and ``--factor`` (their rungs).
 RUNG_PRUNERS = ("asha", "hyperband")
 #: ``--pack`` by default: every trial trains alone.
@@ -165,6 +170,9 @@ class OptunaEngine(Engine):
     options = ("pruner", "pack", "backend", "factor", "min_resources", "population")
     # Optuna's RDB storage coordinates workers: each asks the shared study for its next trial.
     parallel_workers = True
+
+    def default_options(self, algorithm: str) -> dict[str, Any]:
+        return {"pruner": default_pruner(algorithm)}
 
     def refuse_foreign_options(self, given: Mapping[str, Any]) -> None:
         super().refuse_foreign_options(given)
@@ -377,12 +385,18 @@ class OptunaEngine(Engine):
                              population_size(ctx.settings.population, ctx.settings.algorithm))
 
 
+def default_pruner(algorithm: str) -> str:
+    """The pruner a new study of ``algorithm`` gets: asha for the bohb sampler (it learns from the rungs),
+    ``DEFAULT_PRUNER`` for the others."""
+    return "asha" if algorithm == "bohb" else DEFAULT_PRUNER
+
+
 def pruner_name(settings: StudySettings) -> str:
-    """The study's pruner: ``--pruner`` when given, else asha for the bohb sampler (it learns from the
-    rungs) and median for the others."""
+    """The study's pruner: the one recorded with it (``--pruner``, or the default a new study records);
+    a study recorded without one predates that and keeps its pruner of the time (median; asha for bohb)."""
     if settings.pruner:
         return settings.pruner
-    return "asha" if settings.algorithm == "bohb" else "median"
+    return "asha" if settings.algorithm == "bohb" else LEGACY_PRUNER
 
 
 def rungs(settings: StudySettings) -> tuple[int, int]:
