@@ -24,7 +24,8 @@ import hpsearch
 from sklearn.datasets import load_iris
 
 df = load_iris(as_frame=True).frame.rename(columns={"target": "y"})
-s = hpsearch.run("default", df, target="y", trials=4, storage=sys.argv[1], study="frame", progress=False)
+s = hpsearch.run("default", df, target="y", trials=4, storage=sys.argv[1], study="frame", progress=False,
+                 pruner="none")
 frame = s.trials_dataframe()
 print(json.dumps({"rows": len(frame), "states": sorted(set(frame["state"])),
                   "params": sorted(c for c in frame.columns if c.startswith("params_")),
@@ -204,7 +205,7 @@ def test_a_model_function_passed_from_python_trains_every_trial(db_url):
     space = {"objective": "val_accuracy", "params": {"units": {"type": "int", "low": 4, "high": 12}},
              "fixed": {"epochs": 2, "batch_size": 64}}
     study = hpsearch.run(space, "iris", model=_small_dense, trials=2, storage=db_url, study="own",
-                         in_process=True, progress=False)
+                         in_process=True, progress=False, pruner="none")
     frame = study.trials_dataframe()
     assert list(frame["state"]) == ["COMPLETE", "COMPLETE"]
     assert frame["params_units"].between(4, 12).all()
