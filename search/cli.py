@@ -18,6 +18,8 @@ from typing import Any, TextIO
 
 from . import interrupts
 from .errors import HpsearchError, UsageError
+from .training.population_option import AUTO_POPULATION
+from .training.population_option import cli_population as _population
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 EXIT_INTERRUPTED = 130
@@ -129,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="optuna: ask K configurations at a time and train those that share batch size and "
                      "epochs together in one process, each with its own seed, curve, pruning and record "
                      "(default 1: every trial alone)")
+    run.add_argument("--population", type=_population, default=None, metavar="auto|off|K",
+                     help=f"optuna: ask K configurations at a time (auto: {AUTO_POPULATION}) and train those "
+                     "of one depth and batch size as one stacked model, each still its own trial with its "
+                     "own seed, curve, pruning and record (default off); see docs/population.md")
     run.add_argument("--class-weight", default=None, choices=("balanced",),
                      help="weight classes inversely to their frequency")
     run.add_argument("--sample-weight", default=None, metavar="COLUMN",
@@ -184,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--jobs", type=int, default=None, metavar="N", help="sklearn: new parallel folds")
     resume.add_argument("--pruner", default=None, help="optuna: new pruner (median, hyperband, none)")
     resume.add_argument("--pack", type=int, default=None, metavar="K", help="optuna: new pack size")
+    resume.add_argument("--population", type=_population, default=None, metavar="auto|off|K",
+                        help="optuna: new population size")
     resume.add_argument("--dask", default=None, metavar="ADDRESS",
                         help="sklearn, keras-tuner: another Dask scheduler, or 'local' to train here "
                         "(default: the study's)")
@@ -378,7 +386,7 @@ def _cmd_resume(args: argparse.Namespace, out: TextIO) -> int:
         key: value
         for key in ("max_failures", "jobs", "pruner", "seed", "cv", "class_weight", "sample_weight", "task",
                     "max_epochs", "factor", "dask", "min_resources", "halving_resource", "n_candidates",
-                    "pack", "trainer", "backend")
+                    "pack", "trainer", "backend", "population")
         if (value := getattr(args, key)) is not None
     }
     if args.stale_after is not None:

@@ -276,7 +276,8 @@ def run(
         train: your training function ``fit(params, report) -> float`` (or its name), as ``train:``.
         **engine_options: engine-specific options, as on the command line: ``cv``, ``jobs``, ``pack``,
             ``trainer``, ``backend``, ``dask``, ``max_epochs``, ``factor``, ``halving_resource``,
-            ``min_resources``, ``n_candidates``.
+            ``min_resources``, ``n_candidates``, ``population`` (``"auto"``, ``"off"`` or a count: proposals
+            trained as one stacked model, see ``hpsearch.training.population``).
 
     Returns:
         The study, as stored once the run ended.

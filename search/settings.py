@@ -63,6 +63,8 @@ class StudySettings:
     halving_resource: str | None = None
     n_candidates: int | str | None = None
     pack: int | None = None
+    #: ``--population``: ``auto``, ``off`` or a count (hpsearch.training.population).
+    population: int | str | None = None
     trainer: str | None = None
     backend: str | None = None
     pruner: str | None = None
@@ -157,4 +159,4 @@ _FIELDS = frozenset(f.name for f in fields(StudySettings)) - {"extra", "key_orde
 #: Engine options among the fields (``hpsearch.engines.base.ENGINE_OPTIONS`` and ``pruner``).
 _ENGINE_OPTION_FIELDS = frozenset({"cv", "jobs", "max_epochs", "factor", "dask", "min_resources",
                                    "halving_resource", "n_candidates", "pack", "trainer", "backend",
-                                   "pruner"})
+                                   "pruner", "population"})

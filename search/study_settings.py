@@ -34,7 +34,7 @@ DEFAULT_TRIALS = 10
 
 #: Options a resume may change: recorded in the study's settings and used from then on.
 RESUME_APPLIES = ("trials", "timeout_s", "max_failures", "jobs", "pruner", "stale_after_s", "dask", "pack",
-                  CHECKPOINT_DIR_SETTING)
+                  "population", CHECKPOINT_DIR_SETTING)
 #: Options that decide what the trials mean (data split, folds, weights, task, Hyperband's and successive
 #: halving's plans, the fold trainer, the Keras backend): a different value would mix incomparable trials
 #: in one study, so a resume refuses it.

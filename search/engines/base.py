@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 #: passes them through to the study's settings when given, and a resume refuses those the engine does not
 #: read. ``--pruner`` is one too, though ``RunOptions`` carries it by name.
 ENGINE_OPTIONS = ("cv", "jobs", "max_epochs", "factor", "dask", "min_resources", "halving_resource",
-                  "n_candidates", "pack", "trainer", "backend")
+                  "n_candidates", "pack", "trainer", "backend", "population")
 
 
 class Engine(ABC):

@@ -147,6 +147,8 @@ LAUNCH_FIELDS: tuple[Field, ...] = (
           pattern=r"[a-z][a-z0-9-]{0,39}", max_length=40),
     Field("pruner", "--pruner", "string", "optuna pruner", choices=("median", "hyperband", "none")),
     Field("pack", "--pack", "integer", "optuna: proposals trained together", low=1, high=1024),
+    Field("population", "--population", "string", "optuna: proposals trained as one stacked model "
+          "(auto, off, or a count)", pattern=r"auto|off|[1-9][0-9]{0,3}", max_length=4),
     Field("target", "--target", "string", "target column of a CSV file", max_length=256),
     Field("task", "--task", "string", "override the space's task",
           choices=("auto", "binary", "multiclass", "regression")),

@@ -54,6 +54,7 @@ from .packing import PackMember
 if TYPE_CHECKING:
     from .context import RunContext
     from .fit_tasks import FitReport, FitTask
+    from .population_model import PopulationMember
 
 #: Metric of a trial that continued an interrupted one: the epochs it restored instead of training.
 EPOCHS_RESTORED = EPOCHS_RESTORED_METRIC
@@ -344,6 +345,15 @@ class Attempt:
         and the checkpoint ``fit`` would keep, so that a retry after an interruption continues alone."""
         return PackMember(config, self.seed, callbacks=[self.epoch_callback(), *callbacks],
                           checkpoint=self._checkpoint(config, 0, int(config["epochs"])))
+
+    def population_member(
+        self, config: Mapping[str, Any], *, callbacks: Sequence[Any] = ()
+    ) -> PopulationMember:
+        """This trial as a member of a population (hpsearch.training.population): its seed, its recorder
+        and ``callbacks``. It keeps no checkpoint: its retry after an interruption trains from the start."""
+        from .population_model import PopulationMember
+
+        return PopulationMember(config, self.seed, callbacks=[self.epoch_callback(), *callbacks])
 
     def _checkpoint(
         self, config: Mapping[str, Any], initial_epoch: int, total: int

@@ -15,8 +15,9 @@ grid points in that index order too.
 
 The search session (:mod:`hpsearch.engines.optuna.session`) asks and tells; the driver runs the loop.
 With ``--pack K`` a worker asks up to K proposals at once and trains those that share batch size and
-epochs together; each is still its own Optuna trial. Asked proposals never claimed (Ctrl-C during an
-earlier pack) are marked abandoned, so their proposal indices are asked again.
+epochs together; with ``--population K`` those that share depth and batch size train as one stacked
+model (:mod:`hpsearch.training.population`); each is still its own Optuna trial. Asked proposals never
+claimed (Ctrl-C during an earlier pack) are marked abandoned, so their proposal indices are asked again.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ...errors import UsageError
 from ...runtime.backends import check_backend, describe_backend, study_backend
 from ...seeds import delegate_sampler_seed, sampler_seed
 from ...settings import StudySettings
+from ...training.population_option import population_size
 from ..base import Engine
 from .session import (
     ABANDONED_ATTR,
@@ -154,7 +156,7 @@ class OptunaEngine(Engine):
     name = "optuna"
     algorithms = ("tpe", "random", "grid", "cmaes")
     default_algorithm = "tpe"
-    options = ("pruner", "pack", "backend")
+    options = ("pruner", "pack", "backend", "population")
     # Optuna's RDB storage coordinates workers: each asks the shared study for its next trial.
     parallel_workers = True
 
@@ -162,13 +164,13 @@ class OptunaEngine(Engine):
         pruner = (settings.pruner or "median")
         if pruner not in PRUNERS:
             raise UsageError(f"--pruner must be one of {', '.join(PRUNERS)}, but got '{pruner}'")
-        check_backend(settings, pack=pack_size(settings))
+        check_backend(settings, pack=max(pack_size(settings), population_size(settings.population)))
         if settings.algorithm == "grid":
             space.grid_size()  # raises SpaceError naming a parameter without finite values
 
     def resolved_options(self, space: SearchSpace, settings: StudySettings) -> dict[str, Any]:
         return {"pruner": settings.pruner or "median", "pack": pack_size(settings),
-                "backend": study_backend(settings)}
+                "backend": study_backend(settings), "population": settings.population or "off"}
 
     def describe(self, space: SearchSpace, settings: StudySettings) -> list[str]:
         lines = [
@@ -178,6 +180,11 @@ class OptunaEngine(Engine):
         ]
         if settings.algorithm == "grid":
             lines.append(f"grid: {space.grid_size()} candidates")
+        members = population_size(settings.population)
+        if members:
+            lines.append(f"populations: {members} configurations asked at a time; those sharing depth and "
+                         "batch size train as one stacked model (within floating-point rounding of training "
+                         "alone without dropout; a retry of an interrupted trial trains alone)")
         size = pack_size(settings)
         if size > 1:
             lines.append(f"packs: {size} configurations asked at a time; those sharing batch size and epochs "
@@ -333,7 +340,8 @@ class OptunaEngine(Engine):
     # -- the search -------------------------------------------------------------------------------
     def session(self, ctx: RunContext) -> OptunaSession:
         """Proposals asked of the study's Optuna study, told each outcome (``optuna.session``)."""
-        return OptunaSession(ctx, lambda: self._study(ctx), pack_size(ctx.settings))
+        return OptunaSession(ctx, lambda: self._study(ctx), pack_size(ctx.settings),
+                             population_size(ctx.settings.population))
 
 
 def pack_size(settings: StudySettings) -> int:

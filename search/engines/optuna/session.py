@@ -2,8 +2,10 @@
 
 Each proposal is an Optuna trial asked of the study shared through its RDB storage (see
 :mod:`hpsearch.engines.optuna.engine` for the samplers and their seeding). With ``--pack K`` up to K are
-asked at once; those sharing batch size and epochs train together (:mod:`hpsearch.training.packing`),
-each still its own Optuna trial, reported to per epoch and told its own outcome. A queued retry of an
+asked at once; those sharing batch size and epochs train together (:mod:`hpsearch.training.packing`);
+with ``--population K`` up to K, and those sharing depth and batch size train as one stacked model
+(:mod:`hpsearch.training.population`; a configuration that cannot join one packs or trains alone). Each is
+still its own Optuna trial, reported to per epoch and told its own outcome. A queued retry of an
 interrupted trial (an Optuna WAITING trial carrying ``RETRY_ATTR``) is asked alone and trains alone, to
 continue from its checkpoint. Asked proposals never claimed (the run stopped first) are marked abandoned,
 so their proposal indices are asked again.
@@ -12,7 +14,7 @@ so their proposal indices are asked again.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,12 +50,16 @@ class OptunaSession(SearchSession):
         ctx: the run.
         open_study: opens (or creates) the run's Optuna study, its sampler and pruner set.
         size: ``--pack K``, the most proposals asked at once.
+        population: ``--population K``: the most proposals asked at once and trained as populations
+            (0: off).
     """
 
-    def __init__(self, ctx: Any, open_study: Callable[[], Any], size: int) -> None:
+    def __init__(self, ctx: Any, open_study: Callable[[], Any], size: int, population: int = 0) -> None:
         self.ctx = ctx
         self.open_study = open_study
-        self.size = size
+        self.size = max(size, population)
+        self.population = population
+        self.packs = size > 1
         self.study: Any = None
         self.duplicates_in_a_row = 0
 
@@ -91,8 +97,8 @@ class OptunaSession(SearchSession):
             if ctx.space.train is not None:  # the user's training function: it trains alone
                 tasks.append(Task(proposal, asked.train_function, handle=asked))
             else:
-                tasks.append(Task(proposal, asked.train, handle=asked, pack_key=pack_key(asked.config),
-                                  train_together=self._train_pack))
+                tasks.append(Task(proposal, asked.train, handle=asked, pack_key=self._key(asked.config),
+                                  train_together=self._train_together))
             if proposal.retry_of is not None:
                 break
         return tasks
@@ -132,18 +138,44 @@ class OptunaSession(SearchSession):
             return False  # a queued retry still has to run
         return not self.study.sampler._get_unvisited_grid_ids(self.study)
 
-    def _train_pack(self, tasks: list[Task], attempts: list[Attempt]) -> list[TrialOutcome | Exception]:
-        """Train the claimed members of ``tasks`` together; one outcome (or exception) per attempt."""
+    def _key(self, config: Mapping[str, Any]) -> Hashable | None:
+        """What a proposal trains together by: its population key (``--population``), else its pack key
+        (``--pack``), else None (alone)."""
+        if self.population:
+            from ...training.population_model import population_key
+
+            key = population_key(config)
+            if key is not None:
+                return key
+        return pack_key(config) if self.packs else None
+
+    def _train_together(self, tasks: list[Task], attempts: list[Attempt]) -> list[TrialOutcome | Exception]:
+        """Train the claimed members of ``tasks`` together (a population or a pack, as their key says); one
+        outcome (or exception) per attempt."""
         by_id = {task.proposal.engine_trial_id: task.handle for task in tasks}
         items = [by_id[attempt.record.engine_trial_id] for attempt in attempts]
         for item, attempt in zip(items, attempts, strict=True):
             item.trial.set_user_attr(NUMBER_ATTR, attempt.record.number)
-        members = [attempt.pack_member(item.config, callbacks=[item.pruning.keras()])
-                   for item, attempt in zip(items, attempts, strict=True)]
         ctx = self.ctx
-        fits = fit_pack(members, ctx.dataset, objective=ctx.study.objective, direction=ctx.study.direction)
+        fits: list[FitResult | Exception]
+        judged = {"objective": ctx.study.objective, "direction": ctx.study.direction}
+        if self.population and _is_population(tasks[0].pack_key):
+            from ...training.population import fit_population
+
+            fits = fit_population([attempt.population_member(item.config, callbacks=[item.pruning.keras()])
+                                   for item, attempt in zip(items, attempts, strict=True)],
+                                  ctx.dataset, **judged)
+        else:
+            members = [attempt.pack_member(item.config, callbacks=[item.pruning.keras()])
+                       for item, attempt in zip(items, attempts, strict=True)]
+            fits = fit_pack(members, ctx.dataset, **judged)
         return [fit if isinstance(fit, Exception) else item.outcome(attempt, fit)
                 for item, attempt, fit in zip(items, attempts, fits, strict=True)]
+
+
+def _is_population(key: Hashable | None) -> bool:
+    """Whether a task's key is a population's (``population_key``) rather than a pack's."""
+    return isinstance(key, tuple) and bool(key) and key[0] == "population"
 
 
 def enqueue_retries(study: Any, retries: list[TrialRecord]) -> None:
