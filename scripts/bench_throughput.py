@@ -486,6 +486,8 @@ def workload_goals(args: argparse.Namespace, env: dict, tmp: Path) -> None:
     rates = goals.matmul_rates(_python, env, args.matmul_members)
     data["matmul"] = rates
     tables.append(goals.flops_table(rates, achieved))
+    profile, data["profile"] = goals.profile_table(_python, env, tmp, args.profile_members, rates)
+    tables.append(profile)
     for entry in tables:
         print(f"\n{entry['title']}")
         print("  " + " | ".join(entry["columns"]))
@@ -509,8 +511,10 @@ def main() -> None:
     parser.add_argument("--population-trials", type=int, default=200, help="configurations of goal 2")
     parser.add_argument("--plain-sample", type=int, default=20,
                         help="of those, how many the plain loop trains (every k-th)")
-    parser.add_argument("--matmul-members", type=int, default=384,
+    parser.add_argument("--matmul-members", type=int, default=512,
                         help="members of the population-shaped matmul of the micro-benchmark")
+    parser.add_argument("--profile-members", type=int, default=512,
+                        help="members of the population whose time per member-epoch is profiled")
     parser.add_argument("--result-name", default="throughput-population",
                         help="result file of the seed-grid and population workloads (scripts/results/)")
     parser.add_argument("--workloads", default="default,grid",

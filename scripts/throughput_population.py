@@ -79,6 +79,45 @@ print(json.dumps({"large_gflops": rate([n, n], [n, n], 2 * n ** 3),
 """
 
 
+# Where a population's time goes (goal 3's "what stops it"): one population of the seed grid's shape
+# (3 x 30 units, batch 32, a fold's 425 training and 48 validation rows, the grid's mix of optimizers,
+# dropout, regularizers and constraints), its epochs 2-4 timed: training and validation per member-epoch.
+PROFILE = r"""
+import itertools, json, sys, time
+import numpy as np
+from hpsearch.spaces import TaskInfo
+from hpsearch.training.population_model import Population, PopulationMember
+members_n, table = int(sys.argv[1]), np.load(sys.argv[2])
+x, y = table["X"][:592].astype("float32"), table["y"][:592].astype("float32")
+grid = list(itertools.product([0.01, 0.001], ["relu", "elu"],
+                              ["adam", "sgd", "sgd(clipvalue=1.0)", "sgd(clipnorm=1.0)"], [0.1, 0.2],
+                              ["none", "l2(0.01)"], ["none", "max_norm(1.0)"]))
+rng = np.random.default_rng(0)
+members = []
+for i in range(members_n):
+    lr, act, opt, dr, reg, con = grid[i % len(grid)]
+    rows = rng.permutation(592)[:473]
+    members.append(PopulationMember(dict(n_hidden=3, n_neurons=30, learning_rate=lr, activation=act,
+                                         optimizer=opt, dropout=dr, kernel_regularizer=reg,
+                                         kernel_constraint=con, batch_size=32, epochs=5),
+                                    0, train_rows=rows[:425], val_rows=rows[425:]))
+population = Population(members, TaskInfo(kind="binary", n_features=20, n_classes=2), x, y, x, y,
+                        step_metrics={"accuracy"})
+train = validate = 0.0
+for epoch in range(5):
+    started = time.perf_counter()
+    population.train_epoch(epoch)
+    trained = time.perf_counter()
+    population.validate()
+    if epoch >= 2:  # the first epochs trace
+        train += trained - started
+        validate += time.perf_counter() - trained
+print(json.dumps({"members": members_n, "steps": 14,
+                  "train_ms_per_member_epoch": 1000 * train / 3 / members_n,
+                  "validate_ms_per_member_epoch": 1000 * validate / 3 / members_n}))
+"""
+
+
 def write_seed_table(path: Path) -> Path:
     """The absenteeism data's shape with a fixed seed: 740 rows, 20 features (10 informative, 4 redundant),
     a binary target with 5% of labels flipped, as ``X`` and ``y`` in an ``.npz``."""
@@ -143,10 +182,11 @@ def workload_seed_grid(args: argparse.Namespace, env: dict, tmp: Path, hpsearch:
     url = f"sqlite:///{tmp / 'seed-grid.db'}"
     epochs = args.seed_epochs
     full = sub_grid({}, epochs, tmp / "seed-grid.yaml")
-    common = ["--engine", "sklearn", "--algorithm", "grid", "--data", data, "--cv", str(SEED_FOLDS),
-              "--jobs", "2"]
+    # The population trainer uses every core in one process; the others fit two folds at once.
+    alone = ["--engine", "sklearn", "--algorithm", "grid", "--data", data, "--cv", str(SEED_FOLDS)]
+    common = [*alone, "--jobs", "2"]
     limit = ["--trials", str(args.seed_candidates)] if args.seed_candidates < GRID_SIZE else []
-    population = hpsearch(env, url, "seed-population", str(full), *common, *POPULATION_SKLEARN, *limit)
+    population = hpsearch(env, url, "seed-population", str(full), *alone, *POPULATION_SKLEARN, *limit)
     direct = hpsearch(env, url, "seed-direct", str(sub_grid(DIRECT_FIXED, epochs, tmp / "direct.yaml")),
                       *common, "--trainer", "hpsearch")
     # GridSearchCV's sample: the direct run's candidates of its sub-grid, named as the engine names them.
@@ -259,6 +299,20 @@ def _digits_train_rows() -> int:
     from hpsearch.data import load_dataset
 
     return len(load_dataset("digits", seed=0).y_train)
+
+
+def profile_table(python: Any, env: dict, tmp: Path, members: int, rates: dict) -> tuple[dict, dict]:
+    """Goal 3's profile: a seed-grid population's time per member-epoch against its arithmetic's."""
+    table_path = write_seed_table(tmp / "profile-table.npz")
+    found = python(PROFILE, env, str(members), str(table_path))
+    arithmetic = 1000 * mlp_flops([20, 30, 30, 30, 1], 425, 1) / (rates["population_gflops"] * 1e9)
+    rows = [["training (14 steps of 32 rows)", round(found["train_ms_per_member_epoch"], 3)],
+            ["validation (loss and every metric, 48 rows)", round(found["validate_ms_per_member_epoch"], 3)],
+            ["the training's arithmetic at the population-shaped matmul rate", round(arithmetic, 3)]]
+    return table(f"Goal 3: where a population's time goes, ms per member-epoch ({members} members of the "
+                 "seed grid's shape, epochs 3-5)", ["part", "ms per member-epoch"], rows,
+                 notes="Arithmetic: 6 x 425 rows x 2430 weights per member-epoch over the batched matmul "
+                       "rate above."), {**found, "arithmetic_ms_per_member_epoch": arithmetic}
 
 
 def flops_table(rates: dict, achieved: list[tuple[str, float, float]]) -> dict:
