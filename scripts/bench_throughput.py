@@ -473,6 +473,7 @@ def workload_goals(args: argparse.Namespace, env: dict, tmp: Path) -> None:
     from bench_results import write_result
 
     tables, data, achieved = [], {}, []
+    started_load = os.getloadavg()[1]  # the machine is shared: how busy it was says what a figure means
     if "seed-grid" in args.workloads:
         seed = goals.workload_seed_grid(args, env, tmp, _hpsearch, _python, PLAIN_GRIDSEARCHCV)
         tables += seed["tables"]
@@ -488,6 +489,7 @@ def workload_goals(args: argparse.Namespace, env: dict, tmp: Path) -> None:
     tables.append(goals.flops_table(rates, achieved))
     profile, data["profile"] = goals.profile_table(_python, env, tmp, args.profile_members, rates)
     tables.append(profile)
+    data["load_average_5min"] = {"start": started_load, "end": os.getloadavg()[1]}
     for entry in tables:
         print(f"\n{entry['title']}")
         print("  " + " | ".join(entry["columns"]))
@@ -508,6 +510,8 @@ def main() -> None:
     parser.add_argument("--seed-epochs", type=int, default=50, help="epochs of the seed-grid workload")
     parser.add_argument("--seed-candidates", type=int, default=768,
                         help="candidates the population trainer runs in the seed-grid workload")
+    parser.add_argument("--seed-quick", action="store_true",
+                        help="seed-grid: every contender on a smaller sub-grid, extrapolated to the grid")
     parser.add_argument("--population-trials", type=int, default=200, help="configurations of goal 2")
     parser.add_argument("--plain-sample", type=int, default=20,
                         help="of those, how many the plain loop trains (every k-th)")

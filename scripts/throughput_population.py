@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -55,6 +56,8 @@ DIRECT_FIXED = {"activation": "relu", "kernel_initializer": "he_normal", "kernel
                 "dropout": 0.1}
 #: GridSearchCV's sample: a sub-grid of the direct sample (8 candidates).
 GRIDSEARCH_FIXED = {**DIRECT_FIXED, "kernel_regularizer": "none", "learning_rate": 0.01}
+#: ``--seed-quick``'s GridSearchCV sample: adam at both batch sizes (2 candidates).
+QUICK_FIXED = {**GRIDSEARCH_FIXED, "optimizer": "adam"}
 
 # The machine's float32 matmul rate with TensorFlow's default threads (all cores), large and
 # population-shaped; each timed for about two seconds after a warm-up call.
@@ -186,12 +189,17 @@ def workload_seed_grid(args: argparse.Namespace, env: dict, tmp: Path, hpsearch:
     alone = ["--engine", "sklearn", "--algorithm", "grid", "--data", data, "--cv", str(SEED_FOLDS)]
     common = [*alone, "--jobs", "2"]
     limit = ["--trials", str(args.seed_candidates)] if args.seed_candidates < GRID_SIZE else []
-    population = hpsearch(env, url, "seed-population", str(full), *alone, *POPULATION_SKLEARN, *limit)
-    direct = hpsearch(env, url, "seed-direct", str(sub_grid(DIRECT_FIXED, epochs, tmp / "direct.yaml")),
+    # --seed-quick: every contender one sub-grid smaller (the population trainer the 32-candidate one,
+    # --trainer hpsearch the 8-candidate one, GridSearchCV 2 candidates), each extrapolated.
+    pop_fixed, direct_fixed, plain_fixed = ((DIRECT_FIXED, GRIDSEARCH_FIXED, QUICK_FIXED) if args.seed_quick
+                                            else ({}, DIRECT_FIXED, GRIDSEARCH_FIXED))
+    pop_space = full if not pop_fixed else sub_grid(pop_fixed, epochs, tmp / "population.yaml")
+    population = hpsearch(env, url, "seed-population", str(pop_space), *alone, *POPULATION_SKLEARN, *limit)
+    direct = hpsearch(env, url, "seed-direct", str(sub_grid(direct_fixed, epochs, tmp / "direct.yaml")),
                       *common, "--trainer", "hpsearch")
     # GridSearchCV's sample: the direct run's candidates of its sub-grid, named as the engine names them.
     sample = [t["params"] for t in direct["trials"]
-              if all(t["params"].get(name) == value for name, value in GRIDSEARCH_FIXED.items())]
+              if all(t["params"].get(name) == value for name, value in plain_fixed.items())]
     plain = python(plain_gridsearch, env, str(full), data, str(SEED_FOLDS), "2", points=sample)
 
     def scores(run: dict) -> dict[str, float | None]:
@@ -233,9 +241,10 @@ def workload_seed_grid(args: argparse.Namespace, env: dict, tmp: Path, hpsearch:
               "740-row table (make_classification, seed 0), 2 cores",
               ["contender", "candidates run", "wall s", "whole grid s (extrapolated)", "x GridSearchCV",
                "parity (mean fold score)"], rows,
-              notes="A sample's whole-grid time is its wall time x 768 / its candidates (its sub-grid has "
-                    "the grid's mix of batch sizes and optimizers); the population trainer ran "
-                    f"{n_pop} candidates."),
+              notes="A sample's whole-grid time is its wall time x 768 / its candidates (each sub-grid "
+                    "has both batch sizes, half its candidates each, as the grid); the population trainer "
+                    f"ran {n_pop} candidates" + (", a sub-grid of one activation, initializer, constraint "
+                                                 "and dropout rate." if pop_fixed else ".")),
         table("Goal 1 against its targets", ["figure", "value"], summary_rows),
     ]
     return {"tables": tables, "flops": flops, "wall_s": population["wall_s"],
@@ -345,4 +354,9 @@ def summary(data: dict) -> str:
     if pop:
         parts.append(f"On the digits random search it ran {pop['ratio']:.1f}x the plain Keras loop's "
                      "trials per minute (goal 10x).")
+    load = data.get("load_average_5min")
+    if load:
+        parts.append(f"The machine was shared: its 5-minute load average was {load['start']:.1f} at the "
+                     "start "
+                     f"and {load['end']:.1f} at the end, on {os.cpu_count()} cores.")
     return " ".join(parts)
