@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from . import interrupts
 from .errors import HpsearchError, UsageError
-from .training.population_option import AUTO_POPULATION
+from .training.population_option import AUTO_POPULATION, AUTO_POPULATION_UNINFORMED
 from .training.population_option import cli_population as _population
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "epochs together in one process, each with its own seed, curve, pruning and record "
                      "(default 1: every trial alone)")
     run.add_argument("--population", type=_population, default=None, metavar="auto|off|K",
-                     help=f"optuna: ask K configurations at a time (auto: {AUTO_POPULATION}) and train those "
+                     help=f"optuna: ask K configurations at a time (auto: {AUTO_POPULATION}; random and grid "
+                     f"samplers: {AUTO_POPULATION_UNINFORMED}) and train those "
                      "of one depth and batch size as one stacked model, each still its own trial with its "
                      "own seed, curve, pruning and record (default off); see docs/population.md")
     run.add_argument("--class-weight", default=None, choices=("balanced",),

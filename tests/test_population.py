@@ -10,14 +10,19 @@ batches, rate or state would differ by far more.
 
 from __future__ import annotations
 
+import json
 import math
+import signal
+import subprocess
 
 import numpy as np
 import pytest
 
+from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
+
 pytestmark = pytest.mark.slow
 
-#: Largest per-epoch difference of any logged value between a member and its solo fit.
+#: Largest per-epoch difference of any logged value between a member and its solo fit (relative above 1).
 ROUNDING = 1e-4
 
 CONFIGS = [
@@ -44,12 +49,17 @@ def _stop_after(epochs: int):
     return StopAfter()
 
 
+def _close(mine: float, theirs: float) -> bool:
+    """Within rounding: ``ROUNDING`` absolute, or relative for values far above 1 (a diverging loss)."""
+    return abs(mine - theirs) <= ROUNDING * max(1.0, abs(theirs))
+
+
 def _assert_close(population, alone, label):
     assert sorted(population) == sorted(alone), label
     for name, values in alone.items():
         assert len(population[name]) == len(values), (label, name)
         for epoch, (mine, theirs) in enumerate(zip(population[name], values, strict=True)):
-            assert abs(mine - theirs) <= ROUNDING, f"{label}: {name} at epoch {epoch}: {mine} != {theirs}"
+            assert _close(mine, theirs), f"{label}: {name} at epoch {epoch}: {mine} != {theirs}"
 
 
 def test_each_member_records_the_curve_it_has_alone_within_rounding():
@@ -132,3 +142,148 @@ def test_members_with_their_own_rows_train_independently_and_hand_back_keras_mod
     after = together.predict(dataset.x_test)
     assert np.array_equal(before[1], after[1]) and not np.array_equal(before[0], after[0])
     assert together.validate()[1] == {} and math.isfinite(together.validate()[0]["loss"])
+
+
+GRID_SPACE = """\
+objective: val_accuracy
+params:
+  n_neurons: {type: categorical, choices: [8, 24]}
+  learning_rate: {type: categorical, choices: [3.0e-3, 1.0e+8]}
+  optimizer: {type: categorical, choices: [adam, sgd]}
+fixed: {n_hidden: 1, epochs: 2, batch_size: 64}
+"""
+
+
+def _trials(cli, study: str) -> dict[str, dict]:
+    trials = json.loads(cli("trials", study, "--json").out)
+    return {json.dumps(t["params"], sort_keys=True): t for t in trials}
+
+
+def _curves(db, study: str) -> dict[str, list[dict]]:
+    rows = query(db, "SELECT t.params, e.metrics FROM hp_trials t JOIN hp_studies s ON s.id = t.study_id "
+                     "JOIN hp_trial_epochs e ON e.trial_id = t.id WHERE s.name = ? ORDER BY t.id, e.epoch",
+                 (study,))
+    curves: dict[str, list[dict]] = {}
+    for params, metrics in rows:
+        curves.setdefault(json.dumps(json.loads(params), sort_keys=True), []).append(json.loads(metrics))
+    return curves
+
+
+def test_a_search_with_populations_records_every_trial_as_the_search_without_them(cli, tmp_path, db_url):
+    import hpsearch
+
+    space = tmp_path / "grid.yaml"
+    space.write_text(GRID_SPACE)
+    # From Python (population=8) and from the command line (--population off), the same grid.
+    hpsearch.run(str(space), "digits", algorithm="grid", pruner="none", trials=8, study="together",
+                 storage=db_url, progress=False, in_process=True, population=8)
+    result = cli("run", space, "--algorithm", "grid", "--pruner", "none", "--trials", "8", "--study", "alone",
+                 "--population", "off", "--quiet")
+    assert result.code == 0, result.err
+    together, alone = _trials(cli, "together"), _trials(cli, "alone")
+    assert sorted(together) == sorted(alone) and len(together) == 8
+    for key, trial in together.items():
+        other = alone[key]
+        assert (trial["state"], trial["epochs_run"]) == (other["state"], other["epochs_run"]), key
+        if trial["state"] == "COMPLETE":
+            assert abs(trial["value"] - other["value"]) <= ROUNDING, key
+    # sgd at 1e8 diverges: that trial fails alone, with the usual reason; its population's others complete.
+    diverged = [t for t in together.values()
+                if t["params"]["learning_rate"] == 1.0e8 and t["params"]["optimizer"] == "sgd"]
+    assert len(diverged) == 2
+    assert all(t["state"] == "FAILED" and "loss became" in t["error"] for t in diverged)
+    assert sum(t["state"] == "COMPLETE" for t in together.values()) >= 4
+    # Each trial has its own curve in the store, every metric of every epoch, within rounding of alone.
+    curves = {study: _curves(tmp_path / "hp.db", study) for study in ("together", "alone")}
+    assert sorted(curves["together"]) == sorted(curves["alone"])
+    for key, epochs in curves["together"].items():
+        assert len(epochs) == together[key]["epochs_run"]
+        for mine, theirs in zip(epochs, curves["alone"][key], strict=True):
+            assert sorted(mine) == sorted(theirs), key
+            if math.isfinite(float(theirs["loss"])):  # the epoch a loss diverges in: NaN arithmetic
+                assert all(_close(mine[name], v) for name, v in theirs.items()), key
+    dry = cli("run", space, "--algorithm", "tpe", "--population", "auto", "--dry-run")
+    assert "populations: 16 configurations asked at a time" in dry.out
+    dry = cli("run", space, "--algorithm", "random", "--population", "auto", "--dry-run")
+    assert "populations: 256 configurations asked at a time" in dry.out
+
+
+@pytest.mark.parametrize("value", ["zero", "0", "-3", "2000"])
+def test_a_bad_population_is_refused_with_one_sentence(cli, tiny_space, value, db_url):
+    import hpsearch
+
+    result = cli("run", tiny_space, "--population", value, "--trials", "1")
+    assert result.code == 2
+    assert result.err.strip().splitlines()[-1].startswith("error: --population must be auto, off or a whole "
+                                                          "number from 1 to 1024"), result.err
+    assert "Traceback" not in result.err
+    with pytest.raises(ValueError, match="--population must be auto, off or a whole number"):
+        hpsearch.run(str(tiny_space), "iris", trials=1, storage=db_url, progress=False, in_process=True,
+                     population=value)
+
+
+KILL_SPACE = """\
+objective: val_accuracy
+params:
+  n_neurons: {type: categorical, choices: [8, 16]}
+  batch_size: {type: categorical, choices: [8, 16]}
+fixed: {n_hidden: 1, epochs: 20}
+"""
+# Small batches and 20 epochs: the second population trains long enough for the poll to find it running.
+
+
+def test_kill_9_mid_population_then_resume_retrains_only_the_unfinished_members(tmp_path):
+    space = tmp_path / "slow.yaml"
+    space.write_text(KILL_SPACE)
+    db = tmp_path / "k.db"
+    url = f"sqlite:///{db}"
+    # Four grid points asked at once: two populations (one per batch size), trained one after the other.
+    process = spawn_hpsearch("run", space, "--data", "digits", "--trials", "4", "--population", "4",
+                             "--study", "k", "--algorithm", "grid", "--pruner", "none", "--storage", url,
+                             "--quiet", "--in-process", cwd=tmp_path)
+
+    def second_population_training() -> bool:
+        if not db.exists():
+            return False
+        rows = query(db, "SELECT t.state, COUNT(e.epoch) FROM hp_trials t LEFT JOIN hp_trial_epochs e "
+                         "ON e.trial_id = t.id GROUP BY t.id")
+        return (sum(state == "COMPLETE" for state, _ in rows) == 2
+                and sum(state == "RUNNING" and epochs >= 1 for state, epochs in rows) == 2)
+
+    try:
+        wait_for(second_population_training, interval_s=0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    before = query(db, "SELECT number, state, params FROM hp_trials ORDER BY number")
+    finished = {number for number, state, _ in before if state == "COMPLETE"}
+    assert len(finished) == 2 and [state for _, state, _ in before].count("RUNNING") == 2
+
+    resumed = subprocess.run(hpsearch_command("resume", "k", "--storage", url, "--quiet", "--in-process"),
+                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = query(db, "SELECT number, state, retry_of, epochs_run, params FROM hp_trials ORDER BY number")
+    retried = sorted(row[2] for row in rows if row[2] is not None)
+    assert retried == sorted({number for number, *_ in before} - finished), "only the unfinished are retried"
+    completed = [row for row in rows if row[1] == "COMPLETE"]
+    assert all(row[3] == 20 for row in completed)
+    points = sorted((json.loads(row[4])["n_neurons"], json.loads(row[4])["batch_size"]) for row in completed)
+    assert points == sorted((n, b) for n in (8, 16) for b in (8, 16)), "every grid point trained once"
+    assert query(db, "SELECT COUNT(*) FROM hp_trials WHERE state = 'RUNNING'") == [(0,)]
+
+
+def test_a_member_starts_from_the_weights_build_model_gives_it():
+    import keras
+    from hpsearch.spaces import TaskInfo, build_model
+    from hpsearch.training.population_model import _initial_kernels, member_settings
+
+    task = TaskInfo("binary", 20, 2)
+    for config in ({"n_hidden": 2, "n_neurons": 30, "kernel_initializer": "he_normal", "dropout": 0.1},
+                   {"n_hidden": 3, "n_neurons": 17, "dropout": 0.0, "kernel_initializer":
+                    "variance_scaling(scale=2.0, mode=fan_avg, distribution=uniform)"},
+                   {"n_hidden": 0}):
+        keras.utils.set_random_seed(7)
+        kernels = [w.numpy() for w in build_model(config, task).weights if len(w.shape) == 2]
+        drawn = _initial_kernels(member_settings(config), 7, task.n_features, 1)
+        assert len(drawn) == len(kernels)
+        assert all(np.array_equal(mine, theirs) for mine, theirs in zip(drawn, kernels, strict=True)), config

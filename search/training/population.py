@@ -21,11 +21,14 @@ Interface (used by the search's runner and by the scikit-learn engine's candidat
     population.predict(x)               # [members, rows, outputs]: probabilities or target units
     population.keras_model(index)       # a plain compiled Keras model holding that member's weights
 
-- ``config``: a resolved builder configuration (``hpsearch.spaces.build_model``'s); ``population_key``
-  says which can share a population (same depth; no ``batch_norm``, no model function): members may
-  differ in everything else. Widths below the widest are masked (zero weights that stay zero);
-  activations and optimizers (sgd with momentum and nesterov, adam, adamw, nadam, rmsprop) are computed
-  per kind present and selected per member; learning rate (and its ``lr_schedule``), dropout, L1/L2,
+- ``config``: a resolved builder configuration (``hpsearch.spaces.build_model``'s); members must share
+  the number of hidden layers and use neither ``batch_norm`` nor a model function, and may differ in
+  everything else. ``population_key`` groups by depth and batch size: members of other batch sizes may
+  join (padded to the largest batch, idle once their epoch's batches are done), but measured slower (16
+  members of the default space in three batch sizes, 10 epochs on digits: 17.6 s as one population,
+  10.2 s as three). Widths below the widest are masked (zero weights that stay zero); activations and
+  optimizers (sgd with momentum and nesterov, adam, adamw, nadam, rmsprop) are applied to the members of
+  each kind, grouped inside the population; learning rate (and its ``lr_schedule``), dropout, L1/L2,
   max-norm, clipnorm/clipvalue, weight decay, batch size and epochs are per-member values.
 - ``seed``: the member's training seed. Its initial weights are drawn exactly as
   ``hpsearch.training.fit.fit_config`` draws them (the builder's initializers in its order after
@@ -39,10 +42,14 @@ Interface (used by the search's runner and by the scikit-learn engine's candidat
 
 How close a member is to training alone: without dropout, within floating-point rounding (the same
 initial weights, batches and update formulas; only the order of sums inside the batched kernels
-differs, and rounding differences grow over epochs as they do between two machines).
-``tests/test_population.py`` measures per-epoch ``val_accuracy`` on digits against ``fit_config``. With
-dropout, within noise: a population draws its dropout masks from one stream per step (seeded by its
-members' seeds), not the ones Keras draws for the member alone.
+differs, and rounding differences can grow over epochs as they do between two machines). Measured on
+digits against ``fit_config`` (7 members, one per optimizer form, 10 epochs, batch 64): per-epoch
+``val_accuracy`` and ``val_f1`` identical, ``val_auc`` within 1.2e-7, losses within 5.4e-6 (Nadam;
+3.4e-7 for the others); ``tests/test_population.py`` holds every logged value within 1e-4.
+
+With dropout, within noise: a population draws its dropout masks from one stream per step (seeded by
+its members' seeds), not the ones Keras draws for the member alone (48 random configurations of the
+default space, 10 epochs: median |difference| of the best ``val_accuracy`` 0.003, largest 0.022).
 """
 
 from __future__ import annotations

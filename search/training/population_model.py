@@ -1,11 +1,13 @@
 """The stacked model of a population (:class:`Population`); the interface is described in
 :mod:`hpsearch.training.population`, the arithmetic in :mod:`hpsearch.training.population_ops`.
 
-Layout: the members are kept sorted by optimizer (a stable sort), so each optimizer's members are one
-contiguous block of rows and each step updates every block with its own formula, no member computing
-another's. Each member's parameters (kernels and biases, the widest member's shapes, narrower members
-zero-padded) are one row of a ``[members, parameters]`` variable, its optimizer slots two more. The
-public methods take and return members in the caller's order.
+Layout: the members are kept sorted by optimizer and activation, so each optimizer's members are one
+contiguous block of rows, and each activation's members runs of rows within it: each step applies every
+activation to its own runs and updates every block with its own formula, no member computing another's
+(computing every kind for every member and selecting made a step up to three times slower). Each
+member's parameters (kernels and biases, the widest member's shapes, narrower members zero-padded) are
+one row of a ``[members, parameters]`` variable, its optimizer slots two more. The public methods take
+and return members in the caller's order.
 """
 
 from __future__ import annotations
@@ -88,36 +90,79 @@ def member_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-#: Initial kernels by everything their draw depends on: members of a grid (or a candidate's folds) share
-#: their seed, so most draw the same kernels, at tens of milliseconds a draw.
-_DRAWN: dict[tuple[Any, ...], list[Any]] = {}
-
-
-def _initial_kernels(settings: Mapping[str, Any], seed: int, n_features: int, n_out: int) -> list[Any]:
-    """The member's initial kernels, drawn as ``build_model`` draws them after seeding (checked equal)."""
-    key = (seed, repr(settings["kernel_initializer"]), settings["n_hidden"], settings["n_neurons"],
-           settings["dropout"] > 0, n_features, n_out)
-    if key not in _DRAWN:
-        if len(_DRAWN) > 256:
-            _DRAWN.clear()
-        _DRAWN[key] = _draw_initial_kernels(settings, seed, n_features, n_out)
-    return [kernel.copy() for kernel in _DRAWN[key]]
-
-
-def _draw_initial_kernels(settings: Mapping[str, Any], seed: int, n_features: int, n_out: int) -> list[Any]:
+def _variance_scaling(text: str) -> tuple[float, str, str]:
+    """``(scale, mode, distribution)`` of the builder's initializer ``text`` (every one it offers is a
+    Keras ``VarianceScaling``)."""
     import keras
     from hpsearch.spaces.builder import _initializer
 
-    keras.utils.set_random_seed(seed)
+    if text not in _SCALINGS:
+        initializer = keras.initializers.GlorotUniform() if text == _OUTPUT else _initializer(text)
+        _SCALINGS[text] = (float(initializer.scale), initializer.mode, initializer.distribution)
+    return _SCALINGS[text]
+
+
+#: The output layer's initializer (the builder leaves Keras' default, ``glorot_uniform``).
+_OUTPUT = "output: glorot_uniform"
+_SCALINGS: dict[str, tuple[float, str, str]] = {}
+#: One traced function per (distribution, spread, shape): it draws the kernels of many seeds at once.
+_DRAWERS: dict[tuple[str, float, tuple[int, int]], Any] = {}
+
+
+def _kernel_draws(settings: Mapping[str, Any], seed: int, n_features: int,
+                  n_out: int) -> list[tuple[tuple[str, float, tuple[int, int]], int]]:
+    """What ``build_model`` draws each kernel of the member from after ``keras.utils.set_random_seed(seed)``:
+    per kernel, its distribution, spread and shape, and its seed.
+
+    An unseeded Keras initializer, and each ``Dropout`` layer's seed generator, takes its seed from
+    Python's ``random`` when it is created (``keras.random.make_default_seed``), in the builder's order:
+    each hidden layer's initializer, then its dropout layer, then the output layer's initializer. Those
+    draws are replayed here from ``random.Random(seed)``, which is what ``set_random_seed`` seeds.
+    """
+    import random
+
+    draws = random.Random(seed)
     kernels, fan_in = [], n_features
-    for _ in range(settings["n_hidden"]):
-        initializer = _initializer(settings["kernel_initializer"])
-        kernels.append(np.asarray(initializer((fan_in, settings["n_neurons"]))))
-        fan_in = settings["n_neurons"]
-        if settings["dropout"] > 0:
-            keras.layers.Dropout(settings["dropout"])  # its seed generator draws from the global seed too
-    kernels.append(np.asarray(keras.initializers.get("glorot_uniform")((fan_in, n_out))))
+    layers = [(settings["kernel_initializer"], settings["n_neurons"])] * settings["n_hidden"]
+    for index, (text, fan_out) in enumerate([*layers, (_OUTPUT, n_out)]):
+        scale, mode, distribution = _variance_scaling(text)
+        # keras.initializers.VarianceScaling.__call__
+        fans = {"fan_in": fan_in, "fan_out": fan_out}.get(mode, (fan_in + fan_out) / 2.0)
+        scale /= max(1.0, fans)
+        spread = (math.sqrt(scale) / 0.87962566103423978 if distribution == "truncated_normal"
+                  else math.sqrt(scale) if distribution == "untruncated_normal" else math.sqrt(3.0 * scale))
+        kernels.append(((distribution, spread, (fan_in, fan_out)), draws.randint(1, int(1e9))))
+        fan_in = fan_out
+        if index < settings["n_hidden"] and settings["dropout"] > 0:
+            draws.randint(1, int(1e9))  # the dropout layer's seed generator
     return kernels
+
+
+def _drawn(key: tuple[str, float, tuple[int, int]], seeds: Sequence[int]) -> np.ndarray:
+    """The kernels ``keras.random`` draws for ``key`` with each of ``seeds``: ``[seeds, *shape]``, the same
+    values as the initializer called with that seed, each from its own stateless op (one traced call)."""
+    import tensorflow as tf
+
+    if key not in _DRAWERS:
+        distribution, spread, shape = key
+
+        def one(seed: Any) -> Any:
+            if distribution == "truncated_normal":
+                return tf.random.stateless_truncated_normal(shape, mean=0.0, stddev=spread, seed=seed)
+            if distribution == "untruncated_normal":
+                return tf.random.stateless_normal(shape, mean=0.0, stddev=spread, seed=seed)
+            return tf.random.stateless_uniform(shape, minval=tf.cast(-spread, tf.float32),
+                                               maxval=tf.cast(spread, tf.float32), seed=seed)
+
+        _DRAWERS[key] = tf.function(lambda seeds: tf.map_fn(one, seeds, fn_output_signature=tf.float32))
+    # keras' draw_seed: [seed, 0] (int64, then floormod int32.max - 1, a no-op below 1e9).
+    pairs = np.stack([np.asarray(seeds, "int32"), np.zeros(len(seeds), "int32")], axis=1)
+    return _DRAWERS[key](tf.constant(pairs)).numpy()
+
+
+def _initial_kernels(settings: Mapping[str, Any], seed: int, n_features: int, n_out: int) -> list[Any]:
+    """The member's initial kernels, exactly as ``build_model`` draws them (``tests/test_population.py``)."""
+    return [_drawn(key, [drawn])[0] for key, drawn in _kernel_draws(settings, seed, n_features, n_out)]
 
 
 _VECTOR_FIELDS = ("momentum", "nesterov", "clipnorm", "clipvalue", "weight_decay", "l1", "l2", "max_norm",
@@ -153,8 +198,8 @@ class Population:
                              "use neither batch_norm nor a model function")
         settings = [member_settings(member.config) for member in members]
         #: Internal order: by optimizer (stable); ``_position[caller's index]`` is the internal one.
-        self._order = sorted(range(len(members)), key=lambda i: ops.OPTIMIZER_KINDS.index(
-            settings[i]["optimizer_kind"]))
+        self._order = sorted(range(len(members)), key=lambda i: (
+            ops.OPTIMIZER_KINDS.index(settings[i]["optimizer_kind"]), settings[i]["activation"]))
         self._position = np.argsort(self._order)
         self.members = [members[i] for i in self._order]
         self.settings = [settings[i] for i in self._order]
@@ -179,6 +224,13 @@ class Population:
         self.target_std = tf.constant([[std] for _, std in self.statistics], tf.float32)
         self.outputs = output_units(task)
         self.activations = sorted({s["activation"] for s in self.settings})
+        #: Runs of members sharing an activation, in internal order: ``(activation, members)``.
+        self.activation_runs: list[tuple[str, int]] = []
+        for s in self.settings:
+            if self.activation_runs and self.activation_runs[-1][0] == s["activation"]:
+                self.activation_runs[-1] = (s["activation"], self.activation_runs[-1][1] + 1)
+            else:
+                self.activation_runs.append((s["activation"], 1))
         kinds = [s["optimizer_kind"] for s in self.settings]
         self.blocks = [(kind, kinds.index(kind), len(kinds) - kinds[::-1].index(kind))
                        for kind in dict.fromkeys(kinds)]
@@ -223,11 +275,19 @@ class Population:
         self.sizes = [rows * cols for rows, cols in self.shapes]
         flat = np.zeros((size, sum(self.sizes)), "float32")
         starts = np.cumsum([0, *self.sizes])
+        # Every member's kernels drawn as build_model draws them; those of one distribution and shape in one
+        # call (a few ms per member otherwise).
+        wanted: dict[tuple[str, float, tuple[int, int]], list[tuple[int, int, int]]] = {}
         for index, (member, settings) in enumerate(zip(self.members, self.settings, strict=True)):
-            kernels = _initial_kernels(settings, member.seed, task.n_features, self.outputs)
-            for layer, kernel in enumerate(kernels):
+            for layer, (key, drawn) in enumerate(_kernel_draws(settings, member.seed, task.n_features,
+                                                                self.outputs)):
+                wanted.setdefault(key, []).append((index, layer, drawn))
+        for key, places in wanted.items():
+            rows, cols = key[2]
+            kernels = _drawn(key, [drawn for _, _, drawn in places])
+            for (index, layer, _), kernel in zip(places, kernels, strict=True):
                 padded = np.zeros(self.shapes[2 * layer], "float32")
-                padded[:kernel.shape[0], :kernel.shape[1]] = kernel
+                padded[:rows, :cols] = kernel
                 flat[index, starts[2 * layer]:starts[2 * layer + 1]] = padded.reshape(-1)
         self.parameters = tf.Variable(flat, name="population_parameters")
         self.slots = (tf.Variable(tf.zeros_like(flat)), tf.Variable(tf.zeros_like(flat)))
@@ -254,7 +314,7 @@ class Population:
                 z = tf.matmul(h, kernel) + bias
             if layer == self.depth:
                 return z
-            h = ops.activate(z, self.activations, self.vectors.activation)
+            h = ops.activate(z, self.activation_runs)
             if self.unit_mask is not None:
                 h = h * self.unit_mask
             if training and self.uses["dropout"]:
@@ -464,14 +524,20 @@ class Population:
         x, y, mask, counts = self._validation
         outputs, losses = (value.numpy() for value in self._outputs_fn(x, y, mask))
         task = self.task
-        score = _validation_scorer(task, tuple(sorted(names if names is not None
-                                                      else metric_names(task.kind, task.n_classes))))
+        wanted = sorted(names if names is not None else metric_names(task.kind, task.n_classes))
+        score = _validation_scorer(task, tuple(wanted))
+        # A member whose training loss diverged this epoch: as alone, only the metrics of Keras' own test
+        # step are scored (hpsearch.training.fit.ValidationMetrics skips the others; the trial fails).
+        stepped = tuple(name for name in wanted if name in self.step_metrics)
+        score_stepped = _validation_scorer(task, stepped) if stepped else None
         labels = y.numpy()
         results: list[dict[str, float]] = []
         for member in range(self.size):
             logs = {} if self._stopped[member] else {"loss": float(losses[member])}
-            if logs and math.isfinite(logs["loss"]):
-                scored = score(labels[member, :counts[member]], outputs[member, :counts[member]])
+            diverged = not math.isfinite(self._logs[member].get("loss", 0.0))
+            scorer = score_stepped if diverged else score
+            if logs and scorer is not None:
+                scored = scorer(labels[member, :counts[member]], outputs[member, :counts[member]])
                 logs.update({name: float(value) for name, value in scored.items()})
             results.append(logs)
         return [results[inner] for inner in self._position]

@@ -37,7 +37,7 @@ class MemberVectors:
     max_norm: Any
     dropout: Any
     #: Index of the member's optimizer in ``OPTIMIZER_KINDS`` and of its activation in the population's
-    #: activation list.
+    #: activation list (for the record: the layout, not these, decides what a member computes).
     optimizer: Any
     activation: Any
 
@@ -54,17 +54,20 @@ def vectors(columns: Mapping[str, Sequence[float]]) -> MemberVectors:
                             for name, values in columns.items()})
 
 
-def activate(z: Any, names: Sequence[str], chosen: Any) -> Any:
-    """Each member's activation of ``z`` (``[members, rows, units]``): Keras' own functions; with several
-    activations in one population, each is computed and every member selects its own (``chosen``: its
-    index in ``names``)."""
+def activate(z: Any, runs: Sequence[tuple[str, int]]) -> Any:
+    """Each member's activation of ``z`` (``[members, rows, units]``), with Keras' own functions.
+
+    ``runs``: consecutive members sharing an activation, ``(name, count)`` in member order; each run is
+    split off (``tf.split``, whose gradient is one concatenation) and activated alone.
+    """
     import keras
     import tensorflow as tf
 
-    out = keras.activations.get(names[0])(z)
-    for index, name in enumerate(names[1:], start=1):
-        out = tf.where(tf.equal(chosen[:, :, None], float(index)), keras.activations.get(name)(z), out)
-    return out
+    if len(runs) == 1:
+        return keras.activations.get(runs[0][0])(z)
+    parts = tf.split(z, [count for _, count in runs], axis=0)
+    activated = [keras.activations.get(name)(part) for (name, _), part in zip(runs, parts, strict=True)]
+    return tf.concat(activated, axis=0)
 
 
 def dropout(h: Any, rate: Any, seed: Any) -> Any:

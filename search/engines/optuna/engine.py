@@ -164,7 +164,11 @@ class OptunaEngine(Engine):
         pruner = (settings.pruner or "median")
         if pruner not in PRUNERS:
             raise UsageError(f"--pruner must be one of {', '.join(PRUNERS)}, but got '{pruner}'")
-        check_backend(settings, pack=max(pack_size(settings), population_size(settings.population)))
+        check_backend(settings, pack=pack_size(settings))
+        populations = population_size(settings.population, settings.algorithm)
+        if populations and study_backend(settings) != "tensorflow":
+            raise UsageError(f"--population {settings.population} needs --backend tensorflow: a population "
+                             "trains as one TensorFlow graph")
         if settings.algorithm == "grid":
             space.grid_size()  # raises SpaceError naming a parameter without finite values
 
@@ -180,7 +184,7 @@ class OptunaEngine(Engine):
         ]
         if settings.algorithm == "grid":
             lines.append(f"grid: {space.grid_size()} candidates")
-        members = population_size(settings.population)
+        members = population_size(settings.population, settings.algorithm)
         if members:
             lines.append(f"populations: {members} configurations asked at a time; those sharing depth and "
                          "batch size train as one stacked model (within floating-point rounding of training "
@@ -341,7 +345,7 @@ class OptunaEngine(Engine):
     def session(self, ctx: RunContext) -> OptunaSession:
         """Proposals asked of the study's Optuna study, told each outcome (``optuna.session``)."""
         return OptunaSession(ctx, lambda: self._study(ctx), pack_size(ctx.settings),
-                             population_size(ctx.settings.population))
+                             population_size(ctx.settings.population, ctx.settings.algorithm))
 
 
 def pack_size(settings: StudySettings) -> int:
