@@ -40,6 +40,14 @@ Workload 4 (``--workloads workers``, not in the default set): one hpsearch worke
 (each on half the configurations, one thread per TensorFlow pool): the most two processes get out of
 this machine's two cores on this workload.
 
+Workloads ``seed-grid`` and ``population`` (issue 42's goals, ``scripts/throughput_population.py`` says
+what each contender is): the absenteeism grid at full size (768 candidates x 5 folds x 50 epochs) with the
+population trainer against ``--trainer hpsearch`` and ``GridSearchCV(n_jobs=2)`` on samples; a random
+search of 200 configurations of the default space on digits with the population trainer against the
+plain loop on a sample; and in the same run a matmul micro-benchmark beside the population trainer's
+achieved floating-point rate. Their tables go to ``scripts/results/throughput-population.json``
+(``scripts/bench_results.py``).
+
 Reported per contender: seconds per trial, trials per minute, latency from launch to the first finished
 trial, and the ratio of trials per minute to the reference; score parity as the median absolute
 difference of the objective between the same configurations; and, from a probe that trains one
@@ -50,6 +58,7 @@ Timings are printed, never asserted. Run:
     .venv/bin/python scripts/bench_throughput.py --trials 20 --grid-candidates 48   # a shorter look
     .venv/bin/python scripts/bench_throughput.py --workloads backend --trials 24    # TensorFlow vs JAX
     .venv/bin/python scripts/bench_throughput.py --workloads workers --trials 40    # 2 workers vs 2 loops
+    .venv/bin/python scripts/bench_throughput.py --workloads seed-grid,population   # the population goals
 """
 
 from __future__ import annotations
@@ -458,6 +467,39 @@ def workload_backend(args: argparse.Namespace, env: dict, tmp: Path) -> None:
            "trials/min against the plain TensorFlow loop; parity against it)", rows)
 
 
+def workload_goals(args: argparse.Namespace, env: dict, tmp: Path) -> None:
+    """The population trainer's goals (``scripts/throughput_population.py``), written as a result file."""
+    import throughput_population as goals
+    from bench_results import write_result
+
+    tables, data, achieved = [], {}, []
+    started_load = os.getloadavg()[1]  # the machine is shared: how busy it was says what a figure means
+    if "seed-grid" in args.workloads:
+        seed = goals.workload_seed_grid(args, env, tmp, _hpsearch, _python, PLAIN_GRIDSEARCHCV)
+        tables += seed["tables"]
+        data.update(seed["data"])
+        achieved.append(("population trainer, absenteeism grid", seed["flops"], seed["wall_s"]))
+    if "population" in args.workloads:
+        digits = goals.workload_population(args, env, tmp, _hpsearch, _python, PLAIN_LOOP)
+        tables += digits["tables"]
+        data.update(digits["data"])
+        achieved.append(("population trainer, digits random search", digits["flops"], digits["wall_s"]))
+    rates = goals.matmul_rates(_python, env, args.matmul_members)
+    data["matmul"] = rates
+    tables.append(goals.flops_table(rates, achieved))
+    profile, data["profile"] = goals.profile_table(_python, env, tmp, args.profile_members, rates)
+    tables.append(profile)
+    data["load_average_5min"] = {"start": started_load, "end": os.getloadavg()[1]}
+    for entry in tables:
+        print(f"\n{entry['title']}")
+        print("  " + " | ".join(entry["columns"]))
+        for row in entry["rows"]:
+            print("  " + " | ".join(str(cell) for cell in row))
+    path = write_result(args.result_name, title="Population trainer throughput (issue 42's goals)",
+                        tables=tables, data=data, summary=goals.summary(data))
+    print(f"\nwritten: {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40, help="configurations of workload 1")
@@ -465,9 +507,25 @@ def main() -> None:
     parser.add_argument("--grid-candidates", type=int, default=768, help="candidates of workload 2")
     parser.add_argument("--grid-epochs", type=int, default=2)
     parser.add_argument("--backend-epochs", type=int, default=10, help="epochs of the backend workload")
+    parser.add_argument("--seed-epochs", type=int, default=50, help="epochs of the seed-grid workload")
+    parser.add_argument("--seed-candidates", type=int, default=768,
+                        help="candidates the population trainer runs in the seed-grid workload")
+    parser.add_argument("--seed-quick", action="store_true",
+                        help="seed-grid: every contender on a smaller sub-grid, extrapolated to the grid")
+    parser.add_argument("--population-trials", type=int, default=200, help="configurations of goal 2")
+    parser.add_argument("--plain-sample", type=int, default=20,
+                        help="of those, how many the plain loop trains (every k-th)")
+    parser.add_argument("--matmul-members", type=int, default=512,
+                        help="members of the population-shaped matmul of the micro-benchmark")
+    parser.add_argument("--profile-members", type=int, default=512,
+                        help="members of the population whose time per member-epoch is profiled")
+    parser.add_argument("--result-name", default="throughput-population",
+                        help="result file of the seed-grid and population workloads (scripts/results/)")
     parser.add_argument("--workloads", default="default,grid",
-                        help="comma-separated: default, grid; workers and backend run only when named")
+                        help="comma-separated: default, grid; workers, backend, seed-grid and population run "
+                             "only when named")
     args = parser.parse_args()
+    args.workloads = set(args.workloads.split(","))  # a set: "grid" is not "seed-grid"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     # Warm the disk cache first: whichever contender ran first would otherwise pay for the cold imports
     # (measured: 19 s to hpsearch's first trial cold, 8.5 s warm).
@@ -482,6 +540,8 @@ def main() -> None:
             workload_workers(args, env, Path(folder))
         if "backend" in args.workloads:
             workload_backend(args, env, Path(folder))
+        if "seed-grid" in args.workloads or "population" in args.workloads:
+            workload_goals(args, env, Path(folder))
 
 
 if __name__ == "__main__":

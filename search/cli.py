@@ -149,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sklearn: folds fitted in parallel (default 1)")
     run.add_argument("--trainer", default=None, metavar="NAME",
                      help="sklearn: what fits each fold: scikeras (default; SciKeras' fit, GridSearchCV's "
-                     "scores to the bit) or hpsearch (the same training outside Keras' fit machinery, "
-                     "several times faster; scores within the noise of the batch order)")
+                     "scores to the bit), hpsearch (the same training outside Keras' fit machinery, "
+                     "several times faster; scores within the noise of the batch order) or population "
+                     "(hpsearch's training with candidates x folds stacked into populations)")
     run.add_argument("--backend", default=None, metavar="NAME",
                      help="optuna, keras-tuner: the Keras backend trials train on, tensorflow (default; the "
                      "faster here) or jax (models compiled with XLA); workers are started with it")

@@ -65,7 +65,7 @@ def test_direct_folds_score_as_scikeras_within_noise_in_process_and_in_fold_proc
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--trainer", "fast"], "--trainer must be one of scikeras, hpsearch, but got 'fast'"),
+        (["--trainer", "fast"], "--trainer must be one of scikeras, hpsearch, population, but got 'fast'"),
         (["--engine", "optuna", "--trainer", "hpsearch"], "--trainer does not apply to engine 'optuna'"),
     ],
 )

@@ -1,5 +1,6 @@
 """Where a candidate's folds are fitted: in this process (``--jobs 1``), in spawned processes (``--jobs N``),
-or as tasks on a Dask cluster (``--dask``).
+as tasks on a Dask cluster (``--dask``), or with other candidates' folds as populations in this process
+(``--trainer population``).
 
 One contract for all three: a fold is a picklable task (the candidate's parameters, the fold's row
 indices; the data and the base estimator travel once per process or cluster) that runs
@@ -84,6 +85,50 @@ class InProcessFitter(FoldFitter):
                 )
         finally:
             release_fit(self.trainer)
+
+
+class PopulationFitter(FoldFitter):
+    """``--trainer population``: candidates x folds as populations in this process, on every core
+    (:mod:`hpsearch.training.fold_population`); each fold's epochs handed to its trial's attempt as they end.
+
+    ``folds`` fits one candidate's folds as a population of its own (a retry, a candidate that trains
+    alone); ``fit_many`` fits several candidates' folds together, as the engine hands them over.
+    """
+
+    def __init__(self, x: Any, y: Any, sample_weight: Any, estimator: Any, scorer: Any):
+        self.x, self.y, self.sample_weight = x, y, sample_weight
+        self.estimator = estimator
+        self.scorer = scorer
+
+    def folds(
+        self, attempt: Attempt, params: Mapping[str, Any], splits: Splits, todo: list[int]
+    ) -> Iterator[FoldResult]:
+        yield from self.fit_many([(attempt, params, todo)], splits)[0]
+
+    def fit_many(
+        self, requests: list[tuple[Attempt, Mapping[str, Any], list[int]]], splits: Splits
+    ) -> list[list[FoldResult]]:
+        """The folds ``todo`` of each (attempt, candidate's parameters, todo), trained together.
+
+        Args:
+            requests: per candidate, its trial's attempt, its estimator parameters and the folds to fit.
+            splits: the study's folds.
+
+        Returns:
+            Per request, its folds' results in the order of its ``todo``, their epochs already handed to
+            its attempt.
+
+        Raises:
+            KeyboardInterrupt, StorageError: from recording an epoch (every candidate is interrupted).
+        """
+        from ..training.fold_population import FoldRequest, fit_folds_as_populations
+
+        asked = [FoldRequest(dict(params), list(todo),
+                             lambda fold, epoch, logs, attempt=attempt: attempt.record_epoch(epoch, logs,
+                                                                                             fold=fold))
+                 for attempt, params, todo in requests]
+        return fit_folds_as_populations(self.estimator, asked, self.x, self.y, self.sample_weight, splits,
+                                        self.scorer)
 
 
 class ProcessFitter(FoldFitter):

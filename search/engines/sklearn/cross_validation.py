@@ -11,6 +11,7 @@ folds are not fitted. The trial's value is the mean fold score in the objective'
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ...errors import DataError
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ...data import Dataset
-    from ...executors.folds import FoldFitter, Splits
+    from ...executors.folds import FoldFitter, PopulationFitter, Splits
     from ...training.fold_fitting import FoldResult
     from .candidates import Candidate
 
@@ -75,18 +76,52 @@ def cross_validation(candidate: Candidate, fitter: FoldFitter, splits: Splits, s
 
     def cross_validate(attempt: Attempt) -> TrialOutcome:
         # A retry keeps the folds its interrupted attempt finished: the unit of resuming is the fold.
-        results: list[FoldResult] = restore_folds(attempt, len(splits))
-        todo = sorted(set(range(len(splits))) - {result.fold for result in results})
+        results, todo = folds_to_fit(attempt, splits)
         fold_results = fitter.folds(attempt, candidate.sklearn_params, splits, todo)
         with contextlib.closing(fold_results):
-            for result in fold_results:
-                attempt.partial(result.metrics())  # each fold committed as it ends
-                if result.error is not None:
-                    # error_score: the candidate fails; its other folds are not fitted
-                    return TrialOutcome.failed(result.error)
-                results.append(result)
-        mean, metrics = cv_results(results)
-        return TrialOutcome.complete(scoring.sign * mean, metrics)
+            return settle_folds(attempt, results, fold_results, scoring)
+
+    return cross_validate
+
+
+def folds_to_fit(attempt: Attempt, splits: Splits) -> tuple[list[FoldResult], list[int]]:
+    """The folds a retry keeps from its interrupted attempt (recorded again on ``attempt``), and the folds
+    still to fit."""
+    results: list[FoldResult] = restore_folds(attempt, len(splits))
+    return results, sorted(set(range(len(splits))) - {result.fold for result in results})
+
+
+def settle_folds(attempt: Attempt, kept: list[FoldResult], fitted: Iterable[FoldResult],
+                 scoring: Scoring) -> TrialOutcome:
+    """Commit each fold of ``fitted`` as it comes, then complete the trial with the mean score of all its
+    folds (``kept`` and ``fitted``), or fail it with the first fold's error (its later folds unused)."""
+    results = list(kept)
+    for result in fitted:
+        attempt.partial(result.metrics())  # each fold committed as it ends
+        if result.error is not None:
+            # error_score: the candidate fails; its other folds are not fitted
+            return TrialOutcome.failed(result.error)
+        results.append(result)
+    mean, metrics = cv_results(results)
+    return TrialOutcome.complete(scoring.sign * mean, metrics)
+
+
+def candidates_together(
+    candidates: dict[str, Candidate], fitter: PopulationFitter, splits: Splits, scoring: Scoring
+) -> Callable[[list[Attempt]], list[TrialOutcome | Exception]]:
+    """Training several candidates at once, as the trial runner calls it (``run_pack``): the folds of every
+    claimed attempt (``candidates`` by the engine trial id of each) as populations, each trial then
+    settled as ``cross_validation`` settles it."""
+
+    def cross_validate(attempts: list[Attempt]) -> list[TrialOutcome | Exception]:
+        kept, requests = [], []
+        for attempt in attempts:
+            results, todo = folds_to_fit(attempt, splits)
+            kept.append(results)
+            requests.append((attempt, candidates[attempt.record.engine_trial_id].sklearn_params, todo))
+        fitted = fitter.fit_many(requests, splits)
+        return [settle_folds(attempt, results, new, scoring)
+                for attempt, results, new in zip(attempts, kept, fitted, strict=True)]
 
     return cross_validate
 

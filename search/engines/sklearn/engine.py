@@ -88,6 +88,22 @@ def check_function_options(space: SearchSpace, settings: StudySettings, address:
                          "may reach)")
 
 
+def check_population_options(space: SearchSpace, settings: StudySettings, address: str | None) -> None:
+    """Refuse what ``--trainer population`` cannot run with; UsageError naming the option."""
+    if space.train is not None:
+        raise UsageError(f"space {space.source} names a training function, which trains itself: leave out "
+                         "--trainer population")
+    if settings.algorithm in HALVING_ALGORITHMS:
+        raise UsageError(f"--trainer population works with --algorithm grid or random, not "
+                         f"{settings.algorithm}; give --trainer hpsearch for successive halving")
+    if address is not None:
+        raise UsageError("--trainer population trains its populations on this machine; leave out --dask (or "
+                         "unset HPSEARCH_DASK)")
+    if cv_jobs(settings) > 1:
+        raise UsageError("--trainer population trains each population in this process on every core; leave "
+                         "out --jobs (or give --jobs 1)")
+
+
 def describe_function_search(space: SearchSpace, settings: StudySettings) -> list[str]:
     """``--dry-run``'s plan of a training-function study under the sklearn engine."""
     search = {"grid": "grid", "random": "random", "halving-grid": "successive halving over the grid",
@@ -131,6 +147,8 @@ class SklearnEngine(Engine):
         cv_jobs(settings)
         fold_trainer(settings)
         address = cv_cluster(settings)
+        if fold_trainer(settings) == "population":
+            check_population_options(space, settings, address)
         if space.train is not None:
             check_function_options(space, settings, address)
         elif space.task != "auto":
@@ -249,6 +267,11 @@ class SklearnEngine(Engine):
 
             lines.append(f"{describe(address)}: each fold a task, as many at once as the cluster has "
                          "worker threads")
+        if fold_trainer(settings) == "population":
+            lines.append("--trainer population: the candidates' folds train as populations (members of one "
+                         "depth and batch size as one stacked model, each on its fold's rows in hpsearch's "
+                         "seeded order), scored by the same scorer: scores within noise of --trainer "
+                         "hpsearch's")
         if fold_trainer(settings) == "hpsearch":
             lines.append("--trainer hpsearch: each fold trains the same model, loss, optimizer and epochs on "
                          "the same rows outside SciKeras' fit (batches in hpsearch's seeded order), scored "

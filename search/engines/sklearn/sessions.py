@@ -17,13 +17,20 @@ from typing import TYPE_CHECKING, Any
 from hpsearch.spaces import first_point, resolve_config
 from hpsearch.storage import TrialRecord
 
-from ...executors.folds import DaskFitter, FoldFitter, InProcessFitter, ProcessFitter, Splits
+from ...executors.folds import (
+    DaskFitter,
+    FoldFitter,
+    InProcessFitter,
+    PopulationFitter,
+    ProcessFitter,
+    Splits,
+)
 from ...seeds import candidate_seed
 from ...training.runner import Attempt, Proposal, RunResult, TrialOutcome
 from ...training.scoring import Scoring, scorer, scoring_for
 from ..session import SearchSession, Task
 from .candidates import UNBOUNDED, Candidate, candidate_key, candidate_of_trial, candidates, compiled_space
-from .cross_validation import check_rows, cross_validation, cv_rows, cv_weights
+from .cross_validation import candidates_together, check_rows, cross_validation, cv_rows, cv_weights
 from .resume import CandidateHistory, Fit, histories
 from .settings import available_cores, cv_cluster, cv_folds, cv_jobs, fold_trainer
 
@@ -88,6 +95,8 @@ class FoldSearch(SearchSession):
             self.client = connect(address)
             data = share(self.client, (x, y, sample_weight, estimator, scoring.name, trainer), "folds")
             self.fitter = DaskFitter(self.client, address, data, stopping)
+        elif trainer == "population":
+            self.fitter = PopulationFitter(x, y, sample_weight, estimator, scorer(estimator, scoring.name))
         elif jobs > 1:
             threads = max(1, available_cores() // jobs)
             self.fitter = ProcessFitter(self.processes(jobs), threads, x, y, sample_weight,
@@ -145,6 +154,25 @@ class CandidatesSession(FoldSearch):
             self.queue.append((candidate_of_trial(self.ctx.space, trial), trial.number))
 
     def propose(self, room: int | None) -> list[Task] | None:
+        """The next candidate (a cut-short one first); with ``--trainer population``, up to a population's
+        worth of candidates (``MAX_MEMBERS`` fits), those of one depth and batch size trained together."""
+        tasks: list[Task] = []
+        limit = 1
+        if self.fitter is not None and isinstance(self.fitter, PopulationFitter):
+            from ...training.fold_population import MAX_MEMBERS
+
+            limit = max(1, MAX_MEMBERS // max(1, len(self.splits)))
+            limit = limit if room is None else max(1, min(limit, room))
+        while len(tasks) < limit:
+            task = self._next_task()
+            if task is None:
+                break
+            tasks.append(task)
+            if task.proposal.retry_of is not None:
+                break  # a retry trains alone (it keeps its finished folds)
+        return tasks or None
+
+    def _next_task(self) -> Task | None:
         if self.queue:
             candidate, retry_of = self.queue.pop(0)
         else:
@@ -155,10 +183,22 @@ class CandidatesSession(FoldSearch):
             retry_of = history.retry_of
         proposal = Proposal(candidate.point, engine_trial_id=str(candidate.index), retry_of=retry_of)
         if self.ctx.space.train is not None:
-            return [Task(proposal, function_fit(self.ctx, candidate, None), handle=candidate)]
+            return Task(proposal, function_fit(self.ctx, candidate, None), handle=candidate)
         assert self.fitter is not None and self.scoring is not None
-        return [Task(proposal, cross_validation(candidate, self.fitter, self.splits, self.scoring),
-                     handle=candidate)]
+        train = cross_validation(candidate, self.fitter, self.splits, self.scoring)
+        if not isinstance(self.fitter, PopulationFitter):
+            return Task(proposal, train, handle=candidate)
+        from ...training.population_model import population_key
+
+        key = population_key(resolve_config(self.ctx.space, candidate.point))
+        return Task(proposal, train, handle=candidate, pack_key=None if key is None else ("folds", key),
+                    train_together=self._train_together)
+
+    def _train_together(self, tasks: list[Task], attempts: list[Attempt]) -> list[TrialOutcome | Exception]:
+        """The claimed candidates of ``tasks`` as populations of their folds (``--trainer population``)."""
+        assert isinstance(self.fitter, PopulationFitter) and self.scoring is not None
+        by_id = {task.proposal.engine_trial_id: task.handle for task in tasks}
+        return candidates_together(by_id, self.fitter, self.splits, self.scoring)(attempts)
 
     def learn(self, task: Task, result: RunResult) -> None:
         """Nothing to learn: candidates come from a fixed grid or sampler (scikit-learn's own)."""

@@ -16,8 +16,9 @@ DEFAULT_CV = 3
 DEFAULT_JOBS = 1
 #: ``--trainer``: what fits a fold. ``scikeras``: SciKeras' own fit, as GridSearchCV runs it (its scores to
 #: the bit); ``hpsearch``: the same model and training without Keras' fit machinery, batches in hpsearch's
-#: seeded order (scores within that order's noise; see hpsearch.training.direct_fit).
-TRAINERS = ("scikeras", "hpsearch")
+#: seeded order (scores within that order's noise; see hpsearch.training.direct_fit); ``population``: the
+#: hpsearch training with candidates x folds stacked into populations (hpsearch.training.fold_population).
+TRAINERS = ("scikeras", "hpsearch", "population")
 DEFAULT_TRAINER = "scikeras"
 
 
