@@ -18,8 +18,8 @@ TREES = {"search": "hpsearch", "spaces": "hpsearch.spaces", "storage": "hpsearch
 
 #: Floors from the top down: the first prefix (longest match wins) that names a module places it.
 FLOORS: list[tuple[str, ...]] = [
-    ("hpsearch.cli", "hpsearch.__main__", "hpsearch.service", "hpsearch.worker", "hpsearch.python_api",
-     "hpsearch.study_handle"),
+    ("hpsearch.cli", "hpsearch.cli_parser", "hpsearch.__main__", "hpsearch.service", "hpsearch.worker",
+     "hpsearch.python_api", "hpsearch.study_handle"),
     ("hpsearch.study", "hpsearch.study_execution", "hpsearch.results"),
     ("hpsearch.study_report", "hpsearch.study_settings", "hpsearch.study_options", "hpsearch.warm_start",
      "hpsearch.study_inputs"),
