@@ -86,8 +86,8 @@ def test_a_diverging_candidate_fails_while_the_others_of_its_population_complete
     [
         (["--jobs", "2"], "--trainer population trains each population in this process on every core; "
                           "leave out --jobs"),
-        (["--algorithm", "halving-grid"], "--trainer population works with --algorithm grid or random, "
-                                          "not halving-grid"),
+        (["--algorithm", "halving-grid", "--halving-resource", "rows"],
+         "--trainer population runs successive halving on epochs only"),
     ],
 )
 def test_population_trainer_refuses_what_it_cannot_run_in_one_sentence(cli, tmp_path, args, message):

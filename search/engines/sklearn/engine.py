@@ -43,6 +43,7 @@ from ...training.scoring import scoring_for
 from ..base import Engine
 from .candidates import candidate_count, compiled_space
 from .halving import (
+    DEFAULT_RESOURCE,
     HALVING_ALGORITHMS,
     HALVING_OPTIONS,
     HalvingSession,
@@ -93,9 +94,11 @@ def check_population_options(space: SearchSpace, settings: StudySettings, addres
     if space.train is not None:
         raise UsageError(f"space {space.source} names a training function, which trains itself: leave out "
                          "--trainer population")
-    if settings.algorithm in HALVING_ALGORITHMS:
-        raise UsageError(f"--trainer population works with --algorithm grid or random, not "
-                         f"{settings.algorithm}; give --trainer hpsearch for successive halving")
+    resource = settings.halving_resource or DEFAULT_RESOURCE
+    if settings.algorithm in HALVING_ALGORITHMS and resource != "epochs":
+        raise UsageError("--trainer population runs successive halving on epochs only (a rung's candidates "
+                         "train together for the rung's epochs on the same folds); give --halving-resource "
+                         "epochs, or --trainer hpsearch for --halving-resource rows")
     if address is not None:
         raise UsageError("--trainer population trains its populations on this machine; leave out --dask (or "
                          "unset HPSEARCH_DASK)")

@@ -37,13 +37,13 @@ from hpsearch.spaces import DEFAULTS, SearchSpace
 from hpsearch.storage import TrialRecord, TrialState
 
 from ...errors import UsageError
-from ...executors.folds import Splits
+from ...executors.folds import PopulationFitter, Splits
 from ...seeds import candidate_seed
 from ...settings import StudySettings
 from ...training.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome
 from ..session import Task, refuse_other_workers
 from .candidates import Candidate, candidate_key, candidates, parameter_sampler
-from .cross_validation import cross_validation
+from .cross_validation import candidates_together, cross_validation
 from .resume import CandidateHistory, Fit, histories
 from .sessions import FoldSearch, function_fit
 from .settings import cv_folds
@@ -366,8 +366,9 @@ class HalvingSession(FoldSearch):
                 self.pending.insert(0, (candidate, trial.number))
 
     def propose(self, room: int | None) -> list[Task] | None:
-        """The rung's next fit; once the rung is complete, the next rung's first (its candidates the best
-        of this one); None after the last rung, or when another process holds a fit of the rung."""
+        """The rung's next fit (with ``--trainer population``, up to a population's worth of the rung's
+        fits, which train together); once the rung is complete, the next rung's first (its candidates the
+        best of this one); None after the last rung, or when another process holds a fit of the rung."""
         assert self.plan is not None
         while not self.pending:
             if self.blocked or self.rung_index == len(self.plan.rungs) - 1:
@@ -379,12 +380,33 @@ class HalvingSession(FoldSearch):
             self._enter_rung()
         if self.blocked:
             return None
+        limit = 1
+        if isinstance(self.fitter, PopulationFitter):
+            from ...training.fold_population import MAX_MEMBERS
+
+            # A rung's candidates x folds, up to a population's worth: they share the rung's epochs.
+            limit = max(1, MAX_MEMBERS // max(1, len(self.folds)))
+            limit = limit if room is None else max(1, min(limit, room))
+        tasks: list[Task] = []
+        while self.pending and len(tasks) < limit:
+            candidate, retry_of = self.pending.pop(0)
+            tasks.append(self._task(candidate, retry_of))
+            if retry_of is not None:
+                break  # a retry trains alone (it keeps its finished folds)
+        return tasks
+
+    def _fitted(self, candidate: Candidate) -> Candidate:
+        """``candidate`` with the current rung's epochs when epochs are the resource."""
+        assert self.plan is not None
+        if self.plan.resource != "epochs":
+            return candidate
+        return Candidate(candidate.index, {**candidate.sklearn_params, "epochs": self._rung().resources},
+                         candidate.point)
+
+    def _task(self, candidate: Candidate, retry_of: int | None) -> Task:
+        """One (rung, candidate) trial; with ``--trainer population`` it may train with others of the rung."""
+        assert self.plan is not None
         rung = self._rung()
-        candidate, retry_of = self.pending.pop(0)
-        fitted = candidate
-        if self.plan.resource == "epochs":
-            fitted = Candidate(candidate.index, {**candidate.sklearn_params, "epochs": rung.resources},
-                               candidate.point)
         proposal = Proposal(
             candidate.point,
             engine_trial_id=f"{rung.iteration}:{candidate.index}",
@@ -396,10 +418,34 @@ class HalvingSession(FoldSearch):
         last = rung is self.plan.rungs[-1]
         if self.ctx.space.train is not None:  # the rung's epochs are the budget its ``report`` may reach
             train = _rung_fit(function_fit(self.ctx, candidate, rung.resources), rung, last)
-        else:
-            assert self.fitter is not None and self.scoring is not None
-            train = _rung_fit(cross_validation(fitted, self.fitter, self.folds, self.scoring), rung, last)
-        return [Task(proposal, train, handle=candidate)]
+            return Task(proposal, train, handle=candidate)
+        assert self.fitter is not None and self.scoring is not None
+        fitted = self._fitted(candidate)
+        train = _rung_fit(cross_validation(fitted, self.fitter, self.folds, self.scoring), rung, last)
+        if not isinstance(self.fitter, PopulationFitter):
+            return Task(proposal, train, handle=candidate)
+        from hpsearch.spaces import resolve_config
+
+        from ...training.population_model import population_key
+
+        key = population_key(resolve_config(self.ctx.space, candidate.point))
+        # The rung is in the key: tasks of one propose are of one rung, and this keeps it so.
+        return Task(proposal, train, handle=candidate,
+                    pack_key=None if key is None else ("folds", rung.iteration, key),
+                    train_together=self._train_together)
+
+    def _train_together(self, tasks: list[Task], attempts: list[Attempt]) -> list[TrialOutcome | Exception]:
+        """The claimed candidates of ``tasks`` (one rung's) as populations of their folds, each outcome
+        recorded as ``_rung_fit`` records one trial's."""
+        assert self.plan is not None and isinstance(self.fitter, PopulationFitter)
+        assert self.scoring is not None
+        rung = self._rung()
+        last = rung is self.plan.rungs[-1]
+        by_id = {task.proposal.engine_trial_id: self._fitted(task.handle) for task in tasks}
+        for attempt in attempts:
+            attempt.partial({"iter": rung.iteration, "n_resources": rung.resources})
+        outcomes = candidates_together(by_id, self.fitter, self.folds, self.scoring)(attempts)
+        return [_rung_outcome(outcome, last) for outcome in outcomes]
 
     def learn(self, task: Task, result: RunResult) -> None:
         """Keep a fit's result for its rung's ranking; a fit another process holds blocks the rung."""
@@ -416,9 +462,13 @@ def _rung_fit(cross_validate: Fit, rung: Rung, last: bool) -> Fit:
     def fit(attempt: Attempt) -> TrialOutcome:
         # cv_results_' own columns, committed before the first fold so every trial shows its rung.
         attempt.partial({"iter": rung.iteration, "n_resources": rung.resources})
-        outcome = cross_validate(attempt)
-        if outcome.state is TrialState.COMPLETE and not last:
-            return TrialOutcome.pruned(outcome.value, outcome.metrics)
-        return outcome
+        return _rung_outcome(cross_validate(attempt), last)
 
     return fit
+
+
+def _rung_outcome(outcome: Any, last: bool) -> Any:
+    """A rung's trial outcome: PRUNED (with its value) when it completes on a rung before the last."""
+    if isinstance(outcome, TrialOutcome) and outcome.state is TrialState.COMPLETE and not last:
+        return TrialOutcome.pruned(outcome.value, outcome.metrics)
+    return outcome
