@@ -66,6 +66,19 @@ def test_halving_rungs_train_as_populations_with_the_same_rungs_promotions_and_s
         gaps += [abs(score - reference["metrics"][f"split{fold}_test_score"])
                  for fold, score in enumerate(folds)]
     assert max(gaps) <= FOLD_SCORE_TOLERANCE
+    # A budget that ends inside a rung (3 of its 4 candidates train as one population), then a resume: the
+    # rest of the plan runs, and the study ends as the one run whole.
+    cut = cli("run", space, "--engine", "sklearn", "--quiet", *common, "--study", "split", "--trainer",
+              "population", "--trials", "3")
+    assert cut.code == 0, cut.err
+    assert len(_trials(cli, "split")[0]) == 3
+    resumed = cli("resume", "split", "--trials", "6", "--quiet")
+    assert resumed.code == 0, resumed.err
+    split = _trials(cli, "split")[0]
+    assert sorted(split) == sorted(population)
+    for key, trial in split.items():
+        assert trial["state"] == population[key]["state"]
+        assert trial["value"] == pytest.approx(population[key]["value"], abs=FOLD_SCORE_TOLERANCE)
     best = json.loads(cli("best", "population", "--json").out)
     last = [trial for key, trial in population.items() if key[0] == 1]
     assert best["value"] == max(trial["value"] for trial in last)
