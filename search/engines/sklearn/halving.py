@@ -21,6 +21,10 @@ pruner stops at a rung) with their value; the last rung's trials are COMPLETE, s
 picks what ``best_params_`` picks: the best mean test score of the last iteration. Every trial's metrics
 hold ``iter`` and ``n_resources`` as ``cv_results_`` does.
 
+With ``--trainer population`` (epochs only) a rung's pending fits are proposed together, up to a
+population's worth, and train as populations of candidates x folds (``candidates_together``): every
+candidate of a rung trains for the rung's epochs; each is recorded as a lone fit is.
+
 Resume needs no state of its own: the trials of a rung are found by (iteration, parameters) in our
 tables, the next rung's candidates follow from their stored scores, and only fits without a result are
 run (an interrupted one first, as a retry).
