@@ -4,7 +4,8 @@
 plan (configuration, epochs, the weights it continues and those it keeps) and Hyperband's weights folder
 (see ``weights``). It drives the oracle directly, as ``Tuner.search`` would: ``oracle.create_trial`` for
 each proposal (one KerasTuner tuner id per task in flight; Hyperband answers IDLE while a round waits for
-its last results), ``oracle.update_trial`` and ``oracle.end_trial`` as each result comes back. Its
+its last results), ``oracle.update_trial`` and ``oracle.end_trial`` as each result comes back; with
+``--population K`` (random search) up to K trials are created at once, each on its own tuner id. Its
 subclasses differ only in where training runs: ``local.LocalSearch`` in this process, one trial at a
 time; ``cluster.DaskSession`` as Dask tasks, as many in flight as the cluster has worker threads.
 """
@@ -76,7 +77,10 @@ class KerasTunerSearch(SearchSession):
         #: Tasks proposed whose result has not come back.
         self.outstanding = 0
         #: ``--population K``: the most trials asked of the oracle at once to train as populations (0: off).
-        self.population = population_size(ctx.settings.population, self.algorithm)
+        #: Random search only (``engine.check`` refuses the others): Hyperband's rounds run their own epochs
+        #: and continue weights, which a population does not.
+        self.population = (population_size(ctx.settings.population, self.algorithm)
+                           if self.algorithm == "random" else 0)
 
     @abstractmethod
     def fit_function(self, plan: TrialPlan) -> Fit:
