@@ -4,10 +4,12 @@ trained as populations, each its own trial with its own curve, as the same searc
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 
 import pytest
 
-from tests.conftest import query
+from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -88,3 +90,53 @@ def test_population_with_an_oracle_that_learns_between_trials_is_refused(cli, ti
         f"error: --population 4 works with --engine keras-tuner --algorithm random only, not '{algorithm}'; "
         "leave out --population (or use --engine optuna)"), result.err
     assert "Traceback" not in result.err
+
+
+KILL_SPACE = """\
+objective: val_accuracy
+params:
+  n_neurons: {type: categorical, choices: [8, 16]}
+  batch_size: {type: categorical, choices: [8, 16]}
+fixed: {n_hidden: 1, epochs: 20}
+"""
+# Small batches and 20 epochs: the second population trains long enough for the poll to find it running.
+
+
+def test_kill_9_mid_population_then_resume_retrains_only_the_unfinished_trials_alone(tmp_path):
+    space = tmp_path / "slow.yaml"
+    space.write_text(KILL_SPACE)
+    db = tmp_path / "k.db"
+    url = f"sqlite:///{db}"
+    # Four trials asked of the oracle at once: two populations (one per batch size), one after the other.
+    process = spawn_hpsearch("run", space, "--data", "digits", "--trials", "4", "--population", "4",
+                             "--study", "k", "--engine", "keras-tuner", "--algorithm", "random",
+                             "--seed", "3", "--storage", url, "--quiet", "--in-process", cwd=tmp_path)
+
+    def second_population_training() -> bool:
+        if not db.exists():
+            return False
+        rows = query(db, "SELECT t.state, COUNT(e.epoch) FROM hp_trials t LEFT JOIN hp_trial_epochs e "
+                         "ON e.trial_id = t.id GROUP BY t.id")
+        return (sum(state == "COMPLETE" for state, _ in rows) == 2
+                and sum(state == "RUNNING" and epochs >= 1 for state, epochs in rows) == 2)
+
+    try:
+        wait_for(second_population_training, interval_s=0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    before = query(db, "SELECT number, state FROM hp_trials ORDER BY number")
+    finished = {number for number, state in before if state == "COMPLETE"}
+    assert len(finished) == 2 and [state for _, state in before].count("RUNNING") == 2
+
+    resumed = subprocess.run(hpsearch_command("resume", "k", "--storage", url, "--quiet", "--in-process"),
+                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = query(db, "SELECT number, state, retry_of, epochs_run, params FROM hp_trials ORDER BY number")
+    retried = sorted(row[2] for row in rows if row[2] is not None)
+    assert retried == sorted({number for number, _ in before} - finished), "only the unfinished are retried"
+    completed = [row for row in rows if row[1] == "COMPLETE"]
+    assert len(completed) == 4 and all(row[3] == 20 for row in completed)
+    points = sorted((json.loads(row[4])["n_neurons"], json.loads(row[4])["batch_size"]) for row in completed)
+    assert points == sorted((n, b) for n in (8, 16) for b in (8, 16)), "every configuration trained once"
+    assert query(db, "SELECT COUNT(*) FROM hp_trials WHERE state = 'RUNNING'") == [(0,)]
