@@ -113,10 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "epochs together in one process, each with its own seed, curve, pruning and record "
                      "(default 1: every trial alone)")
     run.add_argument("--population", type=_population, default=None, metavar="auto|off|K",
-                     help=f"optuna: ask K configurations at a time (auto: {AUTO_POPULATION}; random and grid "
-                     f"samplers: {AUTO_POPULATION_UNINFORMED}) and train those "
-                     "of one depth and batch size as one stacked model, each still its own trial with its "
-                     "own seed, curve, pruning and record (default off); see docs/population.md")
+                     help=f"optuna, and keras-tuner's random search: ask K configurations at a time "
+                     f"(auto: {AUTO_POPULATION}; random and grid samplers: {AUTO_POPULATION_UNINFORMED}) and "
+                     "train those of one depth and batch size as one stacked model, each still its own "
+                     "trial with its own seed, curve, pruning and record (default off); see "
+                     "docs/population.md")
     run.add_argument("--class-weight", default=None, choices=("balanced",),
                      help="weight classes inversely to their frequency")
     run.add_argument("--sample-weight", default=None, metavar="COLUMN",
@@ -175,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="optuna: new pruner (median, hyperband, asha, curve, none)")
     resume.add_argument("--pack", type=int, default=None, metavar="K", help="optuna: new pack size")
     resume.add_argument("--population", type=_population, default=None, metavar="auto|off|K",
-                        help="optuna: new population size")
+                        help="optuna, keras-tuner random: new population size")
     resume.add_argument("--dask", default=None, metavar="ADDRESS",
                         help="sklearn, keras-tuner: another Dask scheduler, or 'local' to train here "
                         "(default: the study's)")

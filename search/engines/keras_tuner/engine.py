@@ -23,6 +23,7 @@ from ...errors import UsageError
 from ...runtime.backends import check_backend, describe_backend, study_backend
 from ...settings import StudySettings
 from ...training.context import RunContext
+from ...training.population_option import population_size
 from ..base import Engine
 from .plan import describe_plan, hyperband_plan, hyperband_settings, plan_trials
 from .search import KerasTunerSearch
@@ -34,7 +35,7 @@ class KerasTunerEngine(Engine):
     name = "keras-tuner"
     algorithms = ("random", "hyperband", "bayesian")
     default_algorithm = "random"
-    options = ("max_epochs", "factor", "dask", "backend")
+    options = ("max_epochs", "factor", "dask", "backend", "population")
     #: The options of Hyperband's plan (refused with other algorithms).
     hyperband_options = ("max_epochs", "factor")
 
@@ -44,6 +45,7 @@ class KerasTunerEngine(Engine):
         check_address(settings.dask)
         check_backend(settings)
         algorithm = settings.algorithm
+        _check_population(space, settings)
         if algorithm != "hyperband":
             given = [key for key in self.hyperband_options if getattr(settings, key) is not None]
             if given:
@@ -61,9 +63,11 @@ class KerasTunerEngine(Engine):
     def resolved_options(self, space: SearchSpace, settings: StudySettings) -> dict[str, Any]:
         backend = study_backend(settings)
         if settings.algorithm != "hyperband":
-            return {"max_epochs": None, "factor": None, "backend": backend}
+            return {"max_epochs": None, "factor": None, "backend": backend,
+                    "population": settings.population or "off"}
         max_epochs, factor = hyperband_settings(space, settings)
-        return {"max_epochs": max_epochs, "factor": factor, "backend": backend}
+        return {"max_epochs": max_epochs, "factor": factor, "backend": backend,
+                "population": settings.population or "off"}
 
     def planned_trials(self, space: SearchSpace, settings: StudySettings) -> int | None:
         """The trial budget when ``--trials`` is not given: one full Hyperband iteration."""
@@ -91,6 +95,11 @@ class KerasTunerEngine(Engine):
         if address is not None:
             lines.append(f"{describe(address)}: each trial a task, as many at once as the cluster has worker "
                          "threads; the oracle stays in this run")
+        members = population_size(settings.population, algorithm)
+        if members:
+            lines.append(f"populations: {members} trials asked of the oracle at a time; those sharing depth "
+                         "and batch size train as one stacked model (a retry of an interrupted trial trains "
+                         "alone)")
         if algorithm != "hyperband":
             oracle = "RandomSearchOracle" if algorithm == "random" else "BayesianOptimizationOracle"
             return [f"engine keras-tuner, algorithm {algorithm} ({oracle}); nothing kept on disk", *lines]
@@ -132,3 +141,25 @@ class KerasTunerEngine(Engine):
         from .cluster import DaskSession
 
         return DaskSession(ctx, address)
+
+
+def _check_population(space: SearchSpace, settings: StudySettings) -> None:
+    """Refuse ``--population`` where the engine cannot train populations; UsageError naming the option."""
+    if not population_size(settings.population, settings.algorithm):
+        return
+    given = f"--population {settings.population}"
+    if settings.algorithm != "random":
+        # Hyperband's later rounds continue and keep weights, and the Bayesian oracle picks each trial
+        # from the results before it: neither hands out a round of fresh trials at once.
+        raise UsageError(f"{given} works with --engine keras-tuner --algorithm random only, not "
+                         f"'{settings.algorithm}'; leave out --population (or use --engine optuna)")
+    if space.train is not None:
+        raise UsageError(f"space {space.source} names a training function, which trains itself: leave out "
+                         "--population")
+    from ...executors.cluster import dask_address
+
+    if dask_address(settings) is not None:
+        raise UsageError(f"{given} trains its populations on this machine; leave out --dask (or unset "
+                         "HPSEARCH_DASK)")
+    if study_backend(settings) != "tensorflow":
+        raise UsageError(f"{given} needs --backend tensorflow: a population trains as one TensorFlow graph")

@@ -4,7 +4,8 @@
 plan (configuration, epochs, the weights it continues and those it keeps) and Hyperband's weights folder
 (see ``weights``). It drives the oracle directly, as ``Tuner.search`` would: ``oracle.create_trial`` for
 each proposal (one KerasTuner tuner id per task in flight; Hyperband answers IDLE while a round waits for
-its last results), ``oracle.update_trial`` and ``oracle.end_trial`` as each result comes back. Its
+its last results), ``oracle.update_trial`` and ``oracle.end_trial`` as each result comes back; with
+``--population K`` (random search) up to K trials are created at once, each on its own tuner id. Its
 subclasses differ only in where training runs: ``local.LocalSearch`` in this process, one trial at a
 time; ``cluster.DaskSession`` as Dask tasks, as many in flight as the cluster has worker threads.
 """
@@ -12,6 +13,7 @@ time; ``cluster.DaskSession`` as Dask tasks, as many in flight as the cluster ha
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,8 @@ from hpsearch.storage import TrialRecord, TrialState
 
 from ...errors import SearchFailedError
 from ...training.context import RunContext
-from ...training.runner import Proposal, RunResult, RunStatus
+from ...training.population_option import population_size
+from ...training.runner import Attempt, Proposal, RunResult, RunStatus, TrialOutcome
 from ..session import Fit, SearchSession, Task, refuse_other_workers
 from .oracle import new_oracle, reconcile, restore_snapshot, save_snapshot, seed_history
 from .weights import HyperbandWeights
@@ -73,6 +76,11 @@ class KerasTunerSearch(SearchSession):
         self.free = [f"{self.tuner_prefix}{index}" for index in range(MAX_TUNER_IDS)]
         #: Tasks proposed whose result has not come back.
         self.outstanding = 0
+        #: ``--population K``: the most trials asked of the oracle at once to train as populations (0: off).
+        #: Random search only (``engine.check`` refuses the others): Hyperband's rounds run their own epochs
+        #: and continue weights, which a population does not.
+        self.population = (population_size(ctx.settings.population, self.algorithm)
+                           if self.algorithm == "random" else 0)
 
     @abstractmethod
     def fit_function(self, plan: TrialPlan) -> Fit:
@@ -103,26 +111,51 @@ class KerasTunerSearch(SearchSession):
             self._run_again(trial)
 
     def propose(self, room: int | None) -> list[Task] | None:
-        """The oracle's next trial (one at a time): None once the oracle stops, [] while it waits.
+        """The oracle's next trial, or with ``--population K`` up to K of them (never more than ``room``),
+        each on its own tuner id: None once the oracle stops, [] while it waits.
 
         Raises:
             SearchFailedError: the oracle kept waiting with no trial in flight (see ``count_idle``).
         """
-        if not self.free:
-            return []
-        tuner_id = self.free.pop(0)
-        trial = self.oracle.create_trial(tuner_id)
-        if trial.status in ("STOPPED", "IDLE"):
-            self.free.insert(0, tuner_id)
-            if trial.status == "STOPPED":
-                return None
-            if not self.outstanding:  # Hyperband waits for a round's last results: none will come
-                self.count_idle()
-            return []
-        self.trial_began(trial)
-        plan = self.plan_trial(trial)
-        self.outstanding += 1
-        return [Task(plan.proposal, self.fit_function(plan), handle=(tuner_id, trial))]
+        wanted = 1
+        if self.population:
+            wanted = self.population if room is None else max(1, min(self.population, room))
+        tasks: list[Task] = []
+        while len(tasks) < wanted and self.free:
+            tuner_id = self.free.pop(0)
+            trial = self.oracle.create_trial(tuner_id)
+            if trial.status in ("STOPPED", "IDLE"):
+                self.free.insert(0, tuner_id)
+                if tasks:  # the trials asked so far still train
+                    break
+                if trial.status == "STOPPED":
+                    return None
+                if not self.outstanding:  # Hyperband waits for a round's last results: none will come
+                    self.count_idle()
+                return []
+            self.trial_began(trial)
+            plan = self.plan_trial(trial)
+            self.outstanding += 1
+            tasks.append(self.task(plan, tuner_id, trial))
+        return tasks
+
+    def task(self, plan: TrialPlan, tuner_id: str, trial: Any) -> Task:
+        """``plan`` as the driver's task: alone, or (``--population``, a configuration that can join one, no
+        weights continued or kept) keyed to train with the others of its depth and batch size."""
+        train_together = self.fit_together()
+        key = None
+        if (self.population and train_together is not None and plan.parent_weights is None
+                and plan.keep_weights is None):
+            from ...training.population_model import population_key
+
+            key = population_key(plan.config)
+        return Task(plan.proposal, self.fit_function(plan), handle=(tuner_id, trial), pack_key=key,
+                    train_together=train_together if key is not None else None)
+
+    def fit_together(self) -> Callable[[list[Task], list[Attempt]], list[TrialOutcome | Exception]] | None:
+        """Training of several tasks as one population (``--population``), or None where this search
+        trains every trial alone."""
+        return None
 
     def learn(self, task: Task, result: RunResult) -> None:
         """Tell the oracle how the trial ended (a trial the budget stopped stays in the snapshot, to run
