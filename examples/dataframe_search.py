@@ -26,7 +26,8 @@ space = {
     "fixed": {"n_hidden": 1, "epochs": 5, "batch_size": 32},
 }
 
-# %% Search: Optuna's TPE by default; a progress bar shows in a terminal or a notebook.
+# %% Search: Optuna's TPE with the Hyperband pruner by default (a poor trial may end PRUNED after its
+# first epochs); a progress bar shows in a terminal or a notebook.
 study = hpsearch.run(space, wine, target="cultivar", trials=3, study="wine-example", resume=True)
 print(study)
 

@@ -128,8 +128,10 @@ def new_study_settings(options: RunOptions, engine: Engine) -> StudySettings:
         "class_weight": options.class_weight,
         "stale_after_s": options.stale_after_s or DEFAULT_STALE_AFTER_S,
         CHECKPOINT_DIR_SETTING: _absolute(options.checkpoint_dir),
-        **engine.default_options(algorithm),
         **engine_options,
+        # After what was given, so a study's record keeps the key order it had before defaults were recorded.
+        **{key: value for key, value in engine.default_options(algorithm).items()
+           if key not in engine_options},
     }
     engine.refuse_foreign_options(engine_options)
     return StudySettings.from_record(settings)

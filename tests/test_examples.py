@@ -20,8 +20,9 @@ def _run_example(name: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_dataframe_search_example(tmp_path: Path) -> None:
     result = _run_example("dataframe_search.py", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert query(tmp_path / "hpsearch.db", "SELECT state, COUNT(*) FROM hp_trials GROUP BY state") == [
-        ("COMPLETE", 3)]
+    # The default pruner (hyperband) may stop a poor trial after its first epochs: 3 trials, none failed.
+    states = dict(query(tmp_path / "hpsearch.db", "SELECT state, COUNT(*) FROM hp_trials GROUP BY state"))
+    assert sum(states.values()) == 3 and set(states) <= {"COMPLETE", "PRUNED"} and states.get("COMPLETE")
     model = tmp_path / "models" / "wine" / "model.keras"
     assert model.is_file() and (model.parent / "model.json").is_file()
     assert "best params: {" in result.stdout and "test metrics: {'accuracy'" in result.stdout

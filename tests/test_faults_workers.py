@@ -290,7 +290,7 @@ def test_build_error_fails_that_trial_only(cli, tmp_path, monkeypatch):
     monkeypatch.setattr(spaces, "build_model", fragile_build)
     space = write_space(tmp_path, QUICK_SPACE)
     result = cli("run", space, "--data", "iris", "--trials", "6", "--study", "b", "--quiet", "--in-process",
-                 "--algorithm", "random")
+                 "--algorithm", "random", "--pruner", "none")
     assert result.code == 0, result.err
     trials = json.loads(cli("trials", "b", "--json").out)
     assert len(trials) == 6
@@ -315,7 +315,7 @@ def test_full_disk_stops_with_a_clear_error_and_keeps_completed_trials(tmp_path)
     db = tmp_path / "d.db"
     space = write_space(tmp_path, QUICK_SPACE)
     run_hpsearch(tmp_path, "run", space, "--data", "iris", "--trials", "2", "--study", "d", "--storage", db,
-                 "--quiet")
+                 "--quiet", "--pruner", "none")
     wal = tmp_path / "d.db-wal"
     size = db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
     done = run_hpsearch(tmp_path, "resume", "d", "--storage", db, "--trials", "400", "--quiet", check=False,

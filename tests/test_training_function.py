@@ -247,7 +247,7 @@ def test_keras_tuner_on_dask_runs_the_function_on_the_workers(tmp_path, function
 def test_ctrl_c_inside_the_function_leaves_the_study_resumable(cli, tmp_path, functions):
     space = write_space(tmp_path, "interrupted_once")
     stopped = cli("run", space, "--study", "ctrl-c", "--trials", "3", "--algorithm", "random", "--in-process",
-                  "--quiet")
+                  "--quiet", "--pruner", "none")
     assert stopped.code == 130 and "hpsearch resume ctrl-c" in stopped.err
     db = tmp_path / "hp.db"
     assert [row[1:3] for row in trial_rows(db)] == [("FAILED", 1)]
