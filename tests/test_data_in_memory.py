@@ -33,7 +33,7 @@ def test_dataframe_study_resumes_in_worker_processes(cli, tmp_path: Path, tiny_s
     url = f"sqlite:///{tmp_path / 'hp.db'}"
     out = io.StringIO()
     study = run_study(RunOptions(space=str(tiny_space), data=data, trials=2, storage=url, progress=False,
-                                 isolation=Isolation(in_process=True)), out)
+                                 pruner="none", isolation=Isolation(in_process=True)), out)
     assert study is not None
     assert study.name.startswith("dataframe-optuna-")
     shown = "DataFrame (178 rows x 14 columns): 178 rows, 13 features, multiclass (3 classes)"
