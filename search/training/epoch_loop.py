@@ -22,7 +22,7 @@ from typing import Any
 
 from hpsearch.storage import StorageError, TrialNotRunningError
 
-from .fit import NonFiniteLossError, non_finite_loss
+from .fit import FitResult, NonFiniteLossError, non_finite_loss, objective_value
 
 
 class Trainee:
@@ -87,6 +87,18 @@ class Trainee:
         """Tell the traced epoch to skip this model's steps once it stopped."""
         if self.active is not None and not self.running:
             self.active.assign(False)
+
+    def result(self, objective: str, direction: str) -> FitResult | Exception:
+        """How this model's training ended: its ``FitResult`` (value and best epoch of ``objective``), or
+        the error that stopped it alone (a callback's, or ``NonFiniteLossError`` for a diverged loss)."""
+        if self.error is not None:
+            return self.error
+        for callback in self.callbacks:
+            reason = getattr(callback, "non_finite", None)
+            if reason:
+                return NonFiniteLossError(reason)
+        value, best_epoch = objective_value(self.history, objective, direction)
+        return FitResult(history=self.history, value=value, best_epoch=best_epoch, epochs_run=self.epochs_run)
 
 
 def train_epochs(

@@ -33,11 +33,9 @@ from .epoch_loop import Trainee, train_epochs
 from .fit import (
     VALIDATION_BATCH_ROWS,
     FitResult,
-    NonFiniteLossError,
     ValidationMetrics,
     epoch_batches,
     fresh_keras_session,
-    objective_value,
     seed_everything,
     step_metric_names,
     task_info,
@@ -74,16 +72,6 @@ class _Training(Trainee):
         # A switch: a stopped member's steps are skipped inside the pack's one traced epoch.
         super().__init__(model, callbacks, switch=True)
         self.member = member
-
-    def result(self, objective: str, direction: str) -> FitResult | Exception:
-        if self.error is not None:
-            return self.error
-        for callback in self.callbacks:
-            reason = getattr(callback, "non_finite", None)
-            if reason:
-                return NonFiniteLossError(reason)
-        value, best_epoch = objective_value(self.history, objective, direction)
-        return FitResult(history=self.history, value=value, best_epoch=best_epoch, epochs_run=self.epochs_run)
 
 
 def fit_pack(

@@ -61,9 +61,7 @@ from typing import TYPE_CHECKING, Any
 from .epoch_loop import Trainee, train_epochs
 from .fit import (
     FitResult,
-    NonFiniteLossError,
     fresh_keras_session,
-    objective_value,
     step_metric_names,
     task_info,
     training_weights,
@@ -116,16 +114,6 @@ class _Member(Trainee):
     def pause_if_stopped(self) -> None:
         if not self.running:
             self.population.stop(self.index)
-
-    def result(self, objective: str, direction: str) -> FitResult | Exception:
-        if self.error is not None:
-            return self.error
-        for callback in self.callbacks:
-            reason = getattr(callback, "non_finite", None)
-            if reason:
-                return NonFiniteLossError(reason)
-        value, best_epoch = objective_value(self.history, objective, direction)
-        return FitResult(history=self.history, value=value, best_epoch=best_epoch, epochs_run=self.epochs_run)
 
 
 def fit_population(
