@@ -41,7 +41,8 @@ def test_a_jax_study_trains_on_jax_and_its_exported_model_predicts_the_same_on_t
         cli, tmp_path, db_url, monkeypatch):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
-    common = (space, "--data", "breast_cancer", "--algorithm", "random", "--trials", "2", "--quiet")
+    common = (space, "--data", "breast_cancer", "--algorithm", "random", "--trials", "2", "--quiet",
+              "--pruner", "none")
     # A shell set up for other work on JAX does not move a study that trains on TensorFlow.
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     assert cli("run", *common, "--study", "tf").code == 0

@@ -173,7 +173,8 @@ def test_csv_data_with_categorical_column_and_class_weights(cli, tmp_path, tiny_
     csv = tmp_path / "data.csv"
     csv.write_text("\n".join(rows) + "\n")
     result = cli("run", tiny_space, "--data", csv, "--target", "label", "--trials", "2", "--study", "c",
-                 "--class-weight", "balanced", "--quiet", "--algorithm", "random", "--in-process")
+                 "--class-weight", "balanced", "--quiet", "--algorithm", "random", "--in-process",
+                 "--pruner", "none")
     assert result.code == 0, result.err
     # size stays one column, colour becomes three one-hot columns
     assert "2 features (4 after encoding)" in result.out
@@ -181,7 +182,7 @@ def test_csv_data_with_categorical_column_and_class_weights(cli, tmp_path, tiny_
     assert study["data"] == str(csv) and study["states"]["COMPLETE"] == 2
     # The same configurations without class weights train differently: the weights reached the fits.
     unweighted = cli("run", tiny_space, "--data", csv, "--target", "label", "--trials", "2", "--study", "u",
-                     "--quiet", "--algorithm", "random", "--in-process")
+                     "--quiet", "--algorithm", "random", "--in-process", "--pruner", "none")
     assert unweighted.code == 0, unweighted.err
     weighted_trials = json.loads(cli("trials", "c", "--json").out)
     plain_trials = json.loads(cli("trials", "u", "--json").out)

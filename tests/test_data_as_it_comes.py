@@ -108,7 +108,7 @@ def test_species_search_retrain_and_predict_species_names(cli, tmp_path: Path, d
     data = write_penguins(tmp_path / "penguins-raw.csv")
     space = write_space(tmp_path, SPACE)
     run = cli("run", space, "--data", data, "--target", "Species", "--drop", "Individual ID", "--trials", "2",
-              "--study", "penguins", "--quiet", "--in-process")
+              "--study", "penguins", "--quiet", "--in-process", "--pruner", "none")
     assert run.code == 0, run.err
     assert "penguins-raw.csv: 150 rows, 15 features (24 after encoding), multiclass (3 classes)" in run.out
     states = query(tmp_path / "hp.db", "SELECT state FROM hp_trials ORDER BY number")

@@ -86,7 +86,7 @@ def test_arrays_with_a_validation_split(tmp_path: Path, tiny_space: Path,
     url = f"sqlite:///{tmp_path / 'hp.db'}"
     out = io.StringIO()
     study = run_study(RunOptions(space=str(tiny_space), data=data, trials=2, storage=url, progress=False,
-                                 isolation=Isolation(in_process=True)), out)
+                                 pruner="none", isolation=Isolation(in_process=True)), out)
     assert study.name.startswith("arrays-optuna-")
     assert "arrays (110 rows x 4 columns, validation 40 rows): 150 rows" in out.getvalue()
     values = [v for (v,) in query(tmp_path / "hp.db", "SELECT value FROM hp_trials WHERE state = 'COMPLETE'")]

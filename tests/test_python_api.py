@@ -88,7 +88,7 @@ import hpsearch
 
 space = {"objective": "val_accuracy", "params": {"n_neurons": {"type": "int", "low": 8, "high": 32}},
          "fixed": {"n_hidden": 1, "epochs": 12, "batch_size": 32}}
-hpsearch.run(space, "digits", trials=30, storage=sys.argv[1], study="stopped", progress=False)
+hpsearch.run(space, "digits", trials=30, storage=sys.argv[1], study="stopped", progress=False, pruner="none")
 """
 
 

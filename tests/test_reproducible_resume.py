@@ -31,8 +31,8 @@ fixed: {n_hidden: 1, epochs: 30, batch_size: 16, optimizer: adam}
 """
 
 # Optuna grid besides TPE: its grid points follow the proposal index, which the retry of the killed trial
-# must not shift. The median pruner: Optuna's Hyperband (the default pruner) picks a trial's bracket from
-# its Optuna trial number, which a retry changes (docs/resume.md, Limits).
+# must not shift. The median pruner: under Optuna's Hyperband (the default pruner) the retry of a killed
+# trial is also compared with the killed attempt's rung values (docs/resume.md, Limits).
 CASES = {
     "optuna-tpe": ("--engine", "optuna", "--algorithm", "tpe", "--trials", "5", "--pruner", "median"),
     "optuna-grid": ("--engine", "optuna", "--algorithm", "grid", "--trials", "5", "--pruner", "median"),

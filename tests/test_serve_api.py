@@ -47,7 +47,7 @@ def test_launch_watch_stop_resume_best_compare(tmp_path: Path, db_url: str) -> N
     data_dir.mkdir()
     with running_server(tmp_path, db_url, "--data-dir", str(data_dir)) as server, server.client() as api:
         # Launch: a study that would run long (stopped below), and a short one of another engine.
-        launched = api.post("/api/studies", json=launch_body("api-optuna", trials=40))
+        launched = api.post("/api/studies", json=launch_body("api-optuna", trials=40, pruner="none"))
         assert launched.status_code == 202, launched.text
         assert launched.json()["running"] is True
         # The storage reaches the child through its environment, never its command line.

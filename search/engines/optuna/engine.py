@@ -281,11 +281,13 @@ class OptunaEngine(Engine):
     def _study(self, ctx: RunContext) -> Any:
         import optuna
 
+        from .lean_reads import LeanReadStorage  # imports optuna: only when a study opens
+
         # Our recorder reports every failure; Optuna's own warnings would repeat them with tracebacks.
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         return optuna.create_study(
             study_name=ctx.study.name,
-            storage=self._storage(ctx),
+            storage=LeanReadStorage(self._storage(ctx)),
             sampler=self._sampler(ctx),
             pruner=self._pruner(ctx),
             direction=ctx.study.direction,
