@@ -194,7 +194,9 @@ def _run_optuna(contender: Contender, task: str, seed: int, epochs: int, tally: 
             params[name] = suggest(name, spec["low"], spec["high"], log=spec["log"])
 
         def report(epoch: int, **metrics: float) -> None:
-            trial.report(metrics[lcbench.OBJECTIVE], epoch)
+            # Steps from 0, as Optuna's examples and its Keras callback report them (and hpsearch does):
+            # the pruner's first rung then falls at the same epoch as in hpsearch's runs.
+            trial.report(metrics[lcbench.OBJECTIVE], epoch - 1)
             if trial.should_prune():
                 raise _Pruned(metrics[lcbench.OBJECTIVE])
 

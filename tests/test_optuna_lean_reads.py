@@ -69,3 +69,16 @@ def test_a_running_trial_sees_the_attributes_it_wrote_and_a_finished_one_is_forg
     storage.delete_study(study._study_id)
     with pytest.raises(KeyError):
         storage.get_study_id_from_name("attrs")
+
+
+def test_the_lean_storage_pickles_as_optunas_does(tmp_path: Path) -> None:
+    import pickle
+
+    storage = LeanReadStorage(optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'pickled.db'}"))
+    study = optuna.create_study(study_name="pickled", storage=storage)
+    trial = study.ask()
+    storage.get_trial_system_attrs(trial._trial_id)
+    copy = pickle.loads(pickle.dumps(storage))
+    # The copy runs none of this process's trials: it reads their attributes from the database.
+    assert copy._running_attrs == {} and storage._running_attrs == {trial._trial_id: {}}
+    assert copy.get_study_id_from_name("pickled") == study._study_id

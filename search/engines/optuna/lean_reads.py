@@ -18,7 +18,6 @@ A study's id is kept once found: a study keeps its id while it exists.
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 # Optuna's own caching layer (the one ``optuna.create_study`` wraps every RDB storage in); private, so the
@@ -38,8 +37,14 @@ class LeanReadStorage(_CachedStorage):
     def __init__(self, backend: Any) -> None:
         super().__init__(backend)
         self._running_attrs: dict[int, dict[str, Any]] = {}
-        self._running_lock = threading.Lock()
         self._study_ids: dict[str, int] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Optuna's storages pickle (its lock is left out and made anew); a copy in another process runs
+        # none of this process's trials, so it starts with no running trial's attributes.
+        state = super().__getstate__()
+        state["_running_attrs"] = {}
+        return state
 
     def get_study_id_from_name(self, study_name: str) -> int:
         """The study's id, read from the database once (a missing study raises ``KeyError`` each time)."""
@@ -55,14 +60,14 @@ class LeanReadStorage(_CachedStorage):
 
     def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
         """The trial's system attributes: from memory while it runs here, else from Optuna's storage."""
-        with self._running_lock:
+        with self._lock:
             attrs = self._running_attrs.get(trial_id)
             if attrs is not None:
                 return dict(attrs)
         trial = self.get_trial(trial_id)
         if trial.state != TrialState.RUNNING:
             return trial.system_attrs
-        with self._running_lock:
+        with self._lock:
             self._running_attrs.setdefault(trial_id, dict(trial.system_attrs))
         return dict(trial.system_attrs)
 
@@ -71,13 +76,13 @@ class LeanReadStorage(_CachedStorage):
 
         The value is kept as the database returns it (through JSON: a tuple comes back a list)."""
         super().set_trial_system_attr(trial_id, key, value)
-        with self._running_lock:
+        with self._lock:
             attrs = self._running_attrs.get(trial_id)
             if attrs is not None:
                 attrs[key] = json.loads(json.dumps(value))
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
         """Change the trial's state in the database; a trial whose state changes leaves the memory."""
-        with self._running_lock:
+        with self._lock:
             self._running_attrs.pop(trial_id, None)
         return super().set_trial_state_values(trial_id, state=state, values=values)
