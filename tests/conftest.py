@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import sqlite3
@@ -113,6 +114,25 @@ def spawn_hpsearch(*args: str, cwd: Path) -> subprocess.Popen:
     )
 
 
+def trials_by_config(cli, study: str) -> dict[str, dict]:
+    """``hpsearch trials STUDY --json``, keyed by each trial's parameters (as sorted JSON): the same
+    configuration in two studies has the same key."""
+    trials = json.loads(cli("trials", study, "--json").out)
+    return {json.dumps(t["params"], sort_keys=True): t for t in trials}
+
+
+def curves_by_config(db_path: Path, study: str) -> dict[str, list[dict]]:
+    """Each trial's stored epochs (metrics, in order) read from the database, keyed as
+    ``trials_by_config``."""
+    sql = ("SELECT t.params, e.metrics FROM hp_trials t JOIN hp_studies s ON s.id = t.study_id "
+           "JOIN hp_trial_epochs e ON e.trial_id = t.id WHERE s.name = ? ORDER BY t.id, e.epoch")
+    rows = query(db_path, sql, (study,))
+    curves: dict[str, list[dict]] = {}
+    for params, metrics in rows:
+        curves.setdefault(json.dumps(json.loads(params), sort_keys=True), []).append(json.loads(metrics))
+    return curves
+
+
 def query(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
     """Read our tables with the sqlite3 module, independently of hpsearch's own code."""
     connection = sqlite3.connect(db_path, timeout=30)
@@ -153,6 +173,54 @@ def _writable(db_path: Path) -> bool:
         return False
     finally:
         connection.close()
+
+
+#: Four configurations in two groups of two (one per batch size), 20 epochs of small batches: the second
+#: group trains long enough for a poll to find it running.
+TWO_GROUPS_SPACE = """\
+objective: val_accuracy
+params:
+  n_neurons: {type: categorical, choices: [8, 16]}
+  batch_size: {type: categorical, choices: [8, 16]}
+fixed: {n_hidden: 1, epochs: 20}
+"""
+
+
+def kill_9_then_resume_two_groups(tmp_path: Path, *run_args: str) -> tuple[list[tuple], list[tuple]]:
+    """``hpsearch run`` of ``TWO_GROUPS_SPACE`` on digits (study ``k``, four trials, ``run_args`` saying how
+    they train together) killed with SIGKILL once the first group has completed and both trials of the
+    second have trained an epoch; then ``hpsearch resume``, which must exit 0.
+
+    Returns:
+        ``(number, state)`` of every trial at the kill, and ``(number, state, retry_of, epochs_run, params)``
+        of every trial after the resume.
+    """
+    space = tmp_path / "slow.yaml"
+    space.write_text(TWO_GROUPS_SPACE)
+    db = tmp_path / "k.db"
+    url = f"sqlite:///{db}"
+    process = spawn_hpsearch("run", space, "--data", "digits", "--trials", "4", "--study", "k", *run_args,
+                             "--storage", url, "--quiet", "--in-process", cwd=tmp_path)
+
+    def second_group_training() -> bool:
+        if not db.exists():
+            return False
+        rows = query(db, "SELECT t.state, COUNT(e.epoch) FROM hp_trials t LEFT JOIN hp_trial_epochs e "
+                         "ON e.trial_id = t.id GROUP BY t.id")
+        return (sum(state == "COMPLETE" for state, _ in rows) == 2
+                and sum(state == "RUNNING" and epochs >= 1 for state, epochs in rows) == 2)
+
+    try:
+        wait_for(second_group_training, interval_s=0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    before = query(db, "SELECT number, state FROM hp_trials ORDER BY number")
+    resumed = subprocess.run(hpsearch_command("resume", "k", "--storage", url, "--quiet", "--in-process"),
+                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    after = query(db, "SELECT number, state, retry_of, epochs_run, params FROM hp_trials ORDER BY number")
+    return before, after
 
 
 def wait_for(condition, timeout_s: float = 180.0, interval_s: float = 0.2) -> None:

@@ -15,7 +15,14 @@ import subprocess
 
 import pytest
 
-from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
+from tests.conftest import (
+    curves_by_config,
+    hpsearch_command,
+    query,
+    spawn_hpsearch,
+    trials_by_config,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -84,21 +91,6 @@ fixed: {n_hidden: 1, epochs: 3, batch_size: 64}
 """
 
 
-def _trials_by_config(cli, study: str) -> dict[str, dict]:
-    trials = json.loads(cli("trials", study, "--json").out)
-    return {json.dumps(t["params"], sort_keys=True): t for t in trials}
-
-
-def _curves(db, study: str) -> dict[str, list[dict]]:
-    rows = query(db, "SELECT t.params, e.metrics FROM hp_trials t JOIN hp_studies s ON s.id = t.study_id "
-                     "JOIN hp_trial_epochs e ON e.trial_id = t.id WHERE s.name = ? ORDER BY t.id, e.epoch",
-                 (study,))
-    curves: dict[str, list[dict]] = {}
-    for params, metrics in rows:
-        curves.setdefault(json.dumps(json.loads(params), sort_keys=True), []).append(json.loads(metrics))
-    return curves
-
-
 def test_run_with_pack_records_every_trial_as_the_same_run_without_it(cli, tmp_path):
     space = tmp_path / "grid.yaml"
     space.write_text(GRID_SPACE)
@@ -106,7 +98,7 @@ def test_run_with_pack_records_every_trial_as_the_same_run_without_it(cli, tmp_p
         result = cli("run", space, "--algorithm", "grid", "--pruner", "none", "--trials", "8",
                      "--study", study, "--pack", pack, "--quiet")
         assert result.code == 0, result.err
-    packed, alone = _trials_by_config(cli, "packed"), _trials_by_config(cli, "alone")
+    packed, alone = trials_by_config(cli, "packed"), trials_by_config(cli, "alone")
     assert sorted(packed) == sorted(alone) and len(packed) == 8
     for key, trial in packed.items():
         other = alone[key]
@@ -119,7 +111,7 @@ def test_run_with_pack_records_every_trial_as_the_same_run_without_it(cli, tmp_p
                for t in diverged if t["params"]["optimizer"] == "sgd")
     assert sum(t["state"] == "COMPLETE" for t in packed.values()) >= 4
     # Each trial has its own curves in the store, every metric of every epoch it ran, as alone.
-    curves = {study: _curves(tmp_path / "hp.db", study) for study in ("packed", "alone")}
+    curves = {study: curves_by_config(tmp_path / "hp.db", study) for study in ("packed", "alone")}
     assert curves["packed"] == curves["alone"]
     assert all(len(epochs) == packed[key]["epochs_run"] for key, epochs in curves["packed"].items())
     assert {"val_auc", "val_f1", "learning_rate", "loss"} <= set(curves["packed"][next(iter(packed))][0])

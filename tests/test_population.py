@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import subprocess
 
 import numpy as np
 import pytest
 
-from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
+from tests.conftest import curves_by_config, kill_9_then_resume_two_groups, trials_by_config
 
 pytestmark = pytest.mark.slow
 
@@ -154,21 +152,6 @@ fixed: {n_hidden: 1, epochs: 2, batch_size: 64}
 """
 
 
-def _trials(cli, study: str) -> dict[str, dict]:
-    trials = json.loads(cli("trials", study, "--json").out)
-    return {json.dumps(t["params"], sort_keys=True): t for t in trials}
-
-
-def _curves(db, study: str) -> dict[str, list[dict]]:
-    rows = query(db, "SELECT t.params, e.metrics FROM hp_trials t JOIN hp_studies s ON s.id = t.study_id "
-                     "JOIN hp_trial_epochs e ON e.trial_id = t.id WHERE s.name = ? ORDER BY t.id, e.epoch",
-                 (study,))
-    curves: dict[str, list[dict]] = {}
-    for params, metrics in rows:
-        curves.setdefault(json.dumps(json.loads(params), sort_keys=True), []).append(json.loads(metrics))
-    return curves
-
-
 def test_a_search_with_populations_records_every_trial_as_the_search_without_them(cli, tmp_path, db_url):
     import hpsearch
 
@@ -180,7 +163,7 @@ def test_a_search_with_populations_records_every_trial_as_the_search_without_the
     result = cli("run", space, "--algorithm", "grid", "--pruner", "none", "--trials", "8", "--study", "alone",
                  "--population", "off", "--quiet")
     assert result.code == 0, result.err
-    together, alone = _trials(cli, "together"), _trials(cli, "alone")
+    together, alone = trials_by_config(cli, "together"), trials_by_config(cli, "alone")
     assert sorted(together) == sorted(alone) and len(together) == 8
     for key, trial in together.items():
         other = alone[key]
@@ -194,7 +177,7 @@ def test_a_search_with_populations_records_every_trial_as_the_search_without_the
     assert all(t["state"] == "FAILED" and "loss became" in t["error"] for t in diverged)
     assert sum(t["state"] == "COMPLETE" for t in together.values()) >= 4
     # Each trial has its own curve in the store, every metric of every epoch, within rounding of alone.
-    curves = {study: _curves(tmp_path / "hp.db", study) for study in ("together", "alone")}
+    curves = {study: curves_by_config(tmp_path / "hp.db", study) for study in ("together", "alone")}
     assert sorted(curves["together"]) == sorted(curves["alone"])
     for key, epochs in curves["together"].items():
         assert len(epochs) == together[key]["epochs_run"]
@@ -222,54 +205,19 @@ def test_a_bad_population_is_refused_with_one_sentence(cli, tiny_space, value, d
                      population=value)
 
 
-KILL_SPACE = """\
-objective: val_accuracy
-params:
-  n_neurons: {type: categorical, choices: [8, 16]}
-  batch_size: {type: categorical, choices: [8, 16]}
-fixed: {n_hidden: 1, epochs: 20}
-"""
-# Small batches and 20 epochs: the second population trains long enough for the poll to find it running.
-
-
 def test_kill_9_mid_population_then_resume_retrains_only_the_unfinished_members(tmp_path):
-    space = tmp_path / "slow.yaml"
-    space.write_text(KILL_SPACE)
-    db = tmp_path / "k.db"
-    url = f"sqlite:///{db}"
     # Four grid points asked at once: two populations (one per batch size), trained one after the other.
-    process = spawn_hpsearch("run", space, "--data", "digits", "--trials", "4", "--population", "4",
-                             "--study", "k", "--algorithm", "grid", "--pruner", "none", "--storage", url,
-                             "--quiet", "--in-process", cwd=tmp_path)
-
-    def second_population_training() -> bool:
-        if not db.exists():
-            return False
-        rows = query(db, "SELECT t.state, COUNT(e.epoch) FROM hp_trials t LEFT JOIN hp_trial_epochs e "
-                         "ON e.trial_id = t.id GROUP BY t.id")
-        return (sum(state == "COMPLETE" for state, _ in rows) == 2
-                and sum(state == "RUNNING" and epochs >= 1 for state, epochs in rows) == 2)
-
-    try:
-        wait_for(second_population_training, interval_s=0.05)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    before = query(db, "SELECT number, state, params FROM hp_trials ORDER BY number")
-    finished = {number for number, state, _ in before if state == "COMPLETE"}
-    assert len(finished) == 2 and [state for _, state, _ in before].count("RUNNING") == 2
-
-    resumed = subprocess.run(hpsearch_command("resume", "k", "--storage", url, "--quiet", "--in-process"),
-                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
-    rows = query(db, "SELECT number, state, retry_of, epochs_run, params FROM hp_trials ORDER BY number")
+    before, rows = kill_9_then_resume_two_groups(tmp_path, "--population", "4", "--algorithm", "grid",
+                                                 "--pruner", "none")
+    finished = {number for number, state in before if state == "COMPLETE"}
+    assert len(finished) == 2 and [state for _, state in before].count("RUNNING") == 2
     retried = sorted(row[2] for row in rows if row[2] is not None)
-    assert retried == sorted({number for number, *_ in before} - finished), "only the unfinished are retried"
+    assert retried == sorted({number for number, _ in before} - finished), "only the unfinished are retried"
     completed = [row for row in rows if row[1] == "COMPLETE"]
     assert all(row[3] == 20 for row in completed)
     points = sorted((json.loads(row[4])["n_neurons"], json.loads(row[4])["batch_size"]) for row in completed)
     assert points == sorted((n, b) for n in (8, 16) for b in (8, 16)), "every grid point trained once"
-    assert query(db, "SELECT COUNT(*) FROM hp_trials WHERE state = 'RUNNING'") == [(0,)]
+    assert all(state != "RUNNING" for _, state, *_ in rows)
 
 
 def test_a_member_starts_from_the_weights_build_model_gives_it():

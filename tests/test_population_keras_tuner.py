@@ -4,12 +4,10 @@ trained as populations, each its own trial with its own curve, as the same searc
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 
 import pytest
 
-from tests.conftest import hpsearch_command, query, spawn_hpsearch, wait_for
+from tests.conftest import curves_by_config, kill_9_then_resume_two_groups, trials_by_config
 
 pytestmark = pytest.mark.slow
 
@@ -24,21 +22,6 @@ params:
   optimizer: {type: categorical, choices: [adam, sgd, rmsprop]}
 fixed: {n_hidden: 1, epochs: 2, batch_size: 32}
 """
-
-
-def _trials(cli, study: str) -> dict[str, dict]:
-    trials = json.loads(cli("trials", study, "--json").out)
-    return {json.dumps(t["params"], sort_keys=True): t for t in trials}
-
-
-def _curves(db, study: str) -> dict[str, list[dict]]:
-    rows = query(db, "SELECT t.params, e.metrics FROM hp_trials t JOIN hp_studies s ON s.id = t.study_id "
-                     "JOIN hp_trial_epochs e ON e.trial_id = t.id WHERE s.name = ? ORDER BY t.id, e.epoch",
-                 (study,))
-    curves: dict[str, list[dict]] = {}
-    for params, metrics in rows:
-        curves.setdefault(json.dumps(json.loads(params), sort_keys=True), []).append(json.loads(metrics))
-    return curves
 
 
 def test_random_search_populations_record_the_trials_of_the_search_alone(cli, tmp_path, monkeypatch):
@@ -63,13 +46,13 @@ def test_random_search_populations_record_the_trials_of_the_search_alone(cli, tm
     assert alone.code == 0, alone.err
     assert sizes == [4], "without --population every trial trains alone"
 
-    mine, theirs = _trials(cli, "together"), _trials(cli, "alone")
+    mine, theirs = trials_by_config(cli, "together"), trials_by_config(cli, "alone")
     assert sorted(mine) == sorted(theirs) and len(mine) == 4, "the same seed proposes the same configurations"
     for key, trial in mine.items():
         assert trial["state"] == theirs[key]["state"] == "COMPLETE", key
         assert trial["engine_trial_id"] is not None and trial["epochs_run"] == 2, key
         assert abs(trial["value"] - theirs[key]["value"]) <= ROUNDING, key
-    curves = {study: _curves(tmp_path / "hp.db", study) for study in ("together", "alone")}
+    curves = {study: curves_by_config(tmp_path / "hp.db", study) for study in ("together", "alone")}
     assert sorted(curves["together"]) == sorted(mine)
     for key, epochs in curves["together"].items():
         assert len(epochs) == 2, key
@@ -92,51 +75,16 @@ def test_population_with_an_oracle_that_learns_between_trials_is_refused(cli, ti
     assert "Traceback" not in result.err
 
 
-KILL_SPACE = """\
-objective: val_accuracy
-params:
-  n_neurons: {type: categorical, choices: [8, 16]}
-  batch_size: {type: categorical, choices: [8, 16]}
-fixed: {n_hidden: 1, epochs: 20}
-"""
-# Small batches and 20 epochs: the second population trains long enough for the poll to find it running.
-
-
 def test_kill_9_mid_population_then_resume_retrains_only_the_unfinished_trials_alone(tmp_path):
-    space = tmp_path / "slow.yaml"
-    space.write_text(KILL_SPACE)
-    db = tmp_path / "k.db"
-    url = f"sqlite:///{db}"
     # Four trials asked of the oracle at once: two populations (one per batch size), one after the other.
-    process = spawn_hpsearch("run", space, "--data", "digits", "--trials", "4", "--population", "4",
-                             "--study", "k", "--engine", "keras-tuner", "--algorithm", "random",
-                             "--seed", "3", "--storage", url, "--quiet", "--in-process", cwd=tmp_path)
-
-    def second_population_training() -> bool:
-        if not db.exists():
-            return False
-        rows = query(db, "SELECT t.state, COUNT(e.epoch) FROM hp_trials t LEFT JOIN hp_trial_epochs e "
-                         "ON e.trial_id = t.id GROUP BY t.id")
-        return (sum(state == "COMPLETE" for state, _ in rows) == 2
-                and sum(state == "RUNNING" and epochs >= 1 for state, epochs in rows) == 2)
-
-    try:
-        wait_for(second_population_training, interval_s=0.05)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    before = query(db, "SELECT number, state FROM hp_trials ORDER BY number")
+    before, rows = kill_9_then_resume_two_groups(tmp_path, "--population", "4", "--engine", "keras-tuner",
+                                                 "--algorithm", "random", "--seed", "3")
     finished = {number for number, state in before if state == "COMPLETE"}
     assert len(finished) == 2 and [state for _, state in before].count("RUNNING") == 2
-
-    resumed = subprocess.run(hpsearch_command("resume", "k", "--storage", url, "--quiet", "--in-process"),
-                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
-    rows = query(db, "SELECT number, state, retry_of, epochs_run, params FROM hp_trials ORDER BY number")
     retried = sorted(row[2] for row in rows if row[2] is not None)
     assert retried == sorted({number for number, _ in before} - finished), "only the unfinished are retried"
     completed = [row for row in rows if row[1] == "COMPLETE"]
     assert len(completed) == 4 and all(row[3] == 20 for row in completed)
     points = sorted((json.loads(row[4])["n_neurons"], json.loads(row[4])["batch_size"]) for row in completed)
     assert points == sorted((n, b) for n in (8, 16) for b in (8, 16)), "every configuration trained once"
-    assert query(db, "SELECT COUNT(*) FROM hp_trials WHERE state = 'RUNNING'") == [(0,)]
+    assert all(state != "RUNNING" for _, state, *_ in rows)
