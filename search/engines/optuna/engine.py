@@ -56,8 +56,9 @@ if TYPE_CHECKING:
     from ...training.context import RunContext
 
 PRUNERS = ("median", "hyperband", "asha", "curve", "none")
-#: The pruner a new study records when ``--pruner`` is not given: the best mean rank on LCBench's
-#: development tasks (docs/benchmarks/lcbench.md, ``scripts/bench_efficiency.py --benchmark lcbench``).
+#: The pruner a new study records when ``--pruner`` is not given: the best mean rank at 25% of the budget
+#: on LCBench's development tasks (docs/benchmarks/lcbench.md, ``scripts/bench_efficiency.py --benchmark
+#: lcbench``).
 DEFAULT_PRUNER = "hyperband"
 #: What a study made before new studies recorded their pruner used (median): it keeps it on resume.
 LEGACY_PRUNER = "median"
